@@ -1,0 +1,47 @@
+"""The ``latentscenes`` command. Each command group lives in its own module and registers itself here.
+
+Commands: ``data build flightgear | data validate``, ``fit-rgb``, ``ae pretrain | ae eval``,
+``train``, ``exploit``, ``eval``, ``render``, ``demo``, ``bench``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="latentscenes",
+    help="Learn numerous 3D scenes as Tri-Planes in a 3D-aware latent space (3Da-AE, arXiv 2403.11678).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# module path -> each module exposes ``register(app: typer.Typer) -> None``
+_COMMAND_MODULES = [
+    "latentscenes.cli.data",
+    "latentscenes.cli.fit_rgb",
+    "latentscenes.cli.ae",
+    "latentscenes.cli.pipeline",
+    "latentscenes.cli.bench",
+]
+
+@app.command()
+def version() -> None:
+    """Print the installed latentscenes version."""
+    from latentscenes import __version__
+
+    typer.echo(__version__)
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
