@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "latentscenes.cli.fit_rgb",
     "latentscenes.cli.ae",
     "latentscenes.cli.pipeline",
+    "latentscenes.cli.evaluate",
     "latentscenes.cli.bench",
 ]
 

@@ -1,0 +1,60 @@
+"""Image metrics, from torchmetrics, under one protocol used everywhere in the project.
+
+Protocol (docs/evaluation.md): images are compared in [0, 1] (model outputs in [-1, 1] are mapped with
+(x + 1) / 2 and clamped to [0, 1] first), on the full frame including the white background, with
+``data_range = 1``. PSNR and SSIM are computed **per image** and then averaged (per view -> per scene ->
+overall), unlike the authors' code, which averaged MSE per batch (3da-ae-spec Sec. 7.1).
+Latent PSNR compares normalised latents in [-1, 1] with ``data_range = 2`` (peak^2 = 4, as in the paper's code).
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+
+def to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Map model-space images in [-1, 1] to [0, 1] and clamp."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR in dB for each image of a batch.
+
+    Args:
+        pred, target: ``[B, C, H, W]`` in a range of width ``data_range`` (e.g. [0, 1] -> 1.0).
+    Returns:
+        ``[B]`` float tensor, dB (``inf`` for identical images).
+    Raises:
+        ValueError: if the shapes differ.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"psnr: shape mismatch {tuple(pred.shape)} vs {tuple(target.shape)}")
+    pred = pred.detach().float()
+    target = target.detach().float()
+    return peak_signal_noise_ratio(
+        pred, target, data_range=data_range, reduction="none", dim=tuple(range(1, pred.dim()))
+    )
+
+
+def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """SSIM (Gaussian window 11, sigma 1.5) for each image of a batch: ``[B, C, H, W]`` -> ``[B]`` in [-1, 1].
+
+    Raises:
+        ValueError: if the shapes differ.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"ssim: shape mismatch {tuple(pred.shape)} vs {tuple(target.shape)}")
+    pred = pred.detach().float()
+    target = target.detach().float()
+    # torchmetrics needs the image to be larger than the window; small latents use a smaller window.
+    k = 11 if min(pred.shape[-2:]) >= 11 else (min(pred.shape[-2:]) // 2) * 2 - 1
+    return structural_similarity_index_measure(
+        pred, target, data_range=data_range, reduction="none", kernel_size=max(k, 3)
+    )
+
+
+def rgb_metrics(pred_model: torch.Tensor, target_unit: torch.Tensor) -> dict[str, torch.Tensor]:
+    """PSNR/SSIM of model-space predictions ``[B,3,H,W]`` in [-1,1] against ground truth in [0,1]."""
+    p = to_unit_range(pred_model)
+    return {"psnr": psnr_per_image(p, target_unit), "ssim": ssim_per_image(p, target_unit)}
