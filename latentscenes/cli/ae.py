@@ -1,7 +1,174 @@
-"""Placeholder: this command group is being written (see the project's issues)."""
+"""``latentscenes ae pretrain | eval``: pre-train the base autoencoder, measure an autoencoder's reconstruction.
+
+docs/autoencoder.md describes the recipe, the shipped weights and the evaluation protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import typer
 
+from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+
+ae_app = typer.Typer(help="Base autoencoder: pre-train it, evaluate it (docs/autoencoder.md).", no_args_is_help=True)
+
+DEFAULT_DATA = "data/flightgear"
+
+
+@contextmanager
+def ae_errors() -> Iterator[None]:
+    """The project's input errors plus autoencoder/pre-training errors -> one line and exit code 2."""
+    from latentscenes.autoencoder.model import AutoencoderError
+    from latentscenes.autoencoder.pretrain import PretrainError
+    from latentscenes.utils.progress import console
+
+    with user_errors():
+        try:
+            yield
+        except (AutoencoderError, PretrainError) as e:
+            console.print(f"[red]error:[/red] {e}")
+            sys.exit(2)
+
+
+def machine_info() -> dict:
+    """CPU model, threads, torch version and GPU (if any): recorded with pre-training runs and evaluations."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+@ae_app.command("pretrain")
+def pretrain_cmd(
+    data: Path = typer.Option(Path(DEFAULT_DATA), "--data", help="Multi-scene dataset: its train-split scenes' train views are used."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Train on every image under this folder instead of --data."),
+    out: Path = typer.Option(Path("runs/ae-pretrain"), "--out", help="Run folder (checkpoint, ae.safetensors, metrics.jsonl)."),
+    preset: Optional[str] = PRESET_OPT,
+    config: Optional[Path] = CONFIG_OPT,
+    set_: Optional[list[str]] = SET_OPT,
+    ae: Optional[str] = typer.Option(None, "--ae", help="Start from: scratch (default of the recipe), shipped, or a local checkpoint path."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget in minutes (stops cleanly, checkpoint written)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (0 = derive from --minutes)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors with its saved config."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if present), cpu or cuda."),
+    max_scenes: int = typer.Option(0, "--max-scenes", help="Use at most this many train scenes (0 = all)."),
+    views_per_scene: int = typer.Option(0, "--views-per-scene", help="Use at most this many train views per scene (0 = all)."),
+    eval_scenes: int = typer.Option(8, "--eval-scenes", help="Exploit scenes whose test views are the periodic held-out evaluation."),
+    resolution: int = typer.Option(128, "--resolution", help="Image resolution for --images folders."),
+) -> None:
+    """Pre-train the base autoencoder (diffusers AutoencoderKL) on images; see docs/autoencoder.md."""
+    from latentscenes.autoencoder.data import load_dataset_views, load_image_folder
+    from latentscenes.autoencoder.model import AEConfig
+    from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config, pretrain
+    from latentscenes.config import apply_overrides, resolve_config
+    from latentscenes.utils.device import pick_device, set_cpu_threads
+    from latentscenes.utils.progress import console
+
+    with ae_errors():
+        set_cpu_threads()
+        if resume:
+            cfg_path = out / "config.json"
+            if not cfg_path.is_file():
+                raise FileNotFoundError(f"--resume: no run at {out} (missing {cfg_path})")
+            cfg = apply_overrides(load_pretrain_config(cfg_path), set_)
+        else:
+            cfg = resolve_config(PretrainConfig, preset, config, set_)
+            if ae:
+                cfg.ae = AEConfig.from_option(ae, cfg.ae)
+        if minutes is not None:
+            cfg.minutes = float(minutes)
+        if steps is not None:
+            cfg.steps = int(steps)
+        dev = pick_device(device)
+        eval_u8 = None
+        if images is not None:
+            train_u8 = load_image_folder(images, resolution)
+            n_eval = max(1, min(cfg.eval_images, train_u8.shape[0] // 10))
+            eval_u8, train_u8 = train_u8[:n_eval], train_u8[n_eval:] if train_u8.shape[0] > n_eval else train_u8
+            source = {"images": str(images), "n": int(train_u8.shape[0])}
+        else:
+            train_u8, owners = load_dataset_views(data, "train", "train", max_scenes, views_per_scene, seed=cfg.seed)
+            try:
+                eval_u8, _ = load_dataset_views(data, "exploit", "test", eval_scenes, 0, seed=cfg.seed, progress=False)
+            except Exception as e:  # a dataset without exploit scenes: hold out test views of train scenes
+                console.print(f"[yellow]no exploit-scene test views ({e}); evaluating on train scenes' test views[/yellow]")
+                eval_u8, _ = load_dataset_views(data, "train", "test", eval_scenes, 0, seed=cfg.seed, progress=False)
+            source = {"dataset": str(data), "scenes": len(set(owners)), "images": int(train_u8.shape[0]),
+                      "views": "train-split views of train-split scenes"}
+        console.print(
+            f"ae pretrain: {train_u8.shape[0]} images {tuple(train_u8.shape[-2:])}, eval {0 if eval_u8 is None else eval_u8.shape[0]}, "
+            f"device {dev}, crop {cfg.crop}, batch {cfg.batch_size}, steps {cfg.steps or 'auto'}, minutes {cfg.minutes or '-'}"
+        )
+        provenance = {
+            "command": "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "data": source, "machine": machine_info(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        model, summary = pretrain(cfg, train_u8, eval_u8, out, resume=resume, device=dev, provenance=provenance)
+        last = summary.get("last_eval") or {}
+        console.print(
+            f"done: {summary['steps']} steps in {summary['wall_s']:.0f} s; held-out PSNR {last.get('psnr', float('nan')):.2f} dB "
+            f"SSIM {last.get('ssim', float('nan')):.3f}; tanh_scale {summary['tanh_scale']}; wrote {out / 'ae.safetensors'}"
+        )
+
+
+@ae_app.command("eval")
+def eval_cmd(
+    ae: str = typer.Option("shipped", "--ae", help="shipped, or a local checkpoint (ae.safetensors, diffusers folder or state dict)."),
+    data: Path = typer.Option(Path(DEFAULT_DATA), "--data", help="Multi-scene dataset."),
+    scenes: str = typer.Option("exploit", "--scenes", help="Scene split: exploit, train or all."),
+    views: str = typer.Option("test", "--views", help="View split: test, train or all."),
+    resolution: list[int] = typer.Option([128, 64], "--resolution", help="Resolution(s) to evaluate at (repeatable)."),
+    max_scenes: int = typer.Option(0, "--max-scenes", help="At most this many scenes (seeded subset; 0 = all)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the figures (overall, per scene, per view) to this JSON."),
+    preset: Optional[str] = PRESET_OPT,
+    set_: Optional[list[str]] = SET_OPT,
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Reconstruction PSNR/SSIM of an autoencoder on held-out views (per view -> per scene -> overall)."""
+    from latentscenes.autoencoder.evaluate import evaluate_on_dataset
+    from latentscenes.autoencoder.model import AEConfig, load_autoencoder
+    from latentscenes.config import resolve_config
+    from latentscenes.utils.device import pick_device, set_cpu_threads
+    from latentscenes.utils.io import atomic_write_text
+    from latentscenes.utils.progress import console
+
+    with ae_errors():
+        set_cpu_threads()
+        base = resolve_config(AEConfig, preset, None, set_)
+        cfg = AEConfig.from_option(ae, base)
+        model = load_autoencoder(cfg, pick_device(device))
+        report = {"ae": ae, "data": str(data), "scenes": scenes, "views": views, "machine": machine_info(),
+                  "results": {}}
+        for res in resolution:
+            r = evaluate_on_dataset(model, data, scenes, None if views == "all" else views, res, max_scenes)
+            report["results"][str(res)] = r
+            console.print(
+                f"{res}x{res}: PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}  ({r['n_scenes']} scenes, {r['n_views']} views)"
+            )
+        if out is not None:
+            atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+            console.print(f"wrote {out}")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add the ``ae`` command group (``pretrain``, ``eval``) to the main app."""
+    app.add_typer(ae_app, name="ae")

@@ -1,7 +1,62 @@
-"""Placeholder: this command group is being written (see the project's issues)."""
+"""``latentscenes bench``: the paper's cost and quality tables (Tables 1-2, Fig. 6-7), measured in one run.
+
+Example (2-core CPU, < 60 min)::
+
+    latentscenes bench --preset cpu --data data/flightgear --out reports/bench-cpu
+
+Writes ``OUT/results.json`` (machine, versions, config, every figure), ``OUT/summary.md`` and PNG plots.
+The protocol is in docs/benchmark.md.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("bench")
+    def bench(
+        data: Path = typer.Option(..., "--data", help="Multi-scene dataset root (with train / exploit scene splits)."),
+        out: Path = typer.Option(..., "--out", help="Output folder for results.json, summary.md and the plots."),
+        preset: Optional[str] = PRESET_OPT,
+        config: Optional[Path] = CONFIG_OPT,
+        set_: Optional[list[str]] = SET_OPT,
+        device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the preset)."),
+    ) -> None:
+        """Benchmark ours vs Tri-Planes (RGB) on the same scenes, views and machine: Tables 1-2, Fig. 6-7.
+
+        Presets: ``cpu`` (2-core CPU, under 60 minutes), ``paper`` (paper sizes, for a GPU), ``test`` (seconds).
+        """
+        from latentscenes.bench.config import BenchConfig
+        from latentscenes.config import resolve_config
+        from latentscenes.utils.progress import console
+
+        with user_errors():
+            overrides = list(set_ or [])
+            if device is not None:
+                overrides.append(f"device={device}")
+            cfg = resolve_config(BenchConfig, preset or (None if config else "cpu"), config, overrides)
+            if not data.exists():
+                raise FileNotFoundError(f"{data}: dataset folder not found")
+            from latentscenes.bench.runner import run_benchmark
+
+            argv = ["latentscenes", "bench", "--data", str(data), "--out", str(out)]
+            argv += ["--preset", preset] if preset else []
+            argv += ["--config", str(config)] if config else []
+            argv += [a for s in (set_ or []) for a in ("--set", s)]
+            argv += ["--device", device] if device else []
+            command = " ".join(shlex.quote(a) for a in argv)
+            results = run_benchmark(cfg, data, out, command=command)
+        console.print(f"[green]benchmark written to[/green] {out}/summary.md")
+        t1 = results["table1"]
+        console.print(
+            f"t_scene_eff@{t1['ours']['time_ref']['n_exploit']}: ours {t1['ours']['time_ref']['t_scene_eff'] / 60:.3f} min"
+            f" vs RGB {t1['rgb']['t_scene_s'] / 60:.3f} min; render ours {t1['ours']['render']['median_ms']:.1f} ms"
+            f" vs RGB {t1['rgb']['render']['median_ms']:.1f} ms"
+        )

@@ -1,7 +1,97 @@
-"""Placeholder: this command group is being written (see the project's issues)."""
+"""``latentscenes data build flightgear`` and ``latentscenes data validate``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+from latentscenes.cli.common import user_errors
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add the ``data`` sub-app (``build flightgear``, ``validate``) to ``app``."""
+    data_app = typer.Typer(help="Build and validate multi-view datasets.", no_args_is_help=True)
+    build_app = typer.Typer(help="Build a dataset.", no_args_is_help=True)
+    data_app.add_typer(build_app, name="build")
+
+    @build_app.command("flightgear")
+    def build_flightgear_cmd(
+        out: Path = typer.Option(Path("data/flightgear"), "--out", help="Output folder (an interrupted build there resumes)."),
+        num_instances: Optional[int] = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable)."),
+        views: int = typer.Option(50, "--views", help="Training views per instance."),
+        test_views: int = typer.Option(10, "--test-views", help="Held-out test views per instance."),
+        resolution: int = typer.Option(128, "--resolution", help="Image side in pixels."),
+        supersample: int = typer.Option(2, "--supersample", help="Render at this multiple and box-downsample."),
+        seed: int = typer.Option(0, "--seed", help="Seed of splits, subset and cameras."),
+        workers: int = typer.Option(2, "--workers", help="Rendering processes."),
+        fg_root: Path = typer.Option(Path("/usr/share/games/flightgear/AI/Aircraft"), "--fg-root", help="FlightGear AI/Aircraft folder."),
+        distance: float = typer.Option(2.3, "--distance", help="Camera distance from the origin."),
+        distance_jitter: float = typer.Option(0.0, "--distance-jitter", help="Relative uniform jitter of the distance."),
+        fov_deg: float = typer.Option(50.0, "--fov", help="Full field of view, degrees."),
+        elevation_min: float = typer.Option(-15.0, "--elevation-min", help="Lowest camera elevation, degrees."),
+        elevation_max: float = typer.Option(60.0, "--elevation-max", help="Highest camera elevation, degrees."),
+        radius: float = typer.Option(0.9, "--radius", help="Normalised object radius (farthest vertex)."),
+        exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Fraction of airframe meshes held out of train."),
+    ) -> None:
+        """Render the FlightGear AI airliners (Debian flightgear-data-ai) into an SRN-layout dataset."""
+        from latentscenes.data.flightgear import FlightGearBuildConfig, build_flightgear
+        from latentscenes.utils.progress import console
+
+        cfg = FlightGearBuildConfig(
+            out=out, num_instances=num_instances, views=views, test_views=test_views, resolution=resolution,
+            supersample=supersample, seed=seed, workers=workers, fg_root=fg_root, radius=radius, distance=distance,
+            distance_jitter=distance_jitter, fov_deg=fov_deg, elevation_min_deg=elevation_min,
+            elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
+        )
+        t0 = time.time()
+        with user_errors():
+            try:
+                cfg.validate()
+            except ValueError as e:
+                console.print(f"[red]error:[/red] {e}")
+                sys.exit(2)
+            path = build_flightgear(cfg)
+        import json
+
+        man = json.loads((path / "manifest.json").read_text())
+        c = man["counts"]
+        console.print(
+            f"built {c['built']} scenes ({c['train']} train, {c['exploit']} exploit, {c['meshes']} meshes) into {path} "
+            f"in {time.time() - t0:.1f} s; {c['dropped']} candidates dropped (see {path / 'build_log.txt'})"
+        )
+
+    @data_app.command("validate")
+    def validate_cmd(
+        root: Path = typer.Argument(..., help="Dataset folder."),
+        figures: Optional[Path] = typer.Option(None, "--figures", help="Folder for cameras.png / contact_sheet.png (default ROOT/validation)."),
+        workers: int = typer.Option(2, "--workers", help="Loader threads."),
+    ) -> None:
+        """Check every scene and print counts, sizes and camera statistics; exit 1 on problems."""
+        import json
+
+        from latentscenes.data.validate import validate_dataset
+        from latentscenes.utils.progress import console
+
+        with user_errors():
+            rep = validate_dataset(root, figures, workers=workers)
+        console.print(json.dumps(rep.stats, indent=1))
+        for w in rep.warnings[:20]:
+            console.print(f"[yellow]warning:[/yellow] {w}")
+        if len(rep.warnings) > 20:
+            console.print(f"[yellow]... {len(rep.warnings) - 20} more warnings[/yellow]")
+        for p in rep.problems[:50]:
+            console.print(f"[red]problem:[/red] {p}")
+        if len(rep.problems) > 50:
+            console.print(f"[red]... {len(rep.problems) - 50} more problems[/red]")
+        for f in rep.figures:
+            console.print(f"figure: {f}")
+        if not rep.ok:
+            console.print(f"[red]validation FAILED[/red]: {len(rep.problems)} problem(s) in {root}")
+            raise typer.Exit(1)
+        console.print(f"[green]validation passed[/green]: {root}")
+
+    app.add_typer(data_app, name="data")

@@ -1,7 +1,123 @@
-"""Placeholder: this command group is being written (see the project's issues)."""
+"""``latentscenes eval`` (held-out metrics to JSON), ``latentscenes render`` (novel views and turntables) and
+``latentscenes demo`` (the main job: data -> 3Da-AE -> exploit -> RGB baseline -> report).
+
+docs/evaluation.md describes the protocol, the outputs and the demo's phases.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
 
 import typer
 
+from latentscenes.cli.common import SET_OPT, user_errors
+
+
+@contextmanager
+def eval_errors() -> Iterator[None]:
+    """Input errors (bad run folder, missing data or weights, bad options) -> one line and exit code 2."""
+    from latentscenes.utils.progress import console
+
+    with user_errors():
+        try:
+            yield
+        except Exception as e:
+            from latentscenes.autoencoder.model import AutoencoderError
+            from latentscenes.training.losses import NonFiniteLossError
+            from latentscenes.training.pipeline import RunError
+
+            if isinstance(e, (AutoencoderError, RunError, NonFiniteLossError, KeyError)) or (
+                isinstance(e, ValueError) and type(e) is ValueError
+            ):
+                msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+                console.print(f"[red]error:[/red] {msg}")
+                sys.exit(2)
+            raise
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add the ``eval``, ``render`` and ``demo`` commands to the root app."""
+
+    @app.command("eval")
+    def eval_cmd(
+        run: Path = typer.Option(..., "--run", help="A 3Da-AE training run, an exploit batch, or an RGB baseline folder."),
+        scenes: str = typer.Option("all", "--scenes", help="train | exploit | all (exploit batches also load their training run)."),
+        out: Path = typer.Option(Path("metrics.json"), "--out", help="JSON file to write."),
+        split: str = typer.Option("test", "--split", help="Views to evaluate: test (held-out, default) or train."),
+        max_views: Optional[int] = typer.Option(None, "--max-views", help="At most N views per scene (default: all)."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the one the run records)."),
+        device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+    ) -> None:
+        """Evaluate learned scenes on held-out views: RGB PSNR/SSIM, latent PSNR/SSIM, AE upper bound, render ms."""
+        from latentscenes.evaluation.evaluate import evaluate_model, format_summary, write_metrics_json
+        from latentscenes.evaluation.runs import load_ground_truth, load_run
+        from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.progress import console
+
+        with eval_errors():
+            set_cpu_threads()
+            r = load_run(run, scenes, device)
+            ids = [s for g in r.groups.values() for s in g]
+            gt, _ = load_ground_truth(data or r.data_root, ids, r.resolution)
+            res = evaluate_model(r.model, gt, r.groups, split=split, max_views=max_views)
+            res["run"] = str(run)
+            res["data"] = str(data or r.data_root)
+            write_metrics_json(res, out)
+            console.print(format_summary(res))
+            console.print(f"wrote {out}")
+
+    @app.command("render")
+    def render_cmd(
+        run: Path = typer.Option(..., "--run", help="A 3Da-AE training run, an exploit batch, or an RGB baseline folder."),
+        scene: str = typer.Option(..., "--scene", help="Scene id to render (see the run's manifest.json)."),
+        out: Path = typer.Option(..., "--out", help="Folder for turntable.gif, turntable_panel.gif and view PNGs."),
+        frames: int = typer.Option(24, "--frames", help="Frames over one turn."),
+        fps: float = typer.Option(8.0, "--fps", help="GIF frame rate."),
+        views: int = typer.Option(4, "--views", help="Frames also saved as PNG novel views."),
+        elevation: Optional[float] = typer.Option(None, "--elevation", help="Degrees above the ground plane (default: the dataset's)."),
+        radius: Optional[float] = typer.Option(None, "--radius", help="Camera distance (default: the dataset's)."),
+        size: Optional[int] = typer.Option(None, "--size", help="Output image side in px (default: the run's image size)."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the one the run records)."),
+        device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+    ) -> None:
+        """Novel views and a turntable GIF of one learned scene, decoded to RGB, plus latent channels and depth."""
+        from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
+        from latentscenes.evaluation.render import TurntableConfig, render_turntable
+        from latentscenes.evaluation.runs import load_ground_truth, load_run
+        from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.progress import console
+
+        with eval_errors():
+            set_cpu_threads()
+            r = load_run(run, "all", device)
+            if scene not in r.model.scene_ids:
+                raise KeyError(f"scene {scene!r} is not in {run} (it holds {len(r.model.scene_ids)} scenes, "
+                               f"e.g. {r.model.scene_ids[:3]})")
+            root = data or r.data_root
+            gt, _ = load_ground_truth(root, [scene], r.resolution)
+            cam = camera_defaults_from_views([gt[scene]], split="train")
+            cam = camera_defaults_from_manifest(root, fallback=cam) or cam
+            hw = (size, size) if size else gt[scene].resolution
+            cfg = TurntableConfig(n_frames=frames, fps=fps, n_views=views, radius=radius, elevation_deg=elevation)
+            res = render_turntable(r.model, scene, cam, out, hw, cfg)
+            console.print(f"{scene}: {frames} frames at radius {res['radius']:.2f}, elevation {res['elevation_deg']:.1f} deg "
+                          f"({cam.source}), {res['ms_per_frame']:.1f} ms/frame -> {res['turntable']}")
+
+    @app.command("demo")
+    def demo_cmd(
+        preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu (2-core CPU, < 30 min), test (seconds) or paper (GPU)."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder to reuse (with manifest.json) or to build into "
+                                            "(default data/flightgear-demo-<res>)."),
+        out: Path = typer.Option(Path("reports/demo"), "--out", help="Report folder."),
+        set_: Optional[List[str]] = SET_OPT,
+    ) -> None:
+        """The main job: build/reuse FlightGear data, train 3Da-AE, exploit new scenes, fit RGB Tri-Planes,
+        evaluate, render turntables and write a Markdown report (docs/evaluation.md)."""
+        from latentscenes.evaluation.demo import run_demo
+
+        with eval_errors():
+            run_demo(preset=preset, data=data, out=out, overrides=list(set_ or []))
+

@@ -1,7 +1,126 @@
-"""Placeholder: this command group is being written (see the project's issues)."""
+"""``latentscenes train`` (Alg. 1: warm-up + joint 3Da-AE training) and ``latentscenes exploit`` (Alg. 2).
+
+docs/training.md describes the stages, the run folder and ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
 
 import typer
 
+from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+
+
+@contextmanager
+def pipeline_errors() -> Iterator[None]:
+    """User-facing errors of training/exploitation -> one line on stderr and exit code 2 (no traceback)."""
+    from latentscenes.utils.progress import console
+
+    with user_errors():
+        try:
+            yield
+        except Exception as e:  # narrowed below: only the project's own error types are user errors
+            from latentscenes.autoencoder.model import AutoencoderError
+            from latentscenes.training.losses import NonFiniteLossError
+            from latentscenes.training.pipeline import RunError
+
+            if isinstance(e, (AutoencoderError, RunError, NonFiniteLossError)):
+                console.print(f"[red]error:[/red] {e}")
+                sys.exit(2)
+            raise
+
+
+def _summary(res: dict) -> dict:
+    """The JSON-able part of a training/exploit result (drops the in-memory model)."""
+    return {k: v for k, v in res.items() if k != "system"}
+
+
+def _print_summary(res: dict) -> None:
+    from latentscenes.utils.progress import console
+
+    for name, st in res["stages"].items():
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in st.get("final_losses", {}).items())
+        console.print(
+            f"  {name}: {st['steps']} steps, {st['train_s']:.1f} s ({st['step_ms_median']:.0f} ms/step median), "
+            f"peak RSS {st['peak_rss_mb']:.0f} MB; {losses}"
+        )
+    typer.echo(json.dumps({k: v for k, v in _summary(res).items() if k != "stages"}, default=str))
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    """Add the ``train`` and ``exploit`` commands to the root app."""
+
+    @app.command("train")
+    def train(
+        data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (MultiSceneDataset); its 'train' split is used."),
+        out: Path = typer.Option(..., "--out", help="Run folder to create (or to continue with --resume)."),
+        preset: Optional[str] = PRESET_OPT,
+        config: Optional[Path] = CONFIG_OPT,
+        set_: Optional[List[str]] = SET_OPT,
+        ae: Optional[str] = typer.Option(None, "--ae", help="Autoencoder: 'shipped', 'scratch' or a local path (SD-1.5 folder / .safetensors)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoints."),
+        device: Optional[str] = typer.Option(None, "--device", help="auto (default: cuda when present), cpu or cuda."),
+    ) -> None:
+        """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training."""
+        from latentscenes.autoencoder.model import AEConfig
+        from latentscenes.config import apply_overrides, resolve_config
+        from latentscenes.training.config import PipelineConfig
+        from latentscenes.training.pipeline import load_run_config, train_3daae
+        from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.progress import console
+
+        with pipeline_errors():
+            set_cpu_threads()
+            if resume and config is None and (out / "config.json").exists():
+                # The run's own resolved config: resuming with other values would not continue the same run.
+                cfg = apply_overrides(load_run_config(out), set_)
+            else:
+                cfg = resolve_config(PipelineConfig, preset or ("tiny-cpu" if config is None else None), config, set_)
+            if ae:
+                cfg.ae = AEConfig.from_option(ae, cfg.ae)
+            if device:
+                cfg.device = device
+            root = data or (Path(cfg.data.path) if cfg.data.path else None)
+            console.print(f"[bold]train[/bold] -> {out} (preset {preset or 'from config'}, device {cfg.device})")
+            res = train_3daae(cfg, out, data_root=root, resume=resume)
+            _print_summary(res)
+
+    @app.command("exploit")
+    def exploit(
+        run: Path = typer.Option(..., "--run", help="A finished training run folder (read only)."),
+        out: Path = typer.Option(..., "--out", help="Folder for this exploit batch (scenes, fine-tuned decoder)."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the run's)."),
+        scenes: str = typer.Option("exploit", "--scenes", help="Dataset split to learn ('exploit' or 'train')."),
+        strategy: Optional[str] = typer.Option(
+            None, "--strategy", help="Scene-fitting objective: encode-scene (paper), decode-scene, encode-decode-scene."
+        ),
+        no_prior: bool = typer.Option(False, "--no-prior", help="Reset the global planes B (the No-Prior ablation)."),
+        set_: Optional[List[str]] = SET_OPT,
+        resume: bool = typer.Option(False, "--resume", help="Continue the batch in --out from its last checkpoints."),
+        device: Optional[str] = typer.Option(None, "--device", help="auto (default), cpu or cuda."),
+    ) -> None:
+        """Learn new scenes with a trained 3Da-AE (paper Alg. 2): Encode-Scene, then decoder fine-tuning."""
+        from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_run_config
+        from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.progress import console
+
+        with pipeline_errors():
+            set_cpu_threads()
+            if resume and (out / "config.json").exists():
+                cfg = exploit_config(load_run_config(out), set_, strategy, True if no_prior else None)
+            else:
+                cfg = exploit_config(load_run_config(run), set_, strategy, True if no_prior else None)
+            if device:
+                cfg.device = device
+            root = data or (Path(cfg.data.path) if cfg.data.path else None)
+            console.print(
+                f"[bold]exploit[/bold] {run} -> {out} (split {scenes}, strategy {cfg.exploit.strategy}, "
+                f"no_prior {cfg.exploit.no_prior})"
+            )
+            res = exploit_3daae(run, out, cfg, data_root=root, split=scenes, resume=resume)
+            _print_summary(res)

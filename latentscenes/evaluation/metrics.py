@@ -40,6 +40,9 @@ def psnr_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float =
 def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """SSIM (Gaussian window 11, sigma 1.5) for each image of a batch: ``[B, C, H, W]`` -> ``[B]`` in [-1, 1].
 
+    Images smaller than 11 px (latents) use the largest odd window below their size, with sigma = (k-1)/7
+    (e.g. 7 px for an 8x8 latent, 3 px for 4x4).
+
     Raises:
         ValueError: if the shapes differ.
     """
@@ -48,9 +51,16 @@ def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     pred = pred.detach().float()
     target = target.detach().float()
     # torchmetrics needs the image to be larger than the window; small latents use a smaller window.
-    k = 11 if min(pred.shape[-2:]) >= 11 else (min(pred.shape[-2:]) // 2) * 2 - 1
+    # With a Gaussian window torchmetrics derives the window size from sigma (int(3.5 sigma + 0.5) * 2 + 1)
+    # and ignores kernel_size, so a smaller window needs a smaller sigma: sigma = (k - 1) / 7 gives size k.
+    side = min(pred.shape[-2:])
+    if side >= 11:
+        k, sigma = 11, 1.5
+    else:
+        k = max(3, ((side - 1) // 2) * 2 + 1)
+        sigma = (k - 1) / 7.0
     return structural_similarity_index_measure(
-        pred, target, data_range=data_range, reduction="none", kernel_size=max(k, 3)
+        pred, target, data_range=data_range, reduction="none", kernel_size=k, sigma=sigma
     )
 
 

@@ -1,0 +1,524 @@
+"""The image autoencoder of 3Da-AE: diffusers ``AutoencoderKL`` + tanh latent normalisation + latent background.
+
+Paper (arXiv 2403.11678) Sec. 3: scenes are Tri-Planes rendered into the latent space of an image
+autoencoder (E, D) with 8x spatial down-sampling; Sec. 4 uses Stable Diffusion 1.5's VAE. Here the
+autoencoder is a diffusers :class:`~diffusers.AutoencoderKL` built from a config dict (never from a hub id):
+
+* ``source="shipped"``: the base autoencoder trained once by ``latentscenes ae pretrain`` and shipped in
+  ``latentscenes/autoencoder/weights/`` (the default of the ``tiny-cpu`` preset); its architecture is read
+  from the file, the architecture fields of :class:`AEConfig` are ignored.
+* ``source="scratch"``: random initialisation of the architecture in :class:`AEConfig`.
+* ``source="path"``: a local diffusers folder (``config.json`` + ``diffusion_pytorch_model.safetensors``,
+  or such a folder under ``vae/``), a diffusers-format ``.safetensors`` state dict (architecture from
+  :class:`AEConfig`, e.g. the ``paper`` preset = SD 1.5), or a file written by :meth:`LatentAutoencoder.save`.
+
+Conventions (docs/ARCHITECTURE.md): images in model space [-1, 1]; raw latents ``z`` are what the
+autoencoder's decoder takes (no 0.18215 scaling); the renderer works on normalised latents
+``z_bar = tanh(s * z)`` in (-1, 1) (3da-ae-spec Sec. 4.1); the latent background is the normalised code of
+a pure-white image, averaged over latent pixels and mapped to the [0, 1] pre-scale space by (m + 1) / 2
+(3da-ae-spec Sec. 4.3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import torch
+from torch import nn
+
+from latentscenes.config import register_presets, to_dict
+from latentscenes.utils.io import atomic_save_safetensors
+
+#: Folder of the shipped base autoencoder (inside the installed package).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: The shipped base autoencoder's file.
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "base_ae.safetensors"
+#: safetensors metadata key under which :meth:`LatentAutoencoder.save` stores its JSON header.
+META_KEY = "latentscenes.autoencoder"
+FORMAT_VERSION = 1
+DOWNSAMPLE = 8  # AutoencoderKL with 4 blocks: 3 down-samplings
+
+#: tanh scale used for foreign checkpoints (Stable Diffusion-scale latents, std ~5.5; 3da-ae-spec Sec. 4.1).
+SD_TANH_SCALE = 0.02
+#: target of s * std(z) when a tanh scale is derived from a trained autoencoder's latent statistics:
+#: 3 standard deviations map to tanh(1.05) ~ 0.78, so normalised latents use most of (-1, 1) without saturating.
+TANH_TARGET_STD = 0.35
+
+
+class AutoencoderError(ValueError):
+    """A checkpoint that does not fit the requested autoencoder (the message names the file and the problem)."""
+
+
+@dataclass
+class AEConfig:
+    """Which autoencoder to use and, for ``scratch`` / raw state dicts, its architecture.
+
+    Attributes:
+        source: ``"shipped"`` (package weights), ``"scratch"`` (random init of the architecture below) or
+            ``"path"`` (``path`` must point to a local checkpoint; see the module docstring).
+        path: local checkpoint for ``source="path"`` (folder or ``.safetensors``).
+        block_out_channels: channels of the 4 encoder/decoder blocks (always 4 blocks: 8x down-sampling).
+        layers_per_block: ResNet layers per block (the decoder has one more, as in diffusers).
+        norm_num_groups: GroupNorm groups (must divide every entry of ``block_out_channels``).
+        latent_channels: latent channels C (4 in the paper).
+        mid_block_attention: self-attention in the mid blocks (SD has it).
+        tanh_scale: s of the latent normalisation ``tanh(s * z)``. ``None`` = the value stored with the
+            checkpoint (chosen from its latent std at pre-training), or 0.02 for foreign (SD-scale) weights.
+        use_mean: encode to the posterior mean (deterministic, recommended) rather than a sample.
+    """
+
+    source: Literal["shipped", "scratch", "path"] = "shipped"
+    path: str | None = None
+    block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
+    layers_per_block: int = 1
+    norm_num_groups: int = 16
+    latent_channels: int = 4
+    mid_block_attention: bool = True
+    tanh_scale: float | None = None
+    use_mean: bool = True
+
+    @classmethod
+    def from_option(cls, spec: str | None, base: "AEConfig | None" = None) -> "AEConfig":
+        """Resolve a CLI ``--ae`` value: ``shipped``, ``scratch``, or a local path (folder / .safetensors).
+
+        ``base`` (e.g. the preset's config) provides the architecture and the other fields; ``None`` or an
+        empty spec returns ``base`` (or the defaults) unchanged.
+        """
+        cfg = base if base is not None else cls()
+        if not spec:
+            return cfg
+        if spec in ("shipped", "scratch"):
+            return dataclasses.replace(cfg, source=spec, path=None)
+        return dataclasses.replace(cfg, source="path", path=str(spec))
+
+    def architecture(self) -> dict[str, Any]:
+        """The diffusers ``AutoencoderKL`` config dict of this architecture (8x down-sampling, RGB in/out)."""
+        return make_vae_config(
+            self.block_out_channels, self.layers_per_block, self.norm_num_groups, self.latent_channels,
+            self.mid_block_attention,
+        )
+
+
+def make_vae_config(
+    block_out_channels: tuple[int, ...] | list[int],
+    layers_per_block: int = 1,
+    norm_num_groups: int = 32,
+    latent_channels: int = 4,
+    mid_block_attention: bool = True,
+) -> dict[str, Any]:
+    """A diffusers ``AutoencoderKL`` config dict with 4 blocks (8x down-sampling).
+
+    Raises:
+        ValueError: if there are not exactly 4 blocks, or ``norm_num_groups`` does not divide the channels.
+    """
+    boc = [int(c) for c in block_out_channels]
+    if len(boc) != 4:
+        raise ValueError(f"block_out_channels must have 4 entries (8x down-sampling), got {boc}")
+    bad = [c for c in boc if c % norm_num_groups]
+    if bad:
+        raise ValueError(f"norm_num_groups={norm_num_groups} must divide every block width, not {bad}")
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": boc,
+        "layers_per_block": int(layers_per_block),
+        "act_fn": "silu",
+        "latent_channels": int(latent_channels),
+        "norm_num_groups": int(norm_num_groups),
+        "sample_size": 128,
+        "mid_block_add_attention": bool(mid_block_attention),
+    }
+
+
+#: Stable Diffusion 1.5's VAE architecture (paper Sec. 4; 83.7 M parameters).
+SD15_ARCH = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32, latent_channels=4)
+
+register_presets(
+    AEConfig,
+    {
+        "test": lambda: AEConfig(
+            source="scratch", block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4,
+            mid_block_attention=False,
+        ),
+        "tiny-cpu": lambda: AEConfig(source="shipped"),
+        "paper": lambda: AEConfig(source="path", path=None, tanh_scale=SD_TANH_SCALE, **SD15_ARCH),
+    },
+)
+
+
+def _build_vae(config: dict[str, Any]):
+    from diffusers import AutoencoderKL
+
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    return AutoencoderKL.from_config(config)
+
+
+class LatentAutoencoder(nn.Module):
+    """diffusers ``AutoencoderKL`` with the 3Da-AE latent conventions (paper Sec. 3; 3da-ae-spec Sec. 4-5).
+
+    Attributes:
+        vae: the wrapped ``diffusers.AutoencoderKL``.
+        vae_config: its config dict (JSON-able).
+        tanh_scale: s of ``tanh(s * z)``.
+        use_mean: whether :meth:`encode` returns the posterior mean (else a sample).
+        info: free-form provenance (where it was loaded from, training figures), saved with it.
+    """
+
+    downsample_factor: int = DOWNSAMPLE
+
+    def __init__(
+        self, vae_config: dict[str, Any], tanh_scale: float = SD_TANH_SCALE, use_mean: bool = True,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.vae_config = {k: v for k, v in dict(vae_config).items() if not k.startswith("_")}
+        self.vae = _build_vae(self.vae_config)
+        if len(self.vae_config.get("block_out_channels", [])) != 4:
+            raise AutoencoderError(
+                f"expected an AutoencoderKL with 4 blocks (8x down-sampling), got {self.vae_config.get('block_out_channels')}"
+            )
+        self.tanh_scale = float(tanh_scale)
+        self.use_mean = bool(use_mean)
+        self.info: dict[str, Any] = dict(info or {})
+        self._bg_cache: tuple[tuple, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def latent_channels(self) -> int:
+        """Number of latent channels C."""
+        return int(self.vae_config["latent_channels"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------ encode / decode
+    def encode_distribution(self, x: torch.Tensor):
+        """Posterior of ``x``: a diffusers ``DiagonalGaussianDistribution`` (``.mean``, ``.logvar``, ``.kl()``).
+
+        Args:
+            x: ``[B, 3, H, W]`` images in [-1, 1], H and W multiples of 8.
+        """
+        return self.vae.encode(x).latent_dist
+
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Encode images to raw latents (paper Sec. 3, E).
+
+        Args:
+            x: ``[B, 3, H, W]`` float images in model space [-1, 1]; H, W multiples of 8.
+            generator: optional RNG for the posterior sample (only used when ``use_mean`` is False).
+        Returns:
+            ``[B, C, H/8, W/8]`` raw (un-normalised) latents: posterior mean, or a sample if ``use_mean`` is False.
+        Raises:
+            ValueError: if ``x`` is not ``[B, 3, H, W]`` with H, W multiples of 8.
+        """
+        _check_images(x)
+        dist = self.encode_distribution(x)
+        return dist.mean if self.use_mean else dist.sample(generator=generator)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode raw latents (paper Sec. 3, D).
+
+        Args:
+            z: ``[B, C, h, w]`` raw latents.
+        Returns:
+            ``[B, 3, 8h, 8w]`` images in model space, approximately [-1, 1] (not clamped).
+        Raises:
+            ValueError: if ``z`` does not have C channels.
+        """
+        if z.dim() != 4 or z.shape[1] != self.latent_channels:
+            raise ValueError(f"decode expects [B, {self.latent_channels}, h, w] latents, got {tuple(z.shape)}")
+        return self.vae.decode(z).sample
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(x))``: ``[B, 3, H, W]`` in [-1, 1] -> ``[B, 3, H, W]`` (the autoencoder's upper bound)."""
+        return self.decode(self.encode(x))
+
+    # ------------------------------------------------------------------ normalisation
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw latents -> normalised latents ``tanh(s * z)`` in (-1, 1) (3da-ae-spec Sec. 4.1). Any shape."""
+        return torch.tanh(self.tanh_scale * z)
+
+    def denormalize(self, z_bar: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+        """Normalised latents -> raw latents: ``atanh(clip(z_bar, -1+eps, 1-eps)) / s``. Any shape."""
+        return torch.atanh(z_bar.clamp(-1.0 + eps, 1.0 - eps)) / self.tanh_scale
+
+    def _fingerprint(self) -> tuple:
+        # Tensor versions change on every in-place update (optimizer steps, load_state_dict), so the cached
+        # background is recomputed automatically after the autoencoder trains.
+        versions = tuple(p._version for p in self.encoder_parameters())
+        ids = tuple(p.data_ptr() for p in self.encoder_parameters())
+        return (self.tanh_scale, self.use_mean, str(self.device)) + versions + ids
+
+    @torch.no_grad()
+    def latent_background(self, resolution: int = 64) -> torch.Tensor:
+        """Latent background colour in the renderer's [0, 1] pre-scale space (3da-ae-spec Sec. 4.3).
+
+        The normalised code ``tanh(s * E(white))`` of a pure-white ``resolution``-square image (all ones in
+        model space), averaged over latent pixels ``m``, mapped to ``(m + 1) / 2``. Cached; recomputed when
+        the encoder's weights change (e.g. after training).
+
+        Returns:
+            ``[C]`` float32 tensor in [0, 1], on the autoencoder's device.
+        """
+        key = (self._fingerprint(), resolution)
+        if self._bg_cache is not None and self._bg_cache[0] == key:
+            return self._bg_cache[1].clone()
+        was_training = self.training
+        self.eval()
+        white = torch.ones(1, 3, resolution, resolution, device=self.device)
+        z = self.encode_distribution(white).mean.float()
+        self.train(was_training)
+        m = self.normalize(z).mean(dim=(0, 2, 3))
+        bg = ((m + 1.0) * 0.5).clamp(0.0, 1.0)
+        self._bg_cache = (key, bg)
+        return bg.clone()
+
+    # ------------------------------------------------------------------ parameters / cost
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of E: ``vae.encoder`` and ``vae.quant_conv``."""
+        yield from self.vae.encoder.parameters()
+        if self.vae.quant_conv is not None:
+            yield from self.vae.quant_conv.parameters()
+
+    def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of D: ``vae.post_quant_conv`` and ``vae.decoder`` (the authors' code put the quant convs
+        on the wrong sides; 3da-ae-spec Sec. 5)."""
+        if self.vae.post_quant_conv is not None:
+            yield from self.vae.post_quant_conv.parameters()
+        yield from self.vae.decoder.parameters()
+
+    def num_parameters(self, part: Literal["encoder", "decoder", "all"] = "all") -> int:
+        """Number of parameters of the encoder, the decoder, or both."""
+        return sum(p.numel() for p in self._part(part))
+
+    def num_bytes(self, part: Literal["encoder", "decoder", "all"] = "all") -> int:
+        """Bytes of the parameters of ``part`` at their current dtype (cost accounting, paper Eq. 8-11)."""
+        return sum(p.numel() * p.element_size() for p in self._part(part))
+
+    def _part(self, part: str) -> Iterator[nn.Parameter]:
+        if part == "encoder":
+            return self.encoder_parameters()
+        if part == "decoder":
+            return self.decoder_parameters()
+        if part == "all":
+            return iter(list(self.encoder_parameters()) + list(self.decoder_parameters()))
+        raise ValueError(f"part must be 'encoder', 'decoder' or 'all', not {part!r}")
+
+    # ------------------------------------------------------------------ save / load
+    def header(self) -> dict[str, Any]:
+        """JSON header saved with the weights: format, diffusers config, tanh scale, use_mean, provenance."""
+        return {
+            "format": "latentscenes-autoencoder",
+            "format_version": FORMAT_VERSION,
+            "vae_config": self.vae_config,
+            "tanh_scale": self.tanh_scale,
+            "use_mean": self.use_mean,
+            "info": self.info,
+        }
+
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
+        """Write the weights (``vae.*`` keys, diffusers naming), the latent background and the JSON header to
+        one ``.safetensors`` file, atomically. Never pickles."""
+        tensors = {f"vae.{k}": v.to(dtype) for k, v in self.vae.state_dict().items()}
+        tensors["latent_background"] = self.latent_background().float()
+        atomic_save_safetensors(tensors, path, metadata={META_KEY: json.dumps(self.header())})
+
+    @classmethod
+    def load(
+        cls, path: str | Path, device: str | torch.device = "cpu", tanh_scale: float | None = None,
+        use_mean: bool | None = None,
+    ) -> "LatentAutoencoder":
+        """Load a file written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            AutoencoderError: if it is not such a file or its tensors do not match its own config.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"autoencoder checkpoint not found: {path}")
+        header = read_header(path)
+        if header is None:
+            raise AutoencoderError(f"{path}: not a latentscenes autoencoder file (no '{META_KEY}' metadata)")
+        ae = cls(
+            header["vae_config"],
+            tanh_scale=header.get("tanh_scale", SD_TANH_SCALE) if tanh_scale is None else tanh_scale,
+            use_mean=header.get("use_mean", True) if use_mean is None else use_mean,
+            info=header.get("info", {}),
+        )
+        tensors = _load_safetensors(path)
+        state = {k[len("vae."):]: v for k, v in tensors.items() if k.startswith("vae.")}
+        _load_state(ae.vae, state, path)
+        ae.to(device)
+        return ae
+
+
+def read_header(path: str | Path) -> dict[str, Any] | None:
+    """The JSON header of a file written by :meth:`LatentAutoencoder.save`, or None for another safetensors file.
+
+    Raises:
+        AutoencoderError: if the file is not a readable safetensors file.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types
+        raise AutoencoderError(f"{path}: not a readable .safetensors file ({e})") from None
+    if META_KEY not in meta:
+        return None
+    return json.loads(meta[META_KEY])
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:
+        raise AutoencoderError(f"{path}: not a readable .safetensors file ({e})") from None
+
+
+def _load_state(vae: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Strict load with a message that names the file and the first mismatches."""
+    own = vae.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape_bad = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shape_bad:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[:3]})")
+        if shape_bad:
+            k = shape_bad[0]
+            parts.append(
+                f"{len(shape_bad)} shape mismatch(es) (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
+            )
+        if any(k.startswith(("first_stage_model.", "encoder.down.")) for k in unexpected):
+            parts.append("this looks like an original (LDM) checkpoint: convert it to diffusers format first")
+        raise AutoencoderError(
+            f"{path}: checkpoint does not match the autoencoder architecture: " + "; ".join(parts)
+        )
+    vae.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def _find_diffusers_folder(folder: Path) -> tuple[Path, Path]:
+    """(config.json, weights .safetensors) of a diffusers VAE folder, or of its ``vae/`` subfolder."""
+    for d in (folder, folder / "vae"):
+        cfg = d / "config.json"
+        if cfg.is_file():
+            for name in ("diffusion_pytorch_model.safetensors", "model.safetensors"):
+                if (d / name).is_file():
+                    return cfg, d / name
+            cands = sorted(d.glob("*.safetensors"))
+            if len(cands) == 1:
+                return cfg, cands[0]
+            bins = sorted(d.glob("*.bin")) + sorted(d.glob("*.ckpt"))
+            hint = " (only pickle weights found; convert them to .safetensors: pickles are never loaded)" if bins else ""
+            raise FileNotFoundError(f"{d}: no .safetensors weights next to config.json{hint}")
+    raise FileNotFoundError(f"{folder}: not a diffusers autoencoder folder (no config.json in it or in vae/)")
+
+
+def load_autoencoder(cfg: AEConfig, device: str | torch.device = "cpu") -> LatentAutoencoder:
+    """Build the autoencoder described by ``cfg`` (paper Sec. 3-4; docs/autoencoder.md).
+
+    Args:
+        cfg: which autoencoder; see :class:`AEConfig`.
+        device: where to put it.
+    Returns:
+        a :class:`LatentAutoencoder` in eval mode.
+    Raises:
+        FileNotFoundError: the shipped weights, or ``cfg.path``, do not exist (message names the path).
+        AutoencoderError (a ValueError): the file is unreadable or its tensors do not match the architecture
+            (message names the path and the first mismatching keys); ``source="path"`` without a path.
+    """
+    if cfg.source == "scratch":
+        ae = LatentAutoencoder(
+            cfg.architecture(), tanh_scale=cfg.tanh_scale if cfg.tanh_scale is not None else SD_TANH_SCALE,
+            use_mean=cfg.use_mean, info={"source": "scratch"},
+        )
+        if cfg.tanh_scale is None:
+            ae.info["tanh_scale_unset"] = True  # pre-training picks it from the trained latents' std
+        return ae.to(device).eval()
+    if cfg.source == "shipped":
+        if not SHIPPED_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                f"the shipped base autoencoder is missing: {SHIPPED_WEIGHTS} (reinstall the package, or use "
+                "--ae scratch / --ae PATH)"
+            )
+        ae = LatentAutoencoder.load(SHIPPED_WEIGHTS, device, tanh_scale=cfg.tanh_scale, use_mean=cfg.use_mean)
+        ae.info.setdefault("source", "shipped")
+        return ae.eval()
+    if cfg.source != "path":
+        raise AutoencoderError(f"AEConfig.source must be 'shipped', 'scratch' or 'path', not {cfg.source!r}")
+    if not cfg.path:
+        raise AutoencoderError(
+            "AEConfig.source='path' needs a path (e.g. --ae /models/sd15/vae or --set ae.path=...): no weights "
+            "can be downloaded, and a random autoencoder is never substituted silently"
+        )
+    path = Path(cfg.path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"autoencoder checkpoint not found: {path}")
+    if path.is_dir():
+        cfg_file, weights = _find_diffusers_folder(path)
+        try:
+            vae_config = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as e:
+            raise AutoencoderError(f"{cfg_file}: not valid JSON ({e})") from None
+        if vae_config.get("_class_name", "AutoencoderKL") != "AutoencoderKL":
+            raise AutoencoderError(f"{cfg_file}: expected an AutoencoderKL config, got {vae_config.get('_class_name')}")
+        ae = LatentAutoencoder(
+            vae_config, tanh_scale=cfg.tanh_scale if cfg.tanh_scale is not None else SD_TANH_SCALE,
+            use_mean=cfg.use_mean, info={"source": "path", "path": str(path)},
+        )
+        _load_state(ae.vae, _load_safetensors(weights), weights)
+        return ae.to(device).eval()
+    if path.suffix != ".safetensors":
+        raise AutoencoderError(
+            f"{path}: expected a .safetensors file or a diffusers folder (pickle checkpoints are never loaded)"
+        )
+    header = read_header(path)
+    if header is not None:
+        ae = LatentAutoencoder.load(path, device, tanh_scale=cfg.tanh_scale, use_mean=cfg.use_mean)
+        ae.info["path"] = str(path)
+        return ae.eval()
+    # A raw diffusers-format state dict (e.g. SD 1.5's vae/diffusion_pytorch_model.safetensors): the
+    # architecture comes from cfg.
+    ae = LatentAutoencoder(
+        cfg.architecture(), tanh_scale=cfg.tanh_scale if cfg.tanh_scale is not None else SD_TANH_SCALE,
+        use_mean=cfg.use_mean, info={"source": "path", "path": str(path)},
+    )
+    state = _load_safetensors(path)
+    if state and all(k.startswith("vae.") for k in state):
+        state = {k[4:]: v for k, v in state.items()}
+    _load_state(ae.vae, state, path)
+    return ae.to(device).eval()
+
+
+def tanh_scale_for_std(std: float) -> float:
+    """The tanh scale s with ``s * std = 0.35`` (3 std -> tanh ~0.78), rounded to 3 significant digits."""
+    if not math.isfinite(std) or std <= 0:
+        raise ValueError(f"latent std must be positive and finite, got {std}")
+    s = TANH_TARGET_STD / std
+    return float(f"{s:.3g}")
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] % DOWNSAMPLE or x.shape[-2] % DOWNSAMPLE:
+        raise ValueError(f"expected images [B, 3, H, W] with H, W multiples of {DOWNSAMPLE}, got {tuple(x.shape)}")
+
+
+def config_dict(cfg: AEConfig) -> dict[str, Any]:
+    """JSON-able dict of an :class:`AEConfig`."""
+    return to_dict(cfg)

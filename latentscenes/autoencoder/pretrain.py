@@ -1,0 +1,439 @@
+"""Autoencoder pre-training (``latentscenes ae pretrain``): the stage before 3Da-AE training.
+
+The paper (arXiv 2403.11678, Sec. 4) starts from Stable Diffusion's pretrained VAE; its weights cannot be
+downloaded here, so the base autoencoder is trained from scratch on images (by default the train-split
+views of the train-split scenes of a multi-scene dataset), once, and shipped with the package
+(docs/autoencoder.md). Recipe: diffusers ``AutoencoderKL``; random object-biased crops of the training
+images (a convolutional autoencoder transfers to full frames); loss ``L1`` (or MSE) on the reconstruction of the
+posterior mean plus a tiny KL; Adam with linear warm-up, a constant phase and a cosine decay; bf16 autocast on
+CPUs/GPUs that support it (fp32 weights).
+
+Run folder layout (all written atomically):
+  * ``config.json``: the resolved :class:`PretrainConfig`;
+  * ``checkpoint.safetensors``: weights + Adam state + step + sampler RNG (exact ``--resume``);
+  * ``ae.safetensors``: the autoencoder alone, in the format :func:`~latentscenes.autoencoder.load_autoencoder`
+    reads (``--ae runs/x/ae.safetensors``), with its tanh scale and latent background;
+  * ``metrics.jsonl``: one JSON line per log / evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from latentscenes.autoencoder.data import CropSampler, to_model_space
+from latentscenes.autoencoder.model import AEConfig, LatentAutoencoder, load_autoencoder, tanh_scale_for_std
+from latentscenes.config import from_dict, register_presets, save_config, to_dict
+from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
+
+
+@dataclass
+class PretrainConfig:
+    """Autoencoder pre-training recipe (docs/autoencoder.md gives the measurements behind the defaults).
+
+    Attributes:
+        ae: the autoencoder to train (``source="scratch"`` = random init; ``shipped``/``path`` = fine-tune it).
+        steps: optimiser steps (0 = derive from ``minutes`` after measuring the speed of the first steps).
+        minutes: wall-clock budget in minutes (0 = none); training stops at whichever of ``steps`` /
+            ``minutes`` comes first, and a final checkpoint is always written.
+        batch_size: crops per step.
+        crop: square crop size in pixels (multiple of 8; 0 or >= image size = full frames).
+        object_prob: probability that a crop is centred inside the object's bounding box (else uniform).
+        lr: peak Adam learning rate; ``warmup_steps`` linear warm-up; cosine decay to ``lr * lr_final`` over
+            the last ``decay_frac`` of the run, measured in steps, or in wall-clock time when
+            ``schedule_clock="time"`` and ``minutes`` is set (for a fixed time budget on a shared machine
+            whose speed varies; such a run is not bit-reproducible).
+        loss: ``"l1"`` or ``"mse"`` reconstruction loss (on [-1, 1] images).
+        kl_weight: weight of the KL term (mean over latent elements).
+        train_latent: decode the posterior ``"mean"`` or a ``"sample"`` during training.
+        amp: bf16 autocast for forward/backward (weights stay fp32); ~2x faster on CPUs with AMX/AVX512-bf16.
+        grad_clip: max gradient norm (0 = off).
+        init_output_bias: for a scratch autoencoder, start the decoder's output bias at the training images'
+            mean colour (near white here), so training does not first have to learn the white background
+            (the ~13 dB plateau of cpu-budget.md Sec. 3).
+        eval_every: steps between held-out evaluations; ``eval_images``: how many held-out images.
+        ckpt_every_s: seconds between checkpoints.
+        seed: seeds initialisation and crop sampling.
+    """
+
+    ae: AEConfig = field(default_factory=lambda: AEConfig(source="scratch"))
+    steps: int = 0
+    minutes: float = 0.0
+    batch_size: int = 8
+    crop: int = 64
+    object_prob: float = 0.8
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    decay_frac: float = 0.3
+    lr_final: float = 0.02
+    schedule_clock: str = "steps"
+    loss: str = "l1"
+    kl_weight: float = 1e-6
+    train_latent: str = "mean"
+    amp: bool = True
+    grad_clip: float = 1.0
+    init_output_bias: bool = True
+    eval_every: int = 250
+    eval_images: int = 32
+    ckpt_every_s: float = 120.0
+    seed: int = 0
+
+
+register_presets(
+    PretrainConfig,
+    {
+        "test": lambda: PretrainConfig(
+            ae=AEConfig(source="scratch", block_out_channels=(8, 8, 16, 16), norm_num_groups=4, mid_block_attention=False),
+            steps=4, batch_size=2, crop=32, warmup_steps=1, eval_every=2, eval_images=2, amp=False,
+        ),
+        "tiny-cpu": lambda: PretrainConfig(),
+        "paper": lambda: PretrainConfig(
+            ae=AEConfig(source="scratch", block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32),
+            batch_size=16, crop=128, lr=1e-4, warmup_steps=500, steps=100_000,
+        ),
+    },
+)
+
+
+class PretrainError(RuntimeError):
+    """Pre-training cannot continue (NaN loss, incompatible resume); the last good checkpoint is kept."""
+
+
+def lr_at(cfg: PretrainConfig, step: int, progress: float | None) -> float:
+    """Learning rate at optimiser step ``step`` (0-based): linear warm-up over ``warmup_steps``, then constant,
+    then a cosine decay to ``lr * lr_final`` over the last ``decay_frac`` of the run.
+
+    Args:
+        progress: fraction of the run done, in [0, 1] (steps done / total steps, or elapsed / budget with
+            ``schedule_clock="time"``); None while unknown (constant lr).
+    """
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    start = 1.0 - cfg.decay_frac
+    if progress is None or cfg.decay_frac <= 0 or progress < start:
+        return cfg.lr
+    t = min(1.0, (progress - start) / cfg.decay_frac)
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta.get("scalars", {}).items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(path: Path, ae: LatentAutoencoder, opt: torch.optim.Optimizer, sampler: CropSampler,
+                    step: int, total_steps: int, elapsed_s: float) -> None:
+    """Weights + optimiser + step + sampler RNG, atomically, as safetensors with a JSON header."""
+    tensors = {f"vae.{k}": v for k, v in ae.vae.state_dict().items()}
+    otensors, ometa = _flatten_optimizer(opt)
+    tensors.update(otensors)
+    tensors["rng.sampler"] = sampler.generator.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {
+        "step": step, "total_steps": total_steps, "elapsed_s": elapsed_s, "optim": ometa,
+        "vae_config": ae.vae_config, "tanh_scale": ae.tanh_scale,
+    }
+    atomic_save_safetensors(tensors, path, metadata={"latentscenes.pretrain": json.dumps(meta)})
+
+
+def load_checkpoint(path: Path, ae: LatentAutoencoder, opt: torch.optim.Optimizer, sampler: CropSampler) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote; returns its JSON header.
+
+    Raises:
+        PretrainError: if the checkpoint's architecture differs from ``ae``'s.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["latentscenes.pretrain"])
+    if meta["vae_config"] != ae.vae_config:
+        raise PretrainError(f"{path}: checkpoint architecture differs from the config's; resume with the same config")
+    tensors = load_file(str(path))
+    ae.vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}, strict=True)
+    _unflatten_optimizer(opt, tensors, meta["optim"])
+    sampler.generator.set_state(tensors["rng.sampler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta
+
+
+# ---------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_reconstruction(ae: LatentAutoencoder, images_u8: torch.Tensor, batch: int = 16,
+                            amp: bool = False) -> dict[str, Any]:
+    """Reconstruction PSNR / SSIM of ``decode(encode(x))`` under the project's protocol
+    (``latentscenes.evaluation.metrics``: [0, 1], full frame, per image then averaged).
+
+    Args:
+        images_u8: ``[N, 3, H, W]`` uint8 ground truth.
+    Returns:
+        ``{"psnr": float, "ssim": float, "psnr_per_image": [N], "ssim_per_image": [N], "n": N}``.
+    """
+    from latentscenes.evaluation.metrics import rgb_metrics
+
+    was = ae.training
+    ae.eval()
+    dev = ae.device
+    ps, ss = [], []
+    for i in range(0, images_u8.shape[0], batch):
+        gt = images_u8[i : i + batch].to(dev)
+        x = to_model_space(gt)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            y = ae.reconstruct(x)
+        m = rgb_metrics(y.float(), gt.float() / 255.0)
+        ps.append(m["psnr"].cpu())
+        ss.append(m["ssim"].cpu())
+    ae.train(was)
+    p = torch.cat(ps)
+    s = torch.cat(ss)
+    return {"psnr": float(p.mean()), "ssim": float(s.mean()), "psnr_per_image": p.tolist(),
+            "ssim_per_image": s.tolist(), "n": int(p.numel())}
+
+
+@torch.no_grad()
+def latent_std(ae: LatentAutoencoder, images_u8: torch.Tensor, batch: int = 16) -> float:
+    """Standard deviation of the raw latents (posterior mean) of ``images_u8`` (all channels and pixels)."""
+    was = ae.training
+    ae.eval()
+    zs = [ae.encode_distribution(to_model_space(images_u8[i : i + batch].to(ae.device))).mean.float().cpu()
+          for i in range(0, images_u8.shape[0], batch)]
+    ae.train(was)
+    return float(torch.cat(zs).std())
+
+
+# ---------------------------------------------------------------------- training
+def pretrain(
+    cfg: PretrainConfig,
+    train_images: torch.Tensor,
+    eval_images: torch.Tensor | None,
+    out_dir: str | Path,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    provenance: dict[str, Any] | None = None,
+    show_progress: bool = True,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+    stop_at_step: int | None = None,
+) -> tuple[LatentAutoencoder, dict[str, Any]]:
+    """Train the base autoencoder (see the module docstring for the recipe and the run folder's files).
+
+    Args:
+        cfg: the recipe.
+        train_images: ``[N, 3, H, W]`` uint8 training images (composited on white).
+        eval_images: ``[M, 3, H', W']`` uint8 held-out images for periodic evaluation at full frame (or None).
+        out_dir: run folder (created).
+        resume: continue from ``out_dir/checkpoint.safetensors`` (exactly: same result as an uninterrupted run).
+        device: torch device.
+        provenance: extra facts saved in ``ae.safetensors``'s header (command, data, machine).
+        stop_at_step: stop (and checkpoint) at this step as if the time budget had ended (tests of resume).
+    Returns:
+        (the trained autoencoder in eval mode, a summary dict also written to ``out_dir/summary.json``).
+    Raises:
+        FileNotFoundError: ``resume`` without a checkpoint.
+        PretrainError: a NaN/inf loss (the last checkpoint is kept) or an incompatible checkpoint.
+    """
+    from latentscenes.utils.device import seed_everything
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.safetensors"
+    device = torch.device(device)
+    if resume and not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+    if not resume:
+        save_config(cfg, out / "config.json")
+    seed_everything(cfg.seed)
+    ae = load_autoencoder(cfg.ae, device)
+    ae.train()
+    sampler = CropSampler(train_images, cfg.crop, cfg.object_prob, flip=True, seed=cfg.seed + 1)
+    opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
+    step, total, elapsed0 = 0, int(cfg.steps), 0.0
+    if cfg.init_output_bias and cfg.ae.source == "scratch" and not resume:
+        with torch.no_grad():
+            mean = torch.stack([to_model_space(train_images[i : i + 256]).mean(dim=(0, 2, 3))
+                                for i in range(0, train_images.shape[0], 256)]).mean(0)
+            ae.vae.decoder.conv_out.bias.copy_(mean.to(device))
+    if resume:
+        meta = load_checkpoint(ckpt, ae, opt, sampler)
+        step, total, elapsed0 = int(meta["step"]), int(meta["total_steps"]), float(meta["elapsed_s"])
+        if cfg.steps > 0:
+            total = int(cfg.steps)
+    if cfg.steps <= 0 and cfg.minutes <= 0 and total <= 0:
+        raise ValueError("set steps and/or minutes for pre-training")
+    amp = bool(cfg.amp)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 2) if cfg.train_latent == "sample" else None
+    metrics_file = out / "metrics.jsonl"
+    log_lines: list[str] = metrics_file.read_text().splitlines(keepends=True) if (resume and metrics_file.exists()) else []
+
+    def log(rec: dict[str, Any]) -> None:
+        log_lines.append(json.dumps(rec) + "\n")
+        atomic_write_text(metrics_file, "".join(log_lines))
+        if on_log:
+            on_log(rec)
+
+    t_start = time.time()
+    budget_s = cfg.minutes * 60.0 if cfg.minutes > 0 else math.inf
+    last_ckpt = time.time()
+    eval_hist: list[dict[str, Any]] = []
+    speed_probe: tuple[int, float] | None = None
+    running = 0.0
+
+    def elapsed() -> float:
+        return elapsed0 + time.time() - t_start
+
+    from contextlib import nullcontext
+
+    if show_progress:
+        from latentscenes.utils.progress import progress_bar
+
+        bar_cm = progress_bar("ae pretrain", total if total > 0 else None)
+    else:
+        bar_cm = nullcontext((None, None))
+    with bar_cm as (bar, task):
+        if bar is not None:
+            bar.update(task, completed=step)
+        while True:
+            if total > 0 and step >= total:
+                break
+            if elapsed() >= budget_s or (stop_at_step is not None and step >= stop_at_step):
+                break
+            if cfg.schedule_clock == "time" and math.isfinite(budget_s):
+                progress = min(1.0, elapsed() / budget_s)
+            else:
+                progress = step / total if total > 0 else None
+            lr = lr_at(cfg, step, progress)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = sampler.sample(cfg.batch_size).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                dist = ae.encode_distribution(x)
+                z = dist.mean if cfg.train_latent == "mean" else dist.sample(generator=gen)
+                y = ae.decode(z)
+            y = y.float()
+            rec = (y - x).abs().mean() if cfg.loss == "l1" else (y - x).pow(2).mean()
+            kl = dist.kl().float().mean() / float(z[0].numel())
+            loss = rec + cfg.kl_weight * kl
+            if not torch.isfinite(loss):
+                raise PretrainError(
+                    f"non-finite loss at step {step} (lr {lr:.2e}); last good checkpoint kept at {ckpt}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            rv = float(rec.detach())
+            running = 0.9 * running + 0.1 * rv if step > 1 else rv
+            # Derive the step count from the time budget once the speed is known (then fixed & checkpointed).
+            if total <= 0:
+                if step == 10:
+                    speed_probe = (step, elapsed())
+                elif speed_probe is not None and step == speed_probe[0] + 30:
+                    rate = 30.0 / max(1e-6, elapsed() - speed_probe[1])
+                    eval_cost = 0.04  # periodic evaluations and checkpoints
+                    total = max(step + 1, int(step + rate * (budget_s - elapsed()) * (1 - eval_cost)))
+                    if bar is not None:
+                        bar.update(task, total=total)
+            if bar is not None:
+                bar.update(task, completed=step, info=f"loss {running:.4f} lr {lr:.1e}"
+                           + (f" psnr {eval_hist[-1]['psnr']:.2f}" if eval_hist else ""))
+            done = (total > 0 and step >= total) or elapsed() >= budget_s or step == stop_at_step
+            if step % 50 == 0 or done:
+                log({"step": step, "loss": running, "lr": lr, "elapsed_s": round(elapsed(), 2), "total_steps": total})
+            if eval_images is not None and cfg.eval_every > 0 and (step % cfg.eval_every == 0 or done):
+                ev = evaluate_reconstruction(ae, eval_images[: cfg.eval_images], amp=False)
+                rec_ = {"step": step, "eval_psnr": ev["psnr"], "eval_ssim": ev["ssim"], "elapsed_s": round(elapsed(), 2)}
+                eval_hist.append({"step": step, "psnr": ev["psnr"], "ssim": ev["ssim"]})
+                log(rec_)
+            if time.time() - last_ckpt >= cfg.ckpt_every_s and not done:
+                save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
+                last_ckpt = time.time()
+    save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
+    ae.eval()
+    # tanh scale from the trained latents' std (unless fixed in the config), then the final autoencoder file.
+    probe = eval_images if eval_images is not None else train_images[:64]
+    std = latent_std(ae, probe[:64])
+    ae.tanh_scale = float(cfg.ae.tanh_scale) if cfg.ae.tanh_scale is not None else tanh_scale_for_std(std)
+    summary = {
+        "steps": step, "total_steps": total, "wall_s": round(elapsed(), 1), "latent_std": std,
+        "tanh_scale": ae.tanh_scale, "train_images": int(train_images.shape[0]),
+        "train_resolution": list(train_images.shape[-2:]), "crop": sampler.crop,
+        "params": {"encoder": ae.num_parameters("encoder"), "decoder": ae.num_parameters("decoder")},
+        "last_eval": eval_hist[-1] if eval_hist else None, "config": to_dict(cfg),
+    }
+    ae.info = {"source": "pretrain", "pretrain": {k: v for k, v in summary.items() if k != "config"},
+               "pretrain_config": to_dict(cfg), **(provenance or {})}
+    ae.save(out / "ae.safetensors")
+    summary["latent_background"] = ae.latent_background().tolist()
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return ae, summary
+
+
+def load_pretrain_config(path: str | Path) -> PretrainConfig:
+    """Read a run's ``config.json``."""
+    return from_dict(PretrainConfig, json.loads(Path(path).read_text()), where=str(path))
+
+
+__all__ = [
+    "PretrainConfig", "PretrainError", "pretrain", "evaluate_reconstruction", "latent_std", "lr_at",
+    "save_checkpoint", "load_checkpoint", "load_pretrain_config", "pretrain_autoencoder",
+]
+
+
+def pretrain_autoencoder(
+    ae_cfg: AEConfig,
+    images_u8: torch.Tensor,
+    out_dir: str | Path,
+    steps: int = 0,
+    minutes: float = 0.0,
+    device: str | torch.device = "cpu",
+    eval_images: torch.Tensor | None = None,
+    preset: str = "tiny-cpu",
+    show_progress: bool = True,
+) -> LatentAutoencoder:
+    """``--ae scratch`` for the pipeline: pre-train ``ae_cfg`` on ``images_u8`` with the ``preset`` recipe.
+
+    Args:
+        ae_cfg: the architecture (``source`` is forced to ``"scratch"`` unless it is ``"path"``/``"shipped"``,
+            which are fine-tuned instead).
+        images_u8: ``[N, 3, H, W]`` uint8 training images (e.g. the train scenes' train views).
+        out_dir: run folder; resumes from it when it already holds a checkpoint.
+        steps / minutes: budget (at least one must be > 0).
+    Returns:
+        the trained :class:`LatentAutoencoder` (eval mode), also saved as ``out_dir/ae.safetensors``.
+    """
+    from latentscenes.config import get_preset
+
+    cfg = get_preset(PretrainConfig, preset)
+    cfg.ae = ae_cfg
+    cfg.steps, cfg.minutes = int(steps), float(minutes)
+    resume = (Path(out_dir) / "checkpoint.safetensors").is_file()
+    ae, _ = pretrain(cfg, images_u8, eval_images, out_dir, resume=resume, device=device, show_progress=show_progress)
+    return ae

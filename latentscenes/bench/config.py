@@ -1,0 +1,150 @@
+"""Benchmark configuration and its presets (``test``, ``cpu``, ``paper``).
+
+The benchmark does not define model sizes of its own: it takes the pipeline's preset
+(:class:`latentscenes.training.config.PipelineConfig`) and the RGB baseline's preset
+(:class:`latentscenes.training.rgb_baseline.RGBFitConfig`) by name, applies dotted overrides, and fixes only
+what a fair comparison needs: which scenes and views, how many updates each scene gets (per scene, so that
+t_scene does not depend on N_exploit), what is evaluated and how often, and which ablations run.
+
+Sizing of the ``cpu`` preset (2-core CPU, < 60 min; costs from /work/shared/reference/cpu-budget.md Sec. 5,
+tiny sizes: 64x64 images, 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples):
+  * 3Da-AE entry cost: warm-up 1 500 + joint 200 updates on 16 train scenes (~2.5 min);
+  * exploit: 400 view-updates per scene (batch 8) + 48 fine-tune view-updates per scene (~3.5 s / scene);
+    N_exploit = 32 exploit scenes + 8 re-learned train scenes per latent method (~2.5 min per method);
+  * latent methods: Ours, Ours-Micro, Ours-Macro (each with its own 3Da-AE training), Ours-No-Prior and the
+    plain-AE ablation (warm-up only, no joint 3D regularisation);
+  * RGB: Tri-Planes (RGB) and Tri-Planes-Macro (RGB) on 6 exploit + 3 train scenes with random-ray batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from latentscenes.config import register_presets
+
+ALL_METHODS = ("ours", "ours-micro", "ours-macro", "ours-no-prior", "plain-ae", "rgb", "rgb-macro")
+
+
+@dataclass
+class BenchConfig:
+    """What one ``latentscenes bench`` run measures.
+
+    Attributes:
+        name: preset name recorded in the results.
+        pipeline_preset / pipeline_overrides: the 3Da-AE ``PipelineConfig`` preset and ``a.b=value``
+            overrides (applied before the benchmark's own scene/step settings).
+        rgb_preset / rgb_overrides: the RGB baseline's ``RGBFitConfig`` preset and overrides.
+        resolution: image size (px) the data are resized to (None = the pipeline preset's).
+        n_train_scenes: scenes of the dataset's ``train`` split used to train the 3Da-AE (N_train).
+        n_exploit_scenes: never-seen scenes of the ``exploit`` split learned in the exploit phase (N_exploit
+            of Table 1).
+        n_train_relearn: train scenes learned again from scratch in an exploit phase (Table 2, "train
+            scenes" column; the paper applies the exploit phase to scenes of the training set).
+        n_rgb_exploit / n_rgb_train: scenes (first ones of the lists above) the RGB baselines fit; the paper
+            also fits Tri-Planes (RGB) on a subset "for compute constraints".
+        max_train_views: train views per scene (None = all).
+        fit_view_updates_per_scene / finetune_view_updates_per_scene: exploit-phase budget per scene, in
+            views (the stage steps are ``ceil(updates * n_scenes / batch_size)``), so t_scene is independent
+            of how many scenes are learned.
+        methods: which Table 2 rows to produce (subset of :data:`ALL_METHODS`; ``ours`` and ``rgb`` are
+            always run: Table 1 needs them).
+        render_resolution: square output size (px) of the render-time measurement (paper: 128).
+        render_repeats / render_views: timed repetitions per view and number of held-out views timed.
+        curve_points: evaluations along each method's training for the time-to-quality plot (Fig. 6).
+        curve_scenes / curve_views: scenes and held-out views per scene used by those evaluations (their
+            time is excluded from the measured training time).
+        eval_max_views: held-out views per scene for Table 2 (None = all).
+        n_ref: N_exploit to extrapolate Eq. 9 / Eq. 11 to (paper: 1000).
+        fig7_n: N_exploit values of Fig. 7.
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        seed: seed of every method.
+        keep_runs: keep the per-method run folders (checkpoints) under ``OUT/runs``; needed for byte
+            accounting (the bytes are read back from the saved files), deleted at the end when False.
+    """
+
+    name: str = "cpu"
+    pipeline_preset: str = "tiny-cpu"
+    pipeline_overrides: list[str] = field(default_factory=list)
+    rgb_preset: str = "tiny-cpu"
+    rgb_overrides: list[str] = field(default_factory=list)
+    resolution: int | None = None
+    n_train_scenes: int = 16
+    n_exploit_scenes: int = 32
+    n_train_relearn: int = 8
+    n_rgb_exploit: int = 6
+    n_rgb_train: int = 3
+    max_train_views: int | None = None
+    fit_view_updates_per_scene: int = 400
+    finetune_view_updates_per_scene: int = 48
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    render_resolution: int = 128
+    render_repeats: int = 3
+    render_views: int = 4
+    curve_points: int = 8
+    curve_scenes: int = 6
+    curve_views: int = 2
+    eval_max_views: int | None = None
+    n_ref: int = 1000
+    fig7_n: list[int] = field(default_factory=lambda: [1, 3, 10, 30, 100, 300, 1000, 3000, 10000])
+    device: str = "auto"
+    seed: int = 0
+    keep_runs: bool = True
+
+
+def preset_test() -> BenchConfig:
+    """Seconds on a CPU: the pipeline's and the baseline's ``test`` sizes, 3 + 2 + 1 scenes."""
+    return BenchConfig(
+        name="test",
+        pipeline_preset="test",
+        rgb_preset="test",
+        n_train_scenes=3,
+        n_exploit_scenes=2,
+        n_train_relearn=1,
+        n_rgb_exploit=1,
+        n_rgb_train=1,
+        fit_view_updates_per_scene=8,
+        finetune_view_updates_per_scene=4,
+        render_resolution=32,
+        render_repeats=1,
+        render_views=1,
+        curve_points=2,
+        curve_scenes=1,
+        curve_views=1,
+        eval_max_views=1,
+        fig7_n=[1, 10, 100, 1000],
+        device="cpu",
+    )
+
+
+def preset_cpu() -> BenchConfig:
+    """2-core CPU, < 60 minutes (see the module docstring for the sizing)."""
+    return BenchConfig(name="cpu", device="cpu")
+
+
+def preset_paper() -> BenchConfig:
+    """Paper sizes for a GPU: N_train 500, N_exploit 100 (Table 2 uses 100; Table 1 extrapolates to 1000
+    with Eq. 9/11), Tri-Planes (RGB) on 50 scenes (as the paper), 128x128, 50 epochs-equivalent updates."""
+    return BenchConfig(
+        name="paper",
+        pipeline_preset="paper",
+        rgb_preset="paper",
+        resolution=128,
+        n_train_scenes=500,
+        n_exploit_scenes=100,
+        n_train_relearn=50,
+        n_rgb_exploit=50,
+        n_rgb_train=25,
+        # 50 epochs of ~180 train views per scene = 9 000 view-updates per scene and stage
+        fit_view_updates_per_scene=9000,
+        finetune_view_updates_per_scene=9000,
+        render_resolution=128,
+        render_repeats=10,
+        render_views=10,
+        curve_points=20,
+        curve_scenes=20,
+        curve_views=5,
+        device="auto",
+    )
+
+
+register_presets(BenchConfig, {"test": preset_test, "cpu": preset_cpu, "paper": preset_paper})

@@ -1,0 +1,228 @@
+"""What the benchmark ran on, and how much time and memory each measured phase used.
+
+* :func:`machine_info`: CPU model, cores (logical, usable by this process, torch threads), RAM, GPU, OS,
+  library versions and the git commit, so that a results file says where its numbers come from.
+* :class:`Phase`: a context manager that times one phase (wall clock ``time.perf_counter`` and this
+  process's CPU time), samples the process's resident memory (RSS, from ``/proc/self/statm``) in a
+  background thread to record the phase's **peak RSS**, and on CUDA the peak allocated GPU memory. It also
+  records the machine's load average so that a run disturbed by other jobs can be recognised.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def current_rss_bytes() -> int:
+    """Resident set size of this process now, bytes (Linux ``/proc/self/statm``; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return max_rss_bytes()
+
+
+def max_rss_bytes() -> int:
+    """Peak RSS of this process since it started, bytes (``getrusage``; kB on Linux)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r) * (1 if sys.platform == "darwin" else 1024)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _total_ram_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
+    except OSError:
+        pass
+    return []
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit(repo: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info(device: torch.device | None = None) -> dict:
+    """Describe the machine and software (JSON-able dict)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    info: dict = {
+        "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "ram_bytes": _total_ram_bytes(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "device": str(device) if device is not None else None,
+        "gpu": None,
+        "versions": {
+            name: _version(name)
+            for name in ("latentscenes", "torch", "numpy", "diffusers", "torchmetrics", "safetensors", "matplotlib")
+        },
+        "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = {
+            "name": props.name,
+            "memory_bytes": int(props.total_memory),
+            "count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda,
+        }
+    return info
+
+
+@dataclass
+class PhaseRecord:
+    """What :class:`Phase` measured. Seconds and bytes."""
+
+    name: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    rss_start_bytes: int = 0
+    rss_peak_bytes: int = 0
+    gpu_peak_bytes: int | None = None
+    load_average_end: list[float] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rss_peak_delta_bytes(self) -> int:
+        """Peak RSS during the phase minus RSS at its start (what the phase itself added)."""
+        return max(0, self.rss_peak_bytes - self.rss_start_bytes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["rss_peak_delta_bytes"] = self.rss_peak_delta_bytes
+        return d
+
+
+class Phase:
+    """Context manager measuring one phase: wall time, CPU time, peak RSS (sampled), peak GPU memory.
+
+    ``with Phase("exploit", device) as ph: ...`` then ``ph.record``. ``ph.pause()`` / ``ph.resume()`` exclude
+    a span (e.g. an evaluation done only for the report) from the wall and CPU times; RSS keeps being sampled.
+    The RSS sampler reads ``/proc/self/statm`` every ``interval_s`` (default 10 ms); a spike shorter than that
+    can be missed, so ``ru_maxrss`` is also consulted when it rose during the phase.
+    """
+
+    def __init__(self, name: str, device: torch.device | None = None, interval_s: float = 0.01):
+        self.record = PhaseRecord(name)
+        self._device = device
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._paused_wall = 0.0
+        self._paused_cpu = 0.0
+        self._pause_t: tuple[float, float] | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            rss = current_rss_bytes()
+            if rss > self.record.rss_peak_bytes:
+                self.record.rss_peak_bytes = rss
+
+    def __enter__(self) -> "Phase":
+        self._maxrss0 = max_rss_bytes()
+        self.record.rss_start_bytes = current_rss_bytes()
+        self.record.rss_peak_bytes = self.record.rss_start_bytes
+        if self._device is not None and self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+            torch.cuda.reset_peak_memory_stats(self._device)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        self._t0 = time.perf_counter()
+        self._c0 = time.process_time()
+        return self
+
+    def pause(self) -> None:
+        if self._device is not None and self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+        self._pause_t = (time.perf_counter(), time.process_time())
+
+    def resume(self) -> None:
+        if self._pause_t is not None:
+            self._paused_wall += time.perf_counter() - self._pause_t[0]
+            self._paused_cpu += time.process_time() - self._pause_t[1]
+            self._pause_t = None
+
+    def elapsed(self) -> float:
+        """Wall seconds so far, paused spans excluded (valid inside the ``with`` block, not while paused)."""
+        return time.perf_counter() - self._t0 - self._paused_wall
+
+    def __exit__(self, *exc) -> None:
+        if self._device is not None and self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+        self.resume()
+        self.record.wall_s = time.perf_counter() - self._t0 - self._paused_wall
+        self.record.cpu_s = time.process_time() - self._c0 - self._paused_cpu
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        rss = current_rss_bytes()
+        maxrss = max_rss_bytes()
+        self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, rss)
+        if maxrss > self._maxrss0:  # the process peak rose during this phase: it is this phase's peak
+            self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, maxrss)
+        if self._device is not None and self._device.type == "cuda":
+            self.record.gpu_peak_bytes = int(torch.cuda.max_memory_allocated(self._device))
+        if hasattr(os, "getloadavg"):
+            self.record.load_average_end = list(os.getloadavg())

@@ -1,0 +1,580 @@
+"""The benchmark run: every method on the same scenes, views and machine, then Tables 1-2 and Fig. 6-7.
+
+Order of work (docs/benchmark.md gives the protocol):
+  1. load the train / exploit scenes once, at the pipeline's image size (all methods see the same images);
+  2. Tri-Planes (RGB) and Tri-Planes-Macro (RGB) on the baseline's scenes (``fit_rgb_scenes``);
+  3. Ours: 3Da-AE training (``train_3daae``), exploitation of the exploit scenes with PSNR-vs-time evaluations
+     (``exploit_3daae`` + an evaluation callback whose time the stages exclude), exploitation of re-learned
+     train scenes; then the ablations (No-Prior, plain AE, Micro, Macro);
+  4. evaluation of every method on the held-out views with :func:`latentscenes.evaluation.evaluate_model`;
+  5. render latency at 128x128 (no autograd) for ours and Tri-Planes (RGB) on the same views;
+  6. bytes read back from the saved safetensors files; Eq. 8-11 (:mod:`latentscenes.bench.accounting`).
+
+The times entering Table 1 are the stages' own optimisation clocks (``StageResult.train_s``, and the RGB fit's
+per-scene clock): evaluation callbacks and checkpoint writes are excluded on both sides; the encoding of the
+Encode-Scene targets (``latent_cache_s``) is included, because only our method pays for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from latentscenes.bench import accounting as acc
+from latentscenes.bench.config import ALL_METHODS, BenchConfig
+from latentscenes.bench.machine import Phase, machine_info
+from latentscenes.bench.report import write_report
+from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
+from latentscenes.config import ConfigError, apply_overrides, from_dict, get_preset, to_dict
+from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
+from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.progress import console
+
+LATENT_METHODS = ("ours", "ours-no-prior", "plain-ae", "ours-micro", "ours-macro")
+RGB_METHODS = ("rgb", "rgb-macro")
+
+
+# ============================================================================================ configs
+def pipeline_config(cfg: BenchConfig, device: torch.device):
+    """The :class:`PipelineConfig` of "Ours" for this benchmark (preset + overrides + the bench's settings).
+
+    Checkpoints are written only at the end of each stage (``checkpoint_every = 0``): the RGB baseline writes
+    none while fitting, and the times used exclude checkpoint writes anyway.
+    """
+    from latentscenes.training.config import PipelineConfig
+
+    p = apply_overrides(get_preset(PipelineConfig, cfg.pipeline_preset), cfg.pipeline_overrides)
+    data = dataclasses.replace(
+        p.data,
+        resolution=cfg.resolution if cfg.resolution is not None else p.data.resolution,
+        n_train_scenes=cfg.n_train_scenes,
+        n_exploit_scenes=None,
+        max_views=cfg.max_train_views if cfg.max_train_views is not None else p.data.max_views,
+    )
+    stages = {k: dataclasses.replace(getattr(p, k), checkpoint_every=0, eval_every=0) for k in ("warmup", "joint")}
+    ex = dataclasses.replace(
+        p.exploit,
+        fit=dataclasses.replace(p.exploit.fit, checkpoint_every=0, eval_every=0),
+        finetune=dataclasses.replace(p.exploit.finetune, checkpoint_every=0, eval_every=0),
+    )
+    logging = dataclasses.replace(p.logging, progress=cfg.name != "test")
+    return dataclasses.replace(
+        p, data=data, exploit=ex, logging=logging, seed=cfg.seed, device=str(device), **stages
+    )
+
+
+def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int = 0):
+    """Exploit stage steps from the per-scene budget: ``ceil(updates_per_scene * n_scenes / batch_size)``.
+
+    ``curve_points > 0`` also sets ``eval_every`` so that each stage is evaluated about that many times.
+    """
+    ex = pcfg.exploit
+
+    def stage(sc, updates: int):
+        steps = max(1, math.ceil(updates * n_scenes / sc.batch_size)) if updates > 0 else 0
+        every = max(1, steps // curve_points) if curve_points > 0 and steps > 0 else 0
+        return dataclasses.replace(sc, steps=steps, epochs=None, eval_every=every)
+
+    fit = stage(ex.fit, cfg.fit_view_updates_per_scene)
+    ft = stage(ex.finetune, cfg.finetune_view_updates_per_scene)
+    ex = dataclasses.replace(ex, fit=fit, finetune=ft, finetune_decoder=ex.finetune_decoder and ft.steps > 0)
+    return dataclasses.replace(pcfg, exploit=ex)
+
+
+def variant_config(pcfg, method: str):
+    """Plane layout / schedule of each latent method (paper Sec. 4.3)."""
+    tp = pcfg.triplane
+    F = tp.f_mic + tp.f_mac
+    if method == "ours-micro":
+        return dataclasses.replace(pcfg, triplane=dataclasses.replace(tp, f_mic=F, f_mac=0))
+    if method == "ours-macro":
+        return dataclasses.replace(pcfg, triplane=dataclasses.replace(tp, f_mic=0, f_mac=F, n_global=max(1, tp.n_global)))
+    if method == "plain-ae":
+        # No 3D regularisation of the autoencoder: warm-up only (planes fitted to its latents), no joint stage.
+        return dataclasses.replace(pcfg, joint=dataclasses.replace(pcfg.joint, steps=0, epochs=None))
+    return pcfg
+
+
+def rgb_config(cfg: BenchConfig, pcfg, variant: str, n_scenes: int, device: torch.device):
+    """The RGB baseline config: its preset + overrides, the same F = F_mic + F_mac, T and renderer as ours.
+
+    For the Macro variant, whose steps are counted in total over all scenes, the steps and rays are scaled so
+    that every scene gets the same rays as in the per-scene (Micro) fit.
+    """
+    from latentscenes.training.rgb_baseline import RGBFitConfig
+
+    r = apply_overrides(get_preset(RGBFitConfig, cfg.rgb_preset), cfg.rgb_overrides)
+    F = pcfg.triplane.f_mic + pcfg.triplane.f_mac
+    tp = dataclasses.replace(r.triplane, resolution=pcfg.triplane.resolution, f_mic=F, f_mac=0,
+                             n_global=pcfg.triplane.n_global)
+    steps, rays = r.steps, r.rays_per_batch
+    if variant == "macro":
+        S = max(1, min(r.scenes_per_batch, n_scenes))
+        rays = r.rays_per_batch * S
+        steps = max(1, math.ceil(r.steps * n_scenes / S))
+    every = max(1, steps // max(1, cfg.curve_points))
+    return dataclasses.replace(
+        r, triplane=tp, render=pcfg.render, variant=variant, resolution=None, steps=steps, rays_per_batch=rays,
+        eval_every=every, curve_views=cfg.curve_views,
+        max_eval_views=0, seed=cfg.seed, device=str(device), save_planes=True, measure_render=False,
+    )
+
+
+# ============================================================================================ data
+def load_bench_scenes(cfg: BenchConfig, pcfg, root: Path) -> tuple[list[SceneViews], list[SceneViews], dict]:
+    """Train and exploit scenes (sorted ids, first N of each split) at the pipeline's image size."""
+    from latentscenes.data import MultiSceneDataset
+
+    ds = MultiSceneDataset(root, resolution=pcfg.data.resolution)
+    train_ids = list(ds.split_scene_ids(pcfg.data.train_split))[: cfg.n_train_scenes]
+    exploit_ids = list(ds.split_scene_ids(pcfg.data.exploit_split))[: cfg.n_exploit_scenes]
+    if len(train_ids) < cfg.n_train_scenes or len(exploit_ids) < cfg.n_exploit_scenes:
+        raise DatasetError(
+            f"{root}: the benchmark needs {cfg.n_train_scenes} train and {cfg.n_exploit_scenes} exploit scenes, "
+            f"the dataset has {len(train_ids)} / {len(exploit_ids)} (lower n_train_scenes / n_exploit_scenes)"
+        )
+    defaults = dict(getattr(ds, "render_defaults", None) or {})
+    return [ds.load(i) for i in train_ids], [ds.load(i) for i in exploit_ids], defaults
+
+
+# ============================================================================================ models
+def latent_scene_model(system, name: str):
+    """A :class:`SceneModel` over a trained/exploited ``LatentSystem`` (evaluation's own adapter)."""
+    from latentscenes.evaluation.runs import autoencoder_view, triplane_scene_model
+
+    return triplane_scene_model(
+        "latent", name, system.bank, system.mlp, system.render, system.background(),
+        autoencoder=autoencoder_view(system.ae), device=system.device,
+    )
+
+
+def _merge_models(models: Sequence[Any], name: str):
+    """One :class:`SceneModel` dispatching by scene id over several models of the same kind."""
+    from latentscenes.evaluation.model import CallableSceneModel
+
+    by_id = {sid: m for m in models for sid in m.scene_ids}
+    first = models[0]
+    return CallableSceneModel(
+        kind=first.kind, name=name, scene_ids=list(by_id),
+        render_fn=lambda sid, c2w, K, hw: by_id[sid].render(sid, c2w, K, hw),
+        autoencoder=first.autoencoder, near=first.near, far=first.far,
+    )
+
+
+def rgb_scene_model(fit_dir: Path, results: dict, name: str, device: torch.device):
+    """Rebuild the RGB baseline's scenes from the files it saved (so evaluation and byte counting use exactly
+    what is on disk) and wrap them as one :class:`SceneModel`."""
+    from latentscenes.evaluation.runs import triplane_scene_model
+    from latentscenes.rendering.decoder import TriplaneDecoder
+    from latentscenes.rendering.renderer import RenderConfig
+    from latentscenes.scenes.bank import SceneBank, TriplaneConfig
+
+    tcfg = from_dict(TriplaneConfig, results["triplane_used"])
+    rcfg = from_dict(RenderConfig, results["render_used"])
+    white = torch.ones(3)
+    sdir = fit_dir / "scenes"
+
+    def decoder_from(path: Path) -> TriplaneDecoder:
+        from safetensors.torch import load_file
+
+        dec = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden)
+        dec.load_state_dict(load_file(str(path)), strict=True)
+        return dec
+
+    if results["variant"] == "micro":
+        models = []
+        for r in results["scenes"]:
+            sid = r["scene_id"]
+            bank = SceneBank(tcfg, [])
+            bank.load_shard(sdir / f"{sid}.safetensors")
+            models.append(
+                triplane_scene_model("rgb", name, bank, decoder_from(sdir / f"{sid}.decoder.safetensors"), rcfg, white,
+                                     device=device)
+            )
+        return _merge_models(models, name)
+    bank = SceneBank(tcfg, [])
+    bank.load_shard(sdir / "coefs.safetensors")
+    bank.load_shared(sdir / "global_planes.safetensors")
+    return triplane_scene_model("rgb", name, bank, decoder_from(sdir / "decoder.safetensors"), rcfg, white, device=device)
+
+
+# ============================================================================================ measuring
+def curve_eval_fn(scenes: Sequence[SceneViews], n_views: int) -> Callable:
+    """``eval_fn(system, stage, step) -> {"psnr": ...}`` for :func:`run_stage`: mean held-out PSNR of the first
+    ``n_views`` test views of ``scenes`` (the stages exclude this time from their clocks)."""
+    from latentscenes.evaluation.evaluate import evaluate_scene
+
+    def fn(system, stage: str, step: int) -> dict[str, float]:
+        model = latent_scene_model(system, "curve")
+        vals = [evaluate_scene(model, s, "test", n_views)["mean"]["psnr"] for s in scenes if s.scene_id in model.scene_ids]
+        return {"psnr": float(sum(vals) / len(vals))} if vals else {}
+
+    return fn
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_renders(model, scenes: Sequence[SceneViews], resolution: int, n_views: int, repeats: int, device: torch.device) -> dict:
+    """Render latency of one ``resolution``-square view without autograd (paper Tab. 1 "Rendering Time").
+
+    Ours: latent render at ``resolution / 8`` + decoding to ``resolution``; RGB: render at ``resolution``.
+    The held-out cameras of ``scenes`` are used (normalised intrinsics serve any resolution); per view one
+    untimed warm-up render, then ``repeats`` timed ones.
+
+    Returns:
+        :func:`accounting.latency_summary` of the total, plus ``render_median_ms`` / ``decode_median_ms``.
+    """
+    totals, renders, decodes = [], [], []
+    ae = model.autoencoder if model.kind == "latent" else None
+    hw = (resolution // ae.downsample, resolution // ae.downsample) if ae is not None else (resolution, resolution)
+    views = [(s, i) for s in scenes if s.scene_id in model.scene_ids for i in s.view_indices("test")]
+    views = views[: max(1, n_views)]
+    if not views:
+        raise ValueError(f"no held-out views of the model's scenes to time ({model.name})")
+    with torch.no_grad():
+        for s, i in views:
+            c2w, K = s.c2w[i : i + 1].float(), s.K[i : i + 1].float()
+            for rep in range(repeats + 1):
+                _sync(device)
+                t0 = time.perf_counter()
+                out = model.render(s.scene_id, c2w, K, hw)
+                _sync(device)
+                t1 = time.perf_counter()
+                if ae is not None:
+                    ae.decode(ae.denormalize(out.image))
+                    _sync(device)
+                t2 = time.perf_counter()
+                if rep == 0:
+                    continue  # warm-up (also composes and caches the scene's planes)
+                renders.append(t1 - t0)
+                decodes.append(t2 - t1)
+                totals.append(t2 - t0)
+    out = acc.latency_summary(totals)
+    out["render_median_ms"] = acc.latency_summary(renders)["median_ms"]
+    out["decode_median_ms"] = acc.latency_summary(decodes)["median_ms"] if ae is not None else 0.0
+    out["resolution"] = [resolution, resolution]
+    out["latent_resolution"] = list(hw) if ae is not None else None
+    return out
+
+
+# ============================================================================================ bytes
+def _is_encoder(name: str) -> bool:
+    return name.startswith(("vae.encoder.", "vae.quant_conv."))
+
+
+def _is_decoder(name: str) -> bool:
+    return name.startswith(("vae.decoder.", "vae.post_quant_conv."))
+
+
+def latent_bytes(run_dir: Path, exploit_dir: Path) -> dict[str, Any]:
+    """m_E, m_D, m_B, other shared bytes, m_T, m_W of an exploit batch, from the files it needs on disk.
+
+    An exploit batch is rendered from: the source run's encoder (``RUN/model/shared.safetensors``, ``vae.encoder``
+    and ``vae.quant_conv``; needed to learn more scenes), the batch's ``model/shared.safetensors`` (fine-tuned
+    decoder + post-quant conv, MLP, global planes B, latent background) and its scene shards (local planes
+    ``local``, coefficients ``coefs``). Every tensor of those files is counted in exactly one category.
+    """
+    run_shared = acc.safetensors_entries(run_dir / "model" / "shared.safetensors")
+    ex_shared = acc.safetensors_entries(exploit_dir / "model" / "shared.safetensors")
+    m_e = sum(e.nbytes for e in run_shared if _is_encoder(e.name))
+    cats = acc.bytes_by_category(
+        {e.name: e.nbytes for e in ex_shared},
+        {
+            "m_d": _is_decoder,
+            "m_b": lambda n: n == "global_planes",
+            "mlp": lambda n: n.startswith("mlp."),
+            "latent_background": lambda n: n == "latent_background",
+        },
+    )
+    shards = sorted((exploit_dir / "model" / "scenes").glob("*.safetensors"))
+    per = {"m_t": 0, "m_w": 0}
+    for p in shards:
+        c = acc.bytes_by_category(
+            {e.name: e.nbytes for e in acc.safetensors_entries(p)},
+            {"m_t": lambda n: n == "local", "m_w": lambda n: n == "coefs"},
+        )
+        per["m_t"] += c["m_t"]
+        per["m_w"] += c["m_w"]
+    return {
+        "m_e": m_e,
+        "m_d": cats["m_d"],
+        "m_b": cats["m_b"],
+        "m_shared_other": cats["mlp"] + cats["latent_background"],
+        "mlp": cats["mlp"],
+        "latent_background": cats["latent_background"],
+        "m_t": per["m_t"],
+        "m_w": per["m_w"],
+        "files": [str(run_dir / "model" / "shared.safetensors"), str(exploit_dir / "model" / "shared.safetensors")]
+        + [str(p) for p in shards],
+    }
+
+
+def rgb_bytes(fit_dir: Path, results: dict) -> dict[str, Any]:
+    """Bytes of every tensor the RGB fit saved: per scene planes + its own MLP (micro), or coefficients plus the
+    shared global planes and MLP (macro)."""
+    files = sorted((fit_dir / "scenes").glob("*.safetensors"))
+    total = sum(acc.safetensors_payload_bytes(p) for p in files)
+    return {"bytes_total": total, "n_scenes": len(results["scenes"]), "files": [str(p) for p in files]}
+
+
+# ============================================================================================ the run
+def _eval_summary(ev: dict) -> dict:
+    return {g: s["mean"] for g, s in ev["groups"].items()}
+
+
+def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "") -> dict:
+    """Run the whole benchmark and write ``results.json``, ``summary.md`` and the plots into ``out_dir``.
+
+    Args:
+        cfg: :class:`BenchConfig` (preset ``test``, ``cpu`` or ``paper``).
+        data_root: multi-scene dataset with ``train`` and ``exploit`` scene splits.
+        out_dir: output folder (``runs/`` holds each method's run folder).
+        command: the command line, recorded in the results.
+    Returns:
+        the results dict (also in ``out_dir/results.json``).
+    Raises:
+        DatasetError: too few scenes, or scenes without held-out views. ConfigError: unknown method name.
+    """
+    t_start = time.perf_counter()
+    started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    unknown = set(cfg.methods) - set(ALL_METHODS)
+    if unknown:
+        raise ConfigError(f"unknown benchmark method(s) {sorted(unknown)}; known: {list(ALL_METHODS)}")
+    methods = [m for m in ALL_METHODS if m in set(cfg.methods) | {"ours", "rgb"}]
+    out_dir = Path(out_dir)
+    runs = out_dir / "runs"
+    if runs.exists():
+        shutil.rmtree(runs)  # a benchmark is measured in one go; stale runs would be reused by nobody
+    runs.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    if device.type == "cpu":
+        set_cpu_threads()
+    seed_everything(cfg.seed)
+    info = machine_info(device)
+    console.print(f"[bold]bench[/bold] {cfg.name}: {info['cpu_model']}, {info['usable_cores']} cores, device {device}")
+
+    from latentscenes.evaluation.evaluate import evaluate_model
+    from latentscenes.training.pipeline import apply_render_defaults, exploit_3daae, exploit_config, train_3daae
+    from latentscenes.training.rgb_baseline import fit_rgb_scenes
+
+    pcfg = pipeline_config(cfg, device)
+    with Phase("load data", device) as ph_load:
+        train_scenes, exploit_scenes, defaults = load_bench_scenes(cfg, pcfg, Path(data_root))
+    pcfg = apply_render_defaults(pcfg, defaults)
+    by_id = {s.scene_id: s for s in train_scenes + exploit_scenes}
+    for s in by_id.values():
+        if not s.view_indices("test"):
+            raise DatasetError(f"scene {s.scene_id!r} has no held-out (test) views to evaluate on")
+    relearn = train_scenes[: cfg.n_train_relearn]
+    rgb_ids = {
+        "exploit": [s.scene_id for s in exploit_scenes[: cfg.n_rgb_exploit]],
+        "train": [s.scene_id for s in relearn[: cfg.n_rgb_train]],
+    }
+    rgb_scenes = [by_id[i] for i in rgb_ids["exploit"] + rgb_ids["train"]]
+    curve_scenes = [by_id[i] for i in rgb_ids["exploit"][: max(1, cfg.curve_scenes)]]
+    phases: dict[str, dict] = {"load data": ph_load.record.to_dict()}
+    notes: list[str] = []
+    stage_results: dict[str, Any] = {}
+    evaluations: dict[str, dict] = {}
+    groups = {"train": [s.scene_id for s in relearn], "exploit": [s.scene_id for s in exploit_scenes]}
+
+    # ------------------------------------------------------------------ RGB baselines (first: fresh process)
+    rgb_results: dict[str, dict] = {}
+    rgb_models: dict[str, Any] = {}
+    for m in [x for x in methods if x in RGB_METHODS]:
+        variant = "micro" if m == "rgb" else "macro"
+        rcfg = rgb_config(cfg, pcfg, variant, len(rgb_scenes), device)
+        fit_dir = runs / m
+        console.print(f"[bold]{m}[/bold]: fitting {len(rgb_scenes)} scenes in RGB ({rcfg.steps} steps of {rcfg.rays_per_batch} rays)")
+        with Phase(f"{m}/fit", device) as ph:
+            res = fit_rgb_scenes(list(rgb_scenes), rcfg, out_dir=fit_dir, render_defaults=defaults)
+        phases[f"{m}/fit"] = ph.record.to_dict()
+        rgb_results[m] = res
+        model = rgb_scene_model(fit_dir, res, m, device)
+        rgb_models[m] = model
+        ev = evaluate_model(model, by_id, {g: [i for i in ids] for g, ids in rgb_ids.items()}, "test",
+                            cfg.eval_max_views, show_progress=False)
+        evaluations[m] = ev
+
+    # ------------------------------------------------------------------ latent methods
+    trained: dict[str, Path] = {}
+    exploited: dict[str, Path] = {}
+
+    def train(method: str) -> Path:
+        vcfg = variant_config(pcfg, method)
+        run_dir = runs / method / "train"
+        console.print(f"[bold]{method}[/bold]: 3Da-AE training on {len(train_scenes)} scenes")
+        with Phase(f"{method}/train", device) as ph:
+            res = train_3daae(vcfg, run_dir, scenes=train_scenes)
+        phases[f"{method}/train"] = ph.record.to_dict()
+        res.pop("system", None)
+        stage_results[f"{method}/train"] = res
+        return run_dir
+
+    def exploit(method: str, run_dir: Path, scenes: list[SceneViews], tag: str, with_curve: bool) -> Path:
+        base = exploit_config(variant_config(pcfg, method), no_prior=(method == "ours-no-prior"))
+        ecfg = per_scene_exploit(base, cfg, len(scenes), cfg.curve_points if with_curve else 0)
+        out = runs / method / tag
+        console.print(f"[bold]{method}[/bold]: exploiting {len(scenes)} {tag} scenes "
+                      f"({ecfg.exploit.fit.steps} + {ecfg.exploit.finetune.steps} steps)")
+        eval_fn = curve_eval_fn(curve_scenes, cfg.curve_views) if with_curve else None
+        with Phase(f"{method}/{tag}", device) as ph:
+            res = exploit_3daae(run_dir, out, ecfg, scenes=scenes, eval_fn=eval_fn)
+        phases[f"{method}/{tag}"] = ph.record.to_dict()
+        res.pop("system", None)
+        stage_results[f"{method}/{tag}"] = res
+        return out
+
+    def evaluate_latent(method: str, dirs: list[Path]) -> dict:
+        from latentscenes.training.pipeline import load_exploited
+
+        models = [latent_scene_model(load_exploited(d, device), method) for d in dirs]
+        model = _merge_models(models, method) if len(models) > 1 else models[0]
+        return evaluate_model(model, by_id, groups, "test", cfg.eval_max_views, show_progress=False), models
+
+    latent_models: dict[str, list] = {}
+    for m in [x for x in methods if x in LATENT_METHODS]:
+        if m == "ours-no-prior":
+            run_dir = trained["ours"]
+        else:
+            run_dir = train(m)
+            trained[m] = run_dir
+        ex_dir = exploit(m, run_dir, list(exploit_scenes), "exploit", with_curve=(m == "ours"))
+        exploited[m] = ex_dir
+        dirs = [ex_dir]
+        if relearn:
+            dirs.append(exploit(m, run_dir, list(relearn), "relearn", with_curve=False))
+        evaluations[m], latent_models[m] = evaluate_latent(m, dirs)
+
+    # ------------------------------------------------------------------ Table 1 parts
+    tr = stage_results["ours/train"]
+    ex = stage_results["ours/exploit"]
+    t_warm = tr["latent_cache_s"] + tr["stages"]["warmup"]["train_s"]
+    t_joint = tr["stages"]["joint"]["train_s"]
+    t_fit = ex["latent_cache_s"] + ex["stages"]["exploit_fit"]["train_s"]
+    t_ft = ex["stages"].get("exploit_finetune", {}).get("train_s", 0.0)
+    ours_bytes = latent_bytes(trained["ours"], exploited["ours"])
+    # cross-check: the bytes read from the files equal what the pipeline reports for the live tensors
+    mb = ex["bytes"]
+    n_ex = len(exploit_scenes)
+    checks = {
+        "decoder_bytes_match": ours_bytes["m_d"] == mb["decoder"],
+        "global_planes_bytes_match": ours_bytes["m_b"] == mb["global_planes"],
+        "mlp_bytes_match": ours_bytes["mlp"] == mb["mlp"],
+        "per_scene_bytes_match": ours_bytes["m_t"] + ours_bytes["m_w"] == n_ex * mb["per_scene"],
+        "encoder_bytes_match": ours_bytes["m_e"] == tr["bytes"]["encoder"],
+    }
+    if not all(checks.values()):
+        notes.append(f"byte cross-check failed (files vs live tensors): {checks}")
+    ours_model = latent_models["ours"][0]
+    rgb_model = rgb_models["rgb"]
+    timing_scenes = [by_id[i] for i in rgb_ids["exploit"]]
+    render_ours = time_renders(ours_model, timing_scenes, cfg.render_resolution, cfg.render_views, cfg.render_repeats, device)
+    render_rgb = time_renders(rgb_model, timing_scenes, cfg.render_resolution, cfg.render_views, cfg.render_repeats, device)
+    ours_peak = max(phases[k]["rss_peak_bytes"] for k in ("ours/train", "ours/exploit"))
+    ours_gpu = [phases[k]["gpu_peak_bytes"] for k in ("ours/train", "ours/exploit") if phases[k]["gpu_peak_bytes"] is not None]
+    rgb_res = rgb_results["rgb"]
+    rb = rgb_bytes(runs / "rgb", rgb_res)
+    table1 = build_table1(
+        {
+            "t_warmup_s": t_warm, "t_train_s": t_joint, "t_exploit_s": t_fit, "t_exploit_ft_s": t_ft, "n_exploit": n_ex,
+            "bytes": ours_bytes, "render": render_ours, "peak_rss_bytes": ours_peak,
+            "peak_gpu_bytes": max(ours_gpu) if ours_gpu else None,
+        },
+        {
+            "fit_s": sum(r["time_s"] for r in rgb_res["scenes"]), "n_scenes": len(rgb_res["scenes"]),
+            "bytes_total": rb["bytes_total"], "render": render_rgb,
+            "peak_rss_bytes": phases["rgb/fit"]["rss_peak_bytes"], "peak_gpu_bytes": phases["rgb/fit"]["gpu_peak_bytes"],
+        },
+        cfg.n_ref,
+        cfg.render_resolution,
+    )
+    table1["bytes_check"] = checks
+    table1["ours"]["bytes_files"] = ours_bytes["files"]
+    table1["rgb"]["bytes_files"] = rb["files"]
+    table1["ours"]["peak_rss_delta_bytes"] = max(phases[k]["rss_peak_delta_bytes"] for k in ("ours/train", "ours/exploit"))
+    table1["rgb"]["peak_rss_delta_bytes"] = phases["rgb/fit"]["rss_peak_delta_bytes"]
+
+    # ------------------------------------------------------------------ time to quality, Fig. 7
+    curve_t, curve_p = [], []
+    offset = ex["latent_cache_s"]
+    for st in ("exploit_fit", "exploit_finetune"):
+        s = ex["stages"].get(st)
+        if not s:
+            continue
+        for rec in s.get("curve", []):
+            if "psnr" in rec:
+                curve_t.append(offset + rec["train_s"])
+                curve_p.append(rec["psnr"])
+        offset += s["train_s"]
+    rgb_curves = [
+        {"scene_id": r["scene_id"], "t_s": [c[0] for c in r["curve"]], "psnr": [c[1] for c in r["curve"]]}
+        for r in rgb_res["scenes"] if r["scene_id"] in {s.scene_id for s in curve_scenes}
+    ]
+    ttq = build_time_to_quality({"t_s": curve_t, "psnr": curve_p}, n_ex, table1["ours"]["time"]["t_ec"], rgb_curves, cfg.n_ref)
+    ttq["curve_scenes"] = [s.scene_id for s in curve_scenes]
+    ttq["curve_views_per_scene"] = cfg.curve_views
+    fig7 = build_fig7(table1["ours"]["time"]["t_ec"], table1["ours"]["time"]["t_scene"], table1["rgb"]["t_scene_s"], cfg.fig7_n)
+    table2 = build_table2(evaluations, rgb_ids)
+
+    if cfg.name == "cpu":
+        notes.append(
+            "cpu preset: tiny sizes (pipeline preset 'tiny-cpu'); absolute PSNRs are capped by the small "
+            "autoencoder's reconstruction PSNR (Table 2 upper bound); compare ratios, not absolute values."
+        )
+    hot = [k for k, p in phases.items() if p.get("load_average_end") and info["usable_cores"]
+           and p["load_average_end"][0] > 1.5 * info["usable_cores"]]
+    if hot:
+        notes.append(f"the machine was busy (1-min load average > 1.5 x cores) at the end of: {', '.join(hot)}")
+
+    results = {
+        "schema": "latentscenes.bench/1",
+        "command": command,
+        "started_utc": started,
+        "wall_s": time.perf_counter() - t_start,
+        "machine": info,
+        "config": to_dict(cfg),
+        "pipeline_config": to_dict(pcfg),
+        "rgb_config": {m: r["config"] for m, r in rgb_results.items()},
+        "data": {
+            "root": str(data_root),
+            "resolution": pcfg.data.resolution,
+            "n_train": len(train_scenes),
+            "n_exploit": n_ex,
+            "n_relearn": len(relearn),
+            "n_rgb": len(rgb_scenes),
+            "train_scene_ids": [s.scene_id for s in train_scenes],
+            "exploit_scene_ids": [s.scene_id for s in exploit_scenes],
+            "relearn_scene_ids": groups["train"],
+            "rgb_scene_ids": rgb_ids,
+            "test_views_per_scene": sorted({len(s.view_indices("test")) for s in by_id.values()}),
+            "render_defaults": defaults,
+        },
+        "phases": phases,
+        "table1": table1,
+        "table2": table2,
+        "time_to_quality": ttq,
+        "fig7": fig7,
+        "stage_results": stage_results,
+        "rgb_results": {m: {k: v for k, v in r.items() if k != "config"} for m, r in rgb_results.items()},
+        "evaluations": {m: {k: v for k, v in e.items()} for m, e in evaluations.items()},
+        "notes": notes,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, allow_nan=True, default=str) + "\n")
+    write_report(results, out_dir)
+    if not cfg.keep_runs:
+        shutil.rmtree(runs, ignore_errors=True)
+    return results

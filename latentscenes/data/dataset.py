@@ -1,0 +1,150 @@
+"""A multi-scene dataset: a folder of scenes in any supported layout, with an optional ``manifest.json``.
+
+``manifest.json`` (written by ``latentscenes data build flightgear``; optional for other data) may hold:
+  * ``"scenes"``: ``{scene_id: {metadata...}}``; when present it is the list of scenes;
+  * ``"splits"``: ``{"train": [...], "exploit": [...]}`` dataset-level scene splits (without a manifest,
+    or without ``"splits"``, every scene is in ``"train"`` and ``"exploit"`` is empty);
+  * ``"render"``: ``{"near", "far", "box_size"}`` for the renderer (defaults 0.5, 2.1, 2.0: the paper's
+    values for ShapeNet cars at camera radius 1.3).
+A root holding an EG3D ``dataset.json`` whose labels live in several ``<scene>/...`` folders is also a
+multi-scene dataset (one scene per first path component).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from latentscenes.data.loaders import _load_json, detect_layout, load_eg3d_scene, load_scene, read_eg3d_labels
+from latentscenes.data.types import DatasetError, SceneViews
+
+RENDER_DEFAULTS = {"near": 0.5, "far": 2.1, "box_size": 2.0}
+SPLIT_NAMES = ("train", "exploit")
+
+
+class MultiSceneDataset:
+    """Scenes under ``root`` (sorted ids), loaded lazily with an LRU cache.
+
+    Args:
+        root: dataset folder.
+        resolution: resize every image to this square size at load time (area averaging), or None.
+        cache_size: number of loaded scenes kept in memory (a 60-view 128x128 scene is about 12 MB).
+
+    Raises:
+        DatasetError: if ``root`` does not exist, its manifest is malformed, or it holds no scene.
+    """
+
+    def __init__(self, root: str | Path, resolution: int | None = None, cache_size: int = 16) -> None:
+        self.root = Path(root)
+        self.resolution = resolution
+        self.cache_size = max(1, int(cache_size))
+        self._cache: OrderedDict[str, SceneViews] = OrderedDict()
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset folder not found")
+        mp = self.root / "manifest.json"
+        self.manifest: dict[str, Any] = _load_json(mp) if mp.is_file() else {}
+        if not isinstance(self.manifest, dict):
+            raise DatasetError(f"{mp}: manifest must be a JSON object")
+        self._eg3d_root = None
+        if isinstance(self.manifest.get("scenes"), dict) and self.manifest["scenes"]:
+            ids = list(self.manifest["scenes"])
+        elif (self.root / "dataset.json").is_file() and not (self.root / "rgb").is_dir():
+            labels = read_eg3d_labels(self.root / "dataset.json")
+            ids = sorted({Path(p).parts[0] for p, _, _ in labels if len(Path(p).parts) > 1})
+            self._eg3d_root = self.root / "dataset.json"
+        else:
+            ids = []
+            for d in sorted(self.root.iterdir()):
+                if d.is_dir() and not d.name.startswith((".", "_")):
+                    try:
+                        detect_layout(d)
+                    except DatasetError:
+                        continue
+                    ids.append(d.name)
+        if not ids:
+            raise DatasetError(f"{self.root}: no scenes found (no manifest scenes and no scene sub-folders)")
+        self._ids = sorted(ids)
+
+    @property
+    def scene_ids(self) -> list[str]:
+        """All scene ids, sorted (deterministic)."""
+        return list(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def split_scene_ids(self, name: str) -> list[str]:
+        """Scene ids of the dataset-level split ``name`` (``"train"`` or ``"exploit"``), sorted.
+
+        Raises:
+            ValueError: for an unknown split name.
+            DatasetError: if the manifest's split lists a scene that is not in the dataset.
+        """
+        splits = self.manifest.get("splits")
+        if not isinstance(splits, dict):
+            if name == "train":
+                return list(self._ids)
+            if name in SPLIT_NAMES:
+                return []
+            raise ValueError(f"unknown split {name!r}; known: {SPLIT_NAMES}")
+        if name not in splits:
+            if name in SPLIT_NAMES:
+                return []
+            raise ValueError(f"unknown split {name!r}; known: {sorted(splits)}")
+        ids = sorted(splits[name])
+        known = set(self._ids)
+        bad = [s for s in ids if s not in known]
+        if bad:
+            raise DatasetError(f"{self.root / 'manifest.json'}: split {name!r} lists unknown scenes {bad[:3]}")
+        return ids
+
+    @property
+    def render_defaults(self) -> dict[str, float]:
+        """``{"near", "far", "box_size"}`` from the manifest's ``"render"`` (defaults 0.5, 2.1, 2.0)."""
+        r = self.manifest.get("render") or {}
+        return {k: float(r.get(k, v)) for k, v in RENDER_DEFAULTS.items()}
+
+    def scene_meta(self, scene_id: str) -> dict[str, Any]:
+        """Metadata of a scene: the manifest entry (aircraft type, livery, mesh id, split...) or ``{}``.
+
+        Raises:
+            KeyError: for an unknown scene id.
+        """
+        if scene_id not in self._ids:
+            raise KeyError(f"unknown scene {scene_id!r} in {self.root}")
+        scenes = self.manifest.get("scenes")
+        if isinstance(scenes, dict) and isinstance(scenes.get(scene_id), dict):
+            return dict(scenes[scene_id])
+        return {}
+
+    def scene_path(self, scene_id: str) -> Path:
+        return self.root / scene_id
+
+    def load(self, scene_id: str) -> SceneViews:
+        """Load a scene (LRU-cached; treat the returned tensors as read-only).
+
+        Raises:
+            KeyError: for an unknown scene id.
+            DatasetError: for bad data (naming the file).
+        """
+        if scene_id not in self._ids:
+            raise KeyError(f"unknown scene {scene_id!r} in {self.root}")
+        if scene_id in self._cache:
+            self._cache.move_to_end(scene_id)
+            return self._cache[scene_id]
+        if self._eg3d_root is not None:
+            sv = load_eg3d_scene(self._eg3d_root, self.resolution, prefix=scene_id, scene_id=scene_id)
+        else:
+            path = self.root / scene_id
+            if not path.exists():
+                raise DatasetError(f"{path}: scene folder listed in {self.root / 'manifest.json'} is missing")
+            sv = load_scene(path, self.resolution)
+            sv.scene_id = scene_id
+        meta = self.scene_meta(scene_id)
+        if meta:
+            sv.meta = {**sv.meta, **meta}
+        self._cache[scene_id] = sv
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return sv

@@ -1,0 +1,162 @@
+"""Turning tensors into viewable images: RGB, latent channels, depth maps, labelled grids, GIFs.
+
+All functions return or write ``uint8`` RGB arrays ``[H, W, 3]`` (numpy, row-major, top row first).
+Files are written atomically (a crash never leaves a half-written PNG/GIF under the final name).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from latentscenes.utils.io import atomic_write
+
+
+def rgb_to_uint8(img: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """``[3, H, W]`` image in ``value_range`` -> ``[H, W, 3]`` uint8 (values outside the range are clamped).
+
+    Raises:
+        ValueError: if the tensor is not ``[3, H, W]``.
+    """
+    if img.dim() != 3 or img.shape[0] != 3:
+        raise ValueError(f"rgb_to_uint8: expected [3,H,W], got {tuple(img.shape)}")
+    lo, hi = value_range
+    x = ((img.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    return (x.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def upsample_nearest(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an ``[h, w, 3]`` uint8 array to ``(H, W)`` (integer or not)."""
+    h, w = arr.shape[:2]
+    H, W = size
+    rows = (np.arange(H) * h // H).clip(0, h - 1)
+    cols = (np.arange(W) * w // W).clip(0, w - 1)
+    return arr[rows][:, cols]
+
+
+def latent_channels_image(latent: torch.Tensor, size: tuple[int, int] | None = None, gap: int = 2) -> np.ndarray:
+    """Normalised latent ``[C, h, w]`` in [-1, 1] -> the C channels side by side as greyscale, ``[H, C*W + gaps, 3]``.
+
+    Each channel is shown as (v + 1) / 2 clamped to [0, 1] (the same fixed scale for every image, so images
+    are comparable), upsampled with nearest neighbours to ``size`` (default: 8x the latent size).
+    """
+    if latent.dim() != 3:
+        raise ValueError(f"latent_channels_image: expected [C,h,w], got {tuple(latent.shape)}")
+    c, h, w = latent.shape
+    size = size or (8 * h, 8 * w)
+    g = ((latent.detach().float().cpu() + 1) * 0.5).clamp(0, 1).numpy()
+    tiles = []
+    for i in range(c):
+        t = (np.repeat(g[i][:, :, None], 3, axis=2) * 255 + 0.5).astype(np.uint8)
+        tiles.append(upsample_nearest(t, size))
+        if i + 1 < c and gap > 0:
+            tiles.append(np.full((size[0], gap, 3), 255, np.uint8))
+    return np.concatenate(tiles, axis=1)
+
+
+def depth_image(depth: torch.Tensor, near: float, far: float, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Depth ``[1, h, w]`` or ``[h, w]`` (world units along the ray) -> plasma colour map, ``[H, W, 3]`` uint8.
+
+    ``near`` maps to dark purple and ``far`` to yellow; non-finite depths (rays that hit nothing) are shown
+    as ``far``.
+    """
+    from matplotlib import colormaps
+
+    d = depth.detach().float().cpu().reshape(depth.shape[-2], depth.shape[-1])
+    d = torch.nan_to_num(d, nan=far, posinf=far, neginf=near)
+    t = ((d - near) / max(far - near, 1e-8)).clamp(0, 1).numpy()
+    rgb = (colormaps["plasma"](t)[..., :3] * 255 + 0.5).astype(np.uint8)
+    return upsample_nearest(rgb, size) if size is not None else rgb
+
+
+def _text_strip(labels: Sequence[str], widths: Sequence[int], height: int = 16) -> np.ndarray:
+    """A white strip with one centred black label above each column."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    total = int(sum(widths))
+    img = Image.new("RGB", (total, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    x = 0
+    for label, w in zip(labels, widths):
+        tw = draw.textlength(label, font=font)
+        draw.text((x + max(0, (w - tw) / 2), 2), label, fill=(0, 0, 0), font=font)
+        x += w
+    return np.asarray(img)
+
+
+def image_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    col_labels: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    pad: int = 2,
+) -> np.ndarray:
+    """Tile uint8 ``[H, W, 3]`` images into a grid with white padding and optional text labels.
+
+    Every image of a column is resized (nearest) to that column's first image size; every row must have the
+    same number of images.
+
+    Raises:
+        ValueError: for an empty grid or ragged rows.
+    """
+    if not rows or not rows[0]:
+        raise ValueError("image_grid: no images")
+    ncol = len(rows[0])
+    if any(len(r) != ncol for r in rows):
+        raise ValueError("image_grid: every row needs the same number of images")
+    sizes = [rows[0][j].shape[:2] for j in range(ncol)]
+    row_h = max(h for h, _ in sizes)
+    out_rows = []
+    for r in rows:
+        cells = []
+        for j, im in enumerate(r):
+            im = upsample_nearest(im, sizes[j]) if im.shape[:2] != sizes[j] else im
+            if im.shape[0] < row_h:
+                im = np.concatenate([im, np.full((row_h - im.shape[0], im.shape[1], 3), 255, np.uint8)])
+            cells.append(np.pad(im, ((pad, pad), (pad, pad), (0, 0)), constant_values=255))
+        out_rows.append(np.concatenate(cells, axis=1))
+    grid = np.concatenate(out_rows, axis=0)
+    widths = [w + 2 * pad for _, w in sizes]
+    if col_labels is not None:
+        grid = np.concatenate([_text_strip(list(col_labels), widths), grid], axis=0)
+    if row_labels is not None:
+        from PIL import Image, ImageDraw, ImageFont
+
+        lw = 8 + max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(s, font=ImageFont.load_default())) for s in row_labels)
+        col = Image.new("RGB", (lw, grid.shape[0]), (255, 255, 255))
+        draw = ImageDraw.Draw(col)
+        top = 16 if col_labels is not None else 0
+        for i, s in enumerate(row_labels):
+            draw.text((4, top + i * (row_h + 2 * pad) + row_h // 2), s, fill=(0, 0, 0), font=ImageFont.load_default())
+        grid = np.concatenate([np.asarray(col), grid], axis=1)
+    return grid
+
+
+def save_png(arr: np.ndarray, path: str | Path) -> Path:
+    """Write a uint8 ``[H, W, 3]`` array as PNG, atomically. Returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    atomic_write(path, lambda p: Image.fromarray(arr).save(p, format="PNG"))
+    return path
+
+
+def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10.0) -> Path:
+    """Write uint8 ``[H, W, 3]`` frames as a looping GIF (imageio), atomically. Returns the path.
+
+    Raises:
+        ValueError: if there are no frames or their sizes differ.
+    """
+    import imageio.v3 as iio
+
+    if not frames:
+        raise ValueError(f"save_gif: no frames for {path}")
+    if len({f.shape for f in frames}) != 1:
+        raise ValueError(f"save_gif: frames of different sizes for {path}")
+    path = Path(path)
+    stack = np.stack(list(frames))
+    atomic_write(path, lambda p: iio.imwrite(p, stack, extension=".gif", duration=1000.0 / fps, loop=0))
+    return path

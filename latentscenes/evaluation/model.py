@@ -1,0 +1,166 @@
+"""What evaluation and rendering need from a learned model, independent of how it was trained.
+
+Two kinds of model are evaluated under one protocol:
+  * ``"latent"``: 3Da-AE scenes. ``render`` returns *normalised latents* (``[V, C, h, w]`` in about [-1, 1],
+    h = H / downsample) and the model carries an :class:`AutoencoderView` to decode them to RGB;
+  * ``"rgb"``: Tri-Planes (RGB) baseline scenes. ``render`` returns RGB in [-1, 1] at full image resolution.
+
+Adapters that build these objects from the project's run folders live in :mod:`latentscenes.evaluation.runs`;
+tests build them from plain functions with :class:`CallableSceneModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Protocol
+
+import torch
+
+
+@dataclass
+class RenderOutput:
+    """One rendered batch of views.
+
+    Attributes:
+        image: ``[V, C, h, w]`` float32, model space (RGB in [-1, 1], or normalised latents in about [-1, 1]).
+        depth: optional ``[V, 1, h, w]`` expected ray depth in world units.
+    """
+
+    image: torch.Tensor
+    depth: torch.Tensor | None = None
+
+
+class AutoencoderView(Protocol):
+    """The four autoencoder operations evaluation uses (all ``no_grad``, deterministic).
+
+    ``encode_mean``: RGB ``[B, 3, H, W]`` in [-1, 1] -> raw latent ``[B, C, H/ds, W/ds]`` (posterior mean).
+    ``decode``: raw latent -> RGB ``[B, 3, H, W]`` in about [-1, 1] (not clamped).
+    ``normalize``: raw latent -> normalised latent in (-1, 1) (tanh(s z)); ``denormalize`` is its inverse.
+    """
+
+    downsample: int
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def denormalize(self, zbar: torch.Tensor) -> torch.Tensor: ...
+
+
+class SceneModel(Protocol):
+    """A set of learned scenes that can be rendered from any camera.
+
+    Attributes:
+        kind: ``"latent"`` or ``"rgb"`` (see the module docstring).
+        name: label for reports, e.g. ``"3Da-AE (ours)"``.
+        scene_ids: the scenes this model holds.
+        autoencoder: the decoder side for ``"latent"`` models, ``None`` for ``"rgb"``.
+        near, far: depth range of the renderer (world units), for depth images.
+    """
+
+    kind: Literal["latent", "rgb"]
+    name: str
+    scene_ids: list[str]
+    autoencoder: AutoencoderView | None
+    near: float
+    far: float
+
+    def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> RenderOutput:
+        """Deterministic render of ``scene_id`` for cameras ``c2w [V,4,4]`` (OpenCV), ``K [V,3,3]`` (normalised).
+
+        ``resolution`` is the output (h, w): the latent size for ``"latent"`` models, the image size for ``"rgb"``.
+        Raises ``KeyError`` for an unknown scene.
+        """
+        ...
+
+
+@dataclass
+class CallableSceneModel:
+    """A :class:`SceneModel` from a plain function (used by tests and by the run adapters)."""
+
+    kind: Literal["latent", "rgb"]
+    name: str
+    scene_ids: list[str]
+    render_fn: Callable[[str, torch.Tensor, torch.Tensor, tuple[int, int]], RenderOutput]
+    autoencoder: AutoencoderView | None = None
+    near: float = 0.5
+    far: float = 2.1
+    info: dict = field(default_factory=dict)
+
+    def autoencoder_for(self, scene_id: str) -> AutoencoderView | None:
+        """The autoencoder that decodes ``scene_id`` (the same for every scene of one model)."""
+        return self.autoencoder
+
+    def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> RenderOutput:
+        if scene_id not in self.scene_ids:
+            raise KeyError(f"scene {scene_id!r} is not in model {self.name!r} (has {len(self.scene_ids)} scenes)")
+        with torch.no_grad():
+            return self.render_fn(scene_id, c2w, K, resolution)
+
+
+@dataclass
+class CompositeSceneModel:
+    """Several models of the same kind shown as one, each scene rendered (and decoded) by the model holding it.
+
+    3Da-AE needs this: the training scenes are decoded by the trained run's decoder, while every exploit batch
+    has its own fine-tuned decoder, MLP and global planes (Alg. 2).
+
+    Raises:
+        ValueError: (at construction) for mixed kinds, no parts, or a scene held by two parts.
+    """
+
+    name: str
+    parts: list
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("CompositeSceneModel needs at least one model")
+        kinds = {p.kind for p in self.parts}
+        if len(kinds) != 1:
+            raise ValueError(f"cannot combine models of kinds {sorted(kinds)}")
+        self.kind = kinds.pop()
+        self._owner: dict[str, object] = {}
+        for p in self.parts:
+            for s in p.scene_ids:
+                if s in self._owner:
+                    raise ValueError(f"scene {s!r} is held by two of the combined models")
+                self._owner[s] = p
+        self.scene_ids = list(self._owner)
+        self.autoencoder = self.parts[0].autoencoder
+        self.near = float(self.parts[0].near)
+        self.far = float(self.parts[0].far)
+
+    def autoencoder_for(self, scene_id: str) -> AutoencoderView | None:
+        return autoencoder_for(self._owner[scene_id], scene_id)  # type: ignore[arg-type]
+
+    def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> RenderOutput:
+        if scene_id not in self._owner:
+            raise KeyError(f"scene {scene_id!r} is not in model {self.name!r} (has {len(self.scene_ids)} scenes)")
+        return self._owner[scene_id].render(scene_id, c2w, K, resolution)  # type: ignore[union-attr]
+
+
+def autoencoder_for(model: SceneModel, scene_id: str) -> AutoencoderView | None:
+    """The autoencoder decoding ``scene_id`` in ``model`` (``None`` for RGB models)."""
+    if model.kind != "latent":
+        return None
+    f = getattr(model, "autoencoder_for", None)
+    return f(scene_id) if f is not None else model.autoencoder
+
+
+def render_resolution(model: SceneModel, image_hw: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) to pass to ``model.render`` for ground-truth images of size ``image_hw``.
+
+    Raises:
+        ValueError: for a latent model whose image size is not a multiple of the autoencoder's downsampling.
+    """
+    if model.kind == "rgb":
+        return image_hw
+    if model.autoencoder is None:
+        raise ValueError(f"latent model {model.name!r} has no autoencoder")
+    ds = int(model.autoencoder.downsample)
+    H, W = image_hw
+    if H % ds or W % ds:
+        raise ValueError(f"image size {H}x{W} is not a multiple of the autoencoder downsampling {ds}")
+    return H // ds, W // ds

@@ -1,0 +1,158 @@
+"""Novel views and turntables of learned scenes: decoded RGB, latent channels and depth, as PNGs and GIFs.
+
+The camera path circles the origin at the dataset's camera distance and elevation (see
+:mod:`latentscenes.evaluation.cameras`), looking at the origin, OpenCV convention, world z-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentscenes.evaluation.cameras import CameraDefaults, orbit_cameras
+from latentscenes.evaluation.images import depth_image, latent_channels_image, rgb_to_uint8, save_gif, save_png
+from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_resolution
+
+
+@dataclass
+class TurntableConfig:
+    """How to render a turntable.
+
+    Attributes:
+        n_frames: frames over one full turn.
+        fps: GIF frame rate.
+        n_views: how many of the frames are also saved as separate PNGs (evenly spaced; 0 = none).
+        radius: camera distance; ``None`` = the dataset's (from :class:`CameraDefaults`).
+        elevation_deg: degrees above the xy-plane; ``None`` = the dataset's.
+        image_size: output RGB (H, W); ``None`` = the dataset's image size given by the caller.
+        azimuth_start_deg: azimuth of the first frame (0 = camera on the +x axis).
+    """
+
+    n_frames: int = 24
+    fps: float = 8.0
+    n_views: int = 4
+    radius: float | None = None
+    elevation_deg: float | None = None
+    image_size: tuple[int, int] | None = None
+    azimuth_start_deg: float = 30.0
+
+
+@dataclass
+class RenderedFrames:
+    """Frames of one camera path (CPU tensors).
+
+    Attributes:
+        rgb: ``[N, 3, H, W]`` in [-1, 1] (decoded for latent models).
+        latent: ``[N, C, h, w]`` normalised latents (latent models) or ``None``.
+        depth: ``[N, 1, h, w]`` world-unit depth or ``None``.
+        c2w: ``[N, 4, 4]`` the cameras used.
+        ms_per_frame: mean wall time per frame (render + decode), milliseconds.
+    """
+
+    rgb: torch.Tensor
+    latent: torch.Tensor | None
+    depth: torch.Tensor | None
+    c2w: torch.Tensor
+    ms_per_frame: float
+
+
+def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, image_size: tuple[int, int]) -> RenderedFrames:
+    """Render ``scene_id`` from cameras ``c2w [N,4,4]`` with intrinsics ``K [3,3]`` or ``[N,3,3]`` (normalised).
+
+    Args:
+        image_size: the RGB output size (H, W); latent models render at (H, W) / downsample then decode.
+    Raises:
+        KeyError: unknown scene; ValueError: image size not divisible by the autoencoder's downsampling.
+    """
+    import time
+
+    hw = render_resolution(model, image_size)
+    if K.dim() == 2:
+        K = K.unsqueeze(0).expand(c2w.shape[0], 3, 3)
+    ae = autoencoder_for(model, scene_id)
+    rgbs, lats, depths = [], [], []
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(c2w.shape[0]):
+            out = model.render(scene_id, c2w[i : i + 1].float(), K[i : i + 1].float(), hw)
+            img = out.image.detach().float().cpu()
+            if ae is not None:
+                lats.append(img)
+                rgbs.append(ae.decode(ae.denormalize(img)).detach().float().cpu())
+            else:
+                rgbs.append(img)
+            if out.depth is not None:
+                depths.append(out.depth.detach().float().cpu())
+    ms = (time.perf_counter() - t0) * 1000.0 / max(1, c2w.shape[0])
+    return RenderedFrames(
+        rgb=torch.cat(rgbs),
+        latent=torch.cat(lats) if lats else None,
+        depth=torch.cat(depths) if len(depths) == c2w.shape[0] else None,
+        c2w=c2w,
+        ms_per_frame=ms,
+    )
+
+
+def _panel(frames: RenderedFrames, i: int, near: float, far: float) -> np.ndarray:
+    """RGB | depth | latent channels for frame ``i``, side by side at the RGB height."""
+    rgb = rgb_to_uint8(frames.rgb[i])
+    H, W = rgb.shape[:2]
+    parts = [rgb]
+    white = np.full((H, 4, 3), 255, np.uint8)
+    if frames.depth is not None:
+        parts += [white, depth_image(frames.depth[i], near, far, size=(H, W))]
+    if frames.latent is not None:
+        parts += [white, latent_channels_image(frames.latent[i], size=(H, W))]
+    return np.concatenate(parts, axis=1)
+
+
+def render_turntable(
+    model: SceneModel,
+    scene_id: str,
+    camera: CameraDefaults,
+    out_dir: str | Path,
+    image_size: tuple[int, int],
+    cfg: TurntableConfig | None = None,
+) -> dict:
+    """Render a turntable of ``scene_id`` and write it under ``out_dir``.
+
+    Files written:
+      * ``turntable.gif``: decoded RGB frames;
+      * ``turntable_panel.gif``: RGB | depth (plasma, near..far) | latent channels ((v+1)/2 greyscale);
+      * ``view_{k}.png`` / ``view_{k}_panel.png`` for ``cfg.n_views`` frames evenly spaced along the path.
+
+    Args:
+        camera: radius, elevation and intrinsics defaults (the config may override radius/elevation).
+        image_size: RGB (H, W) used when ``cfg.image_size`` is ``None``.
+    Returns:
+        ``{"turntable": path, "panel": path, "views": [paths], "panels": [paths], "ms_per_frame": float,
+        "radius": float, "elevation_deg": float}`` (paths relative to nothing: absolute or as given).
+    """
+    cfg = cfg or TurntableConfig()
+    out_dir = Path(out_dir)
+    radius = cfg.radius if cfg.radius is not None else camera.radius
+    elev = math.radians(cfg.elevation_deg) if cfg.elevation_deg is not None else camera.elevation
+    size = tuple(cfg.image_size) if cfg.image_size is not None else tuple(image_size)
+    c2w = orbit_cameras(cfg.n_frames, radius, elev, azimuth_start=math.radians(cfg.azimuth_start_deg))
+    frames = render_path(model, scene_id, c2w, camera.K.float(), size)  # type: ignore[arg-type]
+    rgb_frames = [rgb_to_uint8(frames.rgb[i]) for i in range(cfg.n_frames)]
+    panels = [_panel(frames, i, model.near, model.far) for i in range(cfg.n_frames)]
+    result = {
+        "turntable": str(save_gif(rgb_frames, out_dir / "turntable.gif", cfg.fps)),
+        "panel": str(save_gif(panels, out_dir / "turntable_panel.gif", cfg.fps)),
+        "views": [],
+        "panels": [],
+        "ms_per_frame": frames.ms_per_frame,
+        "radius": float(radius),
+        "elevation_deg": math.degrees(elev),
+    }
+    if cfg.n_views > 0:
+        picks = sorted({int(round(k * cfg.n_frames / cfg.n_views)) % cfg.n_frames for k in range(cfg.n_views)})
+        for k, i in enumerate(picks):
+            result["views"].append(str(save_png(rgb_frames[i], out_dir / f"view_{k}.png")))
+            result["panels"].append(str(save_png(panels[i], out_dir / f"view_{k}_panel.png")))
+    return result

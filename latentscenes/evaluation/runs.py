@@ -1,0 +1,299 @@
+"""Adapters: the project's trained objects (scene bank + MLP + renderer settings + autoencoder) -> ``SceneModel``.
+
+This module is the only place where evaluation touches the other areas' classes, so that a renamed method
+there needs one fix here. It never trains anything and never changes the objects it wraps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from latentscenes.evaluation.model import CallableSceneModel, RenderOutput
+from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
+
+
+def triplane_scene_model(
+    kind: Literal["latent", "rgb"],
+    name: str,
+    bank: Any,
+    decoder: nn.Module,
+    render_cfg: RenderConfig,
+    background: torch.Tensor,
+    autoencoder: Any = None,
+    device: torch.device | str = "cpu",
+    info: dict | None = None,
+) -> CallableSceneModel:
+    """Wrap a scene bank and its shared MLP as a deterministic :class:`SceneModel`.
+
+    Args:
+        kind: ``"latent"`` (renders normalised latents; needs ``autoencoder``) or ``"rgb"``.
+        bank: a ``SceneBank`` (``scene_ids``, ``rows(ids)``, ``planes(rows) -> [B,3,F,T,T]``).
+        decoder: the shared ``TriplaneDecoder`` (its ``out_channels`` must match ``background``).
+        render_cfg: renderer settings; a copy with ``deterministic=True`` is used.
+        background: ``[C]`` in the renderer's [0, 1] pre-scale space (latent background or white).
+        autoencoder: an :class:`AutoencoderView` (see :func:`autoencoder_view`) for latent models.
+    Raises:
+        ValueError: for a latent model without autoencoder.
+    """
+    if kind == "latent" and autoencoder is None:
+        raise ValueError(f"latent model {name!r} needs an autoencoder")
+    cfg = dataclasses.replace(render_cfg, deterministic=True)
+    dev = torch.device(device)
+    bg = torch.as_tensor(background, dtype=torch.float32).to(dev)
+    decoder = decoder.to(dev).eval()
+    cache: dict[str, torch.Tensor] = {}
+
+    def planes_of(sid: str) -> torch.Tensor:
+        if sid not in cache:
+            cache.clear()  # keep one scene's composed planes: turntables and evals go scene by scene
+            with torch.no_grad():
+                cache[sid] = bank.planes(bank.rows([sid])).detach().to(dev)
+        return cache[sid]
+
+    def render(sid: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int]) -> RenderOutput:
+        p = planes_of(sid)
+        V = c2w.shape[0]
+        out = render_views_no_grad(p.expand(V, *p.shape[1:]), decoder, c2w.to(dev), K.to(dev), hw[0], hw[1], cfg, bg)
+        return RenderOutput(image=out["image"].float().cpu(), depth=out["depth"].float().cpu())
+
+    return CallableSceneModel(
+        kind=kind,
+        name=name,
+        scene_ids=list(bank.scene_ids),
+        render_fn=render,
+        autoencoder=autoencoder,
+        near=float(cfg.near),
+        far=float(cfg.far),
+        info=dict(info or {}),
+    )
+
+
+class _AEView:
+    """:class:`AutoencoderView` over a ``LatentAutoencoder`` (posterior mean, no grad, eval mode, float32).
+
+    Inputs are moved to the autoencoder's device and outputs come back on the CPU.
+    """
+
+    def __init__(self, ae: Any) -> None:
+        self.ae = ae
+        self.downsample = int(getattr(ae, "downsample_factor", 8))
+
+    def _dev(self) -> torch.device:
+        return next(self.ae.parameters()).device
+
+    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.ae.encode_distribution(x.to(self._dev())).mean.float().cpu()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.ae.decode(z.to(self._dev())).float().cpu()
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        return self.ae.normalize(z)
+
+    def denormalize(self, zbar: torch.Tensor) -> torch.Tensor:
+        return self.ae.denormalize(zbar)
+
+
+def autoencoder_view(ae: Any) -> _AEView:
+    """Wrap a ``LatentAutoencoder`` for evaluation (puts it in eval mode; evaluation never trains it)."""
+    ae.eval()
+    return _AEView(ae)
+
+
+def latent_system_model(system: Any, name: str = "3Da-AE (ours)", info: dict | None = None) -> CallableSceneModel:
+    """A :class:`SceneModel` over a trained ``LatentSystem`` (``ae``, ``bank``, ``mlp``, ``render``).
+
+    The latent background is the system's own (normalised code of white, [0, 1] pre-scale space).
+    """
+    with torch.no_grad():
+        bg = system.background().detach().float()
+    return triplane_scene_model(
+        "latent", name, system.bank, system.mlp, system.render, bg, autoencoder=autoencoder_view(system.ae),
+        device=bg.device, info=info,
+    )
+
+
+def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: str = "Tri-Planes (RGB)") -> CallableSceneModel:
+    """Load a Tri-Planes (RGB) baseline folder written by ``fit_rgb_scenes`` / ``latentscenes fit-rgb``.
+
+    Layout read: ``results.json`` (``variant``, ``triplane_used``, ``render_used``, ``scenes``) and, under
+    ``scenes/``, per scene ``<id>.safetensors`` + ``<id>.decoder.safetensors`` (variant ``micro``: one MLP per
+    scene) or ``coefs.safetensors`` + ``global_planes.safetensors`` + ``decoder.safetensors`` (``macro``).
+    Only safetensors and JSON are read.
+
+    Returns:
+        an ``"rgb"`` :class:`SceneModel` (white background), ``info`` = the ``results.json`` summary and
+        per-scene records (time_s, param_bytes).
+    Raises:
+        FileNotFoundError: missing ``results.json`` or planes (the message names the file and the fix).
+    """
+    from safetensors.torch import load_file
+
+    from latentscenes.config import from_dict
+    from latentscenes.rendering.decoder import TriplaneDecoder
+    from latentscenes.scenes.bank import SceneBank, TriplaneConfig
+
+    run_dir = Path(run_dir)
+    res_path = run_dir / "results.json"
+    if not res_path.is_file():
+        raise FileNotFoundError(f"{res_path}: not an RGB baseline folder (no results.json; run `latentscenes fit-rgb`)")
+    res = json.loads(res_path.read_text())
+    tcfg = from_dict(TriplaneConfig, res["triplane_used"], where=f"{res_path}:triplane_used")
+    rcfg = from_dict(RenderConfig, res["render_used"], where=f"{res_path}:render_used")
+    bg = torch.tensor(res.get("config", {}).get("bg", [1.0, 1.0, 1.0]), dtype=torch.float32)
+    sdir = run_dir / "scenes"
+    ids = [r["scene_id"] for r in res["scenes"]]
+    models: dict[str, CallableSceneModel] = {}
+
+    def decoder_from(path: Path) -> TriplaneDecoder:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: decoder weights missing (fit-rgb was run with save_planes=False?)")
+        dec = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden)
+        dec.load_state_dict(load_file(str(path)))
+        return dec
+
+    if res.get("variant", "micro") == "macro":
+        bank = SceneBank(tcfg, [])
+        bank.load_shared(sdir / "global_planes.safetensors")
+        bank.load_shard(sdir / "coefs.safetensors")
+        shared = triplane_scene_model("rgb", name, bank, decoder_from(sdir / "decoder.safetensors"), rcfg, bg, device=device)
+        models = {s: shared for s in ids}
+    else:
+        for s in ids:
+            shard = sdir / f"{s}.safetensors"
+            if not shard.is_file():
+                raise FileNotFoundError(f"{shard}: planes of scene {s!r} missing (fit-rgb was run with save_planes=False?)")
+            bank = SceneBank(tcfg, [])
+            bank.load_shard(shard)
+            models[s] = triplane_scene_model("rgb", name, bank, decoder_from(sdir / f"{s}.decoder.safetensors"), rcfg, bg,
+                                             device=device)
+
+    def render(sid: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int]) -> RenderOutput:
+        return models[sid].render(sid, c2w, K, hw)
+
+    return CallableSceneModel(
+        kind="rgb", name=name, scene_ids=ids, render_fn=render, near=float(rcfg.near), far=float(rcfg.far),
+        info={"summary": res.get("summary", {}), "scenes": {r["scene_id"]: r for r in res["scenes"]},
+              "variant": res.get("variant"), "run": str(run_dir)},
+    )
+
+
+# ============================================================================================ run folders
+@dataclass
+class LoadedRun:
+    """A run folder ready for evaluation / rendering.
+
+    Attributes:
+        kind: ``"train"`` (3Da-AE training run), ``"exploit"`` (exploit batch) or ``"rgb"`` (Tri-Planes (RGB)).
+        model: the scenes it holds (a :class:`CompositeSceneModel` when train and exploit scenes are combined).
+        groups: ``{"train": ids, "exploit": ids}`` for 3Da-AE (only the groups asked for), ``{"rgb": ids}`` for
+            the baseline.
+        data_root: dataset the scenes came from ("" when the run does not record it).
+        resolution: image size the scenes were fitted at (square side in px), or ``None`` = as stored.
+        manifest: the run's manifest (or ``results.json`` for the baseline).
+    """
+
+    kind: str
+    model: Any
+    groups: dict[str, list[str]]
+    data_root: str
+    resolution: int | None
+    manifest: dict
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.device = "auto") -> LoadedRun:
+    """Open any run folder for evaluation.
+
+    Args:
+        run_dir: a 3Da-AE training run (``latentscenes train``), an exploit batch (``latentscenes exploit``),
+            or an RGB baseline folder (``latentscenes fit-rgb``).
+        scenes: ``train`` (the scenes 3Da-AE was trained on), ``exploit`` (an exploit batch's scenes) or
+            ``all``. For an exploit batch, ``train``/``all`` also load its source training run (each scene is
+            decoded by the decoder it was learned with). Ignored for RGB folders.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    Raises:
+        FileNotFoundError: ``run_dir`` does not exist or holds no run.
+        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all.
+    """
+    from latentscenes.evaluation.model import CompositeSceneModel
+    from latentscenes.training import pipeline as pl
+
+    run_dir = Path(run_dir)
+    if scenes not in ("train", "exploit", "all"):
+        raise ValueError(f"--scenes must be train, exploit or all, not {scenes!r}")
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: run folder not found")
+    man_path = run_dir / "manifest.json"
+    if not man_path.is_file():
+        if (run_dir / "results.json").is_file():
+            model = load_rgb_run(run_dir, device="cpu" if str(device) == "auto" else device)
+            res = _read_json(run_dir / "results.json")
+            data = res.get("data") if isinstance(res.get("data"), dict) else {}
+            root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
+            return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, res.get("config", {}).get("resolution"), res)
+        raise FileNotFoundError(f"{run_dir}: no manifest.json or results.json: not a latentscenes run folder")
+    man = _read_json(man_path)
+    fmt = man.get("format")
+    cfg = pl.load_run_config(run_dir)
+    root, res = cfg.data.path, cfg.data.resolution
+    if fmt == pl.RUN_FORMAT:
+        if scenes == "exploit":
+            raise ValueError(f"{run_dir} is a training run: its exploit scenes live in the exploit folder "
+                             "(`latentscenes exploit --out OUT`); pass --run OUT")
+        system = pl.load_trained(run_dir, device)
+        model = latent_system_model(system, info={"run": str(run_dir)})
+        return LoadedRun("train", model, {"train": list(model.scene_ids)}, root, res, man)
+    if fmt == pl.EXPLOIT_FORMAT:
+        ex_model = latent_system_model(pl.load_exploited(run_dir, device), info={"run": str(run_dir)})
+        groups: dict[str, list[str]] = {}
+        parts = []
+        if scenes in ("train", "all"):
+            src = Path(man["source_run"])
+            tr_model = latent_system_model(pl.load_trained(src, device), info={"run": str(src)})
+            parts.append(tr_model)
+            groups["train"] = list(tr_model.scene_ids)
+        if scenes in ("exploit", "all"):
+            parts.append(ex_model)
+            groups["exploit"] = list(ex_model.scene_ids)
+        model = parts[0] if len(parts) == 1 else CompositeSceneModel(ex_model.name, parts)
+        return LoadedRun("exploit", model, groups, root, res, man)
+    raise FileNotFoundError(f"{man_path}: unknown run format {fmt!r}")
+
+
+def load_ground_truth(data_root: str | Path, ids: list[str], resolution: int | None = None) -> tuple[dict, Any]:
+    """Load the ground-truth scenes ``ids`` from a dataset folder at the resolution the run used.
+
+    Returns:
+        ``({scene_id: SceneViews}, dataset)``.
+    Raises:
+        DatasetError / FileNotFoundError: no dataset path, or a scene that the dataset does not hold.
+    """
+    from latentscenes.data import MultiSceneDataset
+    from latentscenes.data.types import DatasetError
+
+    if not data_root:
+        raise DatasetError("the run does not record its dataset: pass --data DIR")
+    if not Path(data_root).exists():
+        raise FileNotFoundError(f"dataset folder {data_root} not found (pass --data DIR)")
+    ds = MultiSceneDataset(data_root, resolution=resolution)
+    known = set(ds.scene_ids)
+    missing = [s for s in ids if s not in known]
+    if missing:
+        raise DatasetError(f"{data_root}: no scene(s) {missing[:5]} (the run was fitted on another dataset?)")
+    return {s: ds.load(s) for s in ids}, ds

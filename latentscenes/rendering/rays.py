@@ -1,0 +1,100 @@
+"""Camera rays from OpenCV camera-to-world matrices and size-normalised intrinsics (3da-ae-spec Sec. 3.1).
+
+Conventions (docs/ARCHITECTURE.md): c2w is OpenCV (x right, y down, z forward); K is normalised by the image
+size (fx/W, fy/H, cx/W, cy/H), so the same camera yields the rays of a 128x128 RGB image and of its 16x16
+latent: pixel (row i, col j) of an H x W image has its centre at u = (j + 0.5) / W, v = (i + 0.5) / H.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pixel_uv(height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Normalised centres of every pixel, row-major.
+
+    Args:
+        height, width: image size in pixels (>= 1).
+    Returns:
+        ``[H*W, 2]`` float32 (u, v) in (0, 1); entry ``i*W + j`` is pixel (row i, col j).
+    Raises:
+        ValueError: if a size is < 1.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be >= 1, got {height}x{width}")
+    v = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
+    u = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    return torch.stack([uu.reshape(-1), vv.reshape(-1)], dim=-1)
+
+
+def pixel_indices_to_uv(rows: torch.Tensor, cols: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Integer pixel indices -> normalised pixel-centre coordinates.
+
+    Args:
+        rows, cols: integer tensors of the same shape ``[...]`` (row i in [0, H), col j in [0, W)).
+    Returns:
+        ``[..., 2]`` float32 (u, v) = ((j + 0.5) / W, (i + 0.5) / H).
+    """
+    u = (cols.to(torch.float32) + 0.5) / width
+    v = (rows.to(torch.float32) + 0.5) / height
+    return torch.stack([u, v], dim=-1)
+
+
+def generate_rays_uv(c2w: torch.Tensor, K: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through given normalised image points (random ray batches, 3da-ae-spec Sec. 3.1).
+
+    The camera-space direction is the pinhole back-projection of (u, v) with skew s = K[0, 1]:
+    y_c = (v - cy) / fy, x_c = (u - cx - s * y_c) / fx, d_c = (x_c, y_c, 1); the world direction is
+    R d_c / |R d_c| with R = c2w[:3, :3], and the origin is the camera centre c2w[:3, 3].
+
+    Args:
+        c2w: ``[B, 4, 4]`` OpenCV camera-to-world (world units, e.g. the scene box is [-1, 1]^3).
+        K: ``[B, 3, 3]`` intrinsics normalised by image size.
+        uv: ``[B, N, 2]`` or ``[N, 2]`` (shared by all cameras) image points, (0, 0) = top-left corner of
+            the image, (1, 1) = bottom-right corner.
+    Returns:
+        ``(origins [B, N, 3], dirs [B, N, 3])``; ``dirs`` have unit length.
+    Raises:
+        ValueError: on mismatched shapes.
+    """
+    if c2w.dim() != 3 or c2w.shape[-2:] != (4, 4):
+        raise ValueError(f"c2w must be [B,4,4], got {tuple(c2w.shape)}")
+    if K.shape != (c2w.shape[0], 3, 3):
+        raise ValueError(f"K must be [B,3,3] with B={c2w.shape[0]}, got {tuple(K.shape)}")
+    B = c2w.shape[0]
+    if uv.dim() == 2:
+        uv = uv.unsqueeze(0).expand(B, -1, -1)
+    if uv.dim() != 3 or uv.shape[0] != B or uv.shape[-1] != 2:
+        raise ValueError(f"uv must be [B,N,2] or [N,2], got {tuple(uv.shape)}")
+    c2w = c2w.to(torch.float32)
+    K = K.to(c2w)
+    uv = uv.to(c2w)
+    fx, fy = K[:, 0, 0, None], K[:, 1, 1, None]
+    cx, cy, skew = K[:, 0, 2, None], K[:, 1, 2, None], K[:, 0, 1, None]
+    y_c = (uv[..., 1] - cy) / fy
+    x_c = (uv[..., 0] - cx - skew * y_c) / fx
+    d_cam = torch.stack([x_c, y_c, torch.ones_like(x_c)], dim=-1)  # [B,N,3]
+    dirs = d_cam @ c2w[:, :3, :3].transpose(1, 2)  # R d for each row vector
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    origins = c2w[:, None, :3, 3].expand_as(dirs)
+    return origins, dirs
+
+
+def generate_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through every pixel centre of an ``height x width`` image (3da-ae-spec Sec. 3.1).
+
+    Because K is normalised, the same (c2w, K) gives the rays of an RGB image and of its 8x smaller latent;
+    latent pixel (i, j) passes through the centre of the RGB block (8i..8i+7, 8j..8j+7).
+
+    Args:
+        c2w: ``[B, 4, 4]`` OpenCV camera-to-world.
+        K: ``[B, 3, 3]`` normalised intrinsics.
+        height, width: output image size in pixels.
+    Returns:
+        ``(origins [B, H*W, 3], dirs [B, H*W, 3])``, row-major pixels, unit directions.
+    Raises:
+        ValueError: on bad shapes or sizes.
+    """
+    uv = pixel_uv(height, width, device=c2w.device)
+    return generate_rays_uv(c2w, K, uv)

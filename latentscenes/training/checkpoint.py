@@ -1,0 +1,185 @@
+"""Resumable checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+A stage checkpoint is a folder written as a whole and then renamed into place, so that a crash while
+writing never leaves a half-written checkpoint under the final name (the previous good one stays):
+
+    <stage_dir>/ckpt/
+        state.json            step, stage name, loss history tail, the names of the files below
+        shared.safetensors    shared weights (encoder/decoder/MLP/global planes, whatever the stage owns)
+        scenes/               per-scene parameters, in the scene bank's own shard format
+        optim.safetensors     every optimiser's state flattened to tensors (+ JSON metadata)
+
+Optimiser state is a nested ``state_dict`` (ints, floats, tuples, tensors); :func:`flatten_state` turns it
+into ``{dotted.path: tensor}`` plus a JSON skeleton, and :func:`unflatten_state` inverts it exactly. Loading
+uses ``safetensors.torch.load_file`` and ``json.loads`` only: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file
+
+from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
+
+_TENSOR = "__tensor__"
+_TUPLE = "__tuple__"
+
+
+def flatten_state(obj: Any, prefix: str = "s") -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested structure of dicts/lists/tuples/scalars/tensors into tensors and a JSON skeleton.
+
+    Args:
+        obj: e.g. ``optimizer.state_dict()``. Dict keys may be ``str`` or ``int`` (kept distinct).
+        prefix: key prefix of the returned tensors.
+    Returns:
+        ``(tensors, skeleton)``: ``tensors`` maps unique dotted keys to tensors; ``skeleton`` is JSON-able and
+        references them. :func:`unflatten_state` rebuilds ``obj`` from both.
+    Raises:
+        TypeError: for a value that is neither a tensor, a JSON scalar nor a container.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(v: Any, path: str) -> Any:
+        if isinstance(v, torch.Tensor):
+            tensors[path] = v.detach().clone().contiguous().cpu()
+            return {_TENSOR: path}
+        if isinstance(v, dict):
+            # int and str keys are both legal in torch state dicts; keep the type in the key.
+            return {"__dict__": [[("i" if isinstance(k, int) else "s") + str(k), walk(x, f"{path}.{k}")] for k, x in v.items()]}
+        if isinstance(v, (list, tuple)):
+            items = [walk(x, f"{path}.{i}") for i, x in enumerate(v)]
+            return {_TUPLE: items} if isinstance(v, tuple) else items
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        raise TypeError(f"cannot checkpoint value of type {type(v).__name__} at {path}")
+
+    skeleton = walk(obj, prefix)
+    return tensors, skeleton
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`.
+
+    Raises:
+        KeyError: if a referenced tensor is missing (a truncated or mismatched checkpoint).
+    """
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            if _TENSOR in v:
+                return tensors[v[_TENSOR]]
+            if _TUPLE in v:
+                return tuple(walk(x) for x in v[_TUPLE])
+            if "__dict__" in v:
+                return {(int(k[1:]) if k[0] == "i" else k[1:]): walk(x) for k, x in v["__dict__"]}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(skeleton)
+
+
+def save_states(states: dict[str, Any], path: Path) -> None:
+    """Save several nested states (e.g. ``{"adam_mlp": opt.state_dict()}``) into one safetensors file.
+
+    The JSON skeleton goes into the safetensors metadata (``__skeleton__``), so one file holds everything.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    skeletons: dict[str, Any] = {}
+    for name, st in states.items():
+        t, sk = flatten_state(st, prefix=name)
+        tensors.update(t)
+        skeletons[name] = sk
+    if not tensors:  # safetensors refuses an empty file on some versions; keep a marker tensor
+        tensors["__empty__"] = torch.zeros(1)
+    atomic_save_safetensors(tensors, path, metadata={"__skeleton__": json.dumps(skeletons)})
+
+
+def load_states(path: Path) -> dict[str, Any]:
+    """Read a file written by :func:`save_states` (no unpickling).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it has no skeleton metadata (not written by :func:`save_states`).
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: optimiser state file not found")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "__skeleton__" not in meta:
+        raise ValueError(f"{path}: not an optimiser-state file (no __skeleton__ metadata)")
+    tensors = load_file(str(path))
+    skeletons = json.loads(meta["__skeleton__"])
+    return {name: unflatten_state(sk, tensors) for name, sk in skeletons.items()}
+
+
+def write_checkpoint_dir(final_dir: Path, write: Callable[[Path], None]) -> None:
+    """Write a checkpoint folder atomically: ``write(tmp_dir)`` then swap it in for ``final_dir``.
+
+    The previous ``final_dir`` is renamed aside and deleted only after the new one is in place, so at every
+    instant either the old or the new complete checkpoint exists (``read_checkpoint_dir`` also looks at the
+    aside copy if a crash happened between the two renames).
+    """
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+        old = final_dir.parent / f".{final_dir.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if final_dir.exists():
+            os.replace(final_dir, old)
+        os.replace(tmp, final_dir)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def existing_checkpoint_dir(final_dir: Path) -> Path | None:
+    """The complete checkpoint folder to resume from, or ``None`` (also finds a crash-interrupted swap)."""
+    final_dir = Path(final_dir)
+    if (final_dir / "state.json").exists():
+        return final_dir
+    old = final_dir.parent / f".{final_dir.name}.old"
+    if (old / "state.json").exists():
+        return old
+    return None
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (indent 2)."""
+    atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file.
+
+    Raises:
+        FileNotFoundError: when missing. ValueError: when not valid JSON (message names the file).
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None

@@ -1,0 +1,285 @@
+"""Configuration of the 3Da-AE pipeline (paper arXiv 2403.11678, Sec. 3.5, Alg. 1-2).
+
+One :class:`PipelineConfig` composes the component configs (autoencoder, tri-planes, renderer) with the
+data selection and one :class:`StageConfig` per optimisation stage:
+
+* ``warmup``  -- Encode-Scene warm-up of Alg. 1 (Sec. 3.5.1, last paragraph): planes, MLP, global planes
+  B and coefficients W on cached normalised latents, L_Enc only, autoencoder frozen.
+* ``joint``   -- Alg. 1 proper, Eq. 5: lambda_ae L_ae + lambda_Enc L_Enc + lambda_Dec L_Dec (+ TV).
+* ``exploit_fit`` -- Alg. 2 lines 1-11 (new scenes): Encode-Scene on cached latents by default, or the
+  Decode-Scene / Encode-Decode-Scene objective of Sec. 3.2 (``ExploitConfig.strategy``).
+* ``exploit_finetune`` -- Alg. 2 lines 13-23: L_Dec with a trainable decoder.
+
+Step counts are optimiser updates (one update = one mini-batch mixing views of many scenes). ``epochs``
+may be given instead; it is converted with the number of training views of the stage.
+
+Presets (registered with :func:`latentscenes.config.register_presets`):
+  * ``test``: seconds on a CPU, for the test-suite.
+  * ``tiny-cpu``: 64x64 images -> 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples; train + exploit in a
+    few minutes on 2 cores (sizes and step counts from cpu-budget.md Sec. 5).
+  * ``paper``: T=64, F_mic 10, F_mac 22, M=50, 48+48 samples, batch 32 (latent fitting) / 16 (joint),
+    learning rates and lambdas of the authors' experiment configs (3da-ae-spec Sec. 1.4), SD-1.5 autoencoder
+    loaded from a user-given path (``ae`` section).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from latentscenes.autoencoder.model import AEConfig
+from latentscenes.config import get_preset, register_presets
+from latentscenes.rendering.renderer import RenderConfig
+from latentscenes.scenes.bank import TriplaneConfig
+
+
+@dataclass
+class DataSelection:
+    """Which scenes and views of a ``MultiSceneDataset`` the pipeline uses.
+
+    Attributes:
+        path: dataset root (``--data`` on the command line overrides it).
+        resolution: square image size in pixels the images are resized to (``None``: as stored). Must be a
+            multiple of 8 (the autoencoder downsamples by 8; the latent is ``resolution // 8``).
+        train_split / exploit_split: names passed to ``MultiSceneDataset.split_scene_ids``.
+        n_train_scenes / n_exploit_scenes: keep the first N scene ids of the split (sorted order;
+            ``None`` = all of them).
+        max_views: keep at most this many *train* views per scene (``None`` = all).
+        use_dataset_render: take near/far/box_size from the dataset's ``manifest.json`` ``"render"`` entry when
+            it has one (set false to keep ``render.*`` as configured).
+    """
+
+    path: str = ""
+    resolution: int | None = None
+    train_split: str = "train"
+    exploit_split: str = "exploit"
+    n_train_scenes: int | None = None
+    n_exploit_scenes: int | None = None
+    max_views: int | None = None
+    use_dataset_render: bool = True
+
+
+@dataclass
+class StageConfig:
+    """One optimisation stage. Learning rates are Adam learning rates (default betas and eps).
+
+    Attributes:
+        steps: number of optimiser updates (ignored when ``epochs`` is set).
+        epochs: optional; number of passes over the stage's training views, converted to steps as
+            ``ceil(epochs * n_views / batch_size)``.
+        batch_size: views per update; each view is drawn from the shuffled list of (scene, view) pairs of
+            the stage, so a batch mixes views of many scenes.
+        lambda_ae / lambda_enc / lambda_dec: weights of L_ae, L_Enc, L_Dec (Eq. 5; Eq. 4 for exploit mixes).
+        lambda_tv: weight of the tri-plane total variation (3da-ae-spec Sec. 1.2, summed over the batch of
+            fused planes and divided by H+W).
+        tv_mode: ``l2`` squares the finite differences, ``l1`` takes their absolute value.
+        loss: ``mse`` (the authors' code) or ``l1`` (the norm as printed in Eq. 2-5).
+        lr_local / lr_coefs / lr_global / lr_mlp / lr_encoder / lr_decoder: learning rates of the local
+            planes T_mic, the coefficients W, the global planes B, the tiny MLP (alpha), the encoder and the
+            decoder. A learning rate of 0 freezes that group (it is then left out of the optimisers).
+        lr_gamma_per_epoch: multiplicative learning-rate decay per epoch of this stage (1 = constant); the
+            authors' exploit stages use 0.94157 (3da-ae-spec Sec. 1.4). Applied as a per-step factor
+            ``gamma ** (step / steps_per_epoch)``.
+        freeze_mlp_fraction: stop updating the MLP once ``step >= fraction * steps`` (``None`` = never; the
+            authors freeze it from epoch 45 of 50 of the warm-up, i.e. 0.9).
+        optimizer: ``sparse`` = one Adam state per scene, stepped only for the scenes in the batch (scenes
+            absent from a batch do not move, not even by Adam momentum); ``dense`` = one Adam over all
+            per-scene parameters (the authors' behaviour: absent scenes drift with momentum).
+        checkpoint_every: write a resumable checkpoint every N steps (0 = only at the end of the stage).
+        log_every: write one JSON line of losses every N steps.
+        eval_every: call the evaluation callback every N steps (0 = never; only when a callback is given).
+    """
+
+    steps: int = 100
+    epochs: float | None = None
+    batch_size: int = 8
+    lambda_ae: float = 0.0
+    lambda_enc: float = 1.0
+    lambda_dec: float = 0.0
+    lambda_tv: float = 0.0
+    tv_mode: Literal["l2", "l1"] = "l2"
+    loss: Literal["mse", "l1"] = "mse"
+    lr_local: float = 1e-2
+    lr_coefs: float = 1e-2
+    lr_global: float = 1e-2
+    lr_mlp: float = 1e-2
+    lr_encoder: float = 0.0
+    lr_decoder: float = 0.0
+    lr_gamma_per_epoch: float = 1.0
+    freeze_mlp_fraction: float | None = None
+    optimizer: Literal["sparse", "dense"] = "sparse"
+    checkpoint_every: int = 0
+    log_every: int = 10
+    eval_every: int = 0
+
+
+@dataclass
+class ExploitConfig:
+    """Exploiting 3Da-AE (Alg. 2, Sec. 3.5.2) on new scenes.
+
+    Attributes:
+        strategy: objective of the scene-fitting phase (Sec. 3.2): ``encode-scene`` (L_E on cached latents,
+            Alg. 2 lines 1-11, the paper's choice), ``decode-scene`` (L_D through the frozen decoder) or
+            ``encode-decode-scene`` (``(1 - t) L_D + t L_E``, Eq. 4).
+        t: the Eq. 4 mixing weight for ``encode-decode-scene`` (0 < t < 1).
+        no_prior: reset the global planes B to a fresh random init instead of loading the trained ones
+            (the "Ours-No-Prior" ablation of Tab. 2).
+        reinit_mlp: re-initialise the tiny MLP before exploiting (the authors' code does; Alg. 2 does not).
+        finetune_decoder: run the decoder fine-tuning phase (Alg. 2 lines 13-23).
+        fit: the scene-fitting stage; finetune: the decoder fine-tuning stage (L_Dec, decoder trainable).
+    """
+
+    strategy: Literal["encode-scene", "decode-scene", "encode-decode-scene"] = "encode-scene"
+    t: float = 0.5
+    no_prior: bool = False
+    reinit_mlp: bool = False
+    finetune_decoder: bool = True
+    fit: StageConfig = field(default_factory=StageConfig)
+    finetune: StageConfig = field(default_factory=StageConfig)
+
+
+@dataclass
+class LoggingConfig:
+    """Metrics always go to ``metrics.jsonl`` in the run folder; TensorBoard / wandb are optional extras.
+
+    Attributes:
+        tensorboard: also write TensorBoard scalars under ``RUN/tensorboard`` (needs ``tensorboard``).
+        wandb_project: also log to this wandb project (``None`` = off; needs ``wandb``; no entity is
+            hard-coded, unlike the authors' code).
+        progress: show progress bars with ETA on stderr.
+    """
+
+    tensorboard: bool = False
+    wandb_project: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class PipelineConfig:
+    """Everything a 3Da-AE run needs; saved resolved as ``RUN/config.json``.
+
+    Attributes:
+        data: scene/view selection. ae: autoencoder (``AEConfig``). triplane: tri-plane sizes
+        (``TriplaneConfig``). render: renderer settings (``RenderConfig``).
+        warmup / joint: the two stages of Alg. 1. exploit: Alg. 2.
+        (The cached Encode-Scene targets are always the posterior mean; the joint stage encodes with
+        ``ae.use_mean``: mean by default, a posterior sample as in the authors' joint stage when false.)
+        seed: every random draw (initialisation, batch order, stratified/importance samples) is a function
+            of this seed, the stage and the step, which is what makes ``--resume`` exact.
+        device: ``auto`` (cuda when present), ``cpu`` or ``cuda``.
+        encode_batch_size: views per forward pass when caching latents.
+    """
+
+    data: DataSelection = field(default_factory=DataSelection)
+    ae: AEConfig = field(default_factory=AEConfig)
+    triplane: TriplaneConfig = field(default_factory=TriplaneConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    warmup: StageConfig = field(default_factory=StageConfig)
+    joint: StageConfig = field(default_factory=StageConfig)
+    exploit: ExploitConfig = field(default_factory=ExploitConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    seed: int = 0
+    device: str = "auto"
+    encode_batch_size: int = 16
+
+
+def _component_preset(cls: type, name: str):
+    """The component's own preset of that name when its owner registered one, else its defaults."""
+    try:
+        return get_preset(cls, name)
+    except Exception:  # the component has no such preset: its defaults are the fallback
+        return cls()
+
+
+def _set(obj, **kw):
+    """``dataclasses.replace`` that only sets the fields the component config actually has.
+
+    The component configs belong to other areas; a preset must not break when one of them renames a
+    field, so unknown keys are skipped (the resolved config.json shows what was actually used).
+    """
+    names = {f.name for f in dataclasses.fields(obj)}
+    return dataclasses.replace(obj, **{k: v for k, v in kw.items() if k in names})
+
+
+def _stages(
+    *, warm_steps: int, joint_steps: int, fit_steps: int, ft_steps: int, b_fit: int, b_joint: int, ckpt: int, log: int
+) -> dict:
+    """The four stages with the authors' learning rates and lambdas (3da-ae-spec Sec. 1.4)."""
+    warmup = StageConfig(
+        steps=warm_steps, batch_size=b_fit, lambda_enc=1.0, lambda_tv=1e-4,
+        lr_local=1e-2, lr_mlp=1e-2, lr_global=1e-2, lr_coefs=1e-2,
+        freeze_mlp_fraction=0.9, checkpoint_every=ckpt, log_every=log,
+    )
+    joint = StageConfig(
+        steps=joint_steps, batch_size=b_joint, lambda_ae=0.1, lambda_enc=1.0, lambda_dec=1.0, lambda_tv=1e-4,
+        lr_local=1e-3, lr_mlp=1e-3, lr_global=1e-2, lr_coefs=1e-2, lr_encoder=1e-4, lr_decoder=1e-4,
+        checkpoint_every=ckpt, log_every=log,
+    )
+    fit = StageConfig(
+        steps=fit_steps, batch_size=b_fit, lambda_enc=1.0, lambda_dec=0.0,
+        lr_local=1e-2, lr_mlp=1e-2, lr_global=1e-2, lr_coefs=1e-2, checkpoint_every=ckpt, log_every=log,
+    )
+    finetune = StageConfig(
+        steps=ft_steps, batch_size=b_fit, lambda_enc=0.0, lambda_dec=1.0,
+        lr_local=1e-3, lr_mlp=1e-3, lr_global=1e-2, lr_coefs=1e-2, lr_decoder=1e-4,
+        checkpoint_every=ckpt, log_every=log,
+    )
+    return {"warmup": warmup, "joint": joint, "fit": fit, "finetune": finetune}
+
+
+def preset_test() -> PipelineConfig:
+    """Smallest sizes: 32x32 images -> 4x4 latents, T=16, F 4+4, M=4, 8+8 samples, a few steps per stage."""
+    s = _stages(warm_steps=6, joint_steps=4, fit_steps=6, ft_steps=4, b_fit=4, b_joint=4, ckpt=0, log=1)
+    return PipelineConfig(
+        data=DataSelection(resolution=32),
+        ae=_component_preset(AEConfig, "test"),
+        triplane=_set(_component_preset(TriplaneConfig, "test"), resolution=16, f_mic=4, f_mac=4, n_global=4),
+        render=_set(_component_preset(RenderConfig, "test"), n_coarse=8, n_importance=8),
+        warmup=s["warmup"], joint=s["joint"],
+        exploit=ExploitConfig(fit=s["fit"], finetune=s["finetune"]),
+        logging=LoggingConfig(progress=False),
+        encode_batch_size=8,
+    )
+
+
+def preset_tiny_cpu() -> PipelineConfig:
+    """cpu-budget.md Sec. 5: 64x64 -> 8x8x4, T=32, F 10+22, M=10, 24+24, batch 8; ~6 min on 2 cores.
+
+    Train: 20 scenes, 1 500 warm-up + 200 joint steps; exploit: 2 500 fit + 300 fine-tune steps.
+    """
+    s = _stages(warm_steps=1500, joint_steps=200, fit_steps=2500, ft_steps=300, b_fit=8, b_joint=8, ckpt=250, log=25)
+    return PipelineConfig(
+        data=DataSelection(resolution=64, n_train_scenes=20, n_exploit_scenes=50),
+        ae=_component_preset(AEConfig, "tiny-cpu"),
+        triplane=_set(_component_preset(TriplaneConfig, "tiny-cpu"), resolution=32, f_mic=10, f_mac=22, n_global=10),
+        render=_set(_component_preset(RenderConfig, "tiny-cpu"), n_coarse=24, n_importance=24),
+        warmup=s["warmup"], joint=s["joint"],
+        exploit=ExploitConfig(fit=s["fit"], finetune=s["finetune"]),
+        encode_batch_size=16,
+    )
+
+
+def preset_paper() -> PipelineConfig:
+    """The paper's sizes (Sec. 4) and the authors' stage settings (3da-ae-spec Sec. 1.4): 50 epochs per
+    stage, batch 32 (latent fitting) and 16 (joint, cpu-budget.md GPU config), T=64, F 10+22, M=50, 48+48
+    samples, lr planes 1e-2 -> 1e-3, global/coefs 1e-2, AE 1e-4, lambda_ae 0.1, lambda_tv 1e-4 (train stages;
+    0 in exploit), exploit learning-rate decay 0.94157 per epoch. The autoencoder is SD-1.5's, from a path.
+    """
+    s = _stages(warm_steps=0, joint_steps=0, fit_steps=0, ft_steps=0, b_fit=32, b_joint=16, ckpt=2000, log=50)
+    for k in ("warmup", "joint", "fit", "finetune"):
+        s[k].epochs = 50.0
+    for k in ("fit", "finetune"):
+        s[k].lr_gamma_per_epoch = 0.94157
+    return PipelineConfig(
+        data=DataSelection(resolution=128),
+        ae=_component_preset(AEConfig, "paper"),
+        triplane=_set(_component_preset(TriplaneConfig, "paper"), resolution=64, f_mic=10, f_mac=22, n_global=50),
+        render=_set(_component_preset(RenderConfig, "paper"), n_coarse=48, n_importance=48),
+        warmup=s["warmup"], joint=s["joint"],
+        exploit=ExploitConfig(fit=s["fit"], finetune=s["finetune"]),
+        encode_batch_size=64,
+    )
+
+
+register_presets(PipelineConfig, {"test": preset_test, "tiny-cpu": preset_tiny_cpu, "paper": preset_paper})

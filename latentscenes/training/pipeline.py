@@ -1,0 +1,578 @@
+"""Run folders for training 3Da-AE (Alg. 1) and exploiting it (Alg. 2), with exact ``--resume``.
+
+Training run folder (``latentscenes train --out RUN``)::
+
+    RUN/config.json                resolved PipelineConfig (what ``--resume`` and ``exploit`` read)
+    RUN/manifest.json              status, scene ids, per-stage results (timings, memory, losses), files
+    RUN/metrics.jsonl              one JSON object per log event (train losses, evaluations, stage summaries)
+    RUN/cache/latents-train.safetensors   Encode-Scene targets: every train view encoded once (one file)
+    RUN/stages/<stage>/ckpt/       the stage's last checkpoint (resumable; see training/checkpoint.py)
+    RUN/model/shared.safetensors   final shared weights: autoencoder (vae.*), MLP (mlp.*), global planes B,
+                                   latent background; ``LatentAutoencoder.load`` reads the AE part directly
+    RUN/model/scenes/scenes-*.safetensors  final per-scene local planes + coefficients (SceneBank shards)
+
+Exploit folder (``latentscenes exploit --run RUN --out OUT``): the same layout with its own scenes, its
+``stages/exploit_fit`` and ``stages/exploit_finetune``, and ``OUT/model/shared.safetensors`` holding **this
+batch's** fine-tuned decoder, MLP and global planes (Alg. 2 trains B, alpha and psi). Nothing under RUN is
+written by ``exploit``: scenes learned earlier (the training scenes, and every other exploit batch in its
+own folder) stay bit-identical. The encoder always comes from RUN (it is frozen during exploitation).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
+from latentscenes.config import ConfigError, from_dict, save_config, to_dict
+from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.rendering.decoder import TriplaneDecoder
+from latentscenes.scenes.bank import SceneBank
+from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, write_json
+from latentscenes.training.config import PipelineConfig, StageConfig
+from latentscenes.training.data import (
+    ViewTable,
+    build_view_table,
+    cache_latents,
+    load_latent_cache,
+    save_latent_cache,
+    step_generator,
+    table_fingerprint,
+)
+from latentscenes.training.metrics_log import MetricsLogger
+from latentscenes.training.stages import (
+    EvalFn,
+    LatentSystem,
+    StageResult,
+    load_scene_shards,
+    load_shared_into,
+    run_stage,
+    save_scene_shards,
+    save_shared,
+)
+from latentscenes.utils.device import pick_device
+
+RUN_FORMAT = "latentscenes-3daae-run"
+EXPLOIT_FORMAT = "latentscenes-3daae-exploit"
+FORMAT_VERSION = 1
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked (exists without ``--resume``, missing, wrong kind...)."""
+
+
+# ============================================================================================ helpers
+def build_system(
+    cfg: PipelineConfig, ae: LatentAutoencoder, scene_ids: Sequence[str], seed_tag: str = "init"
+) -> LatentSystem:
+    """A fresh :class:`LatentSystem`: bank with ``scene_ids`` (N(0,1) init, Sec. 3.5.1 "Random
+    initialization: T_mic, W, B"), new MLP, the given autoencoder. Deterministic in (cfg.seed, seed_tag)."""
+    dev = ae.device
+    g = torch.Generator().manual_seed(step_generator(cfg.seed, seed_tag, 0))
+    bank = SceneBank(cfg.triplane, list(scene_ids), sparse_grad=False, generator=g).to(dev)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(step_generator(cfg.seed, seed_tag + "/mlp", 0))
+        mlp = TriplaneDecoder(cfg.triplane.features, ae.latent_channels, cfg.render.decoder_hidden)
+    return LatentSystem(ae=ae, bank=bank, mlp=mlp.to(dev), render=cfg.render)
+
+
+def load_scenes(cfg: PipelineConfig, split_name: str, n_max: int | None, data_root: str | Path | None = None) -> tuple[list[SceneViews], dict]:
+    """Load the scenes of a dataset split (sorted ids, first ``n_max``) and the dataset's render defaults.
+
+    Raises:
+        DatasetError: no dataset path, an empty split, or a loader error.
+    """
+    from latentscenes.data import MultiSceneDataset
+
+    root = data_root or cfg.data.path
+    if not root:
+        raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
+    ds = MultiSceneDataset(root, resolution=cfg.data.resolution)
+    ids = list(ds.split_scene_ids(split_name))
+    if n_max is not None:
+        ids = ids[:n_max]
+    if not ids:
+        raise DatasetError(f"{root}: split {split_name!r} has no scenes")
+    # Only what the manifest records (not the loader's fallbacks), so a preset's values stay otherwise.
+    recorded = ds.manifest.get("render") if isinstance(getattr(ds, "manifest", None), dict) else None
+    defaults = dict(recorded) if isinstance(recorded, dict) and cfg.data.use_dataset_render else {}
+    return [ds.load(i) for i in ids], defaults
+
+
+def apply_render_defaults(cfg: PipelineConfig, defaults: dict) -> PipelineConfig:
+    """Take near/far/box_size from the dataset manifest (docs/ARCHITECTURE.md) when it records them."""
+    kw = {k: float(defaults[k]) for k in ("near", "far", "box_size") if defaults.get(k) is not None}
+    return dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, **kw)) if kw else cfg
+
+
+def _encoder_fingerprint(ae: LatentAutoencoder) -> str:
+    h = hashlib.sha256()
+    for p in ae.encoder_parameters():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    h.update(str(ae.tanh_scale).encode())
+    return h.hexdigest()[:16]
+
+
+def encode_views(
+    system: LatentSystem, table: ViewTable, cache_path: Path | None, batch_size: int, progress: bool
+) -> tuple[torch.Tensor, float, bool]:
+    """Encode-Scene targets: ``normalize(E(x).mean)`` for every view, reusing ``cache_path`` when valid.
+
+    Returns:
+        ``(latents [N, C, h, w] on the CPU, seconds spent encoding, whether the cache file was reused)``.
+    """
+    ae = system.ae
+    fp_views, fp_ae = table_fingerprint(table), _encoder_fingerprint(ae)
+    if cache_path is not None:
+        cached = load_latent_cache(cache_path, fp_views, fp_ae)
+        if cached is not None:
+            return cached, 0.0, True
+    t0 = time.perf_counter()
+    was_training = ae.training
+    ae.eval()
+
+    def enc(x: torch.Tensor) -> torch.Tensor:
+        # Cached targets are the posterior mean (deterministic; 3da-ae-spec Sec. 1.5 / 5).
+        return ae.normalize(ae.encode_distribution(x).mean)
+
+    if progress:
+        from latentscenes.utils.progress import progress_bar
+
+        with progress_bar("encode latents", len(table)) as (pb, task):
+            lat = cache_latents(table, enc, system.device, batch_size, lambda n: pb.update(task, advance=n))
+    else:
+        lat = cache_latents(table, enc, system.device, batch_size)
+    ae.train(was_training)
+    dt = time.perf_counter() - t0
+    if cache_path is not None:
+        save_latent_cache(lat, cache_path, fp_views, fp_ae)
+    return lat, dt, False
+
+
+def _stage_done(stage_dir: Path) -> dict | None:
+    found = existing_checkpoint_dir(stage_dir / "ckpt")
+    if found is None:
+        return None
+    st = read_json(found / "state.json")
+    return st if st.get("done") else None
+
+
+def _load_ckpt_into(system: LatentSystem, stage_dir: Path) -> None:
+    found = existing_checkpoint_dir(stage_dir / "ckpt")
+    load_shared_into(system, found / "shared.safetensors")
+    load_scene_shards(system.bank, found / "scenes")
+
+
+def _prepare_out(out: Path, resume: bool, fmt: str) -> None:
+    out = Path(out)
+    manifest = out / "manifest.json"
+    if manifest.exists():
+        m = read_json(manifest)
+        if m.get("format") != fmt:
+            raise RunError(f"{out}: holds a {m.get('format')!r} folder, not a {fmt!r} one")
+        if not resume:
+            raise RunError(f"{out}: a run already exists here; pass --resume to continue it or choose another --out")
+    elif out.exists() and any(out.iterdir()) and not resume:
+        raise RunError(f"{out}: folder exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
+    return MetricsLogger(
+        out / "metrics.jsonl",
+        tensorboard_dir=(out / "tensorboard") if cfg.logging.tensorboard else None,
+        wandb_project=cfg.logging.wandb_project,
+        run_config=to_dict(cfg),
+    )
+
+
+def _run_or_reuse(
+    system: LatentSystem, table: ViewTable, stage: str, scfg: StageConfig, out: Path, cfg: PipelineConfig, *,
+    resume: bool, logger: MetricsLogger, eval_fn: EvalFn | None, latents: torch.Tensor | None,
+    encode_live: bool, shared_parts: tuple[str, ...],
+) -> dict:
+    """Run a stage, or -- when resuming and it already finished -- load its final state and return its result."""
+    stage_dir = out / "stages" / stage
+    if resume:
+        done = _stage_done(stage_dir)
+        if done is not None:
+            _load_ckpt_into(system, stage_dir)
+            logger.log({"event": "stage_skipped", "stage": stage, "reason": "finished before resume"})
+            return done["result"]
+    res = run_stage(
+        system, table, stage, scfg, seed=cfg.seed, latents=latents, encode_live=encode_live, ckpt_dir=stage_dir,
+        resume=resume, logger=logger, eval_fn=eval_fn, progress=cfg.logging.progress, shared_parts=shared_parts,
+    )
+    return res.to_dict()
+
+
+def _write_model(system: LatentSystem, folder: Path, parts: tuple[str, ...]) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_shared(system, folder / "shared.safetensors", parts)
+    shards = save_scene_shards(system.bank, folder / "scenes")
+    return {"shared": "model/shared.safetensors", "scenes": [f"model/scenes/{s}" for s in shards]}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_bytes(system: LatentSystem) -> dict[str, int]:
+    """Sizes in bytes (fp32 as saved) for the cost accounting of paper Eq. 10-11: encoder m_E, decoder m_D,
+    global planes m_B, MLP, and one scene's local planes + coefficients m_scene."""
+    return {
+        "encoder": int(system.ae.num_bytes("encoder")),
+        "decoder": int(system.ae.num_bytes("decoder")),
+        "global_planes": int(system.bank.shared_bytes()),
+        "mlp": int(sum(p.numel() * p.element_size() for p in system.mlp.parameters())),
+        "per_scene": int(system.bank.per_scene_bytes()),
+    }
+
+
+# ============================================================================================ training
+def train_3daae(
+    cfg: PipelineConfig,
+    out: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    scenes: Sequence[SceneViews] | None = None,
+    resume: bool = False,
+    eval_fn: EvalFn | None = None,
+    ae: LatentAutoencoder | None = None,
+) -> dict[str, Any]:
+    """Train 3Da-AE on the training scenes (paper Sec. 3.5.1, Alg. 1): warm-up, then joint training.
+
+    Args:
+        cfg: resolved config (``cfg.warmup``, ``cfg.joint``; ``cfg.data`` selects scenes when loading).
+        out: run folder (created; must not hold a run unless ``resume``).
+        data_root: dataset root (``MultiSceneDataset``); overrides ``cfg.data.path``.
+        scenes: already-loaded scenes instead of a dataset (tests, benchmark); their "train" views are used.
+        resume: continue an interrupted run from its last checkpoints (finished stages are not re-run).
+        eval_fn: optional ``eval_fn(system, stage, step) -> {name: value}`` for quality-vs-time curves.
+        ae: an already-built autoencoder to use instead of ``load_autoencoder(cfg.ae)`` (e.g. freshly
+            pre-trained in the same process); it is trained in place by the joint stage.
+    Returns:
+        ``{"run_dir", "device", "scene_ids", "n_views", "latent_cache_s", "stages": {"warmup": StageResult
+        dict, "joint": ...}, "train_s" (sum over stages, excl. evaluation), "bytes": model_bytes}``.
+    Raises:
+        FileNotFoundError / AutoencoderError: autoencoder weights missing or mismatched (before any work).
+        DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False.
+        NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
+    """
+    out = Path(out)
+    _prepare_out(out, resume, RUN_FORMAT)
+    device = pick_device(cfg.device)
+    # The autoencoder first: a missing weights file is reported before data loading or any training.
+    if ae is None:
+        # Seeded: a "scratch" autoencoder's random init must be the same in a resumed run.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(step_generator(cfg.seed, "ae-init", 0))
+            ae = load_autoencoder(cfg.ae, device)
+    else:
+        ae = ae.to(device)
+    if scenes is None:
+        scenes, defaults = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
+        cfg = apply_render_defaults(cfg, defaults)
+        if data_root:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
+    else:
+        scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
+    save_config(cfg, out / "config.json")
+    table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    H, W = table.resolution
+    if H % ae.downsample_factor or W % ae.downsample_factor:
+        raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
+    manifest: dict[str, Any] = {
+        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
+        "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table), "image_size": [H, W],
+        "stages": {},
+    }
+    if resume and (out / "manifest.json").exists():
+        manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
+    write_json(out / "manifest.json", manifest)
+    system = build_system(cfg, ae, table.scene_ids)
+    logger = _logger(cfg, out)
+    try:
+        logger.log({"event": "start", "kind": "train", "resume": resume, "scenes": len(table.scene_ids),
+                    "views": len(table), "device": str(device)})
+        latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-train.safetensors",
+                                                cfg.encode_batch_size, cfg.logging.progress)
+        logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
+        results: dict[str, Any] = {}
+        # Warm-up (Sec. 3.5.1, last paragraph): AE frozen, only planes/W/B/MLP on cached latents.
+        warm = dataclasses.replace(cfg.warmup, lr_encoder=0.0, lr_decoder=0.0, lambda_ae=0.0, lambda_dec=0.0)
+        results["warmup"] = _run_or_reuse(system, table, "warmup", warm, out, cfg, resume=resume, logger=logger,
+                                          eval_fn=eval_fn, latents=latents, encode_live=False,
+                                          shared_parts=("encoder", "decoder"))
+        manifest["stages"]["warmup"] = results["warmup"]
+        write_json(out / "manifest.json", manifest)
+        # Joint 3Da-AE training (Alg. 1, Eq. 5). The encoder learns through L_Enc only when it is trainable;
+        # otherwise the cached targets stay valid and are used.
+        live = cfg.joint.lr_encoder > 0
+        results["joint"] = _run_or_reuse(system, table, "joint", cfg.joint, out, cfg, resume=resume, logger=logger,
+                                         eval_fn=eval_fn, latents=None if live else latents, encode_live=live,
+                                         shared_parts=("encoder", "decoder"))
+        manifest["stages"]["joint"] = results["joint"]
+        manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"))
+        manifest["model"]["sha256_shared"] = _sha256(out / "model" / "shared.safetensors")
+        manifest["latent_cache_s"] = cache_s
+        manifest["status"] = "done"
+        manifest["bytes"] = model_bytes(system)
+        write_json(out / "manifest.json", manifest)
+        logger.log({"event": "done", "kind": "train"})
+    finally:
+        logger.close()
+    return {
+        "run_dir": str(out), "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table),
+        "latent_cache_s": cache_s, "stages": results,
+        "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
+    }
+
+
+def load_run_config(run_dir: str | Path) -> PipelineConfig:
+    """The resolved :class:`PipelineConfig` saved in a run (or exploit) folder.
+
+    Raises:
+        RunError: not a run folder.
+    """
+    p = Path(run_dir) / "config.json"
+    if not p.is_file():
+        raise RunError(f"{run_dir}: not a latentscenes run folder (no config.json)")
+    return from_dict(PipelineConfig, json.loads(p.read_text()), where=str(p))
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> LatentSystem:
+    """The trained 3Da-AE and its training scenes from ``RUN/model`` (after ``train`` finished).
+
+    Returns:
+        :class:`LatentSystem` in eval mode (autoencoder, bank of the training scenes, MLP, render config).
+    Raises:
+        RunError: the run has not finished (no ``model/``) or is not a training run.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    m = read_json(run_dir / "manifest.json")
+    if m.get("format") != RUN_FORMAT or m.get("status") != "done":
+        raise RunError(f"{run_dir}: not a finished training run (status {m.get('status')!r}); run `train --resume`")
+    dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
+    system = build_system(cfg, ae, [])
+    load_shared_into(system, run_dir / "model" / "shared.safetensors")
+    load_scene_shards(system.bank, run_dir / "model" / "scenes")
+    return _eval_mode(system)
+
+
+def _ae_from_shared(cfg: PipelineConfig, shared: Path, dev: torch.device) -> LatentAutoencoder:
+    # The shared file carries the AE header and weights, so the trained AE never depends on the original
+    # weights file (which may be a shipped file that later changes, or a user path that moved).
+    ae = LatentAutoencoder.load(shared, dev)
+    ae.use_mean = cfg.ae.use_mean
+    return ae
+
+
+def _eval_mode(system: LatentSystem) -> LatentSystem:
+    system.ae.eval()
+    for p in list(system.ae.parameters()) + list(system.mlp.parameters()) + list(system.bank.parameters()):
+        p.requires_grad_(False)
+    return system
+
+
+# ============================================================================================ exploiting
+def exploit_config(
+    base: PipelineConfig, overrides: list[str] | None = None, strategy: str | None = None, no_prior: bool | None = None
+) -> PipelineConfig:
+    """The config of an exploit batch: the training run's config, with ``--set`` overrides (``exploit.*``
+    and ``data.*`` are the meaningful ones) and the ``--strategy`` / ``--no-prior`` flags applied."""
+    from latentscenes.config import apply_overrides
+
+    cfg = apply_overrides(copy.deepcopy(base), overrides)
+    ex = cfg.exploit
+    if strategy is not None:
+        ex = dataclasses.replace(ex, strategy=strategy)
+    if no_prior is not None:
+        ex = dataclasses.replace(ex, no_prior=no_prior)
+    if ex.strategy not in ("encode-scene", "decode-scene", "encode-decode-scene"):
+        raise ConfigError(f"unknown exploit strategy {ex.strategy!r}")
+    return dataclasses.replace(cfg, exploit=ex)
+
+
+def fit_stage_config(cfg: PipelineConfig) -> StageConfig:
+    """The scene-fitting stage of Alg. 2 with the strategy's loss weights (Sec. 3.2):
+
+    * ``encode-scene``: L_E only (Eq. 2), cached latents (Alg. 2 lines 1-11);
+    * ``decode-scene``: L_D only (Eq. 3), through the frozen decoder;
+    * ``encode-decode-scene``: ``t L_E + (1 - t) L_D`` (Eq. 4).
+
+    The encoder and decoder are frozen in this stage (lr 0) whatever the config says.
+    """
+    ex = cfg.exploit
+    lam = {"encode-scene": (1.0, 0.0), "decode-scene": (0.0, 1.0), "encode-decode-scene": (ex.t, 1.0 - ex.t)}
+    if ex.strategy == "encode-decode-scene" and not 0.0 < ex.t < 1.0:
+        raise ConfigError(f"exploit.t must lie in (0, 1) for encode-decode-scene, got {ex.t}")
+    le, ld = lam[ex.strategy]
+    return dataclasses.replace(ex.fit, lambda_enc=le, lambda_dec=ld, lambda_ae=0.0, lr_encoder=0.0, lr_decoder=0.0)
+
+
+def exploit_3daae(
+    run_dir: str | Path,
+    out: str | Path,
+    cfg: PipelineConfig | None = None,
+    *,
+    data_root: str | Path | None = None,
+    scenes: Sequence[SceneViews] | None = None,
+    split: str | None = None,
+    resume: bool = False,
+    eval_fn: EvalFn | None = None,
+) -> dict[str, Any]:
+    """Learn new scenes with a trained 3Da-AE (paper Sec. 3.5.2, Alg. 2) into their own folder ``out``.
+
+    Steps: encode the new scenes' train views once (frozen encoder of the run), fit fresh local planes and
+    coefficients -- with the trained global planes B (or fresh ones if ``cfg.exploit.no_prior``) and the
+    trained MLP -- using the ``cfg.exploit.strategy`` objective, then fine-tune the decoder with L_Dec.
+
+    Args:
+        run_dir: a finished training run (read only; never written).
+        out: the exploit batch folder (created; must not hold a batch unless ``resume``).
+        cfg: exploit config (default: the run's config); see :func:`exploit_config`.
+        data_root / scenes / split: where the new scenes come from (default split ``cfg.data.exploit_split``,
+            first ``cfg.data.n_exploit_scenes`` ids); ``scenes`` gives loaded scenes directly.
+        resume: continue an interrupted batch. eval_fn: as in :func:`train_3daae`.
+    Returns:
+        ``{"out_dir", "run_dir", "scene_ids", "n_views", "latent_cache_s", "stages": {"exploit_fit": ...,
+        "exploit_finetune": ...}, "train_s", "bytes"}``.
+    Raises:
+        RunError: ``run_dir`` is not a finished run, or ``out`` holds a batch and ``resume`` is False.
+        NonFiniteLossError, DatasetError: as for training.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    if out.resolve() == run_dir.resolve():
+        raise RunError("exploit --out must differ from the training run folder (the run is never modified)")
+    base = load_run_config(run_dir)
+    cfg = cfg if cfg is not None else base
+    _prepare_out(out, resume, EXPLOIT_FORMAT)
+    trained = load_trained(run_dir, cfg.device)
+    device = trained.device
+    ex = cfg.exploit
+    split = split or cfg.data.exploit_split
+    if scenes is None:
+        scenes, _ = load_scenes(cfg, split, cfg.data.n_exploit_scenes, data_root)
+        if data_root:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
+    else:
+        scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
+    # The renderer settings must be the run's (the MLP and planes were trained with them), except for
+    # performance-only fields; keep the run's.
+    cfg = dataclasses.replace(cfg, render=base.render, triplane=base.triplane)
+    save_config(cfg, out / "config.json")
+    table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    ae = trained.ae
+    ae.use_mean = cfg.ae.use_mean
+    for p in ae.parameters():
+        p.requires_grad_(True)  # StageOptimizers decides per stage which groups learn
+    # New scenes: fresh T_mic and W ("Random initialization: T_mic, W", Alg. 2); B and the MLP come from
+    # training unless the No-Prior ablation / MLP re-initialisation is asked for.
+    system = build_system(cfg, ae, table.scene_ids, seed_tag="exploit-init")
+    fresh_global = None if system.bank.global_planes is None else system.bank.global_planes.detach().clone()
+    fresh_mlp = copy.deepcopy(system.mlp.state_dict())
+    with torch.no_grad():
+        if not ex.no_prior and system.bank.global_planes is not None:
+            system.bank.global_planes.copy_(trained.bank.global_planes)
+        elif fresh_global is not None:
+            system.bank.global_planes.copy_(fresh_global)
+        system.mlp.load_state_dict(fresh_mlp if ex.reinit_mlp else trained.mlp.state_dict())
+    for p in system.bank.parameters():
+        p.requires_grad_(True)
+    for p in system.mlp.parameters():
+        p.requires_grad_(True)
+    src_sha = read_json(run_dir / "manifest.json").get("model", {}).get("sha256_shared")
+    manifest: dict[str, Any] = {
+        "format": EXPLOIT_FORMAT, "format_version": FORMAT_VERSION, "kind": "exploit", "status": "running",
+        "source_run": str(run_dir.resolve()), "source_sha256_shared": src_sha, "device": str(device),
+        "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids, "n_views": len(table),
+        "image_size": list(table.resolution), "stages": {},
+        "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
+                        " the encoder is the source run's.",
+    }
+    write_json(out / "manifest.json", manifest)
+    logger = _logger(cfg, out)
+    try:
+        logger.log({"event": "start", "kind": "exploit", "resume": resume, "scenes": len(table.scene_ids),
+                    "views": len(table), "strategy": ex.strategy, "no_prior": ex.no_prior})
+        fit = fit_stage_config(cfg)
+        latents = None
+        cache_s = 0.0
+        if fit.lambda_enc > 0:
+            latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-exploit.safetensors",
+                                                    cfg.encode_batch_size, cfg.logging.progress)
+            logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
+        results: dict[str, Any] = {}
+        results["exploit_fit"] = _run_or_reuse(system, table, "exploit_fit", fit, out, cfg, resume=resume,
+                                               logger=logger, eval_fn=eval_fn, latents=latents, encode_live=False,
+                                               shared_parts=("decoder",))
+        if ex.finetune_decoder and resolve_steps_nonzero(ex.finetune):
+            # Decoder fine-tuning (Alg. 2 lines 13-23): L_Dec, decoder trainable, encoder frozen.
+            ft = dataclasses.replace(ex.finetune, lambda_enc=0.0, lambda_ae=0.0, lr_encoder=0.0,
+                                     lambda_dec=ex.finetune.lambda_dec if ex.finetune.lambda_dec > 0 else 1.0)
+            results["exploit_finetune"] = _run_or_reuse(system, table, "exploit_finetune", ft, out, cfg,
+                                                        resume=resume, logger=logger, eval_fn=eval_fn, latents=None,
+                                                        encode_live=False, shared_parts=("decoder",))
+        manifest["stages"] = results
+        manifest["model"] = _write_model(system, out / "model", ("decoder",))
+        manifest["latent_cache_s"] = cache_s
+        manifest["bytes"] = model_bytes(system)
+        manifest["status"] = "done"
+        write_json(out / "manifest.json", manifest)
+        logger.log({"event": "done", "kind": "exploit"})
+    finally:
+        logger.close()
+    return {
+        "out_dir": str(out), "run_dir": str(run_dir), "device": str(device), "scene_ids": table.scene_ids,
+        "n_views": len(table), "latent_cache_s": cache_s, "stages": results,
+        "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
+    }
+
+
+def resolve_steps_nonzero(cfg: StageConfig) -> bool:
+    return (cfg.epochs is not None and cfg.epochs > 0) or (cfg.epochs is None and cfg.steps > 0)
+
+
+def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> LatentSystem:
+    """An exploit batch ready to render: the run's encoder, this batch's decoder/MLP/B and its scenes.
+
+    Raises:
+        RunError: not a finished exploit folder, or its source run is missing or was modified since.
+    """
+    out_dir = Path(out_dir)
+    m = read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else {}
+    if m.get("format") != EXPLOIT_FORMAT or m.get("status") != "done":
+        raise RunError(f"{out_dir}: not a finished exploit folder (status {m.get('status')!r})")
+    run_dir = Path(m["source_run"])
+    if not (run_dir / "model" / "shared.safetensors").exists():
+        raise RunError(f"{out_dir}: its source run {run_dir} is missing")
+    sha = m.get("source_sha256_shared")
+    if sha and _sha256(run_dir / "model" / "shared.safetensors") != sha:
+        raise RunError(f"{out_dir}: the source run's weights changed since this batch was learned")
+    cfg = load_run_config(out_dir)
+    dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
+    system = build_system(cfg, ae, [])
+    load_shared_into(system, out_dir / "model" / "shared.safetensors")  # decoder, MLP, B of this batch
+    load_scene_shards(system.bank, out_dir / "model" / "scenes")
+    return _eval_mode(system)
+
+
+def load_model(folder: str | Path, device: str | torch.device = "auto") -> LatentSystem:
+    """:func:`load_trained` or :func:`load_exploited`, whichever ``folder`` is."""
+    m = read_json(Path(folder) / "manifest.json")
+    return load_exploited(folder, device) if m.get("format") == EXPLOIT_FORMAT else load_trained(folder, device)

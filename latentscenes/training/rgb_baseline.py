@@ -1,0 +1,369 @@
+"""The Tri-Planes (RGB) baseline: tri-plane NeRFs fitted directly in image space (paper Sec. 4, Tab. 1-2).
+
+Same renderer as the latent scenes (:mod:`latentscenes.rendering`), RGB output (C = 3, white background),
+paper sizes T = 64, F = 32. To stay practical on a CPU each step renders a random batch of rays drawn from all
+training pixels of the scene (instead of whole 128x128 views: ~4K rays ~0.7 s vs 3 s per view, cpu-budget.md).
+
+Two variants:
+  * ``"micro"``: Tri-Planes (RGB). Every scene is fitted on its own, with its own planes ``[3, F, T, T]`` and
+    its own MLP; per-scene time is that scene's wall time.
+  * ``"macro"``: Tri-Planes-Macro (RGB) (paper Tab. 2): F_mic = 0, all scenes share M global planes and one MLP,
+    each scene owns only its M coefficients (Eq. 7); scenes are fitted jointly with multi-scene batches and the
+    per-scene time is the total time divided by the number of scenes.
+
+Recorded per scene: wall time of the optimisation (evaluation excluded), parameter bytes, held-out PSNR/SSIM
+(full frame, ``evaluation.metrics`` protocol) and a PSNR-vs-time curve [(seconds, psnr)] on a few held-out views.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from latentscenes.config import get_preset, register_presets, to_dict
+from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.evaluation.metrics import rgb_metrics
+from latentscenes.rendering.decoder import TriplaneDecoder
+from latentscenes.rendering.rays import generate_rays
+from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays, render_views_no_grad
+from latentscenes.scenes.bank import SceneBank, SceneOptimizer, TriplaneConfig
+from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
+from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
+
+
+@dataclass
+class RGBFitConfig:
+    """Settings of the RGB tri-plane baseline.
+
+    Attributes:
+        triplane: plane sizes. For ``variant="micro"`` only ``resolution`` and ``features`` (F_mic + F_mac) matter
+            (F = 32 in the paper); ``"macro"`` uses F_mic = 0, F_mac = F and ``n_global`` global planes.
+        render: renderer settings (near/far/box are replaced by the data set's if ``use_dataset_render``).
+        variant: ``"micro"`` (Tri-Planes (RGB)) or ``"macro"`` (Tri-Planes-Macro (RGB)).
+        resolution: image size (px) the views are fitted and evaluated at (None = as stored).
+        steps: optimisation steps per scene (micro) or in total (macro).
+        rays_per_batch: random rays per step (all scenes of the step together).
+        scenes_per_batch: scenes per step (macro only).
+        lr_planes, lr_decoder, lr_coefs, lr_global: Adam learning rates (paper: 1e-2).
+        optimizer: ``"sparse"`` (lazy per-scene Adam) or ``"dense"`` (the paper's single Adam); matters for macro.
+        eval_every: steps between PSNR-vs-time points (0 = only at the start and the end).
+        curve_views: held-out views per scene used for the curve (the final metrics use all held-out views).
+        max_eval_views: cap on held-out views for the final metrics (0 = all).
+        bg: background colour in [0, 1] (white, the data sets' compositing colour).
+        seed: RNG seed (scene k uses seed + k).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        use_dataset_render: take near/far/box_size from the data set's manifest when it has them.
+        save_planes: write each scene's planes (and MLP) as safetensors under ``out_dir/scenes``.
+        measure_render: time one 128x128 render without autograd on the first fitted scene.
+    """
+
+    triplane: TriplaneConfig = field(default_factory=lambda: TriplaneConfig(resolution=64, f_mic=32, f_mac=0, n_global=50))
+    render: RenderConfig = field(default_factory=RenderConfig)
+    variant: Literal["micro", "macro"] = "micro"
+    resolution: int | None = 128
+    steps: int = 2000
+    rays_per_batch: int = 4096
+    scenes_per_batch: int = 4
+    lr_planes: float = 1e-2
+    lr_decoder: float = 1e-2
+    lr_coefs: float = 1e-2
+    lr_global: float = 1e-2
+    optimizer: Literal["sparse", "dense"] = "sparse"
+    eval_every: int = 100
+    curve_views: int = 2
+    max_eval_views: int = 0
+    bg: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    seed: int = 0
+    device: str = "cpu"
+    use_dataset_render: bool = True
+    save_planes: bool = True
+    measure_render: bool = True
+
+
+register_presets(
+    RGBFitConfig,
+    {
+        "test": lambda: RGBFitConfig(
+            triplane=TriplaneConfig(resolution=16, f_mic=8, f_mac=0, n_global=4),
+            render=get_preset(RenderConfig, "test"),
+            resolution=32, steps=6, rays_per_batch=256, scenes_per_batch=2, eval_every=3, curve_views=1,
+            max_eval_views=2, save_planes=True, measure_render=False,
+        ),
+        "tiny-cpu": lambda: RGBFitConfig(
+            triplane=TriplaneConfig(resolution=32, f_mic=32, f_mac=0, n_global=10),
+            render=get_preset(RenderConfig, "tiny-cpu"),
+            resolution=64, steps=400, rays_per_batch=1024, scenes_per_batch=4, eval_every=50, curve_views=2,
+        ),
+        "paper": lambda: RGBFitConfig(
+            triplane=TriplaneConfig(resolution=64, f_mic=32, f_mac=0, n_global=50),
+            render=get_preset(RenderConfig, "paper"),
+            resolution=128, steps=5000, rays_per_batch=4096, scenes_per_batch=8, eval_every=250, curve_views=2,
+        ),
+    },
+)
+
+
+def effective_triplane(cfg: RGBFitConfig) -> TriplaneConfig:
+    """The plane layout actually fitted: all F features local (micro) or all global (macro)."""
+    F_total = cfg.triplane.features
+    if cfg.variant == "micro":
+        return dataclasses.replace(cfg.triplane, f_mic=F_total, f_mac=0)
+    if cfg.variant == "macro":
+        return dataclasses.replace(cfg.triplane, f_mic=0, f_mac=F_total, n_global=max(1, cfg.triplane.n_global))
+    raise ValueError(f"variant must be 'micro' or 'macro', got {cfg.variant!r}")
+
+
+# ----------------------------------------------------------------------------------------------- data helpers
+def _resize(scene: SceneViews, resolution: int | None) -> SceneViews:
+    """Area-resample the images to ``resolution`` (K is normalised, so cameras need no change)."""
+    if resolution is None or scene.resolution == (resolution, resolution):
+        return scene
+    images = F.interpolate(scene.images, size=(resolution, resolution), mode="area")
+    return dataclasses.replace(scene, images=images, masks=None)
+
+
+@dataclass
+class _SceneRays:
+    """All training rays of one scene, flattened, plus the held-out views."""
+
+    origins: torch.Tensor  # [P, 3]
+    dirs: torch.Tensor  # [P, 3]
+    target: torch.Tensor  # [P, 3] in [-1, 1]
+    test: SceneViews
+
+
+def _prepare(scene: SceneViews, device: torch.device) -> _SceneRays:
+    train_idx, test_idx = scene.view_indices("train"), scene.view_indices("test")
+    if not train_idx or not test_idx:
+        raise DatasetError(f"scene {scene.scene_id}: needs train and test views (has {len(train_idx)}/{len(test_idx)})")
+    tr = scene.subset(train_idx)
+    H, W = tr.resolution
+    o, d = generate_rays(tr.c2w, tr.K, H, W)
+    target = tr.images.permute(0, 2, 3, 1).reshape(-1, 3) * 2.0 - 1.0
+    return _SceneRays(o.reshape(-1, 3).to(device), d.reshape(-1, 3).to(device), target.to(device), scene.subset(test_idx))
+
+
+def _evaluate(planes: torch.Tensor, decoder, views: SceneViews, cfg: RenderConfig, bg, device) -> tuple[list[float], list[float]]:
+    """Per-view held-out PSNR/SSIM (deterministic render, one view at a time)."""
+    cfg = dataclasses.replace(cfg, deterministic=True)
+    H, W = views.resolution
+    psnr, ssim = [], []
+    for v in range(views.num_views):
+        out = render_views_no_grad(
+            planes, decoder, views.c2w[v : v + 1].to(device), views.K[v : v + 1].to(device), H, W, cfg, bg
+        )
+        m = rgb_metrics(out["image"].cpu(), views.images[v : v + 1])
+        psnr.append(float(m["psnr"][0]))
+        ssim.append(float(m["ssim"][0]))
+    return psnr, ssim
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(sum(xs) / len(xs)) if xs else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------- fitting
+def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir):
+    gen = torch.Generator().manual_seed(cfg.seed + idx)
+    torch.manual_seed(cfg.seed + idx)
+    data = _prepare(scene, device)
+    bank = SceneBank(tcfg, [scene.scene_id], generator=gen).to(device)
+    decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
+    opt = SceneOptimizer(bank, decoder.parameters(), mode=cfg.optimizer, lr_local=cfg.lr_planes,
+                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_decoder)
+    rows = bank.rows([scene.scene_id])
+    curve_views = data.test.subset(list(range(min(cfg.curve_views, data.test.num_views))))
+    P = data.origins.shape[0]
+    clock = 0.0
+    curve = [(0.0, _mean(_evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)[0]))]
+    for step in range(cfg.steps):
+        t0 = time.perf_counter()
+        sel = torch.randint(P, (cfg.rays_per_batch,), generator=gen).to(device)
+        out = render_rays(bank.planes(rows), decoder, data.origins[sel][None], data.dirs[sel][None], rcfg, bg)
+        loss = F.mse_loss(out["colour"][0], data.target[sel])
+        opt.zero_grad()
+        loss.backward()
+        opt.step(rows)
+        clock += time.perf_counter() - t0
+        if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == cfg.steps:
+            psnr_c, _ = _evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)
+            curve.append((clock, _mean(psnr_c)))
+    test = data.test
+    if cfg.max_eval_views:
+        test = test.subset(list(range(min(cfg.max_eval_views, test.num_views))))
+    psnr, ssim = _evaluate(bank.planes(rows).detach(), decoder, test, rcfg, bg, device)
+    dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
+    if out_dir is not None and cfg.save_planes:
+        sdir = Path(out_dir) / "scenes"
+        bank.save_shard(sdir / f"{scene.scene_id}.safetensors")
+        atomic_save_safetensors(dict(decoder.state_dict()), sdir / f"{scene.scene_id}.decoder.safetensors")
+    result = {
+        "scene_id": scene.scene_id,
+        "time_s": clock,
+        "steps": cfg.steps,
+        "param_bytes": bank.per_scene_bytes() + dec_bytes,
+        "plane_bytes": bank.per_scene_bytes(),
+        "decoder_bytes": dec_bytes,
+        "psnr": _mean(psnr),
+        "ssim": _mean(ssim),
+        "psnr_per_view": psnr,
+        "ssim_per_view": ssim,
+        "n_test_views": test.num_views,
+        "final_loss": float(loss.detach()),
+        "curve": [[t, p] for t, p in curve],
+    }
+    return result, (bank, decoder, rows)
+
+
+def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir):
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    ids = [s.scene_id for s in scenes]
+    data = [_prepare(s, device) for s in scenes]
+    bank = SceneBank(tcfg, ids, generator=gen).to(device)
+    decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
+    opt = SceneOptimizer(bank, decoder.parameters(), mode=cfg.optimizer, lr_local=cfg.lr_planes,
+                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_decoder)
+    S = max(1, min(cfg.scenes_per_batch, len(ids)))
+    R = max(1, cfg.rays_per_batch // S)
+    curve_sets = [d.test.subset(list(range(min(cfg.curve_views, d.test.num_views)))) for d in data]
+
+    def curve_point() -> float:
+        vals = []
+        for i, v in enumerate(curve_sets):
+            vals += _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, v, rcfg, bg, device)[0]
+        return _mean(vals)
+
+    clock = 0.0
+    curve = [(0.0, curve_point())]
+    for step in range(cfg.steps):
+        t0 = time.perf_counter()
+        pick = torch.randperm(len(ids), generator=gen)[:S].tolist()
+        o, d, tg = [], [], []
+        for i in pick:
+            sel = torch.randint(data[i].origins.shape[0], (R,), generator=gen).to(device)
+            o.append(data[i].origins[sel]); d.append(data[i].dirs[sel]); tg.append(data[i].target[sel])
+        rows = torch.tensor(pick, dtype=torch.long, device=device)
+        out = render_rays(bank.planes(rows), decoder, torch.stack(o), torch.stack(d), rcfg, bg)
+        loss = F.mse_loss(out["colour"], torch.stack(tg))
+        opt.zero_grad()
+        loss.backward()
+        opt.step(rows)
+        clock += time.perf_counter() - t0
+        if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == cfg.steps:
+            curve.append((clock, curve_point()))
+    dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
+    results = []
+    for i, d in enumerate(data):
+        test = d.test if not cfg.max_eval_views else d.test.subset(list(range(min(cfg.max_eval_views, d.test.num_views))))
+        psnr, ssim = _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, test, rcfg, bg, device)
+        results.append({
+            "scene_id": ids[i], "time_s": clock / len(ids), "steps": cfg.steps,
+            "param_bytes": bank.per_scene_bytes(), "plane_bytes": bank.per_scene_bytes(), "decoder_bytes": 0,
+            "psnr": _mean(psnr), "ssim": _mean(ssim), "psnr_per_view": psnr, "ssim_per_view": ssim,
+            "n_test_views": test.num_views, "final_loss": float(loss.detach()), "curve": [[t / len(ids), p] for t, p in curve],
+        })
+    if out_dir is not None and cfg.save_planes:
+        sdir = Path(out_dir) / "scenes"
+        bank.save_shard(sdir / "coefs.safetensors")
+        bank.save_shared(sdir / "global_planes.safetensors")
+        atomic_save_safetensors(dict(decoder.state_dict()), sdir / "decoder.safetensors")
+    shared = {"global_planes_bytes": bank.shared_bytes(), "decoder_bytes": dec_bytes, "total_time_s": clock,
+              "joint_curve": [[t, p] for t, p in curve]}
+    return results, shared, (bank, decoder)
+
+
+def fit_rgb_scenes(
+    scenes: Any,
+    cfg: RGBFitConfig,
+    out_dir: str | Path | None = None,
+    scene_ids: Sequence[str] | None = None,
+    render_defaults: dict[str, float] | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Fit RGB tri-planes to scenes and measure time, bytes and held-out quality (paper Sec. 4, Tab. 1-2).
+
+    Args:
+        scenes: a list of :class:`SceneViews`, or a data set with ``scene_ids`` and ``load(id)`` (and optionally
+            ``render_defaults``, a dict with near/far/box_size), e.g. ``latentscenes.data.MultiSceneDataset``.
+        cfg: :class:`RGBFitConfig`.
+        out_dir: where ``results.json`` (and, if ``cfg.save_planes``, the planes) are written; None = nothing.
+        scene_ids: subset of a data set's scenes to fit (default: all).
+        render_defaults: near/far/box_size overriding the data set's (used if ``cfg.use_dataset_render``).
+        log: optional callable ``log(str)`` for progress lines.
+    Returns:
+        JSON-able dict: ``config``, ``variant``, ``scenes`` (per scene: ``scene_id``, ``time_s`` (s, evaluation
+        excluded), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...]), ``summary``
+        (means, and ``render_ms_per_view_128`` when measured), ``shared`` (macro: shared bytes).
+    Raises:
+        DatasetError: for a scene without train or test views.
+        ValueError: for a bad variant.
+    """
+    device = pick_device(cfg.device)
+    if device.type == "cpu":
+        set_cpu_threads()
+    seed_everything(cfg.seed)
+    tcfg = effective_triplane(cfg)
+    rcfg = cfg.render
+    defaults = render_defaults
+    if defaults is None and not isinstance(scenes, (list, tuple)):
+        defaults = getattr(scenes, "render_defaults", None)
+    if cfg.use_dataset_render and defaults:
+        rcfg = dataclasses.replace(rcfg, **{k: float(v) for k, v in defaults.items() if k in ("near", "far", "box_size")})
+    if isinstance(scenes, (list, tuple)):
+        views = [s for s in scenes if scene_ids is None or s.scene_id in set(scene_ids)]
+    else:
+        ids = list(scene_ids) if scene_ids is not None else list(scenes.scene_ids)
+        views = [scenes.load(s) for s in ids]
+    views = [_resize(v, cfg.resolution) for v in views]
+    if not views:
+        raise DatasetError("fit_rgb_scenes: no scenes to fit")
+    bg = torch.tensor(cfg.bg, dtype=torch.float32, device=device)
+    say = log or (lambda s: None)
+    per_scene: list[dict[str, Any]] = []
+    shared: dict[str, Any] = {}
+    first = None
+    if cfg.variant == "micro":
+        for k, scene in enumerate(views):
+            r, model = _fit_micro(scene, k, cfg, rcfg, tcfg, device, bg, out_dir)
+            per_scene.append(r)
+            first = first or model
+            say(f"{scene.scene_id}: {r['psnr']:.2f} dB PSNR, SSIM {r['ssim']:.3f}, {r['time_s']:.1f} s, {r['param_bytes']} B")
+    else:
+        per_scene, shared, (bank, decoder) = _fit_macro(list(views), cfg, rcfg, tcfg, device, bg, out_dir)
+        first = (bank, decoder, bank.rows([views[0].scene_id]))
+        say(f"macro: {len(views)} scenes, {shared['total_time_s']:.1f} s total")
+    summary = {
+        "n_scenes": len(per_scene),
+        "psnr": _mean([r["psnr"] for r in per_scene]),
+        "ssim": _mean([r["ssim"] for r in per_scene]),
+        "time_s_per_scene": _mean([r["time_s"] for r in per_scene]),
+        "param_bytes_per_scene": _mean([r["param_bytes"] for r in per_scene]),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if cfg.measure_render and first is not None:
+        bank, decoder, rows = first
+        v0 = views[0]
+        ms = measure_render_ms(bank.planes(rows).detach(), decoder, v0.c2w[:1].to(device), v0.K[:1].to(device), rcfg, 128, 128)
+        summary["render_ms_per_view_128"] = ms
+        say(f"render: {ms:.1f} ms per 128x128 view (no autograd)")
+    results = {
+        "variant": cfg.variant,
+        "config": to_dict(cfg),
+        "render_used": to_dict(rcfg),
+        "triplane_used": to_dict(tcfg),
+        "scenes": per_scene,
+        "summary": summary,
+        "shared": shared,
+    }
+    if out_dir is not None:
+        atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
+    return results

@@ -1,0 +1,585 @@
+"""The optimisation stages of 3Da-AE (paper Alg. 1 and Alg. 2) as functions over a :class:`LatentSystem`.
+
+Every stage is the same loop (:func:`run_stage`) over mini-batches mixing views of many scenes; what differs
+is which loss terms are active (their lambdas) and which parameter groups learn (their learning rates):
+
+===================  =============================================  ===========================================
+stage                loss                                           trained
+===================  =============================================  ===========================================
+warm-up (Alg. 1)     L_Enc on cached latents (+TV)                  T_mic, W, B, MLP (AE frozen)
+joint (Alg. 1, Eq.5) l_ae L_ae + l_Enc L_Enc + l_Dec L_Dec (+TV)    T_mic, W, B, MLP, encoder, decoder
+exploit fit (Alg.2)  Encode-Scene: L_E on cached latents            T_mic, W, B, MLP (AE frozen)
+                     or Decode-Scene L_D / Encode-Decode-Scene Eq.4
+exploit fine-tune    L_Dec                                          T_mic, W, B, MLP, decoder
+===================  =============================================  ===========================================
+
+Randomness (batch order, stratified and importance samples, posterior samples) is a pure function of
+(seed, stage, step): a stage resumed from its checkpoint at step k performs exactly the updates an
+uninterrupted run performs from step k (see tests/training/test_resume.py).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder, _load_state
+from latentscenes.rendering.decoder import TriplaneDecoder
+from latentscenes.rendering.renderer import RenderConfig, render_views
+from latentscenes.scenes.bank import LazySceneAdam, SceneBank
+from latentscenes.training.checkpoint import (
+    existing_checkpoint_dir,
+    load_states,
+    read_json,
+    save_states,
+    write_checkpoint_dir,
+    write_json,
+)
+from latentscenes.training.config import StageConfig
+from latentscenes.training.data import ViewTable, batch_indices, step_generator
+from latentscenes.training.metrics_log import MetricsLogger
+from latentscenes.training.losses import NonFiniteLossError, recon_loss, triplane_tv
+from latentscenes.utils.io import atomic_save_safetensors
+
+SHARD_SCENES = 256  # scenes per safetensors shard (bounded file sizes; a scene never spans two shards)
+
+
+# ============================================================================================ the system
+@dataclass
+class LatentSystem:
+    """Everything that renders latent scenes and decodes them (paper Fig. 5).
+
+    Attributes:
+        ae: the autoencoder (E_phi, D_psi) with tanh normalisation.
+        bank: per-scene local planes T_mic and coefficients W, shared global planes B.
+        mlp: the shared tiny MLP R_alpha (``TriplaneDecoder`` with C = latent channels outputs).
+        render: renderer settings.
+    """
+
+    ae: LatentAutoencoder
+    bank: SceneBank
+    mlp: TriplaneDecoder
+    render: RenderConfig
+
+    @property
+    def device(self) -> torch.device:
+        return self.ae.device
+
+    @property
+    def downsample(self) -> int:
+        return int(self.ae.downsample_factor)
+
+    def background(self) -> torch.Tensor:
+        """``[C]`` latent background in the renderer's [0, 1] pre-scale space (normalised code of white)."""
+        return self.ae.latent_background().to(self.device)
+
+    def render_latents(
+        self, rows: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, height: int, width: int,
+        generator: torch.Generator | None = None, bg: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Render normalised latents of bank rows ``rows [B]`` from cameras ``c2w [B,4,4]``, ``K [B,3,3]``.
+
+        Returns:
+            ``render_views``' dict: ``image [B, C, height, width]`` normalised latent in about [-1, 1],
+            ``depth``, ``opacity``; differentiable w.r.t. planes and MLP.
+        """
+        planes = self.bank.planes(rows.to(self.device))
+        bg = self.background() if bg is None else bg
+        out = render_views(planes, self.mlp, c2w.to(self.device), K.to(self.device), height, width, self.render, bg, generator)
+        out["planes"] = planes
+        return out
+
+    @torch.no_grad()
+    def render_rgb(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, height: int, width: int) -> dict[str, torch.Tensor]:
+        """Deterministic novel views of one scene, decoded to RGB (evaluation / demo helper).
+
+        Args:
+            scene_id: a scene of the bank; c2w ``[V,4,4]``; K ``[V,3,3]``; height/width: RGB size (multiples of 8).
+        Returns:
+            ``{"latent": [V,C,h,w], "rgb": [V,3,H,W] in about [-1,1], "depth": [V,1,h,w]}``.
+        Raises:
+            KeyError: unknown scene.
+        """
+        import dataclasses
+
+        rows = self.bank.rows([scene_id] * c2w.shape[0])
+        saved = self.render
+        self.render = dataclasses.replace(saved, deterministic=True)
+        try:
+            out = self.render_latents(rows, c2w, K, height // self.downsample, width // self.downsample)
+        finally:
+            self.render = saved
+        rgb = self.ae.decode(self.ae.denormalize(out["image"]))
+        return {"latent": out["image"], "rgb": rgb, "depth": out["depth"]}
+
+
+def save_shared(system: LatentSystem, path: Path, parts: tuple[str, ...] = ("encoder", "decoder")) -> None:
+    """Write the shared weights to ONE safetensors file, atomically.
+
+    Keys: ``vae.*`` (diffusers names, the AE parts in ``parts``; both by default), ``mlp.*``, ``global_planes``
+    (when F_mac > 0) and ``latent_background`` ``[C]``. The metadata holds the autoencoder header under the
+    autoencoder's own key, so ``LatentAutoencoder.load(path)`` reads this file directly when both parts are in
+    it, plus the MLP sizes.
+    """
+    import json
+
+    tensors: dict[str, torch.Tensor] = {}
+    keep = _ae_keys(system.ae, parts)
+    for k, v in system.ae.vae.state_dict().items():
+        if k in keep:
+            tensors[f"vae.{k}"] = v
+    for k, v in system.mlp.state_dict().items():
+        tensors[f"mlp.{k}"] = v
+    if system.bank.global_planes is not None:
+        tensors["global_planes"] = system.bank.global_planes.detach()
+    tensors["latent_background"] = system.ae.latent_background().float()
+    meta = {
+        META_KEY: json.dumps(system.ae.header()),
+        "mlp": json.dumps({"in_features": system.mlp.in_features, "out_channels": system.mlp.out_channels,
+                           "hidden": system.mlp.hidden}),
+        "ae_parts": json.dumps(list(parts)),
+    }
+    atomic_save_safetensors(tensors, path, metadata=meta)
+
+
+def _ae_keys(ae: LatentAutoencoder, parts: tuple[str, ...]) -> set[str]:
+    keys: set[str] = set()
+    for k in ae.vae.state_dict():
+        is_enc = k.startswith(("encoder.", "quant_conv."))
+        if ("encoder" in parts and is_enc) or ("decoder" in parts and not is_enc):
+            keys.add(k)
+    return keys
+
+
+def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
+    """Load a file written by :func:`save_shared` into ``system`` (the AE parts it holds, MLP, B).
+
+    Returns:
+        the AE parts that were loaded (``["encoder", "decoder"]`` or a subset).
+    Raises:
+        FileNotFoundError: missing file. ValueError: sizes that do not match ``system``.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: shared weights not found")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    parts = json.loads(meta.get("ae_parts", '["encoder", "decoder"]'))
+    vae = {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}
+    if vae:
+        full = system.ae.vae.state_dict()
+        keep = _ae_keys(system.ae, tuple(parts))
+        merged = {k: (vae[k] if k in keep else full[k]) for k in full}
+        _load_state(system.ae.vae, merged, path)
+    mlp = {k[4:]: v for k, v in tensors.items() if k.startswith("mlp.")}
+    try:
+        system.mlp.load_state_dict(mlp, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: MLP weights do not match ({e})") from None
+    if system.bank.global_planes is not None:
+        if "global_planes" not in tensors or tensors["global_planes"].shape != system.bank.global_planes.shape:
+            raise ValueError(f"{path}: global planes missing or of another size")
+        with torch.no_grad():
+            system.bank.global_planes.copy_(tensors["global_planes"])
+    return parts
+
+
+def save_scene_shards(bank: SceneBank, folder: Path, ids: list[str] | None = None) -> list[str]:
+    """Per-scene parameters as shards ``folder/scenes-00000.safetensors`` (<= 256 scenes each). Returns names."""
+    ids = list(bank.scene_ids if ids is None else ids)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for k, i in enumerate(range(0, len(ids), SHARD_SCENES)):
+        name = f"scenes-{k:05d}.safetensors"
+        bank.save_shard(folder / name, ids[i : i + SHARD_SCENES])
+        names.append(name)
+    return names
+
+
+def load_scene_shards(bank: SceneBank, folder: Path) -> list[str]:
+    """Load every shard of ``folder`` into ``bank`` (in file order). Returns the scene ids loaded."""
+    ids: list[str] = []
+    for p in sorted(Path(folder).glob("scenes-*.safetensors")):
+        ids.extend(bank.load_shard(p))
+    return ids
+
+
+# ============================================================================================ optimisers
+class StageOptimizers:
+    """The Adam optimisers of one stage, one per parameter group (3da-ae-spec Sec. 1.3).
+
+    Per-scene groups (T_mic, W) use the bank's :class:`LazySceneAdam` when ``cfg.optimizer == "sparse"`` (only
+    the scenes of the batch move) or one dense ``torch.optim.Adam`` (the authors' behaviour). Shared groups (B,
+    MLP, encoder, decoder) use ``torch.optim.Adam``. A group whose learning rate is 0 gets no optimiser and
+    its parameters get ``requires_grad=False`` (gradients still flow *through* a frozen decoder to the planes).
+    """
+
+    def __init__(self, system: LatentSystem, cfg: StageConfig) -> None:
+        self.cfg = cfg
+        bank = system.bank
+        sparse = cfg.optimizer == "sparse"
+        bank.sparse_grad = sparse
+        self.base_lr: dict[str, float] = {}
+        self.dense: dict[str, torch.optim.Adam] = {}
+        self.lazy: dict[str, LazySceneAdam] = {}
+
+        def group(name: str, params: list[nn.Parameter], lr: float, per_scene: bool = False) -> None:
+            for p in params:
+                p.requires_grad_(lr > 0)
+            if lr <= 0 or not params:
+                return
+            self.base_lr[name] = lr
+            if per_scene and sparse:
+                self.lazy[name] = LazySceneAdam(params, lr=lr)
+            else:
+                self.dense[name] = torch.optim.Adam(params, lr=lr)
+
+        group("local", [bank.local] if bank.local is not None else [], cfg.lr_local, per_scene=True)
+        group("coefs", [bank.coefs] if bank.coefs is not None else [], cfg.lr_coefs, per_scene=True)
+        group("global", list(bank.shared_parameters()), cfg.lr_global)
+        group("mlp", list(system.mlp.parameters()), cfg.lr_mlp)
+        group("encoder", list(system.ae.encoder_parameters()), cfg.lr_encoder)
+        group("decoder", list(system.ae.decoder_parameters()), cfg.lr_decoder)
+
+    def set_lr_factor(self, factor: float) -> None:
+        for name, opt in self.dense.items():
+            for g in opt.param_groups:
+                g["lr"] = self.base_lr[name] * factor
+        for name, opt in self.lazy.items():
+            opt.lr = self.base_lr[name] * factor
+
+    def zero_grad(self) -> None:
+        for opt in self.dense.values():
+            opt.zero_grad(set_to_none=True)
+        for opt in self.lazy.values():
+            opt.zero_grad()
+
+    def step(self, bank_rows: torch.Tensor, skip: set[str] = frozenset()) -> None:
+        for name, opt in self.dense.items():
+            if name not in skip:
+                opt.step()
+        for name, opt in self.lazy.items():
+            if name not in skip:
+                opt.step(bank_rows)
+
+    def state(self) -> dict[str, Any]:
+        st: dict[str, Any] = {f"dense.{k}": o.state_dict() for k, o in self.dense.items()}
+        st.update({f"lazy.{k}": o.state_dict() for k, o in self.lazy.items()})
+        return st
+
+    def load(self, states: dict[str, Any]) -> None:
+        """Restore :meth:`state`. Raises ValueError if the groups differ (the stage config changed)."""
+        want = set(self.state())
+        if set(states) != want:
+            raise ValueError(f"optimiser groups differ from the checkpoint: have {sorted(want)}, saved {sorted(states)}")
+        for k, o in self.dense.items():
+            o.load_state_dict(states[f"dense.{k}"])
+        for k, o in self.lazy.items():
+            o.load_state_dict(states[f"lazy.{k}"])
+            for st in o.state.values():  # saved on the CPU; live next to the parameters
+                for kk in st:
+                    st[kk] = st[kk].to(o.params[0].device)
+
+
+# ============================================================================================ one stage
+@dataclass
+class StageResult:
+    """What a stage returns (also stored in the run manifest; the benchmark reads it).
+
+    Attributes:
+        stage: name. steps: optimiser updates done in total (including before a resume).
+        train_s: wall time of the optimisation loop, summed over sessions, **excluding** evaluation callbacks
+            and checkpoint writes. eval_s / checkpoint_s: time spent in those. latent_cache_s: encoding time.
+        step_ms_mean / step_ms_median: per-step wall time of this session (ms).
+        peak_rss_mb: peak resident memory of the process (``ru_maxrss``); cuda_peak_mb: peak CUDA allocation.
+        final_losses: mean of each loss term over the last ``log_every`` steps.
+        curve: ``[{"train_s": t, "step": k, **metrics}]`` from the evaluation callback (PSNR-vs-time).
+        resumed_from: step the session started at (0 = fresh).
+    """
+
+    stage: str
+    steps: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    checkpoint_s: float = 0.0
+    latent_cache_s: float = 0.0
+    step_ms_mean: float = 0.0
+    step_ms_median: float = 0.0
+    peak_rss_mb: float = 0.0
+    cuda_peak_mb: float = 0.0
+    final_losses: dict[str, float] = field(default_factory=dict)
+    curve: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        import dataclasses
+
+        return dataclasses.asdict(self)
+
+
+EvalFn = Callable[[LatentSystem, str, int], dict[str, float]]
+
+
+def resolve_steps(cfg: StageConfig, n_views: int) -> int:
+    """Number of updates of a stage: ``cfg.steps``, or ``ceil(epochs * n_views / batch_size)`` when
+    ``cfg.epochs`` is set."""
+    if cfg.epochs is not None:
+        return max(1, math.ceil(cfg.epochs * n_views / cfg.batch_size))
+    return int(cfg.steps)
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, float]:
+    """(peak RSS of this process in MB from ``ru_maxrss``, peak CUDA allocation in MB or 0)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+    return rss, cuda
+
+
+def stage_losses(
+    system: LatentSystem,
+    table: ViewTable,
+    latents: torch.Tensor | None,
+    rows: torch.Tensor,
+    bank_rows: torch.Tensor,
+    cfg: StageConfig,
+    generator: torch.Generator | None,
+    encode_live: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted loss of one mini-batch (paper Eq. 2-5, Alg. 1 lines 4-15, Alg. 2 lines 4-10 / 15-22).
+
+    Args:
+        table: the stage's views; rows: ``[B]`` view rows of the batch; bank_rows: ``[B]`` their scene rows in
+            ``system.bank``.
+        latents: ``[N, C, h, w]`` cached normalised targets (Encode-Scene), or None when ``encode_live``.
+        cfg: lambdas and loss kind.
+        encode_live: encode the batch with a trainable encoder (joint stage: L_Enc also trains E, Eq. 5).
+    Returns:
+        ``(total, terms)`` where ``terms`` holds the unweighted ``enc``/``dec``/``ae``/``tv`` values present.
+    """
+    dev = system.device
+    x = table.images[rows].to(dev)  # [B,3,H,W] in [-1,1]
+    H, W = table.resolution
+    ds = system.downsample
+    out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], H // ds, W // ds, generator)
+    z_render = out["image"]  # rendered normalised latent, R_alpha(T_s, p)
+    terms: dict[str, torch.Tensor] = {}
+    total = z_render.new_zeros(())
+    z = None
+    if encode_live and (cfg.lambda_enc > 0 or cfg.lambda_ae > 0):
+        z = system.ae.encode(x, generator=generator)  # E_phi(x_p), raw
+    if cfg.lambda_enc > 0:
+        target = system.ae.normalize(z) if encode_live else latents[rows].to(dev)
+        terms["enc"] = recon_loss(z_render, target, cfg.loss)  # L_Enc (Eq. 5) / L_E (Eq. 2)
+        total = total + cfg.lambda_enc * terms["enc"]
+    if cfg.lambda_ae > 0:
+        if z is None:
+            raise ValueError("lambda_ae > 0 needs a live encoder (lr_encoder > 0 or encode_live)")
+        terms["ae"] = recon_loss(system.ae.decode(z), x, cfg.loss)  # L_ae (Eq. 1/5)
+        total = total + cfg.lambda_ae * terms["ae"]
+    if cfg.lambda_dec > 0:
+        x_dec = system.ae.decode(system.ae.denormalize(z_render))  # D_psi(R_alpha(T_s, p))
+        terms["dec"] = recon_loss(x_dec, x, cfg.loss)  # L_Dec (Eq. 5) / L_D (Eq. 3)
+        total = total + cfg.lambda_dec * terms["dec"]
+    if cfg.lambda_tv > 0:
+        terms["tv"] = triplane_tv(out["planes"], cfg.tv_mode)
+        total = total + cfg.lambda_tv * terms["tv"]
+    return total, terms
+
+
+def run_stage(
+    system: LatentSystem,
+    table: ViewTable,
+    stage: str,
+    cfg: StageConfig,
+    *,
+    seed: int,
+    latents: torch.Tensor | None = None,
+    encode_live: bool = False,
+    ckpt_dir: Path | None = None,
+    resume: bool = False,
+    logger: MetricsLogger | None = None,
+    eval_fn: EvalFn | None = None,
+    progress: bool = False,
+    save_extra: Callable[[Path], None] | None = None,
+    shared_parts: tuple[str, ...] = ("encoder", "decoder"),
+) -> StageResult:
+    """Run one optimisation stage for ``resolve_steps(cfg, len(table))`` updates.
+
+    Args:
+        system: model to train in place (the stage's parameter groups per ``cfg`` learning rates).
+        table: the stage's training views; every scene of ``table.scene_ids`` must be in ``system.bank``.
+        stage: name used for the RNG stream, logs and checkpoints (``warmup``, ``joint``, ``exploit_fit``, ...).
+        cfg: the :class:`StageConfig`.
+        seed: run seed; batches and sampling noise at step k depend only on (seed, stage, k).
+        latents: ``[N, C, h, w]`` cached normalised latents (needed when ``lambda_enc > 0`` and not live).
+        encode_live: encode images with the (trainable) encoder at each step (joint stage).
+        ckpt_dir: folder of this stage's checkpoint (``ckpt_dir/ckpt``); ``None`` = no checkpoints.
+        resume: continue from ``ckpt_dir``'s checkpoint if there is one (model, optimisers, step, timings).
+        logger: JSON-lines logger; eval_fn: ``eval_fn(system, stage, step) -> {metric: value}`` called every
+            ``cfg.eval_every`` steps and at the end (its time is excluded from ``train_s``).
+        progress: show a progress bar with ETA.
+        save_extra: called with the temporary checkpoint folder to add files (the run's manifest pieces).
+        shared_parts: AE parts written to the checkpoint's shared file.
+    Returns:
+        :class:`StageResult`.
+    Raises:
+        NonFiniteLossError: a loss term is NaN/inf; parameters are left as before that step and the last good
+            checkpoint stays on disk.
+        ValueError: inconsistent inputs (scenes missing from the bank, no latents for an Encode-Scene stage).
+    """
+    dev = system.device
+    n_steps = resolve_steps(cfg, len(table))
+    bank_rows_of_scene = system.bank.rows(table.scene_ids).cpu()
+    if cfg.lambda_enc > 0 and not encode_live and latents is None:
+        raise ValueError(f"stage {stage!r}: lambda_enc > 0 needs cached latents (or encode_live)")
+    opts = StageOptimizers(system, cfg)
+    steps_per_epoch = max(1.0, len(table) / cfg.batch_size)
+    result = StageResult(stage=stage)
+    start = 0
+    ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"
+
+    if resume and ckpt_path is not None:
+        found = existing_checkpoint_dir(ckpt_path)
+        if found is not None:
+            state = read_json(found / "state.json")
+            if state.get("stage") != stage:
+                raise ValueError(f"{found}: checkpoint of stage {state.get('stage')!r}, expected {stage!r}")
+            load_shared_into(system, found / "shared.safetensors")
+            load_scene_shards(system.bank, found / "scenes")
+            opts.load(load_states(found / "optim.safetensors"))
+            start = int(state["step"])
+            prev = state.get("result", {})
+            for k in ("train_s", "eval_s", "checkpoint_s", "latent_cache_s"):
+                setattr(result, k, float(prev.get(k, 0.0)))
+            result.curve = list(prev.get("curve", []))
+            result.resumed_from = start
+
+    def write_ckpt(step: int, done: bool) -> None:
+        if ckpt_path is None:
+            return
+        t0 = time.perf_counter()
+        result.steps = step
+
+        def write(tmp: Path) -> None:
+            save_shared(system, tmp / "shared.safetensors", shared_parts)
+            save_scene_shards(system.bank, tmp / "scenes")
+            save_states(opts.state(), tmp / "optim.safetensors")
+            if save_extra is not None:
+                save_extra(tmp)
+            write_json(tmp / "state.json", {"stage": stage, "step": step, "steps_total": n_steps, "done": done,
+                                            "result": result.to_dict()})
+
+        write_checkpoint_dir(ckpt_path, write)
+        result.checkpoint_s += time.perf_counter() - t0
+
+    def run_eval(step: int) -> None:
+        if eval_fn is None:
+            return
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            metrics = eval_fn(system, stage, step)
+        result.eval_s += time.perf_counter() - t0
+        rec = {"train_s": round(result.train_s, 4), "step": step, **{k: float(v) for k, v in metrics.items()}}
+        result.curve.append(rec)
+        if logger is not None:
+            logger.log({"event": "eval", "stage": stage, **rec})
+
+    step_times: list[float] = []
+    window: dict[str, list[float]] = {}
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    if eval_fn is not None and cfg.eval_every > 0 and start == 0:
+        run_eval(0)
+    bar = _Bar(f"{stage}", n_steps, start, progress)
+    try:
+        for step in range(start, n_steps):
+            t0 = time.perf_counter()
+            # One seed per (run, stage, step): the global RNG (posterior samples) and the renderer's generator.
+            s = step_generator(seed, stage, step)
+            torch.manual_seed(s)
+            gen = torch.Generator(device=dev).manual_seed(s)
+            rows = batch_indices(len(table), cfg.batch_size, seed, stage, step)
+            bank_rows = bank_rows_of_scene[table.scene_rows[rows]].to(dev)
+            factor = cfg.lr_gamma_per_epoch ** (step / steps_per_epoch) if cfg.lr_gamma_per_epoch != 1.0 else 1.0
+            opts.set_lr_factor(factor)
+            opts.zero_grad()
+            total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
+            vals = {k: float(v.detach()) for k, v in terms.items()}
+            vals["total"] = float(total.detach())
+            if not all(math.isfinite(v) for v in vals.values()):
+                opts.zero_grad()
+                raise NonFiniteLossError(stage, step, vals, str(existing_checkpoint_dir(ckpt_path)) if ckpt_path else None)
+            total.backward()
+            skip = set()
+            if cfg.freeze_mlp_fraction is not None and step >= cfg.freeze_mlp_fraction * n_steps:
+                skip.add("mlp")
+            opts.step(bank_rows, skip)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            dt = time.perf_counter() - t0
+            step_times.append(dt)
+            result.train_s += dt
+            for k, v in vals.items():
+                window.setdefault(k, []).append(v)
+            done_steps = step + 1
+            if logger is not None and (done_steps % max(1, cfg.log_every) == 0 or done_steps == n_steps):
+                rec = {k: sum(v) / len(v) for k, v in window.items()}
+                result.final_losses = rec
+                logger.log({"event": "train", "stage": stage, "step": done_steps, "train_s": round(result.train_s, 4),
+                            "lr_factor": factor, "step_ms": round(1000 * dt, 3), **rec})
+                window = {}
+            bar.update(done_steps, vals["total"])
+            if eval_fn is not None and cfg.eval_every > 0 and done_steps % cfg.eval_every == 0 and done_steps < n_steps:
+                run_eval(done_steps)
+            if cfg.checkpoint_every > 0 and done_steps % cfg.checkpoint_every == 0 and done_steps < n_steps:
+                write_ckpt(done_steps, done=False)
+    finally:
+        bar.close()
+    if window:
+        result.final_losses = {k: sum(v) / len(v) for k, v in window.items()}
+    if eval_fn is not None:
+        run_eval(n_steps)
+    result.steps = n_steps
+    if step_times:
+        st = sorted(step_times)
+        result.step_ms_mean = 1000 * sum(st) / len(st)
+        result.step_ms_median = 1000 * st[len(st) // 2]
+    result.peak_rss_mb, result.cuda_peak_mb = peak_memory_mb(dev)
+    write_ckpt(n_steps, done=True)
+    if logger is not None:
+        logger.log({"event": "stage_done", **{k: v for k, v in result.to_dict().items() if k != "curve"}})
+    return result
+
+
+class _Bar:
+    """A rich progress bar with ETA (or nothing when ``enabled`` is False)."""
+
+    def __init__(self, name: str, total: int, start: int, enabled: bool) -> None:
+        self._cm = None
+        if enabled:
+            from latentscenes.utils.progress import progress_bar
+
+            self._cm = progress_bar(name, total)
+            self.progress, self.task = self._cm.__enter__()
+            self.progress.update(self.task, completed=start)
+
+    def update(self, completed: int, loss: float) -> None:
+        if self._cm is not None:
+            self.progress.update(self.task, completed=completed, info=f"loss {loss:.4g}")
+
+    def close(self) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(None, None, None)
+            self._cm = None

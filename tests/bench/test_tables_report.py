@@ -1,0 +1,89 @@
+"""Table assembly from measured parts, and the Markdown/PNG report, on synthetic measurements."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentscenes.bench import accounting as acc
+from latentscenes.bench.report import summary_markdown, write_report
+from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
+
+
+def _ev(psnrs: dict[str, tuple[str, float]]) -> dict:
+    scenes = {s: {"group": g, "mean": {"psnr": p, "ssim": p / 40}} for s, (g, p) in psnrs.items()}
+    groups = {}
+    for g in ("train", "exploit"):
+        ps = [p for (gg, p) in psnrs.values() if gg == g]
+        groups[g] = {"n_scenes": len(ps), "n_views": 2 * len(ps), "mean": {"psnr": sum(ps) / len(ps), "ssim": sum(ps) / len(ps) / 40, "ae_psnr": 30.0}}
+    return {"groups": groups, "scenes": scenes}
+
+
+def _results() -> dict:
+    ours = {
+        "t_warmup_s": 60.0, "t_train_s": 90.0, "t_exploit_s": 40.0, "t_exploit_ft_s": 8.0, "n_exploit": 4,
+        "bytes": {"m_e": 1000, "m_d": 2000, "m_b": 400, "m_shared_other": 50, "m_t": 4 * 300, "m_w": 4 * 8},
+        "render": {"median_ms": 5.0, "render_median_ms": 2.0, "decode_median_ms": 3.0, "n": 4},
+        "peak_rss_bytes": 500_000_000,
+    }
+    rgb = {"fit_s": 200.0, "n_scenes": 2, "bytes_total": 2 * 1200, "render": {"median_ms": 20.0, "n": 4}, "peak_rss_bytes": 600_000_000}
+    t1 = build_table1(ours, rgb, n_ref=1000, render_resolution=128)
+    ttq = build_time_to_quality(
+        {"t_s": [0.0, 20.0, 48.0], "psnr": [10.0, 20.0, 25.0]}, 4, t1["ours"]["time"]["t_ec"],
+        [{"t_s": [10.0, 50.0, 100.0], "psnr": [12.0, 20.0, 22.0]}, {"t_s": [10.0, 50.0, 100.0], "psnr": [14.0, 22.0, 24.0]}],
+        n_ref=1000,
+    )
+    f7 = build_fig7(t1["ours"]["time"]["t_ec"], t1["ours"]["time"]["t_scene"], t1["rgb"]["t_scene_s"], [1, 10, 100])
+    evs = {
+        "ours": _ev({"a": ("train", 20.0), "b": ("exploit", 22.0), "c": ("exploit", 24.0)}),
+        "rgb": _ev({"a": ("train", 21.0), "b": ("exploit", 23.0)}),
+    }
+    t2 = build_table2(evs, {"train": ["a"], "exploit": ["b"]})
+    return {
+        "command": "latentscenes bench --preset test",
+        "started_utc": "now",
+        "wall_s": 1.0,
+        "config": {"name": "test"},
+        "data": {"root": "x", "resolution": 32},
+        "machine": {"cpu_model": "cpu", "usable_cores": 2, "versions": {"torch": "2"}, "load_average_at_start": [0.1, 0.2, 0.3]},
+        "phases": {"ours/warmup": {"wall_s": 60.0, "cpu_s": 100.0, "rss_peak_bytes": 1e8, "load_average_end": [1, 1, 1]}},
+        "table1": t1, "table2": t2, "time_to_quality": ttq, "fig7": f7,
+    }
+
+
+def test_table1_applies_eq8_to_eq11_to_the_measured_parts():
+    r = _results()
+    o = r["table1"]["ours"]
+    assert o["time"]["t_ec"] == 150.0
+    assert o["time"]["t_scene"] == pytest.approx(12.0)
+    assert o["time"]["t_scene_eff"] == pytest.approx(150.0 / 4 + 12.0)
+    assert o["time_ref"]["t_scene_eff"] == pytest.approx(150.0 / 1000 + 12.0)
+    assert o["memory"]["m_ec"] == 3450
+    assert o["memory"]["m_scene"] == pytest.approx(308.0)
+    assert o["memory_ref"]["m_scene_eff"] == pytest.approx(3450 / 1000 + 308.0)
+    rgb = r["table1"]["rgb"]
+    assert rgb["t_scene_s"] == 100.0 and rgb["m_scene_bytes"] == 1200.0
+    assert r["table1"]["relative"]["render_ms"] == pytest.approx(-0.75)
+    assert r["table1"]["break_even_n_exploit"] == pytest.approx(150.0 / (100.0 - 12.0))
+    assert r["fig7"]["ours_s"][1] == pytest.approx(150.0 + 120.0) and r["fig7"]["rgb_s"][1] == pytest.approx(1000.0)
+
+
+def test_time_to_quality_and_table2():
+    r = _results()
+    q = r["time_to_quality"]
+    assert q["ours_curve"]["t_s"] == [0.0, 5.0, 12.0]
+    assert q["rgb_final_psnr"] == pytest.approx(23.0)
+    assert q["ours_time_to_rgb_final_s"] == pytest.approx(acc.time_to_reach([0.0, 5.0, 12.0], [10.0, 20.0, 25.0], 23.0))
+    rows = {row["key"]: row for row in r["table2"]["rows"]}
+    assert rows["ours"]["exploit"]["psnr"] == pytest.approx(23.0)
+    assert rows["ours"]["exploit_on_rgb_scenes"]["psnr"] == pytest.approx(22.0)
+    assert rows["rgb"]["train"]["psnr"] == pytest.approx(21.0)
+
+
+def test_report_writes_markdown_and_pngs(tmp_path):
+    r = _results()
+    files = write_report(r, tmp_path)
+    for name in ("summary", "fig6_time_to_quality", "fig7_total_time", "table1_costs"):
+        assert files[name].exists() and files[name].stat().st_size > 0
+    md = summary_markdown(r)
+    assert "Table 1" in md and "Tri-Planes (RGB)" in md and "t_scene_eff at N_exploit=1000" in md
+    assert files["fig6_time_to_quality"].read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,133 @@
+"""Each bad-input case gives a DatasetError that names the file and the problem."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datafixtures import ring_cameras, write_json, write_srn
+from latentscenes.data import DatasetError, MultiSceneDataset, load_scene
+
+GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def _raises(path, *words):
+    with pytest.raises(DatasetError) as ei:
+        load_scene(path)
+    msg = str(ei.value)
+    for w in words:
+        assert w in msg, f"{w!r} not in {msg!r}"
+    return msg
+
+
+def test_truncated_image(srn_scene):
+    root, _, _ = srn_scene
+    f = root / "rgb" / "000002.png"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    _raises(root, str(f), "truncated")
+
+
+def test_not_an_image(srn_scene):
+    root, _, _ = srn_scene
+    f = root / "rgb" / "000001.png"
+    f.write_bytes(b"this is not a png")
+    _raises(root, str(f), "unreadable")
+
+
+def test_missing_pose(srn_scene):
+    root, _, _ = srn_scene
+    (root / "pose" / "000003.txt").unlink()
+    _raises(root, "000003.txt", "missing pose")
+
+
+def test_malformed_pose(srn_scene):
+    root, _, _ = srn_scene
+    (root / "pose" / "000000.txt").write_text("1 0 0 zero")
+    _raises(root, str(root / "pose" / "000000.txt"), "malformed")
+    (root / "pose" / "000000.txt").write_text("1 0 0 0 0 1 0 0 0 0 1 0 0 0 0")  # 15 numbers
+    _raises(root, str(root / "pose" / "000000.txt"), "malformed pose")
+
+
+def test_non_rotation_matrix(srn_scene):
+    root, _, c2w = srn_scene
+    m = c2w[1].copy()
+    m[:3, :3] *= 2.0  # scaled: not a rotation
+    (root / "pose" / "000001.txt").write_text(" ".join(map(str, m.reshape(-1))))
+    _raises(root, "000001.txt", "not a rotation")
+    m = c2w[1].copy()
+    m[:3, 0] *= -1.0  # reflection, det -1
+    (root / "pose" / "000001.txt").write_text(" ".join(map(str, m.reshape(-1))))
+    _raises(root, "000001.txt", "det")
+
+
+def test_nan_and_inf(srn_scene, tmp_path):
+    root, _, c2w = srn_scene
+    m = c2w[2].copy()
+    m[0, 3] = np.nan
+    (root / "pose" / "000002.txt").write_text(" ".join(map(str, m.reshape(-1))))
+    _raises(root, "000002.txt", "NaN or inf")
+    # inf in a transforms.json
+    ns = tmp_path / "ns"
+    (ns / "im").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(ns / "im" / "a.png")
+    bad = (ring_cameras(1)[0] @ GL_TO_CV).tolist()
+    bad[1][3] = float("inf")
+    (ns / "transforms.json").write_text(json.dumps({"fl_x": 4, "w": 4, "h": 4, "frames": [{"file_path": "im/a.png", "transform_matrix": bad}]}))
+    _raises(ns, "transforms.json", "NaN or inf")
+    # NaN intrinsics in an EG3D label
+    eg = tmp_path / "eg"
+    (eg / "s" / "rgb").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(eg / "s" / "rgb" / "0.png")
+    lab = ring_cameras(1)[0].reshape(-1).tolist() + [float("nan"), 0, 0.5, 0, 1, 0.5, 0, 0, 1]
+    (eg / "dataset.json").write_text(json.dumps({"labels": [["s/rgb/0.png", lab]]}))
+    _raises(eg, "dataset.json", "NaN or inf")
+
+
+def test_mixed_image_sizes(srn_scene):
+    root, _, _ = srn_scene
+    Image.fromarray(np.zeros((20, 16, 3), np.uint8)).save(root / "rgb" / "000003.png")
+    _raises(root, str(root / "rgb" / "000003.png"), "differs")
+
+
+def test_scene_with_no_views(tmp_path):
+    root = tmp_path / "empty"
+    (root / "rgb").mkdir(parents=True)
+    (root / "pose").mkdir()
+    _raises(root, str(root), "no views")
+    ns = tmp_path / "ns"
+    ns.mkdir()
+    write_json(ns / "transforms.json", {"fl_x": 4, "frames": []})
+    _raises(ns, "no views")
+    eg = tmp_path / "eg"
+    eg.mkdir()
+    write_json(eg / "dataset.json", {"labels": []})
+    _raises(eg, "no views")
+
+
+def test_missing_pose_in_transforms_and_malformed_json(tmp_path):
+    ns = tmp_path / "ns"
+    ns.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(ns / "a.png")
+    write_json(ns / "transforms.json", {"fl_x": 4, "frames": [{"file_path": "a.png"}]})
+    _raises(ns, "transforms.json", "frames[0]", "transform_matrix")
+    (ns / "transforms.json").write_text("{not json")
+    _raises(ns, "transforms.json", "malformed JSON")
+
+
+def test_malformed_intrinsics(tmp_path):
+    root, _, _ = write_srn(tmp_path / "s", n=2, size=8)
+    (root / "intrinsics.txt").write_text("abc\n")
+    _raises(root, "intrinsics.txt", "malformed")
+
+
+def test_manifest_lists_missing_scene(tmp_path):
+    root = tmp_path / "ds"
+    write_srn(root / "a", n=2, size=8)
+    write_json(root / "manifest.json", {"scenes": {"a": {}, "gone": {}}})
+    ds = MultiSceneDataset(root)
+    with pytest.raises(DatasetError, match="gone"):
+        ds.load("gone")

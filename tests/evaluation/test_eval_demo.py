@@ -1,0 +1,144 @@
+"""Smoke test of ``latentscenes demo --preset test`` on a tiny generated dataset (sphere scenes, SRN layout)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from latentscenes.config import ConfigError
+
+
+def write_sphere_dataset(root: Path, n_train: int = 2, n_exploit: int = 2, views: int = 6, test_views: int = 2,
+                         resolution: int = 32) -> Path:
+    """A dataset folder like the FlightGear builder's: SRN scenes + manifest.json with train/exploit splits."""
+    from latentscenes.data.flightgear import write_srn_scene
+    from latentscenes.scenes.synthetic import make_sphere_scene
+
+    rng = np.random.default_rng(0)
+    ids = {"train": [f"tr{i}" for i in range(n_train)], "exploit": [f"ex{i}" for i in range(n_exploit)]}
+    scenes = {}
+    for k, sid in enumerate(ids["train"] + ids["exploit"]):
+        spheres = [((float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.2, 0.2))),
+                    float(rng.uniform(0.2, 0.4)), tuple(float(c) for c in rng.uniform(0.1, 0.9, 3))) for _ in range(2)]
+        sv = make_sphere_scene(sid, n_views=views + test_views, n_test=test_views, resolution=resolution,
+                               spheres=spheres, seed=k)
+        write_srn_scene(root / sid, [im.permute(1, 2, 0).numpy() for im in sv.images],
+                        [m[0].numpy() for m in sv.masks], sv.c2w.numpy(), sv.K[0].numpy(), sv.split, {"kind": "spheres"})
+        scenes[sid] = {"split": "train" if sid.startswith("tr") else "exploit"}
+    manifest = {"format": "srn", "name": "spheres", "scenes": scenes, "splits": ids,
+                "render": {"near": 0.5, "far": 2.1, "box_size": 2.0},
+                "camera": {"distance": 1.3, "elevation_deg": [10, 30]}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    """One ``demo --preset test`` run shared by the tests below (it trains every stage for a few steps)."""
+    from latentscenes.cli.main import app
+
+    tmp = tmp_path_factory.mktemp("demo")
+    data = write_sphere_dataset(tmp / "data")
+    out = tmp / "report"
+    res = CliRunner().invoke(app, ["demo", "--preset", "test", "--data", str(data), "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return data, out
+
+
+def test_demo_test_preset_end_to_end(demo_out):
+    data, out = demo_out
+    text = (out / "report.md").read_text()
+    for phase in ("data", "train", "exploit", "rgb_baseline", "evaluate", "render", "report"):
+        assert f"| {phase} |" in text, phase
+    assert "| 3Da-AE (ours) | 2 |" in text and "| Tri-Planes (RGB) | 1 |" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all((out / l).is_file() for l in links), links
+    m = json.loads((out / "metrics_ours.json").read_text())
+    assert set(m["groups"]) == {"train", "exploit"}
+    assert m["groups"]["exploit"]["n_scenes"] == 2 and m["groups"]["train"]["n_scenes"] == 2
+    assert m["overall"]["n_views"] == 4 * 2  # 2 held-out views per scene
+    r = json.loads((out / "metrics_rgb.json").read_text())
+    assert list(r["scenes"]) == ["ex0"]
+    t = json.loads((out / "timings.json").read_text())
+    assert t["train"] > 0 and t["exploit"] > 0
+    assert (out / "grid.png").is_file() and (out / "turntables" / "ex0" / "turntable.gif").is_file()
+    cfg = json.loads((out / "demo_config.json").read_text())
+    assert cfg["pipeline"]["data"]["n_train_scenes"] == 2 and cfg["rgb"]["resolution"] == 32
+
+
+def test_eval_command_on_the_demo_runs(demo_out, tmp_path):
+    from latentscenes.cli.main import app
+
+    data, out = demo_out
+    runner = CliRunner()
+    # an exploit batch with --scenes all: its own scenes plus its training run's, each with its own decoder
+    res = runner.invoke(app, ["eval", "--run", str(out / "runs" / "exploit"), "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    demo_m = json.loads((out / "metrics_ours.json").read_text())
+    for sid in ("tr0", "tr1", "ex0", "ex1"):  # deterministic: the same numbers as the demo's own evaluation
+        assert m["scenes"][sid]["mean"]["psnr"] == pytest.approx(demo_m["scenes"][sid]["mean"]["psnr"], abs=1e-4)
+        assert m["scenes"][sid]["mean"]["latent_psnr"] == pytest.approx(demo_m["scenes"][sid]["mean"]["latent_psnr"], abs=1e-4)
+    res = runner.invoke(app, ["eval", "--run", str(out / "runs" / "exploit"), "--scenes", "exploit",
+                              "--out", str(tmp_path / "e.json")])
+    assert res.exit_code == 0 and set(json.loads((tmp_path / "e.json").read_text())["groups"]) == {"exploit"}
+    res = runner.invoke(app, ["eval", "--run", str(out / "runs" / "train"), "--scenes", "exploit", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "training run" in res.output
+    # the RGB baseline folder does not record its dataset: --data is needed, and then the numbers match
+    res = runner.invoke(app, ["eval", "--run", str(out / "runs" / "rgb"), "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "--data" in res.output
+    res = runner.invoke(app, ["eval", "--run", str(out / "runs" / "rgb"), "--data", str(data), "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "r.json").read_text())
+    demo_r = json.loads((out / "metrics_rgb.json").read_text())
+    assert r["scenes"]["ex0"]["mean"]["psnr"] == pytest.approx(demo_r["scenes"]["ex0"]["mean"]["psnr"], abs=1e-4)
+    res = runner.invoke(app, ["eval", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "y.json")])
+    assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_render_command_on_the_demo_runs(demo_out, tmp_path):
+    import imageio.v3 as iio
+
+    from latentscenes.cli.main import app
+
+    data, out = demo_out
+    runner = CliRunner()
+    res = runner.invoke(app, ["render", "--run", str(out / "runs" / "exploit"), "--scene", "ex1", "--out", str(tmp_path / "t"),
+                              "--frames", "5", "--views", "2", "--size", "64"])
+    assert res.exit_code == 0, res.output
+    frames = iio.imread(tmp_path / "t" / "turntable.gif", index=None)
+    assert frames.shape[1:3] == (64, 64)
+    assert (tmp_path / "t" / "view_1_panel.png").is_file()
+    assert "radius 1.30" in res.output  # the dataset manifest's camera distance
+    res = runner.invoke(app, ["render", "--run", str(out / "runs" / "exploit"), "--scene", "nope", "--out", str(tmp_path / "u")])
+    assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_demo_settings_routing_and_errors():
+    from latentscenes.evaluation.demo import resolve_settings, split_overrides
+
+    ov = split_overrides(["n_train=3", "pipeline.warmup.steps=7", "rgb.steps=5", "build.workers=1", "demo.n_rgb=1"])
+    assert ov == {"demo": ["n_train=3", "n_rgb=1"], "pipeline": ["warmup.steps=7"], "rgb": ["steps=5"], "build": ["workers=1"]}
+    s = resolve_settings("test", ["n_train=3", "pipeline.warmup.steps=7", "rgb.steps=5"])
+    assert s.demo.n_train == 3 and s.pipeline.data.n_train_scenes == 3 and s.pipeline.warmup.steps == 7
+    assert s.rgb.steps == 5 and s.rgb.resolution == s.demo.resolution == s.pipeline.data.resolution
+    with pytest.raises(ConfigError, match="n_rgb"):
+        resolve_settings("test", ["n_rgb=5"])
+    with pytest.raises(ConfigError):
+        resolve_settings("test", ["pipeline.nope=1"])
+    with pytest.raises(ConfigError, match="unknown preset"):
+        resolve_settings("fast")
+
+
+def test_demo_refuses_a_dataset_with_too_few_scenes(tmp_path):
+    from latentscenes.cli.main import app
+
+    data = write_sphere_dataset(tmp_path / "data", n_train=2, n_exploit=1)
+    res = CliRunner().invoke(app, ["demo", "--preset", "test", "--data", str(data), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "exploit-split" in res.output and "needs" in res.output

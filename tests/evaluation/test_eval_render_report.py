@@ -1,0 +1,131 @@
+"""Cameras, turntables, image grids and the Markdown report."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from conftest import latent_model, rgb_model
+from latentscenes.evaluation.cameras import (
+    camera_defaults_from_manifest,
+    camera_defaults_from_views,
+    look_at_opencv,
+    orbit_cameras,
+)
+from latentscenes.evaluation.images import depth_image, image_grid, latent_channels_image
+from latentscenes.evaluation.render import TurntableConfig, render_turntable
+from latentscenes.evaluation.report import MethodRow, ReportContent, comparison_grid, write_report
+
+
+def test_orbit_cameras_look_at_origin_opencv_z_up():
+    c2w = orbit_cameras(8, radius=2.5, elevation=math.radians(30))
+    R, t = c2w[:, :3, :3], c2w[:, :3, 3]
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(8, 3, 3), atol=1e-5)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(8), atol=1e-5)  # right-handed
+    assert torch.allclose(t.norm(dim=-1), torch.full((8,), 2.5), atol=1e-5)
+    assert torch.allclose(t[:, 2] / 2.5, torch.full((8,), 0.5), atol=1e-5)  # sin 30 deg
+    fwd = R[:, :, 2]
+    assert torch.allclose(fwd, -t / t.norm(dim=-1, keepdim=True), atol=1e-5)  # +z looks at the origin
+    assert (R[:, 2, 1] < 0).all()  # camera y (down) points against world +z: the image is upright
+    assert torch.allclose(R[:, 2, 0], torch.zeros(8), atol=1e-6)  # camera x (right) is horizontal
+    # frame 0 sits on the +x axis and frames advance counter-clockwise (towards +y)
+    assert t[0, 0] > 0 and abs(float(t[0, 1])) < 1e-5 and t[1, 1] > 0
+    # a world point to the camera's right projects to u > 0.5
+    p = torch.tensor([0.0, 1.0, 0.0])  # camera 0 at +x looking towards -x: +y is on its right? check sign
+    pc = R[0].T @ (p - t[0])
+    right_is_plus_y = bool(pc[0] < 0)
+    assert not right_is_plus_y  # facing -x with z up, the right-hand side is -y
+    with pytest.raises(ValueError):
+        orbit_cameras(4, 1.0, math.pi / 2)
+    with pytest.raises(ValueError):
+        look_at_opencv(torch.zeros(1, 3))
+
+
+def test_camera_defaults_from_views_and_manifest(tmp_path, scenes):
+    d = camera_defaults_from_views(scenes.values())
+    assert d.radius == pytest.approx(1.3, abs=1e-5)
+    assert d.elevation == pytest.approx(0.4, abs=1e-5)
+    assert d.K.shape == (3, 3)
+    assert camera_defaults_from_manifest(tmp_path, fallback=d) is d  # no manifest
+    (tmp_path / "manifest.json").write_text(json.dumps({"render_defaults": {"camera_distance": 2.4, "elevation_deg": 15}}))
+    m = camera_defaults_from_manifest(tmp_path, fallback=d)
+    assert m.radius == 2.4 and m.elevation == pytest.approx(math.radians(15))
+    assert torch.equal(m.K, d.K) and "manifest.json" in m.source
+    # the FlightGear builder's manifest: camera distance + elevation band; the object radius is not the distance
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"render": {"near": 1.3, "far": 3.3}, "camera": {"distance": 2.3, "radius": 0.9, "elevation_deg": [-15, 60], "fov_deg": 50}}))
+    fg = camera_defaults_from_manifest(tmp_path, fallback=None)
+    assert fg.radius == 2.3
+    assert math.degrees(fg.elevation) == pytest.approx(17.67, abs=0.05)
+    assert float(fg.K[0, 0]) == pytest.approx(0.5 / math.tan(math.radians(25)), abs=1e-6)
+    (tmp_path / "manifest.json").write_text(json.dumps({"render": {"near": 1.3, "far": 3.3}}))
+    assert camera_defaults_from_manifest(tmp_path, fallback=d) is d  # records no camera distance
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(ValueError, match="manifest.json"):
+        camera_defaults_from_manifest(tmp_path, fallback=d)
+
+
+def test_latent_and_depth_images():
+    lat = torch.stack([torch.full((4, 4), -1.0), torch.full((4, 4), 1.0), torch.zeros(4, 4), torch.full((4, 4), 3.0)])
+    img = latent_channels_image(lat, size=(32, 32), gap=2)
+    assert img.shape == (32, 4 * 32 + 3 * 2, 3) and img.dtype == np.uint8
+    assert img[0, 0, 0] == 0 and img[0, 34, 0] == 255 and img[0, 68, 0] in (127, 128) and img[0, 102, 0] == 255
+    d = torch.tensor([[0.5, 2.1], [float("inf"), 1.3]])
+    di = depth_image(d, 0.5, 2.1, size=(4, 4))
+    assert di.shape == (4, 4, 3)
+    assert not np.array_equal(di[0, 0], di[0, 3])  # near and far differ
+    assert np.array_equal(di[2, 0], di[0, 3])  # inf shown as far
+    with pytest.raises(ValueError):
+        image_grid([[img], [img, img]])
+
+
+@pytest.mark.parametrize("kind", ["rgb", "latent"])
+def test_turntable_files(tmp_path, scenes, kind):
+    model = rgb_model(scenes, {k: 0.0 for k in scenes}) if kind == "rgb" else latent_model(scenes, {k: 0.0 for k in scenes})
+    cam = camera_defaults_from_views(scenes.values())
+    out = render_turntable(model, "a", cam, tmp_path / "tt", image_size=(32, 32),
+                           cfg=TurntableConfig(n_frames=6, n_views=3, fps=5))
+    frames = iio.imread(out["turntable"], index=None)
+    assert frames.shape[0] == 6 and frames.shape[1:3] == (32, 32)
+    if kind == "rgb":  # the fake's brightness follows the azimuth: frames must differ
+        assert len({int(f.mean()) for f in frames}) > 1
+    panel = iio.imread(out["panel"], index=None)
+    assert panel.shape[0] == 6 and panel.shape[2] > 32  # RGB + depth (+ latent channels)
+    if kind == "latent":
+        assert panel.shape[2] >= 32 + 4 + 32 + 4 + 4 * 32
+    assert len(out["views"]) == 3 and all(p.endswith(".png") for p in out["views"])
+    assert out["radius"] == pytest.approx(1.3, abs=1e-4)
+
+
+def test_report_links_are_relative_and_survive_a_move(tmp_path, scenes):
+    ours = latent_model(scenes, {k: 0.05 for k in scenes})
+    base = rgb_model({"a": scenes["a"]}, {"a": 0.02})
+    rep = tmp_path / "rep"
+    grid, cols = comparison_grid([scenes["a"], scenes["b"]], ours, base, rep / "grid.png", views_per_scene=2)
+    assert cols == ["ground truth", "fake 3Da-AE", "fake RGB", "AE reconstruction"]
+    g = iio.imread(grid)
+    assert g.shape[0] > 4 * 128 and g.shape[1] > 4 * 128  # 4 rows, 4 columns upscaled to 128 px
+    tt = render_turntable(ours, "a", camera_defaults_from_views(scenes.values()), rep / "turntables" / "a",
+                          (32, 32), TurntableConfig(n_frames=3, n_views=0))
+    rows = [MethodRow("3Da-AE", 2, 25.0, 0.9, 3.0, 40_000, 12.0), MethodRow("Tri-Planes (RGB)", 1, None, None, None, None, None)]
+    md = write_report(rep, ReportContent(title="t", rows=rows, grid_png=str(grid), turntables=[("a", tt["turntable"])],
+                                         phase_seconds={"train": 60.0, "exploit": 30.0}, files={"metrics": str(grid)}))
+    text = md.read_text()
+    assert "| 3Da-AE | 2 | 25.00 | 0.9000 | 3.0 | 39.1 KiB | 12.0 |" in text
+    assert "| Tri-Planes (RGB) | 1 | - | - | - | - | - |" in text
+    assert "**90.0**" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all(not l.startswith("/") for l in links)
+    moved = tmp_path / "moved"
+    shutil.move(str(rep), str(moved))
+    for l in links:
+        assert (moved / l).is_file(), l
+    with pytest.raises(FileNotFoundError):
+        write_report(tmp_path / "x", ReportContent(title="t", grid_png=str(tmp_path / "missing.png")))

@@ -1,0 +1,72 @@
+"""--resume gives exactly the parameters of an uninterrupted run (same steps, same seed), at any stage."""
+
+from __future__ import annotations
+
+import pytest
+
+import latentscenes.training.stages as stages
+from latentscenes.training.pipeline import exploit_3daae, load_exploited, load_trained, train_3daae
+
+from conftest import assert_same_params, params_of, small_config, sphere_scenes
+
+
+class Interrupt(RuntimeError):
+    """Stands for a crash / Ctrl-C in the middle of a stage."""
+
+
+def _interrupt_after(monkeypatch, n_calls: int) -> None:
+    real = stages.stage_losses
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > n_calls:
+            raise Interrupt(f"interrupted at loss call {calls['n']}")
+        return real(*a, **k)
+
+    monkeypatch.setattr(stages, "stage_losses", flaky)
+
+
+# warm-up has 6 steps and joint 4 in the test preset; checkpoints every 2 steps.
+@pytest.mark.parametrize("stop_after", [3, 8], ids=["in-warmup", "in-joint"])
+def test_train_resume_equals_uninterrupted(tmp_path, monkeypatch, stop_after):
+    cfg = small_config(warmup=2, joint=2)
+    train_3daae(cfg, tmp_path / "full", scenes=sphere_scenes(3))
+    full = params_of(load_trained(tmp_path / "full", "cpu"))
+
+    with monkeypatch.context() as m:
+        _interrupt_after(m, stop_after)
+        with pytest.raises(Interrupt):
+            train_3daae(cfg, tmp_path / "cut", scenes=sphere_scenes(3))
+    res = train_3daae(cfg, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
+    stage = "warmup" if stop_after < 6 else "joint"
+    assert res["stages"][stage]["resumed_from"] == 2, res["stages"][stage]
+    assert_same_params(full, params_of(load_trained(tmp_path / "cut", "cpu")))
+
+
+def test_exploit_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    cfg = small_config()
+    train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(3))
+    ecfg = small_config(fit=2, finetune=2)
+    new = sphere_scenes(2, "new", seed=1)
+    exploit_3daae(tmp_path / "run", tmp_path / "full", ecfg, scenes=new)
+    full = params_of(load_exploited(tmp_path / "full", "cpu"))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 6 + 3)  # fit has 6 steps: stop at fine-tuning step 3, after its checkpoint at 2
+        with pytest.raises(Interrupt):
+            exploit_3daae(tmp_path / "run", tmp_path / "cut", ecfg, scenes=new)
+    res = exploit_3daae(tmp_path / "run", tmp_path / "cut", ecfg, scenes=new, resume=True)
+    assert res["stages"]["exploit_finetune"]["resumed_from"] == 2
+    assert_same_params(full, params_of(load_exploited(tmp_path / "cut", "cpu")))
+
+
+def test_existing_run_needs_resume(tmp_path):
+    from latentscenes.training.pipeline import RunError
+
+    cfg = small_config()
+    train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
+    with pytest.raises(RunError, match="--resume"):
+        train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
+    # resuming a finished run re-runs nothing and returns the stored results
+    res = train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2), resume=True)
+    assert res["stages"]["joint"]["steps"] == cfg.joint.steps
