@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,6 +311,17 @@ def pretrain(
 
     from contextlib import nullcontext
 
+    # SIGTERM / Ctrl-C: finish the current step, write the checkpoint and ae.safetensors, return.
+    stop = {"signal": None}
+
+    def _on_signal(signum, frame):  # noqa: ARG001
+        stop["signal"] = signum
+
+    old_handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old_handlers[sig] = signal.signal(sig, _on_signal)
+
     if show_progress:
         from latentscenes.utils.progress import progress_bar
 
@@ -321,7 +334,7 @@ def pretrain(
         while True:
             if total > 0 and step >= total:
                 break
-            if elapsed() >= budget_s or (stop_at_step is not None and step >= stop_at_step):
+            if elapsed() >= budget_s or (stop_at_step is not None and step >= stop_at_step) or stop["signal"]:
                 break
             if cfg.schedule_clock == "time" and math.isfinite(budget_s):
                 progress = min(1.0, elapsed() / budget_s)
@@ -364,7 +377,7 @@ def pretrain(
             if bar is not None:
                 bar.update(task, completed=step, info=f"loss {running:.4f} lr {lr:.1e}"
                            + (f" psnr {eval_hist[-1]['psnr']:.2f}" if eval_hist else ""))
-            done = (total > 0 and step >= total) or elapsed() >= budget_s or step == stop_at_step
+            done = (total > 0 and step >= total) or elapsed() >= budget_s or step == stop_at_step or bool(stop["signal"])
             if step % 50 == 0 or done:
                 log({"step": step, "loss": running, "lr": lr, "elapsed_s": round(elapsed(), 2), "total_steps": total})
             if eval_images is not None and cfg.eval_every > 0 and (step % cfg.eval_every == 0 or done):
@@ -375,6 +388,8 @@ def pretrain(
             if time.time() - last_ckpt >= cfg.ckpt_every_s and not done:
                 save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
                 last_ckpt = time.time()
+    for sig, h in old_handlers.items():
+        signal.signal(sig, h)
     save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
     ae.eval()
     # tanh scale from the trained latents' std (unless fixed in the config), then the final autoencoder file.

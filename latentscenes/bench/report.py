@@ -291,7 +291,8 @@ def write_plots(r: dict, out_dir: Path) -> list[Path]:
     panels = [
         ("t_scene_eff (min)\nN_exploit=%d" % ours["time_ref"]["n_exploit"], rgb["t_scene_s"] / 60, ours["time_ref"]["t_scene_eff"] / 60),
         ("m_scene_eff (MB)\nN_exploit=%d" % ours["memory_ref"]["n_exploit"], rgb["m_scene_bytes"] / 1e6, ours["memory_ref"]["m_scene_eff"] / 1e6),
-        ("render (ms / view)", rgb["render"]["median_ms"], ours["render"]["median_ms"]),
+        ("render (ms / %dx%d view)" % tuple(t1.get("render_resolution", [128, 128])), rgb["render"]["median_ms"],
+         ours["render"]["median_ms"]),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     for ax, (title, b, o) in zip(axes, panels):

@@ -33,7 +33,7 @@ from latentscenes.bench.config import ALL_METHODS, BenchConfig
 from latentscenes.bench.machine import Phase, machine_info
 from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
-from latentscenes.config import ConfigError, apply_overrides, from_dict, get_preset, to_dict
+from latentscenes.config import ConfigError, apply_overrides, from_dict, get_preset, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.io import atomic_write_text
@@ -58,7 +58,7 @@ def pipeline_config(cfg: BenchConfig, device: torch.device):
         resolution=cfg.resolution if cfg.resolution is not None else p.data.resolution,
         n_train_scenes=cfg.n_train_scenes,
         n_exploit_scenes=None,
-        max_views=cfg.max_train_views if cfg.max_train_views is not None else p.data.max_views,
+        max_views=None,  # the benchmark selects the train views itself (same views for every method)
     )
     stages = {k: dataclasses.replace(getattr(p, k), checkpoint_every=0, eval_every=0) for k in ("warmup", "joint")}
     ex = dataclasses.replace(
@@ -125,25 +125,68 @@ def rgb_config(cfg: BenchConfig, pcfg, variant: str, n_scenes: int, device: torc
     return dataclasses.replace(
         r, triplane=tp, render=pcfg.render, variant=variant, resolution=None, steps=steps, rays_per_batch=rays,
         eval_every=every, curve_views=cfg.curve_views,
-        max_eval_views=0, seed=cfg.seed, device=str(device), save_planes=True, measure_render=False,
+        max_eval_views=cfg.eval_max_views or 0, seed=cfg.seed, device=str(device), save_planes=True,
+        measure_render=False,
     )
+
+
+def preflight_autoencoder(pcfg, device: torch.device) -> None:
+    """Load the pipeline's autoencoder once before any work, so that missing or mismatched weights are reported
+    at once instead of after the RGB baselines have run.
+
+    Raises:
+        ConfigError: the autoencoder cannot be loaded (the message says why and how to fix it).
+    """
+    from latentscenes.autoencoder.model import AutoencoderError, load_autoencoder
+
+    try:
+        load_autoencoder(pcfg.ae, device)
+    except (FileNotFoundError, AutoencoderError) as e:
+        raise ConfigError(
+            f"autoencoder of pipeline preset cannot be loaded: {e} "
+            "(set it with --set 'pipeline_overrides=[\"ae.source=path\", \"ae.path=DIR\"]')"
+        ) from None
 
 
 # ============================================================================================ data
 def load_bench_scenes(cfg: BenchConfig, pcfg, root: Path) -> tuple[list[SceneViews], list[SceneViews], dict]:
-    """Train and exploit scenes (sorted ids, first N of each split) at the pipeline's image size."""
+    """Train and exploit scenes (N of each split, evenly spread over its sorted ids) at the pipeline's image size."""
     from latentscenes.data import MultiSceneDataset
 
     ds = MultiSceneDataset(root, resolution=pcfg.data.resolution)
-    train_ids = list(ds.split_scene_ids(pcfg.data.train_split))[: cfg.n_train_scenes]
-    exploit_ids = list(ds.split_scene_ids(pcfg.data.exploit_split))[: cfg.n_exploit_scenes]
+    train_ids = spread_ids(ds.split_scene_ids(pcfg.data.train_split), cfg.n_train_scenes)
+    exploit_ids = spread_ids(ds.split_scene_ids(pcfg.data.exploit_split), cfg.n_exploit_scenes)
     if len(train_ids) < cfg.n_train_scenes or len(exploit_ids) < cfg.n_exploit_scenes:
         raise DatasetError(
             f"{root}: the benchmark needs {cfg.n_train_scenes} train and {cfg.n_exploit_scenes} exploit scenes, "
             f"the dataset has {len(train_ids)} / {len(exploit_ids)} (lower n_train_scenes / n_exploit_scenes)"
         )
     defaults = dict(getattr(ds, "render_defaults", None) or {})
-    return [ds.load(i) for i in train_ids], [ds.load(i) for i in exploit_ids], defaults
+    return [_keep_train_views(ds.load(i), cfg.max_train_views) for i in train_ids], [
+        _keep_train_views(ds.load(i), cfg.max_train_views) for i in exploit_ids
+    ], defaults
+
+
+def spread_ids(ids: Sequence[str], n: int) -> list[str]:
+    """``n`` ids evenly spaced over the sorted list (deterministic): ``sorted(ids)[floor(i * len / n)]``.
+
+    Sorted scene ids group similar scenes (e.g. the liveries of one airframe are consecutive), so the first ``n``
+    would often be one airframe; an even spread covers the split. Returns all ids when ``n >= len(ids)``.
+    """
+    ids = sorted(ids)
+    if n >= len(ids):
+        return ids
+    return [ids[(i * len(ids)) // n] for i in range(n)]
+
+
+def _keep_train_views(scene: SceneViews, max_train: int | None) -> SceneViews:
+    """The first ``max_train`` train views and every test view, so that the latent pipeline and the RGB baseline
+    learn from exactly the same views (``None`` = all)."""
+    if max_train is None:
+        return scene
+    train = scene.view_indices("train")[:max_train]
+    keep = sorted(train + scene.view_indices("test"))
+    return scene.subset(keep)
 
 
 # ============================================================================================ models
@@ -269,6 +312,55 @@ def time_renders(model, scenes: Sequence[SceneViews], resolution: int, n_views: 
     return out
 
 
+def _finished_run(folder: Path) -> dict | None:
+    """The results of a 3Da-AE training or exploit folder finished in an earlier session (read from its
+    manifest, without touching its files), or None when it is missing or unfinished."""
+    p = folder / "manifest.json"
+    if not p.is_file():
+        return None
+    m = json.loads(p.read_text())
+    if m.get("status") != "done":
+        return None
+    return {
+        "run_dir": str(folder), "scene_ids": m.get("scene_ids"), "n_views": m.get("n_views"),
+        "latent_cache_s": m.get("latent_cache_s", 0.0), "stages": m.get("stages", {}), "bytes": m.get("bytes", {}),
+        "train_s": sum(r.get("train_s", 0.0) for r in m.get("stages", {}).values()), "resumed": True,
+    }
+
+
+def _finished_rgb_fit(fit_dir: Path, scenes: Sequence[SceneViews]) -> dict | None:
+    """The results of an RGB fit finished in an earlier session of this benchmark (same scenes), or None."""
+    p = fit_dir / "results.json"
+    if not p.is_file():
+        return None
+    res = json.loads(p.read_text())
+    if [r["scene_id"] for r in res.get("scenes", [])] != [s.scene_id for s in scenes]:
+        return None
+    return res
+
+
+def combine_evaluations(evs: Sequence[dict]) -> dict:
+    """Merge :func:`evaluate_model` results over disjoint scene groups (e.g. one per exploit batch) into one:
+    groups and scenes are united; ``overall`` is the mean over all scenes (each scene weighs the same)."""
+    if len(evs) == 1:
+        return evs[0]
+    out = {k: v for k, v in evs[0].items() if k not in ("groups", "scenes", "overall", "eval_seconds")}
+    out["groups"], out["scenes"] = {}, {}
+    for ev in evs:
+        out["groups"].update(ev["groups"])
+        out["scenes"].update(ev["scenes"])
+    out["eval_seconds"] = sum(ev.get("eval_seconds", 0.0) for ev in evs)
+    rows = [s["mean"] for s in out["scenes"].values()]
+    keys = sorted({k for r in rows for k in r})
+    mean = {}
+    for k in keys:
+        vals = [r[k] for r in rows if k in r and r[k] is not None and math.isfinite(r[k])]
+        if vals:
+            mean[k] = sum(vals) / len(vals)
+    out["overall"] = {"n_scenes": len(rows), "n_views": sum(s["n_views"] for s in out["scenes"].values()), "mean": mean}
+    return out
+
+
 # ============================================================================================ bytes
 def _is_encoder(name: str) -> bool:
     return name.startswith(("vae.encoder.", "vae.quant_conv."))
@@ -334,7 +426,9 @@ def _eval_summary(ev: dict) -> dict:
     return {g: s["mean"] for g, s in ev["groups"].items()}
 
 
-def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "") -> dict:
+def run_benchmark(
+    cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "", resume: bool = False
+) -> dict:
     """Run the whole benchmark and write ``results.json``, ``summary.md`` and the plots into ``out_dir``.
 
     Args:
@@ -342,6 +436,10 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
         data_root: multi-scene dataset with ``train`` and ``exploit`` scene splits.
         out_dir: output folder (``runs/`` holds each method's run folder).
         command: the command line, recorded in the results.
+        resume: continue an interrupted benchmark in the same ``out_dir`` with the same config: finished RGB fits
+            are reused from their ``results.json``, 3Da-AE runs continue from their checkpoints (their stage
+            clocks sum over sessions). Phases reused this way have no memory figure of this process
+            (``"resumed": true`` in ``phases``); for exact memory figures run in one go.
     Returns:
         the results dict (also in ``out_dir/results.json``).
     Raises:
@@ -355,9 +453,10 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
     methods = [m for m in ALL_METHODS if m in set(cfg.methods) | {"ours", "rgb"}]
     out_dir = Path(out_dir)
     runs = out_dir / "runs"
-    if runs.exists():
-        shutil.rmtree(runs)  # a benchmark is measured in one go; stale runs would be reused by nobody
+    if runs.exists() and not resume:
+        shutil.rmtree(runs)  # a fresh benchmark: stale runs of an earlier one must not be mixed in
     runs.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.json")  # rerun exactly with --config OUT/config.json
     device = pick_device(cfg.device)
     if device.type == "cpu":
         set_cpu_threads()
@@ -370,6 +469,7 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
     from latentscenes.training.rgb_baseline import fit_rgb_scenes
 
     pcfg = pipeline_config(cfg, device)
+    preflight_autoencoder(pcfg, device)
     with Phase("load data", device) as ph_load:
         train_scenes, exploit_scenes, defaults = load_bench_scenes(cfg, pcfg, Path(data_root))
     pcfg = apply_render_defaults(pcfg, defaults)
@@ -393,13 +493,18 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
     # ------------------------------------------------------------------ RGB baselines (first: fresh process)
     rgb_results: dict[str, dict] = {}
     rgb_models: dict[str, Any] = {}
+    rgb_psnr_check: dict[str, float | None] = {}
     for m in [x for x in methods if x in RGB_METHODS]:
         variant = "micro" if m == "rgb" else "macro"
         rcfg = rgb_config(cfg, pcfg, variant, len(rgb_scenes), device)
         fit_dir = runs / m
         console.print(f"[bold]{m}[/bold]: fitting {len(rgb_scenes)} scenes in RGB ({rcfg.steps} steps of {rcfg.rays_per_batch} rays)")
+        res = _finished_rgb_fit(fit_dir, rgb_scenes) if resume else None
         with Phase(f"{m}/fit", device) as ph:
-            res = fit_rgb_scenes(list(rgb_scenes), rcfg, out_dir=fit_dir, render_defaults=defaults)
+            if res is None:
+                res = fit_rgb_scenes(list(rgb_scenes), rcfg, out_dir=fit_dir, render_defaults=defaults)
+            else:
+                ph.record.extra["resumed"] = True
         phases[f"{m}/fit"] = ph.record.to_dict()
         rgb_results[m] = res
         model = rgb_scene_model(fit_dir, res, m, device)
@@ -407,6 +512,12 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
         ev = evaluate_model(model, by_id, {g: [i for i in ids] for g, ids in rgb_ids.items()}, "test",
                             cfg.eval_max_views, show_progress=False)
         evaluations[m] = ev
+        # cross-check: the baseline's own held-out metrics and the shared evaluation of its saved files agree
+        diffs = [abs(r_["psnr"] - ev["scenes"][r_["scene_id"]]["mean"]["psnr"]) for r_ in res["scenes"]
+                 if r_["scene_id"] in ev["scenes"] and math.isfinite(r_["psnr"])]
+        rgb_psnr_check[m] = max(diffs) if diffs else None
+        if diffs and max(diffs) > 0.05:
+            notes.append(f"{m}: its own held-out PSNR differs from the shared evaluation by up to {max(diffs):.3f} dB")
 
     # ------------------------------------------------------------------ latent methods
     trained: dict[str, Path] = {}
@@ -417,7 +528,11 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
         run_dir = runs / method / "train"
         console.print(f"[bold]{method}[/bold]: 3Da-AE training on {len(train_scenes)} scenes")
         with Phase(f"{method}/train", device) as ph:
-            res = train_3daae(vcfg, run_dir, scenes=train_scenes)
+            res = _finished_run(run_dir) if resume else None
+            if res is None:
+                res = train_3daae(vcfg, run_dir, scenes=train_scenes, resume=resume and run_dir.exists())
+            else:
+                ph.record.extra["resumed"] = True
         phases[f"{method}/train"] = ph.record.to_dict()
         res.pop("system", None)
         stage_results[f"{method}/train"] = res
@@ -431,18 +546,26 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
                       f"({ecfg.exploit.fit.steps} + {ecfg.exploit.finetune.steps} steps)")
         eval_fn = curve_eval_fn(curve_scenes, cfg.curve_views) if with_curve else None
         with Phase(f"{method}/{tag}", device) as ph:
-            res = exploit_3daae(run_dir, out, ecfg, scenes=scenes, eval_fn=eval_fn)
+            res = _finished_run(out) if resume else None
+            if res is None:
+                res = exploit_3daae(run_dir, out, ecfg, scenes=scenes, eval_fn=eval_fn, resume=resume and out.exists())
+            else:
+                ph.record.extra["resumed"] = True
         phases[f"{method}/{tag}"] = ph.record.to_dict()
         res.pop("system", None)
         stage_results[f"{method}/{tag}"] = res
         return out
 
-    def evaluate_latent(method: str, dirs: list[Path]) -> dict:
+    def evaluate_latent(method: str, batches: dict[str, Path]) -> tuple[dict, list]:
+        # Each exploit batch has its own fine-tuned decoder: evaluate every batch with its own model.
         from latentscenes.training.pipeline import load_exploited
 
-        models = [latent_scene_model(load_exploited(d, device), method) for d in dirs]
-        model = _merge_models(models, method) if len(models) > 1 else models[0]
-        return evaluate_model(model, by_id, groups, "test", cfg.eval_max_views, show_progress=False), models
+        models, evs = [], []
+        for group, d in batches.items():
+            model = latent_scene_model(load_exploited(d, device), method)
+            models.append(model)
+            evs.append(evaluate_model(model, by_id, {group: groups[group]}, "test", cfg.eval_max_views, show_progress=False))
+        return combine_evaluations(evs), models
 
     latent_models: dict[str, list] = {}
     for m in [x for x in methods if x in LATENT_METHODS]:
@@ -453,10 +576,12 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
             trained[m] = run_dir
         ex_dir = exploit(m, run_dir, list(exploit_scenes), "exploit", with_curve=(m == "ours"))
         exploited[m] = ex_dir
-        dirs = [ex_dir]
+        batches = {"exploit": ex_dir}
         if relearn:
-            dirs.append(exploit(m, run_dir, list(relearn), "relearn", with_curve=False))
-        evaluations[m], latent_models[m] = evaluate_latent(m, dirs)
+            batches["train"] = exploit(m, run_dir, list(relearn), "relearn", with_curve=False)
+        evaluations[m], models = evaluate_latent(m, batches)
+        if m == "ours":  # kept for the render timing; the others are freed (an SD-size autoencoder each)
+            latent_models[m] = models
 
     # ------------------------------------------------------------------ Table 1 parts
     tr = stage_results["ours/train"]
@@ -484,7 +609,10 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
     render_ours = time_renders(ours_model, timing_scenes, cfg.render_resolution, cfg.render_views, cfg.render_repeats, device)
     render_rgb = time_renders(rgb_model, timing_scenes, cfg.render_resolution, cfg.render_views, cfg.render_repeats, device)
     ours_peak = max(phases[k]["rss_peak_bytes"] for k in ("ours/train", "ours/exploit"))
+    # run_stage resets the CUDA peak at each stage start: take the stages' own peaks too
     ours_gpu = [phases[k]["gpu_peak_bytes"] for k in ("ours/train", "ours/exploit") if phases[k]["gpu_peak_bytes"] is not None]
+    if ours_gpu:
+        ours_gpu += [int(s_["cuda_peak_mb"] * 2**20) for r_ in (tr, ex) for s_ in r_["stages"].values()]
     rgb_res = rgb_results["rgb"]
     rb = rgb_bytes(runs / "rgb", rgb_res)
     table1 = build_table1(
@@ -502,6 +630,7 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
         cfg.render_resolution,
     )
     table1["bytes_check"] = checks
+    table2_checks = {"rgb_fit_vs_shared_eval_max_psnr_diff_db": rgb_psnr_check}
     table1["ours"]["bytes_files"] = ours_bytes["files"]
     table1["rgb"]["bytes_files"] = rb["files"]
     table1["ours"]["peak_rss_delta_bytes"] = max(phases[k]["rss_peak_delta_bytes"] for k in ("ours/train", "ours/exploit"))
@@ -528,7 +657,14 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
     ttq["curve_views_per_scene"] = cfg.curve_views
     fig7 = build_fig7(table1["ours"]["time"]["t_ec"], table1["ours"]["time"]["t_scene"], table1["rgb"]["t_scene_s"], cfg.fig7_n)
     table2 = build_table2(evaluations, rgb_ids)
+    table2["checks"] = table2_checks
 
+    resumed = [k for k, p in phases.items() if p.get("extra", {}).get("resumed")]
+    if resumed:
+        notes.append(
+            f"resumed benchmark: {len(resumed)} phases were reused from an earlier session ({', '.join(resumed)}); "
+            "their times come from their saved results, their memory figures are not of this process"
+        )
     if cfg.name == "cpu":
         notes.append(
             "cpu preset: tiny sizes (pipeline preset 'tiny-cpu'); absolute PSNRs are capped by the small "
@@ -537,7 +673,11 @@ def run_benchmark(cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, 
     hot = [k for k, p in phases.items() if p.get("load_average_end") and info["usable_cores"]
            and p["load_average_end"][0] > 1.5 * info["usable_cores"]]
     if hot:
-        notes.append(f"the machine was busy (1-min load average > 1.5 x cores) at the end of: {', '.join(hot)}")
+        peak = max(phases[k]["load_average_end"][0] for k in hot)
+        notes.append(
+            f"the machine was busy: the 1-min load average exceeded 1.5 x {info['usable_cores']} cores at the end of "
+            f"{len(hot)} of {len(phases)} phases (max {peak:.1f}); times measured under contention are inflated"
+        )
 
     results = {
         "schema": "latentscenes.bench/1",

@@ -10,6 +10,7 @@ The protocol is in docs/benchmark.md.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import Optional
@@ -28,6 +29,12 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = CONFIG_OPT,
         set_: Optional[list[str]] = SET_OPT,
         device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the preset)."),
+        ae: Optional[str] = typer.Option(
+            None, "--ae", help="Autoencoder of the latent methods: shipped, scratch, or a local path (SD-1.5 VAE folder)."
+        ),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue an interrupted benchmark in --out (finished fits and stages are reused)."
+        ),
     ) -> None:
         """Benchmark ours vs Tri-Planes (RGB) on the same scenes, views and machine: Tables 1-2, Fig. 6-7.
 
@@ -41,7 +48,13 @@ def register(app: typer.Typer) -> None:
             overrides = list(set_ or [])
             if device is not None:
                 overrides.append(f"device={device}")
+            if resume and config is None and preset is None and (out / "config.json").is_file():
+                config = out / "config.json"  # continue with exactly the interrupted run's settings
             cfg = resolve_config(BenchConfig, preset or (None if config else "cpu"), config, overrides)
+            if ae is not None:
+                src = ae if ae in ("shipped", "scratch") else "path"
+                extra = [f"ae.source={src}"] + ([f"ae.path={ae}"] if src == "path" else [])
+                cfg = dataclasses.replace(cfg, pipeline_overrides=list(cfg.pipeline_overrides) + extra)
             if not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
             from latentscenes.bench.runner import run_benchmark
@@ -51,8 +64,10 @@ def register(app: typer.Typer) -> None:
             argv += ["--config", str(config)] if config else []
             argv += [a for s in (set_ or []) for a in ("--set", s)]
             argv += ["--device", device] if device else []
+            argv += ["--ae", ae] if ae else []
+            argv += ["--resume"] if resume else []
             command = " ".join(shlex.quote(a) for a in argv)
-            results = run_benchmark(cfg, data, out, command=command)
+            results = run_benchmark(cfg, data, out, command=command, resume=resume)
         console.print(f"[green]benchmark written to[/green] {out}/summary.md")
         t1 = results["table1"]
         console.print(

@@ -119,6 +119,7 @@ class MultiSceneDataset:
         return {}
 
     def scene_path(self, scene_id: str) -> Path:
+        """Folder of a scene (``root / scene_id``; for an EG3D root, the folder its labels point into)."""
         return self.root / scene_id
 
     def load(self, scene_id: str) -> SceneViews:

@@ -11,7 +11,6 @@ empty, ``render`` near/far that do not bracket the scene box as seen from the ca
 from __future__ import annotations
 
 import json
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -67,6 +67,12 @@ class ViewPredictions:
     decode_ms: list[float]
 
 
+def _sync() -> None:
+    """Wait for queued CUDA work so that wall-clock timings are honest (no-op on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def predict_views(
     model: SceneModel, scene: SceneViews, indices: Sequence[int], with_gt_latents: bool = True
 ) -> ViewPredictions:
@@ -88,8 +94,10 @@ def predict_views(
         for i in indices:
             c2w = scene.c2w[i : i + 1].float()
             K = scene.K[i : i + 1].float()
+            _sync()
             t0 = time.perf_counter()
             out = model.render(scene.scene_id, c2w, K, hw)
+            _sync()
             r_ms.append((time.perf_counter() - t0) * 1000.0)
             img = out.image.detach().float().cpu()
             if out.depth is not None:
@@ -98,6 +106,7 @@ def predict_views(
                 lats.append(img)
                 t0 = time.perf_counter()
                 rgb = ae.decode(ae.denormalize(img))
+                _sync()
                 d_ms.append((time.perf_counter() - t0) * 1000.0)
                 rgbs.append(rgb.detach().float().cpu())
             else:
@@ -238,6 +247,25 @@ def evaluate_model(
         "overall": summary([sid for _, sid in order]),
         "scenes": per_scene,
     }
+
+
+def subset_result(result: dict, ids: list[str], group: str = "subset") -> dict:
+    """An :func:`evaluate_model` result restricted to the scenes ``ids`` (no re-rendering), as one group.
+
+    Raises:
+        KeyError: if an id was not evaluated in ``result``.
+    """
+    missing = [s for s in ids if s not in result["scenes"]]
+    if missing:
+        raise KeyError(f"scenes {missing[:3]} were not evaluated")
+    scenes = {s: {**result["scenes"][s], "group": group} for s in ids}
+    summ = {
+        "n_scenes": len(ids),
+        "n_views": int(sum(scenes[s]["n_views"] for s in ids)),
+        "mean": _mean_dict([scenes[s]["mean"] for s in ids]),
+    }
+    return {**{k: v for k, v in result.items() if k not in ("groups", "overall", "scenes")},
+            "groups": {group: summ}, "overall": summ, "scenes": scenes}
 
 
 def write_metrics_json(result: dict, path: str | Path) -> Path:

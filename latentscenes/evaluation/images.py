@@ -57,18 +57,25 @@ def latent_channels_image(latent: torch.Tensor, size: tuple[int, int] | None = N
     return np.concatenate(tiles, axis=1)
 
 
-def depth_image(depth: torch.Tensor, near: float, far: float, size: tuple[int, int] | None = None) -> np.ndarray:
+def depth_image(
+    depth: torch.Tensor, near: float, far: float, size: tuple[int, int] | None = None, opacity: torch.Tensor | None = None
+) -> np.ndarray:
     """Depth ``[1, h, w]`` or ``[h, w]`` (world units along the ray) -> plasma colour map, ``[H, W, 3]`` uint8.
 
     ``near`` maps to dark purple and ``far`` to yellow; non-finite depths (rays that hit nothing) are shown
-    as ``far``.
+    as ``far``. With ``opacity`` (same shape, in [0, 1]) the colour is blended over white by the opacity, so
+    empty space (where the expected depth is meaningless) shows white.
     """
     from matplotlib import colormaps
 
     d = depth.detach().float().cpu().reshape(depth.shape[-2], depth.shape[-1])
     d = torch.nan_to_num(d, nan=far, posinf=far, neginf=near)
     t = ((d - near) / max(far - near, 1e-8)).clamp(0, 1).numpy()
-    rgb = (colormaps["plasma"](t)[..., :3] * 255 + 0.5).astype(np.uint8)
+    col = colormaps["plasma"](t)[..., :3]
+    if opacity is not None:
+        a = opacity.detach().float().cpu().reshape(d.shape).clamp(0, 1).numpy()[..., None]
+        col = col * a + (1.0 - a)
+    rgb = (col * 255 + 0.5).astype(np.uint8)
     return upsample_nearest(rgb, size) if size is not None else rgb
 
 

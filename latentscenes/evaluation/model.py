@@ -24,10 +24,12 @@ class RenderOutput:
     Attributes:
         image: ``[V, C, h, w]`` float32, model space (RGB in [-1, 1], or normalised latents in about [-1, 1]).
         depth: optional ``[V, 1, h, w]`` expected ray depth in world units.
+        opacity: optional ``[V, 1, h, w]`` accumulated opacity in [0, 1] (1 - transmittance), for depth images.
     """
 
     image: torch.Tensor
     depth: torch.Tensor | None = None
+    opacity: torch.Tensor | None = None
 
 
 class AutoencoderView(Protocol):
@@ -58,6 +60,9 @@ class SceneModel(Protocol):
         scene_ids: the scenes this model holds.
         autoencoder: the decoder side for ``"latent"`` models, ``None`` for ``"rgb"``.
         near, far: depth range of the renderer (world units), for depth images.
+
+    A model whose scenes are decoded by different autoencoders (:class:`CompositeSceneModel`) also has
+    ``autoencoder_for(scene_id)``; use :func:`autoencoder_for` rather than ``autoencoder`` directly.
     """
 
     kind: Literal["latent", "rgb"]

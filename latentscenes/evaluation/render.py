@@ -49,6 +49,7 @@ class RenderedFrames:
         rgb: ``[N, 3, H, W]`` in [-1, 1] (decoded for latent models).
         latent: ``[N, C, h, w]`` normalised latents (latent models) or ``None``.
         depth: ``[N, 1, h, w]`` world-unit depth or ``None``.
+        opacity: ``[N, 1, h, w]`` accumulated opacity or ``None``.
         c2w: ``[N, 4, 4]`` the cameras used.
         ms_per_frame: mean wall time per frame (render + decode), milliseconds.
     """
@@ -58,6 +59,7 @@ class RenderedFrames:
     depth: torch.Tensor | None
     c2w: torch.Tensor
     ms_per_frame: float
+    opacity: torch.Tensor | None = None
 
 
 def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, image_size: tuple[int, int]) -> RenderedFrames:
@@ -74,7 +76,7 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
     if K.dim() == 2:
         K = K.unsqueeze(0).expand(c2w.shape[0], 3, 3)
     ae = autoencoder_for(model, scene_id)
-    rgbs, lats, depths = [], [], []
+    rgbs, lats, depths, ops = [], [], [], []
     t0 = time.perf_counter()
     with torch.no_grad():
         for i in range(c2w.shape[0]):
@@ -87,6 +89,8 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
                 rgbs.append(img)
             if out.depth is not None:
                 depths.append(out.depth.detach().float().cpu())
+            if out.opacity is not None:
+                ops.append(out.opacity.detach().float().cpu())
     ms = (time.perf_counter() - t0) * 1000.0 / max(1, c2w.shape[0])
     return RenderedFrames(
         rgb=torch.cat(rgbs),
@@ -94,6 +98,7 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
         depth=torch.cat(depths) if len(depths) == c2w.shape[0] else None,
         c2w=c2w,
         ms_per_frame=ms,
+        opacity=torch.cat(ops) if len(ops) == c2w.shape[0] else None,
     )
 
 
@@ -104,7 +109,8 @@ def _panel(frames: RenderedFrames, i: int, near: float, far: float) -> np.ndarra
     parts = [rgb]
     white = np.full((H, 4, 3), 255, np.uint8)
     if frames.depth is not None:
-        parts += [white, depth_image(frames.depth[i], near, far, size=(H, W))]
+        op = frames.opacity[i] if frames.opacity is not None else None
+        parts += [white, depth_image(frames.depth[i], near, far, size=(H, W), opacity=op)]
     if frames.latent is not None:
         parts += [white, latent_channels_image(frames.latent[i], size=(H, W))]
     return np.concatenate(parts, axis=1)
@@ -122,8 +128,10 @@ def render_turntable(
 
     Files written:
       * ``turntable.gif``: decoded RGB frames;
-      * ``turntable_panel.gif``: RGB | depth (plasma, near..far) | latent channels ((v+1)/2 greyscale);
-      * ``view_{k}.png`` / ``view_{k}_panel.png`` for ``cfg.n_views`` frames evenly spaced along the path.
+      * ``turntable_panel.gif``: RGB | depth (plasma, near..far, blended over white by opacity) | latent
+        channels ((v+1)/2 greyscale);
+      * ``view_{k}.png`` (RGB), ``view_{k}_panel.png``, ``view_{k}_depth.png`` and (latent models)
+        ``view_{k}_latent.png`` for ``cfg.n_views`` frames evenly spaced along the path.
 
     Args:
         camera: radius, elevation and intrinsics defaults (the config may override radius/elevation).
@@ -152,7 +160,14 @@ def render_turntable(
     }
     if cfg.n_views > 0:
         picks = sorted({int(round(k * cfg.n_frames / cfg.n_views)) % cfg.n_frames for k in range(cfg.n_views)})
+        H, W = rgb_frames[0].shape[:2]
         for k, i in enumerate(picks):
             result["views"].append(str(save_png(rgb_frames[i], out_dir / f"view_{k}.png")))
             result["panels"].append(str(save_png(panels[i], out_dir / f"view_{k}_panel.png")))
+            if frames.depth is not None:
+                op = frames.opacity[i] if frames.opacity is not None else None
+                save_png(depth_image(frames.depth[i], model.near, model.far, size=(H, W), opacity=op),
+                         out_dir / f"view_{k}_depth.png")
+            if frames.latent is not None:
+                save_png(latent_channels_image(frames.latent[i], size=(H, W)), out_dir / f"view_{k}_latent.png")
     return result

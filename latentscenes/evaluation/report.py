@@ -159,6 +159,17 @@ def write_report(out_dir: str | Path, content: ReportContent, name: str = "repor
     return path
 
 
+def _not_available(shape: tuple[int, ...]) -> np.ndarray:
+    """A light-grey cell with a diagonal cross: "this method did not learn that scene" (never white, which
+    would read as an empty prediction)."""
+    h, w = shape[:2]
+    cell = np.full((h, w, 3), 215, np.uint8)
+    for i in range(min(h, w)):
+        cell[int(i * h / min(h, w)), int(i * w / min(h, w))] = 150
+        cell[int(i * h / min(h, w)), w - 1 - int(i * w / min(h, w))] = 150
+    return cell
+
+
 def comparison_grid(
     scenes: Sequence[SceneViews],
     ours: SceneModel,
@@ -170,7 +181,7 @@ def comparison_grid(
     """PNG grid on held-out views: ground truth | ours (decoded) | RGB Tri-Planes | AE reconstruction.
 
     One row per (scene, view): the first ``views_per_scene`` views of ``split`` of each scene. The RGB
-    column is dropped when ``rgb`` is ``None``; a scene the RGB model does not hold shows a blank cell.
+    column is dropped when ``rgb`` is ``None``; a scene the RGB model does not hold shows a grey crossed cell.
 
     Returns:
         ``(path, column labels)``.
@@ -189,8 +200,8 @@ def comparison_grid(
             gt = rgb_to_uint8(sc.images[i], (0.0, 1.0))
             row = [gt, rgb_to_uint8(po.rgb[j])]
             if rgb is not None:
-                row.append(rgb_to_uint8(pr.rgb[j]) if pr is not None else np.full_like(gt, 255))
-            row.append(rgb_to_uint8(po.ae_rgb[j]) if po.ae_rgb is not None else np.full_like(gt, 255))
+                row.append(rgb_to_uint8(pr.rgb[j]) if pr is not None else _not_available(gt.shape))
+            row.append(rgb_to_uint8(po.ae_rgb[j]) if po.ae_rgb is not None else _not_available(gt.shape))
             rows.append(row)
             labels.append(f"{sc.scene_id[:18]} v{i}")
     if not rows:

@@ -16,12 +16,12 @@ from typing import Callable
 
 from latentscenes.data.types import SceneViews
 from latentscenes.evaluation.cameras import CameraDefaults
-from latentscenes.evaluation.evaluate import evaluate_model, format_summary, write_metrics_json
+from latentscenes.evaluation.evaluate import evaluate_model, format_summary, subset_result, write_metrics_json
 from latentscenes.evaluation.model import SceneModel
 from latentscenes.evaluation.render import TurntableConfig, render_turntable
 from latentscenes.evaluation.report import MethodRow, ReportContent, comparison_grid, write_report
 from latentscenes.utils.io import atomic_write_text
-from latentscenes.utils.progress import console
+from latentscenes.utils.progress import console, progress_bar
 
 
 @dataclass
@@ -126,21 +126,23 @@ def evaluate_and_report(
             p_rgb = write_metrics_json(res_rgb, out_dir / "metrics_rgb.json")
             console.print(format_summary(res_rgb))
             # ours restricted to the very scenes the baseline fitted: the like-for-like comparison
-            res_ours_same = evaluate_model(ours, scenes, {"exploit": list(plan.rgb_ids)}, max_views=plan.max_views,
-                                           show_progress=False)
+            res_ours_same = subset_result(res_ours, list(plan.rgb_ids), "exploit")
         else:
             res_ours_same = None
 
     turntables: list[tuple[str, str]] = []
     with phase("render"):
         tt_ids = list(plan.exploit_ids[: plan.turntable_scenes])
-        for sid in tt_ids:
-            d = out_dir / "turntables" / sid
-            r = render_turntable(ours, sid, camera, d, image_hw, plan.turntable)
-            turntables.append((f"{sid} (ours)", r["turntable"]))
-            if rgb is not None and sid in rgb.scene_ids:
-                r2 = render_turntable(rgb, sid, camera, d / "rgb_baseline", image_hw, plan.turntable)
-                turntables.append((f"{sid} (RGB)", r2["turntable"]))
+        jobs = [(sid, ours, out_dir / "turntables" / sid, "ours") for sid in tt_ids]
+        jobs += [(sid, rgb, out_dir / "turntables" / sid / "rgb_baseline", "RGB")
+                 for sid in tt_ids if rgb is not None and sid in rgb.scene_ids]
+        jobs.sort(key=lambda j: tt_ids.index(j[0]))
+        if jobs:
+            with progress_bar("turntables", total=len(jobs)) as (prog, task):
+                for sid, model, d, tag in jobs:
+                    r = render_turntable(model, sid, camera, d, image_hw, plan.turntable)
+                    turntables.append((f"{sid} ({tag})", r["turntable"]))
+                    prog.update(task, advance=1, info=f"{sid} {tag}: {r['ms_per_frame']:.0f} ms/frame")
         grid_ids = [s for s in plan.rgb_ids if s in plan.exploit_ids][: plan.grid_scenes]
         grid_ids += [s for s in plan.exploit_ids if s not in grid_ids][: max(0, plan.grid_scenes - len(grid_ids))]
         grid, cols = comparison_grid([scenes[s] for s in grid_ids], ours, rgb, out_dir / "grid.png", plan.grid_views)

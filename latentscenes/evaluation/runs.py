@@ -61,7 +61,9 @@ def triplane_scene_model(
         p = planes_of(sid)
         V = c2w.shape[0]
         out = render_views_no_grad(p.expand(V, *p.shape[1:]), decoder, c2w.to(dev), K.to(dev), hw[0], hw[1], cfg, bg)
-        return RenderOutput(image=out["image"].float().cpu(), depth=out["depth"].float().cpu())
+        op = out.get("opacity")
+        return RenderOutput(image=out["image"].float().cpu(), depth=out["depth"].float().cpu(),
+                            opacity=None if op is None else op.float().cpu())
 
     return CallableSceneModel(
         kind=kind,
@@ -242,7 +244,9 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
     man_path = run_dir / "manifest.json"
     if not man_path.is_file():
         if (run_dir / "results.json").is_file():
-            model = load_rgb_run(run_dir, device="cpu" if str(device) == "auto" else device)
+            from latentscenes.utils.device import pick_device
+
+            model = load_rgb_run(run_dir, device=pick_device(str(device)) if not isinstance(device, torch.device) else device)
             res = _read_json(run_dir / "results.json")
             data = res.get("data") if isinstance(res.get("data"), dict) else {}
             root = str(res.get("data_root") or data.get("path") or data.get("root") or "")

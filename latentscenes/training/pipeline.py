@@ -491,6 +491,7 @@ def exploit_3daae(
         elif fresh_global is not None:
             system.bank.global_planes.copy_(fresh_global)
         system.mlp.load_state_dict(fresh_mlp if ex.reinit_mlp else trained.mlp.state_dict())
+    trained = None  # the training scenes' planes are not needed any more (memory at paper scale)
     for p in system.bank.parameters():
         p.requires_grad_(True)
     for p in system.mlp.parameters():

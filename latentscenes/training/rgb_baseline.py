@@ -181,10 +181,10 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     rows = bank.rows([scene.scene_id])
     curve_views = data.test.subset(list(range(min(cfg.curve_views, data.test.num_views))))
     P = data.origins.shape[0]
-    clock = 0.0
+    clock = cpu = 0.0
     curve = [(0.0, _mean(_evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)[0]))]
     for step in range(cfg.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sel = torch.randint(P, (cfg.rays_per_batch,), generator=gen).to(device)
         out = render_rays(bank.planes(rows), decoder, data.origins[sel][None], data.dirs[sel][None], rcfg, bg)
         loss = F.mse_loss(out["colour"][0], data.target[sel])
@@ -192,6 +192,7 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
         loss.backward()
         opt.step(rows)
         clock += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == cfg.steps:
             psnr_c, _ = _evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)
             curve.append((clock, _mean(psnr_c)))
@@ -207,6 +208,7 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     result = {
         "scene_id": scene.scene_id,
         "time_s": clock,
+        "cpu_time_s": cpu,
         "steps": cfg.steps,
         "param_bytes": bank.per_scene_bytes() + dec_bytes,
         "plane_bytes": bank.per_scene_bytes(),
@@ -241,10 +243,10 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
             vals += _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, v, rcfg, bg, device)[0]
         return _mean(vals)
 
-    clock = 0.0
+    clock = cpu = 0.0
     curve = [(0.0, curve_point())]
     for step in range(cfg.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pick = torch.randperm(len(ids), generator=gen)[:S].tolist()
         o, d, tg = [], [], []
         for i in pick:
@@ -257,6 +259,7 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
         loss.backward()
         opt.step(rows)
         clock += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == cfg.steps:
             curve.append((clock, curve_point()))
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
@@ -265,7 +268,7 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
         test = d.test if not cfg.max_eval_views else d.test.subset(list(range(min(cfg.max_eval_views, d.test.num_views))))
         psnr, ssim = _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, test, rcfg, bg, device)
         results.append({
-            "scene_id": ids[i], "time_s": clock / len(ids), "steps": cfg.steps,
+            "scene_id": ids[i], "time_s": clock / len(ids), "cpu_time_s": cpu / len(ids), "steps": cfg.steps,
             "param_bytes": bank.per_scene_bytes(), "plane_bytes": bank.per_scene_bytes(), "decoder_bytes": 0,
             "psnr": _mean(psnr), "ssim": _mean(ssim), "psnr_per_view": psnr, "ssim_per_view": ssim,
             "n_test_views": test.num_views, "final_loss": float(loss.detach()), "curve": [[t / len(ids), p] for t, p in curve],
@@ -299,8 +302,8 @@ def fit_rgb_scenes(
         render_defaults: near/far/box_size overriding the data set's (used if ``cfg.use_dataset_render``).
         log: optional callable ``log(str)`` for progress lines.
     Returns:
-        JSON-able dict: ``config``, ``variant``, ``scenes`` (per scene: ``scene_id``, ``time_s`` (s, evaluation
-        excluded), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...]), ``summary``
+        JSON-able dict: ``config``, ``variant``, ``scenes`` (per scene: ``scene_id``, ``time_s`` (wall s, evaluation
+        excluded), ``cpu_time_s`` (process CPU s, all threads), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...]), ``summary``
         (means, and ``render_ms_per_view_128`` when measured), ``shared`` (macro: shared bytes).
     Raises:
         DatasetError: for a scene without train or test views.
@@ -345,6 +348,8 @@ def fit_rgb_scenes(
         "psnr": _mean([r["psnr"] for r in per_scene]),
         "ssim": _mean([r["ssim"] for r in per_scene]),
         "time_s_per_scene": _mean([r["time_s"] for r in per_scene]),
+        # process CPU seconds (all threads): less sensitive than wall time to other jobs on a shared machine
+        "cpu_time_s_per_scene": _mean([r["cpu_time_s"] for r in per_scene]),
         "param_bytes_per_scene": _mean([r["param_bytes"] for r in per_scene]),
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -367,3 +372,79 @@ def fit_rgb_scenes(
     if out_dir is not None:
         atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
     return results
+
+
+# ----------------------------------------------------------------------------------------------- loading fits
+class RGBFit:
+    """Scenes fitted by :func:`fit_rgb_scenes`, reloaded from its ``out_dir`` for evaluation and rendering.
+
+    Attributes:
+        scene_ids: fitted scenes; ``render_cfg``: the renderer settings used (deterministic on);
+        ``near``, ``far``: depth range (world units); ``variant``: ``"micro"`` or ``"macro"``.
+    """
+
+    def __init__(self, out_dir: str | Path, device: str = "cpu") -> None:
+        from latentscenes.config import from_dict
+        from safetensors.torch import load_file
+
+        out_dir = Path(out_dir)
+        res_path = out_dir / "results.json"
+        if not res_path.exists():
+            raise FileNotFoundError(f"{res_path}: no RGB fit results here")
+        res = json.loads(res_path.read_text())
+        self.device = torch.device(device)
+        self.variant = res["variant"]
+        self.render_cfg = dataclasses.replace(from_dict(RenderConfig, res["render_used"]), deterministic=True)
+        self.near, self.far = self.render_cfg.near, self.render_cfg.far
+        tcfg = from_dict(TriplaneConfig, res["triplane_used"])
+        self.scene_ids = [r["scene_id"] for r in res["scenes"]]
+        self.bg = torch.tensor(res["config"]["bg"], dtype=torch.float32, device=self.device)
+        sdir = out_dir / "scenes"
+        self._models: dict[str, tuple[SceneBank, TriplaneDecoder]] = {}
+
+        def decoder_from(path: Path) -> TriplaneDecoder:
+            dec = TriplaneDecoder(tcfg.features, 3, self.render_cfg.decoder_hidden)
+            dec.load_state_dict(load_file(str(path)))
+            return dec.to(self.device).eval()
+
+        if self.variant == "micro":
+            for sid in self.scene_ids:
+                bank = SceneBank(tcfg)
+                bank.load_shard(sdir / f"{sid}.safetensors")
+                self._models[sid] = (bank.to(self.device), decoder_from(sdir / f"{sid}.decoder.safetensors"))
+        else:
+            bank = SceneBank(tcfg)
+            bank.load_shard(sdir / "coefs.safetensors")
+            bank.load_shared(sdir / "global_planes.safetensors")
+            bank = bank.to(self.device)
+            dec = decoder_from(sdir / "decoder.safetensors")
+            for sid in self.scene_ids:
+                self._models[sid] = (bank, dec)
+
+    def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Deterministic, no-autograd render of one scene.
+
+        Args:
+            c2w ``[V,4,4]`` OpenCV, K ``[V,3,3]`` normalised, resolution (h, w) in pixels.
+        Returns:
+            ``image [V,3,h,w]`` in [-1, 1], ``depth [V,1,h,w]``, ``opacity [V,1,h,w]`` (CPU tensors).
+        Raises:
+            KeyError: for a scene that was not fitted.
+        """
+        if scene_id not in self._models:
+            raise KeyError(f"scene {scene_id!r} was not fitted (have {len(self._models)})")
+        bank, dec = self._models[scene_id]
+        V = c2w.shape[0]
+        planes = bank.planes(bank.rows([scene_id])).detach().expand(V, -1, -1, -1, -1)
+        out = render_views_no_grad(planes, dec, c2w.to(self.device), K.to(self.device), resolution[0], resolution[1],
+                                   self.render_cfg, self.bg)
+        return {k: v.cpu() for k, v in out.items()}
+
+
+def load_rgb_fit(out_dir: str | Path, device: str = "cpu") -> RGBFit:
+    """Reload the scenes written by :func:`fit_rgb_scenes` (``results.json`` + ``scenes/*.safetensors``).
+
+    Raises:
+        FileNotFoundError: if ``out_dir`` holds no results or a shard is missing.
+    """
+    return RGBFit(out_dir, device)

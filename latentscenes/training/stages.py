@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder, _load_state
+from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.renderer import RenderConfig, render_views
 from latentscenes.scenes.bank import LazySceneAdam, SceneBank
@@ -181,8 +181,15 @@ def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
     if vae:
         full = system.ae.vae.state_dict()
         keep = _ae_keys(system.ae, tuple(parts))
-        merged = {k: (vae[k] if k in keep else full[k]) for k in full}
-        _load_state(system.ae.vae, merged, path)
+        missing = sorted(k for k in keep if k not in vae)
+        bad = sorted(k for k in keep if k in vae and vae[k].shape != full[k].shape)
+        if missing or bad:
+            raise ValueError(
+                f"{path}: autoencoder weights do not match this architecture "
+                f"({len(missing)} missing, e.g. {missing[:2]}; {len(bad)} of another shape, e.g. {bad[:2]})"
+            )
+        merged = {k: (vae[k].to(full[k].dtype) if k in keep else full[k]) for k in full}
+        system.ae.vae.load_state_dict(merged, strict=True)
     mlp = {k[4:]: v for k, v in tensors.items() if k.startswith("mlp.")}
     try:
         system.mlp.load_state_dict(mlp, strict=True)

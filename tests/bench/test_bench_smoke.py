@@ -49,6 +49,9 @@ def test_bench_writes_every_output(bench_out):
             assert math.isfinite(row[g]["psnr"]) and row[g]["n_scenes"] >= 1
     assert r["time_to_quality"]["ours_curve"]["psnr"] and r["time_to_quality"]["rgb_curve"]["psnr"]
     assert len(r["fig7"]["ours_s"]) == len(r["fig7"]["n_exploit"])
+    # the baseline's own held-out metrics equal the shared evaluation of the files it saved
+    for m, d in r["table2"]["checks"]["rgb_fit_vs_shared_eval_max_psnr_diff_db"].items():
+        assert d is not None and d < 1e-3, (m, d)
     md = (bench_out / "summary.md").read_text()
     assert "Table 1" in md and "Table 2" in md
 
@@ -112,3 +115,25 @@ def test_render_latency_is_measured_for_both(bench_out):
     assert o["n"] >= 1 and b["n"] >= 1
     assert o["latent_resolution"] == [4, 4] and o["resolution"] == [32, 32]
     assert o["median_ms"] > 0 and b["median_ms"] > 0
+
+
+@pytest.mark.slow
+def test_resume_reuses_finished_runs(bench_out, sphere_dataset, tmp_path):
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(bench_out, out)
+    before = _results(out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = CliRunner().invoke(app, ["bench", "--resume", "--data", str(sphere_dataset), "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    after = _results(out)
+    assert after["config"] == before["config"]  # --resume picks up OUT/config.json
+    assert after["table1"]["ours"]["time"] == before["table1"]["ours"]["time"]
+    assert after["table1"]["ours"]["memory"] == before["table1"]["ours"]["memory"]
+    assert after["table1"]["rgb"]["t_scene_s"] == before["table1"]["rgb"]["t_scene_s"]
+    assert any("resumed benchmark" in n for n in after["notes"])

@@ -126,10 +126,9 @@ def test_interrupted_build_resumes_without_half_scenes(fake_fg, tmp_path, monkey
     assert not (out / "manifest.json").exists()
     done = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(done) == 2 and all((p / "scene.json").is_file() for p in done)
-    with pytest.raises(Exception):  # the half-written scene is not visible as a scene
-        MultiSceneDataset(out).load(next(p.name for p in out.glob(".tmp-*")).split("-", 2)[1])
-    # a folder without scene.json (e.g. copied by hand) is not complete either: it is redone
-    partial = out / "zz-partial"
+    assert len(list(out.glob(".tmp-*"))) == 1
+    # the half-written scene is not visible as a scene: only the two complete ones are listed
+    assert MultiSceneDataset(out).scene_ids == [p.name for p in done]
     mtimes = {p.name: (p / "scene.json").stat().st_mtime_ns for p in done}
     monkeypatch.setattr(fg, "_render_instance", real)
     build_flightgear(cfg, progress=False)
@@ -138,7 +137,6 @@ def test_interrupted_build_resumes_without_half_scenes(fake_fg, tmp_path, monkey
     assert not list(out.glob(".tmp-*"))
     for name, t in mtimes.items():  # finished scenes were kept, not re-rendered
         assert (out / name / "scene.json").stat().st_mtime_ns == t
-    assert not partial.exists()
     assert len(MultiSceneDataset(out).scene_ids) == 5
 
 
@@ -157,6 +155,7 @@ def test_incomplete_scene_folder_is_redone(fake_fg, tmp_path):
 REAL = Path("/usr/share/games/flightgear/AI/Aircraft")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL.is_dir(), reason="flightgear-data-ai is not installed")
 def test_real_package_enumeration():
     inst, dropped = enumerate_instances(REAL)

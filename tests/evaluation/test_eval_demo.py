@@ -45,7 +45,11 @@ def demo_out(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     data = write_sphere_dataset(tmp / "data")
     out = tmp / "report"
-    res = CliRunner().invoke(app, ["demo", "--preset", "test", "--data", str(data), "--out", str(out)])
+    # fewer steps than the test preset: every stage still runs (and is checkpointed, reloaded, evaluated)
+    few = ["pipeline.warmup.steps=3", "pipeline.joint.steps=2", "pipeline.exploit.fit.steps=3",
+           "pipeline.exploit.finetune.steps=2", "rgb.steps=3"]
+    res = CliRunner().invoke(app, ["demo", "--preset", "test", "--data", str(data), "--out", str(out),
+                                   *[a for kv in few for a in ("--set", kv)]])
     assert res.exit_code == 0, res.output + repr(res.exception)
     return data, out
 
@@ -69,6 +73,9 @@ def test_demo_test_preset_end_to_end(demo_out):
     assert (out / "grid.png").is_file() and (out / "turntables" / "ex0" / "turntable.gif").is_file()
     cfg = json.loads((out / "demo_config.json").read_text())
     assert cfg["pipeline"]["data"]["n_train_scenes"] == 2 and cfg["rgb"]["resolution"] == 32
+    assert cfg["pipeline"]["joint"]["steps"] == 2 and cfg["rgb"]["steps"] == 3  # --set routed to each config
+    man = json.loads((out / "runs" / "train" / "manifest.json").read_text())
+    assert man["stages"]["joint"]["steps"] == 2
 
 
 def test_eval_command_on_the_demo_runs(demo_out, tmp_path):
@@ -142,3 +149,25 @@ def test_demo_refuses_a_dataset_with_too_few_scenes(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--preset", "test", "--data", str(data), "--out", str(tmp_path / "r")])
     assert res.exit_code == 2
     assert "exploit-split" in res.output and "needs" in res.output
+
+
+def test_instances_needed_is_the_smallest_sufficient_subset():
+    from latentscenes.data.flightgear import FlightGearBuildConfig, assign_splits, enumerate_instances, select_instances
+    from latentscenes.evaluation.demo import instances_needed
+
+    cfg = FlightGearBuildConfig()
+    if not Path(cfg.fg_root).is_dir():
+        pytest.skip("FlightGear aircraft not installed (scripts/setup.sh installs flightgear-data-ai)")
+    inst, _ = enumerate_instances(cfg.fg_root)
+    splits, _ = assign_splits(inst, cfg.exploit_mesh_fraction, cfg.seed)
+
+    def counts(n):
+        ch = select_instances(inst, splits, n, cfg.seed)
+        ex = sum(1 for i in ch if splits[i.scene_id] == "exploit")
+        return len(ch) - ex, ex
+
+    n = instances_needed(3, 4, cfg.fg_root, cfg.seed, cfg.exploit_mesh_fraction)
+    tr, ex = counts(n)
+    assert tr >= 3 and ex >= 4
+    tr1, ex1 = counts(n - 1)
+    assert tr1 < 3 or ex1 < 4  # one fewer instance is not enough

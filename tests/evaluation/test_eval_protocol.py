@@ -105,3 +105,16 @@ def test_errors_name_the_problem(scenes):
     only_train = scenes["a"].subset([2, 3])
     with pytest.raises(ValueError, match="no 'test' views"):
         evaluate_scene(m, only_train)
+
+
+def test_subset_result_equals_evaluating_the_subset(scenes):
+    from latentscenes.evaluation.evaluate import subset_result
+
+    m = rgb_model(scenes, {"a": 0.01, "b": 0.1, "c": 0.05})
+    full = evaluate_model(m, scenes, {"train": ["a"], "exploit": ["b", "c"]}, show_progress=False)
+    sub = subset_result(full, ["c", "a"], "x")
+    direct = evaluate_model(m, scenes, {"x": ["c", "a"]}, show_progress=False)
+    assert sub["overall"]["mean"]["psnr"] == pytest.approx(direct["overall"]["mean"]["psnr"], abs=1e-6)
+    assert sub["groups"]["x"]["n_views"] == 4 and set(sub["scenes"]) == {"a", "c"}
+    with pytest.raises(KeyError):
+        subset_result(full, ["zz"])

@@ -101,6 +101,8 @@ def test_turntable_files(tmp_path, scenes, kind):
     if kind == "latent":
         assert panel.shape[2] >= 32 + 4 + 32 + 4 + 4 * 32
     assert len(out["views"]) == 3 and all(p.endswith(".png") for p in out["views"])
+    assert (tmp_path / "tt" / "view_2_depth.png").is_file()
+    assert (tmp_path / "tt" / "view_2_latent.png").is_file() == (kind == "latent")
     assert out["radius"] == pytest.approx(1.3, abs=1e-4)
 
 
@@ -129,3 +131,12 @@ def test_report_links_are_relative_and_survive_a_move(tmp_path, scenes):
         assert (moved / l).is_file(), l
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "x", ReportContent(title="t", grid_png=str(tmp_path / "missing.png")))
+
+
+def test_depth_image_blends_empty_space_to_white():
+    d = torch.full((1, 2, 2), 1.0)
+    op = torch.tensor([[[0.0, 1.0], [0.5, 1.0]]])
+    im = depth_image(d, 0.5, 2.1, opacity=op)
+    assert (im[0, 0] == 255).all()  # no opacity: white
+    assert not (im[0, 1] == 255).all()
+    assert (im[1, 0].astype(int) > im[0, 1].astype(int)).all()  # half opacity: between colour and white

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from latentscenes.training.checkpoint import flatten_state, load_states, save_states, unflatten_state
 from latentscenes.training.data import batch_indices
 
-from conftest import sphere_scenes
+from helpers_3daae import sphere_scenes
 
 GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 

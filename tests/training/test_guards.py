@@ -16,7 +16,7 @@ from latentscenes.training.config import PipelineConfig
 from latentscenes.training.losses import NonFiniteLossError
 from latentscenes.training.pipeline import RunError, exploit_3daae, train_3daae
 
-from conftest import small_config, sphere_scenes
+from helpers_3daae import small_config, sphere_scenes
 
 
 def test_nan_loss_stops_stage_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import latentscenes.training.stages as stages
 from latentscenes.training.pipeline import exploit_3daae, load_exploited, load_trained, train_3daae
 
-from conftest import assert_same_params, params_of, small_config, sphere_scenes
+from helpers_3daae import assert_same_params, params_of, small_config, sphere_scenes
 
 
 class Interrupt(RuntimeError):
@@ -27,12 +27,26 @@ def _interrupt_after(monkeypatch, n_calls: int) -> None:
     monkeypatch.setattr(stages, "stage_losses", flaky)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Parameters after an uninterrupted training run (shared by the interrupted variants)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("full") / "run"
+        train_3daae(small_config(warmup=2, joint=2), out, scenes=sphere_scenes(3))
+        return params_of(load_trained(out, "cpu"))
+    finally:
+        torch.set_num_threads(n)
+
+
 # warm-up has 6 steps and joint 4 in the test preset; checkpoints every 2 steps.
 @pytest.mark.parametrize("stop_after", [3, 8], ids=["in-warmup", "in-joint"])
-def test_train_resume_equals_uninterrupted(tmp_path, monkeypatch, stop_after):
+def test_train_resume_equals_uninterrupted(tmp_path, monkeypatch, stop_after, uninterrupted):
     cfg = small_config(warmup=2, joint=2)
-    train_3daae(cfg, tmp_path / "full", scenes=sphere_scenes(3))
-    full = params_of(load_trained(tmp_path / "full", "cpu"))
+    full = uninterrupted
 
     with monkeypatch.context() as m:
         _interrupt_after(m, stop_after)

@@ -92,3 +92,20 @@ def test_cli_missing_data_is_a_clean_error(tmp_path):
                                       "--preset", "test"])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+@pytest.mark.parametrize("variant", ["micro", "macro"])
+def test_reload_fit_renders_the_same_metrics(scenes, tmp_path, variant):
+    from latentscenes.evaluation.metrics import rgb_metrics
+    from latentscenes.training.rgb_baseline import load_rgb_fit
+
+    cfg = apply_overrides(get_preset(RGBFitConfig, "test"), [f"variant={variant}", "steps=1", "eval_every=0", "max_eval_views=1"])
+    res = fit_rgb_scenes(scenes, cfg, tmp_path)
+    fit = load_rgb_fit(tmp_path)
+    assert fit.scene_ids == ["sa", "sb"]
+    test = scenes[1].subset(scenes[1].view_indices("test")[:1])
+    out = fit.render("sb", test.c2w, test.K, test.resolution)
+    psnr = rgb_metrics(out["image"], test.images)["psnr"].mean().item()
+    assert psnr == pytest.approx(res["scenes"][1]["psnr"], abs=1e-3)
+    with pytest.raises(KeyError):
+        fit.render("zz", test.c2w, test.K, test.resolution)

@@ -13,14 +13,18 @@ from latentscenes.config import apply_overrides, get_preset
 from latentscenes.training.config import PipelineConfig
 from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_exploited, load_trained, train_3daae
 
-from conftest import small_config, sphere_scenes
+from helpers_3daae import small_config, sphere_scenes
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("run") / "run"
-    res = train_3daae(small_config(), out, scenes=sphere_scenes(3))
+    try:
+        out = tmp_path_factory.mktemp("run") / "run"
+        res = train_3daae(small_config(), out, scenes=sphere_scenes(3))
+    finally:
+        torch.set_num_threads(n)
     return out, res
 
 

@@ -1,0 +1,86 @@
+"""The runner's pure helpers: per-scene exploit budget, baseline config, view selection, merged evaluations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from latentscenes.bench.config import preset_cpu, preset_test
+from latentscenes.bench.runner import (
+    _keep_train_views,
+    combine_evaluations,
+    per_scene_exploit,
+    pipeline_config,
+    rgb_config,
+    variant_config,
+)
+from latentscenes.scenes.synthetic import make_sphere_scene
+
+
+def test_exploit_steps_are_per_scene():
+    cfg = preset_cpu()
+    p = pipeline_config(cfg, torch.device("cpu"))
+    b = p.exploit.fit.batch_size
+    for n in (6, 24, 1000):
+        e = per_scene_exploit(p, cfg, n)
+        assert e.exploit.fit.steps == math.ceil(cfg.fit_view_updates_per_scene * n / b)
+        assert e.exploit.fit.epochs is None and e.exploit.fit.eval_every == 0
+        assert e.exploit.finetune.steps == math.ceil(cfg.finetune_view_updates_per_scene * n / e.exploit.finetune.batch_size)
+    e = per_scene_exploit(p, cfg, 24, curve_points=8)
+    assert e.exploit.fit.eval_every == e.exploit.fit.steps // 8
+
+
+def test_variants_keep_F_and_the_rgb_baseline_matches_it():
+    cfg = preset_test()
+    p = pipeline_config(cfg, torch.device("cpu"))
+    F = p.triplane.f_mic + p.triplane.f_mac
+    micro, macro = variant_config(p, "ours-micro").triplane, variant_config(p, "ours-macro").triplane
+    assert (micro.f_mic, micro.f_mac) == (F, 0) and (macro.f_mic, macro.f_mac) == (0, F)
+    assert variant_config(p, "plain-ae").joint.steps == 0
+    r = rgb_config(cfg, p, "micro", 4, torch.device("cpu"))
+    assert r.triplane.features == F and r.triplane.resolution == p.triplane.resolution and r.render == p.render
+    m = rgb_config(cfg, p, "macro", 4, torch.device("cpu"))
+    S = min(m.scenes_per_batch, 4)
+    # every scene gets the same rays in the Macro fit as in its own Micro fit
+    assert m.steps * (m.rays_per_batch // S) * S == pytest.approx(r.steps * r.rays_per_batch * 4, rel=0.5)
+
+
+def test_spread_ids_is_deterministic_and_even():
+    from latentscenes.bench.runner import spread_ids
+
+    ids = [f"s{i:02d}" for i in range(10)]
+    assert spread_ids(list(reversed(ids)), 5) == ["s00", "s02", "s04", "s06", "s08"]
+    assert spread_ids(ids, 20) == ids
+
+
+def test_keep_train_views_keeps_all_test_views():
+    sc = make_sphere_scene("a", n_views=8, n_test=3, resolution=8)
+    kept = _keep_train_views(sc, 2)
+    assert kept.view_indices("train") == [0, 1] and len(kept.view_indices("test")) == 3
+    assert _keep_train_views(sc, None) is sc
+
+
+def test_combine_evaluations_means_over_scenes():
+    a = {"model": {}, "groups": {"exploit": {"n_scenes": 2}}, "scenes": {"x": {"mean": {"psnr": 20.0}, "n_views": 2},
+                                                                       "y": {"mean": {"psnr": 22.0}, "n_views": 2}}}
+    b = {"model": {}, "groups": {"train": {"n_scenes": 1}}, "scenes": {"z": {"mean": {"psnr": 30.0}, "n_views": 1}}}
+    c = combine_evaluations([a, b])
+    assert set(c["groups"]) == {"exploit", "train"} and set(c["scenes"]) == {"x", "y", "z"}
+    assert c["overall"]["mean"]["psnr"] == pytest.approx(24.0) and c["overall"]["n_views"] == 5
+
+
+@pytest.mark.parametrize("name", ["test", "cpu", "tiny-cpu", "paper"])
+def test_presets_resolve_to_consistent_configs(name):
+    from latentscenes.bench.config import BenchConfig
+    from latentscenes.config import get_preset
+
+    cfg = get_preset(BenchConfig, name)
+    p = pipeline_config(cfg, torch.device("cpu"))
+    assert p.data.n_train_scenes == cfg.n_train_scenes
+    assert cfg.n_rgb_exploit <= cfg.n_exploit_scenes and cfg.n_rgb_train <= cfg.n_train_relearn
+    e = per_scene_exploit(p, cfg, cfg.n_exploit_scenes)
+    assert e.exploit.fit.steps > 0
+    r = rgb_config(cfg, p, "micro", cfg.n_rgb_exploit + cfg.n_rgb_train, torch.device("cpu"))
+    assert r.triplane.features == p.triplane.f_mic + p.triplane.f_mac

@@ -1,0 +1,59 @@
+"""Helpers for the 3Da-AE training tests: tiny analytic multi-view scenes, the ``test`` preset, comparisons.
+
+(A uniquely named module rather than conftest.py: several test folders have a conftest.py.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from latentscenes.config import get_preset
+from latentscenes.scenes.synthetic import make_sphere_scene
+from latentscenes.training.config import PipelineConfig
+
+
+def sphere_scenes(n: int, prefix: str = "s", n_views: int = 6, resolution: int = 32, seed: int = 0):
+    """``n`` scenes of two coloured spheres each (colours and positions differ per scene), 4 train + 2 test."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        c = torch.rand(2, 3, generator=g) * 0.8 + 0.1
+        p = (torch.rand(2, 3, generator=g) - 0.5) * 0.6
+        spheres = (
+            (tuple(p[0].tolist()), 0.3, tuple(c[0].tolist())),
+            (tuple(p[1].tolist()), 0.2, tuple(c[1].tolist())),
+        )
+        out.append(make_sphere_scene(f"{prefix}{i:02d}", n_views=n_views, n_test=2, resolution=resolution,
+                                     spheres=spheres, seed=seed * 100 + i))
+    return out
+
+
+def small_config(**stage_ckpt) -> PipelineConfig:
+    """The ``test`` preset on the CPU (32x32 images, scratch AE, T=16, a few steps per stage).
+
+    ``stage_ckpt``: e.g. ``warmup=2`` sets ``warmup.checkpoint_every=2``.
+    """
+    cfg = dataclasses.replace(get_preset(PipelineConfig, "test"), device="cpu")
+    for name, every in stage_ckpt.items():
+        if name in ("fit", "finetune"):
+            ex = cfg.exploit
+            cfg.exploit = dataclasses.replace(ex, **{name: dataclasses.replace(getattr(ex, name), checkpoint_every=every)})
+        else:
+            setattr(cfg, name, dataclasses.replace(getattr(cfg, name), checkpoint_every=every))
+    return cfg
+
+
+def params_of(system) -> dict[str, torch.Tensor]:
+    """Every learned tensor of a LatentSystem (AE, MLP, global planes, per-scene rows), detached CPU copies."""
+    out = {f"ae.{k}": v.detach().cpu().clone() for k, v in system.ae.state_dict().items()}
+    out.update({f"mlp.{k}": v.detach().cpu().clone() for k, v in system.mlp.state_dict().items()})
+    out.update({f"bank.{k}": v.detach().cpu().clone() for k, v in system.bank.state_dict().items()})
+    return out
+
+
+def assert_same_params(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:5]}"
