@@ -286,6 +286,8 @@ def pretrain(
         step, total, elapsed0 = int(meta["step"]), int(meta["total_steps"]), float(meta["elapsed_s"])
         if cfg.steps > 0:
             total = int(cfg.steps)
+        elif cfg.schedule_clock == "time" and cfg.minutes > 0:
+            total = 0  # the wall-clock budget ends the run
     if cfg.steps <= 0 and cfg.minutes <= 0 and total <= 0:
         raise ValueError("set steps and/or minutes for pre-training")
     amp = bool(cfg.amp)
@@ -365,7 +367,7 @@ def pretrain(
             rv = float(rec.detach())
             running = 0.9 * running + 0.1 * rv if step > 1 else rv
             # Derive the step count from the time budget once the speed is known (then fixed & checkpointed).
-            if total <= 0:
+            if total <= 0 and cfg.schedule_clock != "time":
                 if step == 10:
                     speed_probe = (step, elapsed())
                 elif speed_probe is not None and step == speed_probe[0] + 30:

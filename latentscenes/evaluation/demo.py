@@ -257,6 +257,21 @@ def prepare_data(demo: DemoConfig, data: str | Path | None, build_overrides: lis
     return root, info
 
 
+def foreground_fraction(scene: Any) -> float:
+    """Mean fraction of object pixels over a scene's train views: the masks when the dataset has them,
+    else pixels visibly darker than the white background (min channel < 0.95)."""
+    idx = scene.view_indices("train") or list(range(scene.num_views))
+    if scene.masks is not None:
+        return float(scene.masks[idx].mean())
+    return float((scene.images[idx].min(dim=1).values < 0.95).float().mean())
+
+
+def most_visible(scenes: list) -> list[str]:
+    """Scene ids sorted by decreasing :func:`foreground_fraction` (ties keep the input order)."""
+    fr = [(-foreground_fraction(s), k, s.scene_id) for k, s in enumerate(scenes)]
+    return [sid for _, _, sid in sorted(fr)]
+
+
 def _machine() -> str:
     import os
 
@@ -327,13 +342,17 @@ def run_demo(
     with clock("exploit"):
         ex = exploit_3daae(runs / "train", runs / "exploit", pipe, data_root=root)
     exploit_ids = list(ex["scene_ids"])
-    rgb_ids = exploit_ids[: demo.n_rgb]
+    # The baseline, the image grid and the turntables use the exploit scenes whose object covers the most
+    # pixels of the ground truth (white airliners on white can be nearly invisible at 64 px); the choice
+    # depends on the ground truth only, and the table also reports ours on every exploit scene.
+    from latentscenes.data import MultiSceneDataset
+
+    ds_sel = MultiSceneDataset(root, resolution=demo.resolution)
+    rgb_ids = most_visible([ds_sel.load(i) for i in exploit_ids])[: demo.n_rgb]
 
     rgb_res = None
     if rgb_ids:
         with clock("rgb_baseline"):
-            from latentscenes.data import MultiSceneDataset
-
             ds = MultiSceneDataset(root, resolution=demo.resolution)
             with progress_bar("fit RGB tri-planes", total=len(rgb_ids)) as (prog, task):
                 def log(line: str) -> None:
@@ -363,8 +382,9 @@ def run_demo(
         sm = rgb_res["summary"]
         rgb_fit = FitFigures(float(sm["time_s_per_scene"]), int(round(sm["param_bytes_per_scene"])),
                              note=f"{rgb_res['variant']} variant: planes + own MLP per scene")
+    shown = rgb_ids + [i for i in most_visible([scenes[i] for i in exploit_ids]) if i not in rgb_ids]
     plan = ReportPlan(
-        train_ids=train_ids, exploit_ids=exploit_ids, rgb_ids=rgb_ids, grid_scenes=demo.grid_scenes,
+        train_ids=train_ids, exploit_ids=shown, rgb_ids=rgb_ids, grid_scenes=demo.grid_scenes,
         grid_views=demo.grid_views, turntable_scenes=demo.turntable_scenes,
         turntable=TurntableConfig(n_frames=demo.turntable_frames, fps=demo.turntable_fps, n_views=4),
         max_views=demo.max_eval_views,
@@ -393,6 +413,10 @@ def run_demo(
         "shared encoder/decoder/global planes/MLP are amortised over all scenes and not counted).",
         "- *render ms / view*: one held-out view at full resolution without autograd, batch of one "
         "(3Da-AE: latent render + decoding).",
+        "- The RGB baseline, the image grid and the turntables use the exploit scenes whose object covers the "
+        "most ground-truth pixels (chosen from the ground truth only, before any fitting); the first table row "
+        "averages over every exploit scene. PSNR includes the white background, so nearly empty frames score "
+        "high: compare methods on the same scenes (second and third rows).",
     ]
     res = evaluate_and_report(
         out, ours_run.model, rgb_model, scenes, plan, camera, ours_fit, rgb_fit, clock.seconds,

@@ -29,6 +29,32 @@ def recon_loss(pred: torch.Tensor, target: torch.Tensor, kind: Literal["mse", "l
     raise ValueError(f"unknown loss kind {kind!r} (mse or l1)")
 
 
+def _spatial_stats(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = z.flatten(2)  # [B, C, h*w]
+    return flat.mean(-1), flat.std(-1)
+
+
+def latent_scale_anchor(z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Latent-scale anchor: keeps the statistics of the live normalised latents at the pre-trained encoder's.
+
+    ``mean_{b,c} [(std_hw z - std_hw ref)^2 + (mean_hw z - mean_hw ref)^2]`` with spatial (h, w) statistics per
+    view b and channel c; ``ref`` (the cached latents of the frozen, pre-trained encoder) carries no gradient.
+    It fixes the scale that Eq. 5 leaves free (L_Enc falls with the square of the latent scale) without
+    tying the latents' content to the pre-trained encoder.
+
+    Args:
+        z, ref: ``[B, C, h, w]``.
+    Returns:
+        scalar tensor.
+    """
+    if z.shape != ref.shape:
+        raise ValueError(f"anchor: shape mismatch {tuple(z.shape)} vs {tuple(ref.shape)}")
+    m, s = _spatial_stats(z)
+    with torch.no_grad():
+        mr, sr = _spatial_stats(ref.to(z.dtype))
+    return torch.mean((s - sr) ** 2) + torch.mean((m - mr) ** 2)
+
+
 def triplane_tv(planes: torch.Tensor, mode: Literal["l2", "l1"] = "l2") -> torch.Tensor:
     """Total variation of a batch of tri-planes, as in the authors' code (3da-ae-spec Sec. 1.2).
 

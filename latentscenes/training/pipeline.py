@@ -319,9 +319,10 @@ def train_3daae(
         write_json(out / "manifest.json", manifest)
         # Joint 3Da-AE training (Alg. 1, Eq. 5). The encoder learns through L_Enc only when it is trainable;
         # otherwise the cached targets stay valid and are used.
+        # With a live encoder the cached latents (pre-trained encoder) are the latent-scale anchor's reference.
         live = cfg.joint.lr_encoder > 0
         results["joint"] = _run_or_reuse(system, table, "joint", cfg.joint, out, cfg, resume=resume, logger=logger,
-                                         eval_fn=eval_fn, latents=None if live else latents, encode_live=live,
+                                         eval_fn=eval_fn, latents=latents, encode_live=live,
                                          shared_parts=("encoder", "decoder"))
         manifest["stages"]["joint"] = results["joint"]
         manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"))

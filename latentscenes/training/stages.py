@@ -45,7 +45,12 @@ from latentscenes.training.checkpoint import (
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, batch_indices, step_generator
 from latentscenes.training.metrics_log import MetricsLogger
-from latentscenes.training.losses import NonFiniteLossError, recon_loss, triplane_tv
+from latentscenes.training.losses import (
+    NonFiniteLossError,
+    latent_scale_anchor,
+    recon_loss,
+    triplane_tv,
+)
 from latentscenes.utils.io import atomic_save_safetensors
 
 SHARD_SCENES = 256  # scenes per safetensors shard (bounded file sizes; a scene never spans two shards)
@@ -369,11 +374,13 @@ def stage_losses(
     Args:
         table: the stage's views; rows: ``[B]`` view rows of the batch; bank_rows: ``[B]`` their scene rows in
             ``system.bank``.
-        latents: ``[N, C, h, w]`` cached normalised targets (Encode-Scene), or None when ``encode_live``.
+        latents: ``[N, C, h, w]`` cached normalised targets (Encode-Scene); with ``encode_live`` the cached
+            latents of the pre-trained encoder (reference of ``lambda_latent_anchor``) or None.
         cfg: lambdas and loss kind.
         encode_live: encode the batch with a trainable encoder (joint stage: L_Enc also trains E, Eq. 5).
     Returns:
-        ``(total, terms)`` where ``terms`` holds the unweighted ``enc``/``dec``/``ae``/``tv`` values present.
+        ``(total, terms)`` where ``terms`` holds the unweighted ``enc``/``dec``/``ae``/``tv``/``anchor`` values
+        present. With ``encode_live``, ``latents`` (when given) are only the reference of the latent-scale anchor.
     """
     dev = system.device
     x = table.images[rows].to(dev)  # [B,3,H,W] in [-1,1]
@@ -384,12 +391,18 @@ def stage_losses(
     terms: dict[str, torch.Tensor] = {}
     total = z_render.new_zeros(())
     z = None
-    if encode_live and (cfg.lambda_enc > 0 or cfg.lambda_ae > 0):
+    if encode_live and (cfg.lambda_enc > 0 or cfg.lambda_ae > 0 or cfg.lambda_latent_anchor > 0):
         z = system.ae.encode(x, generator=generator)  # E_phi(x_p), raw
+    z_norm = system.ae.normalize(z) if z is not None else None
     if cfg.lambda_enc > 0:
-        target = system.ae.normalize(z) if encode_live else latents[rows].to(dev)
+        target = z_norm if encode_live else latents[rows].to(dev)
         terms["enc"] = recon_loss(z_render, target, cfg.loss)  # L_Enc (Eq. 5) / L_E (Eq. 2)
         total = total + cfg.lambda_enc * terms["enc"]
+    if cfg.lambda_latent_anchor > 0 and encode_live:
+        if latents is None or z_norm is None:
+            raise ValueError("lambda_latent_anchor > 0 needs the cached latents of the pre-trained encoder")
+        terms["anchor"] = latent_scale_anchor(z_norm, latents[rows].to(dev))
+        total = total + cfg.lambda_latent_anchor * terms["anchor"]
     if cfg.lambda_ae > 0:
         if z is None:
             raise ValueError("lambda_ae > 0 needs a live encoder (lr_encoder > 0 or encode_live)")

@@ -67,10 +67,15 @@ def test_demo_test_preset_end_to_end(demo_out):
     assert m["groups"]["exploit"]["n_scenes"] == 2 and m["groups"]["train"]["n_scenes"] == 2
     assert m["overall"]["n_views"] == 4 * 2  # 2 held-out views per scene
     r = json.loads((out / "metrics_rgb.json").read_text())
-    assert list(r["scenes"]) == ["ex0"]
+    from latentscenes.data import MultiSceneDataset
+    from latentscenes.evaluation.demo import most_visible
+
+    ds = MultiSceneDataset(data, resolution=32)
+    top = most_visible([ds.load(i) for i in ("ex0", "ex1")])[0]
+    assert list(r["scenes"]) == [top]  # the baseline fits the exploit scene showing the most object pixels
     t = json.loads((out / "timings.json").read_text())
     assert t["train"] > 0 and t["exploit"] > 0
-    assert (out / "grid.png").is_file() and (out / "turntables" / "ex0" / "turntable.gif").is_file()
+    assert (out / "grid.png").is_file() and (out / "turntables" / top / "turntable.gif").is_file()
     cfg = json.loads((out / "demo_config.json").read_text())
     assert cfg["pipeline"]["data"]["n_train_scenes"] == 2 and cfg["rgb"]["resolution"] == 32
     assert cfg["pipeline"]["joint"]["steps"] == 2 and cfg["rgb"]["steps"] == 3  # --set routed to each config
@@ -103,7 +108,8 @@ def test_eval_command_on_the_demo_runs(demo_out, tmp_path):
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "r.json").read_text())
     demo_r = json.loads((out / "metrics_rgb.json").read_text())
-    assert r["scenes"]["ex0"]["mean"]["psnr"] == pytest.approx(demo_r["scenes"]["ex0"]["mean"]["psnr"], abs=1e-4)
+    (sid,) = demo_r["scenes"]
+    assert r["scenes"][sid]["mean"]["psnr"] == pytest.approx(demo_r["scenes"][sid]["mean"]["psnr"], abs=1e-4)
     res = runner.invoke(app, ["eval", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "y.json")])
     assert res.exit_code == 2 and "not found" in res.output
 
@@ -171,3 +177,21 @@ def test_instances_needed_is_the_smallest_sufficient_subset():
     assert tr >= 3 and ex >= 4
     tr1, ex1 = counts(n - 1)
     assert tr1 < 3 or ex1 < 4  # one fewer instance is not enough
+
+
+def test_most_visible_orders_by_object_pixels():
+    import torch
+
+    from latentscenes.data.types import SceneViews
+    from latentscenes.evaluation.demo import foreground_fraction, most_visible
+
+    def scene(sid, frac, masks):
+        img = torch.ones(3, 3, 10, 10)
+        n = int(frac * 10)
+        img[:, :, :n, :] = 0.3  # the top rows are "object"
+        m = (img[:, :1] < 0.95).float() if masks else None
+        return SceneViews(sid, img, torch.eye(4).repeat(3, 1, 1), torch.eye(3).repeat(3, 1, 1), ["train", "train", "test"], masks=m)
+
+    a, b, c = scene("a", 0.2, True), scene("b", 0.5, False), scene("c", 0.2, False)
+    assert foreground_fraction(a) == pytest.approx(0.2) and foreground_fraction(b) == pytest.approx(0.5)
+    assert most_visible([a, b, c]) == ["b", "a", "c"]  # ties keep the input order
