@@ -66,6 +66,9 @@ class BenchConfig:
         seed: seed of every method.
         keep_runs: keep the per-method run folders (checkpoints) under ``OUT/runs``; needed for byte
             accounting (the bytes are read back from the saved files), deleted at the end when False.
+        build_views / build_test_views: train / held-out views per scene when ``bench`` runs without
+            ``--data`` and builds (or reuses) the built-in FlightGear subset itself (same folder and settings
+            as ``latentscenes demo`` at that resolution, so the two share one build).
     """
 
     name: str = "cpu"
@@ -95,6 +98,8 @@ class BenchConfig:
     device: str = "auto"
     seed: int = 0
     keep_runs: bool = True
+    build_views: int = 24
+    build_test_views: int = 4
 
 
 def preset_test() -> BenchConfig:
@@ -120,6 +125,8 @@ def preset_test() -> BenchConfig:
         eval_max_views=1,
         fig7_n=[1, 10, 100, 1000],
         device="cpu",
+        build_views=4,
+        build_test_views=2,
     )
 
 
@@ -161,6 +168,8 @@ def preset_paper() -> BenchConfig:
         curve_scenes=20,
         curve_views=5,
         device="auto",
+        build_views=50,
+        build_test_views=10,
     )
 
 

@@ -2,6 +2,7 @@
 
 Example (2-core CPU, < 60 min)::
 
+    latentscenes bench --preset cpu --out reports/bench-cpu     # builds (or reuses) the FlightGear subset
     latentscenes bench --preset cpu --data data/flightgear --out reports/bench-cpu
 
 Writes ``OUT/results.json`` (machine, versions, config, every figure), ``OUT/summary.md`` and PNG plots.
@@ -20,11 +21,26 @@ import typer
 from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
 
 
+def default_bench_data(cfg) -> Path:
+    """Build (or reuse, or grow) the FlightGear subset that ``cfg`` needs, in the folder ``demo`` uses."""
+    from latentscenes.bench.runner import pipeline_config
+    from latentscenes.data.subsets import default_subset_dir, ensure_flightgear_subset
+    from latentscenes.utils.progress import console
+
+    res = pipeline_config(cfg, "cpu").data.resolution
+    root = default_subset_dir(res)
+    ensure_flightgear_subset(root, cfg.n_train_scenes, cfg.n_exploit_scenes, views=cfg.build_views,
+                             test_views=cfg.build_test_views, resolution=res, seed=0, log=console.print)
+    return root
+
+
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(
-        data: Path = typer.Option(..., "--data", help="Multi-scene dataset root (with train / exploit scene splits)."),
-        out: Path = typer.Option(..., "--out", help="Output folder for results.json, summary.md and the plots."),
+        data: Optional[Path] = typer.Option(
+            None, "--data", help="Multi-scene dataset root (with train / exploit scene splits). Default: build or "
+            "reuse the built-in FlightGear subset data/flightgear-demo-<res> (shared with `latentscenes demo`)."),
+        out: Path = typer.Option(Path("reports/bench"), "--out", help="Output folder for results.json, summary.md and the plots."),
         preset: Optional[str] = PRESET_OPT,
         config: Optional[Path] = CONFIG_OPT,
         set_: Optional[list[str]] = SET_OPT,
@@ -55,7 +71,9 @@ def register(app: typer.Typer) -> None:
                 src = ae if ae in ("shipped", "scratch") else "path"
                 extra = [f"ae.source={src}"] + ([f"ae.path={ae}"] if src == "path" else [])
                 cfg = dataclasses.replace(cfg, pipeline_overrides=list(cfg.pipeline_overrides) + extra)
-            if not data.exists():
+            if data is None:
+                data = default_bench_data(cfg)
+            elif not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
             from latentscenes.bench.runner import run_benchmark
 

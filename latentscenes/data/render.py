@@ -205,7 +205,8 @@ class TinyRenderer:
         self._counter += 1
         dst = Path(self._tmp.name) / f"tex{self._counter}.png"
         with Image.open(src) as im:
-            im.convert("RGB").save(dst)
+            # palette images with a transparent index: via RGBA (same RGB values) to avoid Pillow's warning
+            (im.convert("RGBA") if im.mode == "P" else im).convert("RGB").save(dst)
         return str(dst)
 
     def set_mesh(self, parts: list[MeshPart]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from contextlib import contextmanager
@@ -29,7 +28,6 @@ from typing import Any, Iterator
 import torch
 
 from latentscenes.config import ConfigError, apply_overrides, get_preset, register_presets, resolve_config, to_dict
-from latentscenes.data.types import DatasetError
 from latentscenes.evaluation.render import TurntableConfig
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.progress import console
@@ -183,77 +181,22 @@ class PhaseClock:
         return "\n".join(lines)
 
 
-def instances_needed(n_train: int, n_exploit: int, fg_root: Any, seed: int, exploit_mesh_fraction: float) -> int:
-    """Smallest ``num_instances`` whose deterministic FlightGear subset holds >= ``n_train`` train-split and
-    >= ``n_exploit`` exploit-split instances (the builder keeps the full set's exploit share).
-
-    Raises:
-        DatasetError: if even every usable instance is not enough.
-    """
-    from latentscenes.data.flightgear import assign_splits, enumerate_instances, select_instances
-
-    inst, _ = enumerate_instances(fg_root)
-    splits, _ = assign_splits(inst, exploit_mesh_fraction, seed)
-    n_tr_all = sum(1 for v in splits.values() if v == "train")
-    n_ex_all = len(inst) - n_tr_all
-    if n_train > n_tr_all or n_exploit > n_ex_all:
-        raise DatasetError(f"FlightGear has {n_tr_all} train-split and {n_ex_all} exploit-split instances; "
-                           f"asked for {n_train} and {n_exploit}")
-    share = n_ex_all / len(inst)
-    # the subset's exploit count is round(num * share): start just below where it can reach n_exploit
-    num = max(n_train + n_exploit, math.floor((n_exploit - 0.5) / share) - 1)
-    while num <= len(inst):
-        ch = select_instances(inst, splits, num, seed)
-        ex = sum(1 for i in ch if splits[i.scene_id] == "exploit")
-        if ex >= n_exploit and len(ch) - ex >= n_train:
-            return num
-        num += 1
-    return len(inst)
-
-
 def prepare_data(demo: DemoConfig, data: str | Path | None, build_overrides: list[str], default_dir: Path) -> tuple[Path, dict]:
-    """Phase 1: return a dataset folder holding enough scenes in both splits, building it if needed.
-
-    A folder with a ``manifest.json`` is reused as is (its images are resized to ``demo.resolution`` at load
-    time); otherwise a FlightGear subset is built into it (``data`` or ``default_dir``), resuming a partial
-    build. Returns ``(root, info)``.
+    """Phase 1: return a dataset folder holding enough scenes in both splits, building (or growing) a FlightGear
+    subset if needed (:func:`latentscenes.data.subsets.ensure_flightgear_subset`). Returns ``(root, info)``.
 
     Raises:
         DatasetError: the dataset has too few scenes in a split, or a previous build used other settings.
         FlightGearMissing: the FlightGear aircraft package is not installed (message gives the command).
     """
-    from latentscenes.data import MultiSceneDataset
+    from latentscenes.data.subsets import ensure_flightgear_subset
 
     root = Path(data) if data else default_dir
-    info: dict[str, Any] = {"root": str(root)}
-    if (root / "manifest.json").is_file() and not build_overrides:
-        info["built"] = False
-    else:
-        from latentscenes.data.flightgear import FlightGearBuildConfig, build_flightgear
-
-        cfg = FlightGearBuildConfig(out=root, views=demo.views, test_views=demo.test_views, resolution=demo.resolution,
-                                    seed=demo.build_seed, workers=demo.build_workers)
-        cfg = apply_overrides(cfg, build_overrides)
-        cfg = dataclasses.replace(cfg, out=root)
-        if (root / "manifest.json").is_file():
-            old = json.loads((root / "manifest.json").read_text()).get("config", {})
-            for k in ("views", "test_views", "resolution", "seed", "distance", "fov_deg", "exploit_mesh_fraction"):
-                if k in old and old[k] != getattr(cfg, k):
-                    raise DatasetError(f"{root} was built with {k}={old[k]} (asked {getattr(cfg, k)}); "
-                                       "use another --data folder or remove it")
-        if cfg.num_instances is None:
-            cfg = dataclasses.replace(cfg, num_instances=instances_needed(
-                demo.n_train, demo.n_exploit, cfg.fg_root, cfg.seed, cfg.exploit_mesh_fraction))
-        console.print(f"building {cfg.num_instances} FlightGear instances into {root} "
-                      f"({cfg.views}+{cfg.test_views} views at {cfg.resolution} px, {cfg.workers} workers)")
-        build_flightgear(cfg, progress=True)
-        info.update(built=True, num_instances=cfg.num_instances)
-    ds = MultiSceneDataset(root, resolution=demo.resolution)
-    n_tr, n_ex = len(ds.split_scene_ids("train")), len(ds.split_scene_ids("exploit"))
-    if n_tr < demo.n_train or n_ex < demo.n_exploit:
-        raise DatasetError(f"{root}: has {n_tr} train-split and {n_ex} exploit-split scenes; the demo needs "
-                           f"{demo.n_train} and {demo.n_exploit} (lower n_train/n_exploit, or build more)")
-    info.update(train_scenes=n_tr, exploit_scenes=n_ex, manifest=ds.manifest.get("name", ""))
+    info = ensure_flightgear_subset(
+        root, demo.n_train, demo.n_exploit, views=demo.views, test_views=demo.test_views,
+        resolution=demo.resolution, seed=demo.build_seed, workers=demo.build_workers,
+        build_overrides=build_overrides, log=console.print,
+    )
     return root, info
 
 
@@ -330,7 +273,9 @@ def run_demo(
         shutil.rmtree(runs)
     out.mkdir(parents=True, exist_ok=True)
     clock = PhaseClock()
-    default_dir = Path(default_data_dir) if default_data_dir else Path("data") / f"flightgear-demo-{demo.resolution}"
+    from latentscenes.data.subsets import default_subset_dir
+
+    default_dir = Path(default_data_dir) if default_data_dir else default_subset_dir(demo.resolution)
     console.print(f"[bold]latentscenes demo[/bold] preset={preset} out={out} machine: {_machine()}")
 
     with clock("data"):

@@ -159,7 +159,7 @@ def test_demo_refuses_a_dataset_with_too_few_scenes(tmp_path):
 
 def test_instances_needed_is_the_smallest_sufficient_subset():
     from latentscenes.data.flightgear import FlightGearBuildConfig, assign_splits, enumerate_instances, select_instances
-    from latentscenes.evaluation.demo import instances_needed
+    from latentscenes.data.subsets import instances_needed
 
     cfg = FlightGearBuildConfig()
     if not Path(cfg.fg_root).is_dir():

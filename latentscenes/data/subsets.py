@@ -1,0 +1,128 @@
+"""Reuse or build the smallest FlightGear subset that a job needs (``demo``, ``bench``).
+
+A job asks for ``n_train`` scenes of the ``train`` split and ``n_exploit`` of the ``exploit`` split at one
+resolution. :func:`ensure_flightgear_subset` reuses a dataset folder that already holds enough scenes (any
+supported dataset with a ``manifest.json``), and otherwise builds a FlightGear subset into it, or grows one
+that an earlier, smaller job built (the builder resumes: finished scenes are kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from latentscenes.data.types import DatasetError
+
+
+def default_subset_dir(resolution: int) -> Path:
+    """Where ``demo`` and ``bench`` build the FlightGear subset when no ``--data`` is given."""
+    return Path("data") / f"flightgear-demo-{int(resolution)}"
+
+
+def instances_needed(n_train: int, n_exploit: int, fg_root: Any, seed: int, exploit_mesh_fraction: float) -> int:
+    """Smallest ``num_instances`` whose deterministic FlightGear subset holds >= ``n_train`` train-split and
+    >= ``n_exploit`` exploit-split instances (the builder keeps the full set's exploit share).
+
+    Raises:
+        DatasetError: if even every usable instance is not enough.
+    """
+    from latentscenes.data.flightgear import assign_splits, enumerate_instances, select_instances
+
+    inst, _ = enumerate_instances(fg_root)
+    splits, _ = assign_splits(inst, exploit_mesh_fraction, seed)
+    n_tr_all = sum(1 for v in splits.values() if v == "train")
+    n_ex_all = len(inst) - n_tr_all
+    if n_train > n_tr_all or n_exploit > n_ex_all:
+        raise DatasetError(f"FlightGear has {n_tr_all} train-split and {n_ex_all} exploit-split instances; "
+                           f"asked for {n_train} and {n_exploit}")
+    share = n_ex_all / len(inst)
+    # the subset's exploit count is round(num * share): start just below where it can reach n_exploit
+    num = max(n_train + n_exploit, math.floor((n_exploit - 0.5) / share) - 1)
+    while num <= len(inst):
+        ch = select_instances(inst, splits, num, seed)
+        ex = sum(1 for i in ch if splits[i.scene_id] == "exploit")
+        if ex >= n_exploit and len(ch) - ex >= n_train:
+            return num
+        num += 1
+    return len(inst)
+
+
+def _split_counts(root: Path, resolution: int | None) -> tuple[int, int, str]:
+    from latentscenes.data import MultiSceneDataset
+
+    ds = MultiSceneDataset(root, resolution=resolution)
+    return len(ds.split_scene_ids("train")), len(ds.split_scene_ids("exploit")), str(ds.manifest.get("name", ""))
+
+
+def ensure_flightgear_subset(
+    root: str | Path,
+    n_train: int,
+    n_exploit: int,
+    *,
+    views: int,
+    test_views: int,
+    resolution: int,
+    seed: int = 0,
+    workers: int = 2,
+    build_overrides: list[str] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Return once ``root`` holds >= ``n_train`` train-split and >= ``n_exploit`` exploit-split scenes.
+
+    A folder with a ``manifest.json`` and enough scenes is reused as it is (its images are resized to
+    ``resolution`` at load time). A FlightGear build (``manifest["source"]`` or no manifest yet) with too few
+    scenes is built, or grown, with ``num_instances`` from :func:`instances_needed` (or ``build_overrides``).
+
+    Args:
+        root: dataset folder. n_train / n_exploit: scenes needed per split.
+        views / test_views / resolution / seed / workers: the build's settings (``FlightGearBuildConfig``).
+        build_overrides: ``key=value`` overrides of ``FlightGearBuildConfig``; any override forces a build
+            (which resumes, keeping finished scenes).
+        log: called with one line before a build starts.
+    Returns:
+        ``{"root", "built": bool, "num_instances"?, "train_scenes", "exploit_scenes", "manifest"}``.
+    Raises:
+        DatasetError: the folder has too few scenes and is not a FlightGear build, a previous build used
+            other settings (views, resolution, seed, cameras, split fraction), or FlightGear has too few.
+        FlightGearMissing: the FlightGear aircraft package is not installed (message gives the command).
+    """
+    from latentscenes.config import apply_overrides
+
+    root = Path(root)
+    info: dict[str, Any] = {"root": str(root), "built": False}
+    man_path = root / "manifest.json"
+    if man_path.is_file() and not build_overrides:
+        n_tr, n_ex, name = _split_counts(root, resolution)
+        if n_tr >= n_train and n_ex >= n_exploit:
+            return {**info, "train_scenes": n_tr, "exploit_scenes": n_ex, "manifest": name}
+        man = json.loads(man_path.read_text())
+        if "flightgear" not in json.dumps(man.get("source", "")).lower():
+            raise DatasetError(f"{root}: has {n_tr} train-split and {n_ex} exploit-split scenes; this job needs "
+                               f"{n_train} and {n_exploit} (lower the scene counts, or point to a larger dataset)")
+
+    from latentscenes.data.flightgear import FlightGearBuildConfig, build_flightgear
+
+    cfg = FlightGearBuildConfig(out=root, views=views, test_views=test_views, resolution=resolution, seed=seed,
+                                workers=workers)
+    cfg = dataclasses.replace(apply_overrides(cfg, list(build_overrides or [])), out=root)
+    if man_path.is_file():
+        old = json.loads(man_path.read_text()).get("config", {})
+        for k in ("views", "test_views", "resolution", "seed", "distance", "fov_deg", "exploit_mesh_fraction"):
+            if k in old and old[k] != getattr(cfg, k):
+                raise DatasetError(f"{root} was built with {k}={old[k]} (asked {getattr(cfg, k)}); "
+                                   "use another --data folder or remove it")
+    if cfg.num_instances is None:
+        cfg = dataclasses.replace(cfg, num_instances=instances_needed(
+            n_train, n_exploit, cfg.fg_root, cfg.seed, cfg.exploit_mesh_fraction))
+    log(f"building {cfg.num_instances} FlightGear instances into {root} "
+        f"({cfg.views}+{cfg.test_views} views at {cfg.resolution} px, {cfg.workers} workers)")
+    build_flightgear(cfg, progress=True)
+    n_tr, n_ex, name = _split_counts(root, resolution)
+    if n_tr < n_train or n_ex < n_exploit:
+        raise DatasetError(f"{root}: has {n_tr} train-split and {n_ex} exploit-split scenes after building; this "
+                           f"job needs {n_train} and {n_exploit}")
+    return {**info, "built": True, "num_instances": cfg.num_instances, "train_scenes": n_tr,
+            "exploit_scenes": n_ex, "manifest": name}
