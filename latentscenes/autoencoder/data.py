@@ -158,7 +158,11 @@ class CropSampler:
     Deterministic given its ``torch.Generator`` state (saved in pre-training checkpoints for exact resume).
     """
 
-    def __init__(self, images_u8: torch.Tensor, crop: int, object_prob: float = 0.8, flip: bool = True, seed: int = 0):
+    def __init__(self, images_u8: torch.Tensor, crop: int, object_prob: float = 0.8, flip: bool = True, seed: int = 0,
+                 downscale_prob: float = 0.0):
+        """``downscale_prob``: probability that a sample is a crop of twice the size, area-averaged 2x down to
+        ``crop`` (the objects then appear as in images of half the resolution: one autoencoder serves 128 px and
+        64 px datasets). Ignored when the images are smaller than twice the crop."""
         self.images = images_u8
         self.h, self.w = int(images_u8.shape[-2]), int(images_u8.shape[-1])
         self.crop = min(int(crop), self.h, self.w) if crop else min(self.h, self.w)
@@ -167,15 +171,19 @@ class CropSampler:
         self.flip = bool(flip)
         self.boxes = content_boxes(images_u8)
         self.generator = torch.Generator().manual_seed(int(seed))
+        can_downscale = 2 * self.crop <= min(self.h, self.w)
+        self.downscale_prob = float(downscale_prob) if can_downscale else 0.0
 
     def sample(self, batch: int) -> torch.Tensor:
         """A batch ``[batch, 3, crop, crop]`` float32 in [-1, 1]."""
         g = self.generator
-        c = self.crop
         idx = torch.randint(0, self.images.shape[0], (batch,), generator=g)
-        u = torch.rand(batch, 4, generator=g)
-        out = torch.empty(batch, 3, c, c, dtype=torch.uint8)
+        # the 5th number is drawn only when used, so runs without down-scaling keep their random stream
+        u = torch.rand(batch, 5 if self.downscale_prob > 0 else 4, generator=g)
+        out = torch.empty(batch, 3, self.crop, self.crop, dtype=torch.uint8)
         for b in range(batch):
+            down = self.downscale_prob > 0 and bool(u[b, 4] < self.downscale_prob)
+            c = 2 * self.crop if down else self.crop
             i = int(idx[b])
             if u[b, 0] < self.object_prob:
                 r0, r1, c0, c1 = (int(v) for v in self.boxes[i])
@@ -191,5 +199,7 @@ class CropSampler:
             crop = self.images[i, :, y0 : y0 + c, x0 : x0 + c]
             if self.flip and u[b, 3] < 0.5:
                 crop = crop.flip(-1)
+            if down:  # area average, as MultiSceneDataset(resolution=...) resizes
+                crop = to_uint8(F.avg_pool2d(crop[None].float() / 255.0, 2)[0])
             out[b] = crop
         return to_model_space(out)

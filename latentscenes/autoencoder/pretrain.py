@@ -47,6 +47,9 @@ class PretrainConfig:
         batch_size: crops per step.
         crop: square crop size in pixels (multiple of 8; 0 or >= image size = full frames).
         object_prob: probability that a crop is centred inside the object's bounding box (else uniform).
+        downscale_prob: probability that a crop is taken at twice the size and area-averaged down 2x, so the
+            autoencoder also sees objects as in images of half the resolution (e.g. 64 px demo images from a
+            128 px dataset); 0 = off.
         lr: peak Adam learning rate; ``warmup_steps`` linear warm-up; cosine decay to ``lr * lr_final`` over
             the last ``decay_frac`` of the run, measured in steps, or in wall-clock time when
             ``schedule_clock="time"`` and ``minutes`` is set (for a fixed time budget on a shared machine
@@ -70,6 +73,7 @@ class PretrainConfig:
     batch_size: int = 8
     crop: int = 64
     object_prob: float = 0.8
+    downscale_prob: float = 0.0
     lr: float = 2e-3
     warmup_steps: int = 100
     decay_frac: float = 0.3
@@ -273,7 +277,8 @@ def pretrain(
     seed_everything(cfg.seed)
     ae = load_autoencoder(cfg.ae, device)
     ae.train()
-    sampler = CropSampler(train_images, cfg.crop, cfg.object_prob, flip=True, seed=cfg.seed + 1)
+    sampler = CropSampler(train_images, cfg.crop, cfg.object_prob, flip=True, seed=cfg.seed + 1,
+                          downscale_prob=cfg.downscale_prob)
     opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
     step, total, elapsed0 = 0, int(cfg.steps), 0.0
     if cfg.init_output_bias and cfg.ae.source == "scratch" and not resume:

@@ -185,3 +185,22 @@ def test_cli_registers_ae_commands():
     assert r.exit_code == 0 and "pretrain" in r.output and "eval" in r.output
     r = CliRunner().invoke(app, ["ae", "eval", "--ae", "/does/not/exist.safetensors", "--data", "/nowhere"])
     assert r.exit_code == 2 and "exist.safetensors" in r.output
+
+
+def test_crop_sampler_downscale_is_a_2x_area_average():
+    from latentscenes.autoencoder.data import CropSampler
+
+    # a one-pixel checkerboard of 0 / 254: any plain crop keeps both values, a 2x area average is 127 everywhere
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    board = (((yy + xx) % 2) * 254).to(torch.uint8).expand(3, 32, 32)[None].repeat(2, 1, 1, 1).contiguous()
+    plain = CropSampler(board, 8, object_prob=0.0, seed=0).sample(4)
+    down = CropSampler(board, 8, object_prob=0.0, seed=0, downscale_prob=1.0).sample(4)
+    assert plain.shape == down.shape == (4, 3, 8, 8)
+    assert plain.min() == -1.0 and plain.max() > 0.99
+    assert torch.allclose(down, torch.full_like(down, 127 / 127.5 - 1.0))
+    # too small for a 2x crop: down-scaling is switched off rather than failing
+    assert CropSampler(board[:, :, :12, :12], 8, downscale_prob=1.0).downscale_prob == 0.0
+    # without down-scaling the random stream (and so a resumed run) is unchanged by the new option
+    a = CropSampler(board, 8, seed=3).sample(3)
+    b = CropSampler(board, 8, seed=3, downscale_prob=0.0).sample(3)
+    assert torch.equal(a, b)
