@@ -186,7 +186,9 @@ def build_table2(evaluations: dict[str, dict], rgb_ids: dict[str, list[str]], sp
             row["train_on_rgb_scenes"] = _subset_mean(ev, rgb_ids.get("train", []))
             row["exploit_on_rgb_scenes"] = _subset_mean(ev, rgb_ids.get("exploit", []))
         rows.append(row)
-    first = next(iter(evaluations.values()), None) or {}
+    # scene counts of the latent methods (they all learn the same scenes); the RGB rows' subset is counted apart
+    latent_keys = [k for k, (_, latent, _, _) in TABLE2_ROWS.items() if latent and k in evaluations]
+    first = evaluations[latent_keys[0]] if latent_keys else (next(iter(evaluations.values()), None) or {})
     ae = {}
     for key, ev in evaluations.items():
         for g in ("train", "exploit"):

@@ -77,6 +77,12 @@ def test_time_to_quality_and_table2():
     assert rows["ours"]["exploit"]["psnr"] == pytest.approx(23.0)
     assert rows["ours"]["exploit_on_rgb_scenes"]["psnr"] == pytest.approx(22.0)
     assert rows["rgb"]["train"]["psnr"] == pytest.approx(21.0)
+    # scene counts are the latent methods' (2 exploit scenes), and the RGB subset's are counted apart,
+    # also when the RGB evaluation comes first in the dict (as in the runner)
+    evs = {"rgb": _ev({"a": ("train", 21.0), "b": ("exploit", 23.0)}),
+           "ours": _ev({"a": ("train", 20.0), "b": ("exploit", 22.0), "c": ("exploit", 24.0)})}
+    n = build_table2(evs, {"train": ["a"], "exploit": ["b"]})["n_scenes"]
+    assert n == {"train": 1, "exploit": 2, "rgb_train": 1, "rgb_exploit": 1}
 
 
 def test_report_writes_markdown_and_pngs(tmp_path):
