@@ -38,8 +38,10 @@ def evaluate_on_dataset(
         resolution: square resolution the dataset loader resizes to (None = native).
         max_scenes: seeded subset of scenes (0 = all).
     Returns:
-        ``{"psnr", "ssim"`` (mean over scenes of the per-scene means), ``"n_scenes", "n_views", "resolution",
-        "per_scene": {id: {"psnr", "ssim", "psnr_per_view", "ssim_per_view"}}}``.
+        ``{"psnr", "ssim", "chroma_err"`` (mean over scenes of the per-scene means; ``chroma_err``: mean
+        absolute opponent-chroma error on object pixels, [0, 1] units, 0 = colours exact), ``"n_scenes",
+        "n_views", "resolution", "per_scene": {id: {"psnr", "ssim", "chroma_err", "psnr_per_view",
+        "ssim_per_view", "chroma_err_per_view"}}}``.
     Raises:
         DatasetError / FileNotFoundError: from the loader.
     """
@@ -49,16 +51,16 @@ def evaluate_on_dataset(
     images, owners = load_dataset_views(root, scenes, views, max_scenes, 0, resolution, seed=seed, progress=False)
     res = evaluate_reconstruction(ae, images, batch=batch)
     per: dict[str, dict[str, Any]] = {}
-    for sid, p, s in zip(owners, res["psnr_per_image"], res["ssim_per_image"]):
-        d = per.setdefault(sid, {"psnr_per_view": [], "ssim_per_view": []})
-        d["psnr_per_view"].append(p)
-        d["ssim_per_view"].append(s)
+    keys = ("psnr", "ssim", "chroma_err")
+    for sid, *vals in zip(owners, *(res[f"{k}_per_image"] for k in keys)):
+        d = per.setdefault(sid, {f"{k}_per_view": [] for k in keys})
+        for k, v in zip(keys, vals):
+            d[f"{k}_per_view"].append(v)
     for d in per.values():
-        d["psnr"] = sum(d["psnr_per_view"]) / len(d["psnr_per_view"])
-        d["ssim"] = sum(d["ssim_per_view"]) / len(d["ssim_per_view"])
+        for k in keys:
+            d[k] = sum(d[f"{k}_per_view"]) / len(d[f"{k}_per_view"])
     return {
-        "psnr": sum(d["psnr"] for d in per.values()) / len(per),
-        "ssim": sum(d["ssim"] for d in per.values()) / len(per),
+        **{k: sum(d[k] for d in per.values()) / len(per) for k in keys},
         "n_scenes": len(per),
         "n_views": len(owners),
         "resolution": int(images.shape[-1]),

@@ -32,6 +32,7 @@ import torch
 from latentscenes.autoencoder.data import CropSampler, to_model_space
 from latentscenes.autoencoder.model import AEConfig, LatentAutoencoder, load_autoencoder, tanh_scale_for_std
 from latentscenes.config import from_dict, register_presets, save_config, to_dict
+from latentscenes.evaluation.metrics import opponent_chroma
 from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
 
 
@@ -56,6 +57,10 @@ class PretrainConfig:
             whose speed varies; such a run is not bit-reproducible).
         loss: ``"l1"`` or ``"mse"`` reconstruction loss (on [-1, 1] images).
         kl_weight: weight of the KL term (mean over latent elements).
+        chroma_weight: weight of an extra L1 term on the opponent chroma (R - G, (R + G)/2 - B) of the
+            reconstruction (0 = off). Plain L1 on mostly white, mostly grey airframes let stages 1-4 of the
+            shipped autoencoder become colour-blind (docs/autoencoder.md, "Colour"); this term weights the
+            colour of the few coloured pixels up.
         train_latent: decode the posterior ``"mean"`` or a ``"sample"`` during training.
         amp: bf16 autocast for forward/backward (weights stay fp32); ~2x faster on CPUs with AMX/AVX512-bf16.
         grad_clip: max gradient norm (0 = off).
@@ -81,6 +86,7 @@ class PretrainConfig:
     schedule_clock: str = "steps"
     loss: str = "l1"
     kl_weight: float = 1e-6
+    chroma_weight: float = 0.0
     train_latent: str = "mean"
     amp: bool = True
     grad_clip: float = 1.0
@@ -200,14 +206,16 @@ def evaluate_reconstruction(ae: LatentAutoencoder, images_u8: torch.Tensor, batc
     Args:
         images_u8: ``[N, 3, H, W]`` uint8 ground truth.
     Returns:
-        ``{"psnr": float, "ssim": float, "psnr_per_image": [N], "ssim_per_image": [N], "n": N}``.
+        ``{"psnr": float, "ssim": float, "chroma_err": float, "psnr_per_image": [N], "ssim_per_image": [N],
+        "chroma_err_per_image": [N], "n": N}``; ``chroma_err`` is the mean absolute opponent-chroma error on
+        object pixels in [0, 1] units (``latentscenes.evaluation.metrics.chroma_error_per_image``).
     """
-    from latentscenes.evaluation.metrics import rgb_metrics
+    from latentscenes.evaluation.metrics import chroma_error_per_image, rgb_metrics, to_unit_range
 
     was = ae.training
     ae.eval()
     dev = ae.device
-    ps, ss = [], []
+    ps, ss, cs = [], [], []
     for i in range(0, images_u8.shape[0], batch):
         gt = images_u8[i : i + batch].to(dev)
         x = to_model_space(gt)
@@ -216,11 +224,14 @@ def evaluate_reconstruction(ae: LatentAutoencoder, images_u8: torch.Tensor, batc
         m = rgb_metrics(y.float(), gt.float() / 255.0)
         ps.append(m["psnr"].cpu())
         ss.append(m["ssim"].cpu())
+        cs.append(chroma_error_per_image(to_unit_range(y.float()), gt.float() / 255.0).cpu())
     ae.train(was)
     p = torch.cat(ps)
     s = torch.cat(ss)
-    return {"psnr": float(p.mean()), "ssim": float(s.mean()), "psnr_per_image": p.tolist(),
-            "ssim_per_image": s.tolist(), "n": int(p.numel())}
+    c = torch.cat(cs)
+    return {"psnr": float(p.mean()), "ssim": float(s.mean()), "chroma_err": float(c.mean()),
+            "psnr_per_image": p.tolist(), "ssim_per_image": s.tolist(), "chroma_err_per_image": c.tolist(),
+            "n": int(p.numel())}
 
 
 @torch.no_grad()
@@ -359,6 +370,8 @@ def pretrain(
             rec = (y - x).abs().mean() if cfg.loss == "l1" else (y - x).pow(2).mean()
             kl = dist.kl().float().mean() / float(z[0].numel())
             loss = rec + cfg.kl_weight * kl
+            if cfg.chroma_weight > 0:
+                loss = loss + cfg.chroma_weight * (opponent_chroma(y) - opponent_chroma(x)).abs().mean()
             if not torch.isfinite(loss):
                 raise PretrainError(
                     f"non-finite loss at step {step} (lr {lr:.2e}); last good checkpoint kept at {ckpt}"
@@ -389,7 +402,8 @@ def pretrain(
                 log({"step": step, "loss": running, "lr": lr, "elapsed_s": round(elapsed(), 2), "total_steps": total})
             if eval_images is not None and cfg.eval_every > 0 and (step % cfg.eval_every == 0 or done):
                 ev = evaluate_reconstruction(ae, eval_images[: cfg.eval_images], amp=False)
-                rec_ = {"step": step, "eval_psnr": ev["psnr"], "eval_ssim": ev["ssim"], "elapsed_s": round(elapsed(), 2)}
+                rec_ = {"step": step, "eval_psnr": ev["psnr"], "eval_ssim": ev["ssim"], "eval_chroma_err": ev["chroma_err"],
+                        "elapsed_s": round(elapsed(), 2)}
                 eval_hist.append({"step": step, "psnr": ev["psnr"], "ssim": ev["ssim"]})
                 log(rec_)
             if time.time() - last_ckpt >= cfg.ckpt_every_s and not done:

@@ -162,7 +162,8 @@ def eval_cmd(
             r = evaluate_on_dataset(model, data, scenes, None if views == "all" else views, res, max_scenes)
             report["results"][str(res)] = r
             console.print(
-                f"{res}x{res}: PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}  ({r['n_scenes']} scenes, {r['n_views']} views)"
+                f"{res}x{res}: PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}  chroma error {r['chroma_err']:.4f}  "
+                f"({r['n_scenes']} scenes, {r['n_views']} views)"
             )
         if out is not None:
             atomic_write_text(out, json.dumps(report, indent=2) + "\n")

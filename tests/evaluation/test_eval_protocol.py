@@ -118,3 +118,20 @@ def test_subset_result_equals_evaluating_the_subset(scenes):
     assert sub["groups"]["x"]["n_views"] == 4 and set(sub["scenes"]) == {"a", "c"}
     with pytest.raises(KeyError):
         subset_result(full, ["zz"])
+
+
+def test_chroma_error_sees_colour_that_psnr_barely_sees():
+    from latentscenes.evaluation.metrics import chroma_error_per_image, opponent_chroma, psnr_per_image
+
+    grey = torch.rand(2, 1, 16, 16).expand(2, 3, 16, 16)
+    assert opponent_chroma(grey).abs().max().item() < 1e-6
+    # a white frame with a small red patch; the "reconstruction" draws the patch in the same-luminance grey
+    gt = torch.ones(1, 3, 32, 32)
+    gt[:, :, 10:14, 10:14] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
+    rec = gt.clone()
+    rec[:, :, 10:14, 10:14] = gt[:, :, 10:14, 10:14].mean(1, keepdim=True)
+    assert chroma_error_per_image(gt, gt).item() == 0
+    err = chroma_error_per_image(rec, gt).item()
+    assert err == pytest.approx((0.8 + abs(0.5 - 0.1)) / 2, rel=1e-5)  # |R-G| and |(R+G)/2-B| of the patch
+    assert psnr_per_image(rec, gt).item() > 20  # PSNR of the same colour-blind image stays high
+    assert chroma_error_per_image(torch.ones(1, 3, 8, 8), torch.ones(1, 3, 8, 8)).item() == 0  # no object pixels
