@@ -58,9 +58,9 @@ class PretrainConfig:
         loss: ``"l1"`` or ``"mse"`` reconstruction loss (on [-1, 1] images).
         kl_weight: weight of the KL term (mean over latent elements).
         chroma_weight: weight of an extra L1 term on the opponent chroma (R - G, (R + G)/2 - B) of the
-            reconstruction (0 = off). Plain L1 on mostly white, mostly grey airframes let stages 1-4 of the
-            shipped autoencoder become colour-blind (docs/autoencoder.md, "Colour"); this term weights the
-            colour of the few coloured pixels up.
+            reconstruction (0 = off, as in stages 1-4 of the shipped autoencoder, which ran before this term
+            existed). Plain L1 on mostly white, mostly grey airframes let those stages become colour-blind
+            (docs/autoencoder.md, "Colour"); this term weights the colour of the few coloured pixels up.
         train_latent: decode the posterior ``"mean"`` or a ``"sample"`` during training.
         amp: bf16 autocast for forward/backward (weights stay fp32); ~2x faster on CPUs with AMX/AVX512-bf16.
         grad_clip: max gradient norm (0 = off).
@@ -86,7 +86,7 @@ class PretrainConfig:
     schedule_clock: str = "steps"
     loss: str = "l1"
     kl_weight: float = 1e-6
-    chroma_weight: float = 0.0
+    chroma_weight: float = 2.0
     train_latent: str = "mean"
     amp: bool = True
     grad_clip: float = 1.0

@@ -224,6 +224,7 @@ def test_crop_sampler_downscale_is_a_2x_area_average():
 def test_chroma_weight_changes_the_update_and_eval_reports_colour_error(tmp_path):
     cfg = get_preset(PretrainConfig, "test")
     cfg.steps = 2
+    cfg.chroma_weight = 0.0
     imgs = _images()
     plain, s0 = pretrain(cfg, imgs, imgs[:2], tmp_path / "plain", show_progress=False)
     cfg.chroma_weight = 4.0
