@@ -67,9 +67,16 @@ def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float =
 def opponent_chroma(x: torch.Tensor) -> torch.Tensor:
     """The two opponent-colour axes of RGB images: ``[B,3,H,W] -> [B,2,H,W]`` = (R - G, (R + G) / 2 - B).
 
-    Zero for every grey (R = G = B), so a colour-blind reconstruction is measured as such; linear, so it is
-    valid in any affine range ([0, 1] or [-1, 1]).
+    Zero for every grey (R = G = B), so a colour-blind reconstruction is measured as such. Both axes are
+    differences of channels: an offset of the range cancels and a scale carries through (values in [-1, 1]
+    for images in [0, 1]; twice that for images in [-1, 1]). Not from the paper: a project metric/loss term
+    (docs/autoencoder.md, "Colour").
+
+    Raises:
+        ValueError: ``x`` is not ``[B, 3, H, W]``.
     """
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"opponent_chroma: expected [B, 3, H, W] RGB images, got {tuple(x.shape)}")
     r, g, b = x.unbind(1)
     return torch.stack([r - g, 0.5 * (r + g) - b], dim=1)
 
@@ -77,9 +84,15 @@ def opponent_chroma(x: torch.Tensor) -> torch.Tensor:
 def chroma_error_per_image(pred: torch.Tensor, target: torch.Tensor, white: float = 0.9) -> torch.Tensor:
     """Mean absolute opponent-chroma error on the object pixels of each image (``[B,3,H,W]`` in [0,1] -> ``[B]``).
 
-    PSNR over a mostly white frame barely sees colour (a grey airliner with a red tail loses < 0.3 dB); this
-    reports it directly. Object pixels: target mean below ``white``; an image without any scores 0.
+    PSNR over a mostly white frame barely sees colour (docs/autoencoder.md, "Colour": a colour-blind
+    autoencoder passed 30 dB); this reports it directly. Object pixels: target mean below ``white``; an image
+    without any scores 0. Values in [0, 1] (0 = exact colours). Not from the paper: a project metric.
+
+    Raises:
+        ValueError: shapes differ, or not ``[B, 3, H, W]``.
     """
+    if pred.shape != target.shape:
+        raise ValueError(f"chroma error: shape mismatch {tuple(pred.shape)} vs {tuple(target.shape)}")
     m = (target.mean(1) < white).float()  # [B,H,W]
     err = (opponent_chroma(pred.float()) - opponent_chroma(target.float())).abs().mean(1)
     return (err * m).sum((1, 2)) / m.sum((1, 2)).clamp_min(1.0)

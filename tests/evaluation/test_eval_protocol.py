@@ -135,3 +135,12 @@ def test_chroma_error_sees_colour_that_psnr_barely_sees():
     assert err == pytest.approx((0.8 + abs(0.5 - 0.1)) / 2, rel=1e-5)  # |R-G| and |(R+G)/2-B| of the patch
     assert psnr_per_image(rec, gt).item() > 20  # PSNR of the same colour-blind image stays high
     assert chroma_error_per_image(torch.ones(1, 3, 8, 8), torch.ones(1, 3, 8, 8)).item() == 0  # no object pixels
+
+
+def test_chroma_metrics_reject_bad_shapes():
+    from latentscenes.evaluation.metrics import chroma_error_per_image, opponent_chroma
+
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        opponent_chroma(torch.zeros(1, 4, 8, 8))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        chroma_error_per_image(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 4, 4))
