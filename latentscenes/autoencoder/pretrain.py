@@ -404,7 +404,7 @@ def pretrain(
                 ev = evaluate_reconstruction(ae, eval_images[: cfg.eval_images], amp=False)
                 rec_ = {"step": step, "eval_psnr": ev["psnr"], "eval_ssim": ev["ssim"], "eval_chroma_err": ev["chroma_err"],
                         "elapsed_s": round(elapsed(), 2)}
-                eval_hist.append({"step": step, "psnr": ev["psnr"], "ssim": ev["ssim"]})
+                eval_hist.append({"step": step, "psnr": ev["psnr"], "ssim": ev["ssim"], "chroma_err": ev["chroma_err"]})
                 log(rec_)
             if time.time() - last_ckpt >= cfg.ckpt_every_s and not done:
                 save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())

@@ -126,7 +126,7 @@ def pretrain_cmd(
         last = summary.get("last_eval") or {}
         console.print(
             f"done: {summary['steps']} steps in {summary['wall_s']:.0f} s; held-out PSNR {last.get('psnr', float('nan')):.2f} dB "
-            f"SSIM {last.get('ssim', float('nan')):.3f}; tanh_scale {summary['tanh_scale']}; wrote {out / 'ae.safetensors'}"
+            f"SSIM {last.get('ssim', float('nan')):.3f} chroma error {last.get('chroma_err', float('nan')):.4f}; tanh_scale {summary['tanh_scale']}; wrote {out / 'ae.safetensors'}"
         )
 
 
