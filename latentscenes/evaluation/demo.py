@@ -11,7 +11,7 @@ Phases (each timed, wall clock):
 
 Sizes for a 2-core CPU (``tiny-cpu``; /work/shared/reference/cpu-budget.md Sec. 5): 64x64 images (8x8x4
 latents), 20 + 20 scenes, 24 train + 4 held-out views per scene, the pipeline's and the baseline's own
-``tiny-cpu`` presets. Measured 17.6-19.6 minutes in all on an idle 2-core VM (README).
+``tiny-cpu`` presets. Measured 17.6-20.7 minutes in all on an idle 2-core VM (README, docs/training.md).
 """
 
 from __future__ import annotations
