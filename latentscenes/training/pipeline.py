@@ -514,7 +514,8 @@ def exploit_3daae(
         fit = fit_stage_config(cfg)
         latents = None
         cache_s = 0.0
-        if fit.lambda_enc > 0:
+        ft_ae = ex.finetune_decoder and resolve_steps_nonzero(ex.finetune) and ex.finetune.lambda_ae > 0
+        if fit.lambda_enc > 0 or ft_ae:
             latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-exploit.safetensors",
                                                     cfg.encode_batch_size, cfg.logging.progress)
             logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
@@ -524,10 +525,13 @@ def exploit_3daae(
                                                shared_parts=("decoder",))
         if ex.finetune_decoder and resolve_steps_nonzero(ex.finetune):
             # Decoder fine-tuning (Alg. 2 lines 13-23): L_Dec, decoder trainable, encoder frozen.
-            ft = dataclasses.replace(ex.finetune, lambda_enc=0.0, lambda_ae=0.0, lr_encoder=0.0,
+            # lambda_ae > 0 adds L_ae on the cached posterior means (frozen encoder): it keeps the decoder an
+            # autoencoder while L_Dec adapts it to the renders (not in Alg. 2; docs/fidelity.md).
+            ft = dataclasses.replace(ex.finetune, lambda_enc=0.0, lr_encoder=0.0,
                                      lambda_dec=ex.finetune.lambda_dec if ex.finetune.lambda_dec > 0 else 1.0)
             results["exploit_finetune"] = _run_or_reuse(system, table, "exploit_finetune", ft, out, cfg,
-                                                        resume=resume, logger=logger, eval_fn=eval_fn, latents=None,
+                                                        resume=resume, logger=logger, eval_fn=eval_fn,
+                                                        latents=latents if ft.lambda_ae > 0 else None,
                                                         encode_live=False, shared_parts=("decoder",))
         manifest["stages"] = results
         manifest["model"] = _write_model(system, out / "model", ("decoder",))

@@ -404,9 +404,15 @@ def stage_losses(
         terms["anchor"] = latent_scale_anchor(z_norm, latents[rows].to(dev))
         total = total + cfg.lambda_latent_anchor * terms["anchor"]
     if cfg.lambda_ae > 0:
-        if z is None:
-            raise ValueError("lambda_ae > 0 needs a live encoder (lr_encoder > 0 or encode_live)")
-        terms["ae"] = recon_loss(system.ae.decode(z), x, cfg.loss)  # L_ae (Eq. 1/5)
+        if z is not None:
+            z_ae = z
+        elif latents is not None:
+            # Frozen encoder (exploit fine-tune): its cached posterior means are E(x), so L_ae costs one decode
+            # and anchors the decoder to reconstructing real latents while L_Dec pulls it toward renders.
+            z_ae = system.ae.denormalize(latents[rows].to(dev))
+        else:
+            raise ValueError("lambda_ae > 0 needs a live encoder or the cached latents of the stage's views")
+        terms["ae"] = recon_loss(system.ae.decode(z_ae), x, cfg.loss)  # L_ae (Eq. 1/5)
         total = total + cfg.lambda_ae * terms["ae"]
     if cfg.lambda_dec > 0:
         x_dec = system.ae.decode(system.ae.denormalize(z_render))  # D_psi(R_alpha(T_s, p))
