@@ -158,6 +158,15 @@ def table2_markdown(r: dict) -> str:
                 same.append(f"{g} {_f(o['psnr'])} vs {_f(b['psnr'])} dB ({o['n_scenes']} scenes)")
         if same:
             lines.append("On exactly the Tri-Planes (RGB) scenes, Ours vs Tri-Planes (RGB): " + "; ".join(same) + ".")
+    diffs = r["table2"].get("differences") or []
+    if diffs:
+        lines += ["", "PSNR of Ours minus each method on the scenes both learned, mean over scenes with a 95 % "
+                  "paired-bootstrap interval over scenes (an interval that excludes 0 is a real difference):", "",
+                  "| Ours minus | scenes | group | difference (dB) | 95 % interval (dB) |", "|---|---:|---|---:|---|"]
+        for d in diffs:
+            lines.append(f"| {d['method']} | {d['n_scenes']} | {d['group']} | {d['diff']:+.2f} | "
+                         f"[{d['lo']:+.2f}, {d['hi']:+.2f}] |")
+        lines.append("")
     if ae:
         lines.append(
             "Autoencoder reconstruction D(E(x)) of the same views (upper bound for the latent methods): "

@@ -201,4 +201,33 @@ def build_table2(evaluations: dict[str, dict], rgb_ids: dict[str, list[str]], sp
         "rgb_train": len(rgb_ids.get("train", [])),
         "rgb_exploit": len(rgb_ids.get("exploit", [])),
     }
-    return {"split": split, "rows": rows, "n_scenes": n, "ae_upper_bound": ae}
+    return {"split": split, "rows": rows, "n_scenes": n, "ae_upper_bound": ae,
+            "differences": table2_differences(evaluations, rgb_ids)}
+
+
+def table2_differences(evaluations: dict[str, dict], rgb_ids: dict[str, list[str]]) -> list[dict]:
+    """Ours minus every other method, per group, with a 95 % paired-bootstrap interval over scenes.
+
+    Latent methods are compared on all the scenes both learned; the RGB rows on the scenes they fitted (the
+    same scenes for ours). A pair with fewer than 2 common scenes is left out (no interval exists).
+    """
+    from latentscenes.evaluation.stats import paired_bootstrap
+
+    ours = evaluations.get("ours")
+    if not ours:
+        return []
+    out = []
+    for key, (label, latent, _, _) in TABLE2_ROWS.items():
+        ev = evaluations.get(key)
+        if key == "ours" or not ev:
+            continue
+        for g in ("train", "exploit"):
+            ids = [s for s, rec in ev.get("scenes", {}).items() if rec.get("group") == g]
+            if not latent:
+                ids = [s for s in ids if s in set(rgb_ids.get(g, []))]
+            a = {s: ours["scenes"][s]["mean"]["psnr"] for s in ids if s in ours.get("scenes", {})}
+            b = {s: ev["scenes"][s]["mean"]["psnr"] for s in a}
+            if len(a) < 2:
+                continue
+            out.append({"vs": key, "method": label, "group": g, **paired_bootstrap(a, b)})
+    return out

@@ -93,3 +93,24 @@ def test_report_writes_markdown_and_pngs(tmp_path):
     md = summary_markdown(r)
     assert "Table 1" in md and "Tri-Planes (RGB)" in md and "t_scene_eff at N_exploit=1000" in md
     assert files["fig6_time_to_quality"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table2_differences_pair_scenes_and_bound_the_difference():
+    from latentscenes.bench.report import table2_markdown
+    from latentscenes.bench.tables import build_table2
+
+    def ev(vals, group="exploit"):
+        return {"groups": {group: {"mean": {"psnr": sum(vals.values()) / len(vals), "ssim": 0.9},
+                                   "n_scenes": len(vals), "n_views": 4 * len(vals)}},
+                "scenes": {s: {"group": group, "mean": {"psnr": v, "ssim": 0.9}} for s, v in vals.items()}}
+
+    ours = {f"e{i}": 22.0 + 0.3 * i for i in range(6)}
+    plain = {k: v - 2.0 + (0.2 if i % 2 else -0.2) for i, (k, v) in enumerate(ours.items())}
+    rgb = {k: v + 1.0 for k, v in list(ours.items())[:3]}
+    t2 = build_table2({"ours": ev(ours), "plain-ae": ev(plain), "rgb": ev(rgb)}, {"exploit": list(rgb), "train": []})
+    d = {x["vs"]: x for x in t2["differences"]}
+    assert d["plain-ae"]["n_scenes"] == 6 and d["plain-ae"]["diff"] == pytest.approx(2.0)
+    assert d["plain-ae"]["lo"] > 1.0  # every scene is better by 1.8-2.2 dB: the interval excludes 0
+    assert d["rgb"]["n_scenes"] == 3 and d["rgb"]["diff"] == pytest.approx(-1.0)
+    md = table2_markdown({"table2": t2})
+    assert "paired-bootstrap" in md and "+2.00" in md
