@@ -431,6 +431,17 @@ class SceneOptimizer:
                 self.lazy_coefs = LazySceneAdam([bank.coefs], lr=lr_coefs)
         self.adam = torch.optim.Adam(groups) if groups else None
         self._names = {id(p): n for n, p in (("local", bank.local), ("coefs", bank.coefs)) if p is not None}
+        self._base_lr = [g["lr"] for g in self.adam.param_groups] if self.adam is not None else []
+        self._base_lazy = [o.lr if o is not None else 0.0 for o in (self.lazy, self.lazy_coefs)]
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Scale every learning rate to ``factor`` times its initial value (learning-rate schedules)."""
+        if self.adam is not None:
+            for g, lr in zip(self.adam.param_groups, self._base_lr):
+                g["lr"] = lr * factor
+        for o, lr in zip((self.lazy, self.lazy_coefs), self._base_lazy):
+            if o is not None:
+                o.lr = lr * factor
 
     def _follow_bank(self) -> None:
         """After ``bank.add_scenes`` the per-scene parameters are new, larger objects: swap them in and extend

@@ -52,6 +52,11 @@ class RGBFitConfig:
         rays_per_batch: random rays per step (all scenes of the step together).
         scenes_per_batch: scenes per step (macro only).
         lr_planes, lr_decoder, lr_coefs, lr_global: Adam learning rates (paper: 1e-2).
+        lr_final_factor: every learning rate decays exponentially to this fraction of its value at the last
+            step (1 = constant, the paper's).
+        lambda_tv / tv_mode: total variation of the fitted planes (``training.losses.triplane_tv``, the same
+            prior as the latent scenes'), added to the MSE; 0 = off (the paper's). Few views of a scene leave
+            the planes under-determined: without it floaters and streaks appear in held-out views.
         optimizer: ``"sparse"`` (lazy per-scene Adam) or ``"dense"`` (the paper's single Adam); matters for macro.
         eval_every: steps between PSNR-vs-time points (0 = only at the start and the end).
         curve_views: held-out views per scene used for the curve (the final metrics use all held-out views).
@@ -75,6 +80,9 @@ class RGBFitConfig:
     lr_decoder: float = 1e-2
     lr_coefs: float = 1e-2
     lr_global: float = 1e-2
+    lr_final_factor: float = 1.0
+    lambda_tv: float = 0.0
+    tv_mode: Literal["l2", "l1"] = "l2"
     optimizer: Literal["sparse", "dense"] = "sparse"
     eval_every: int = 100
     curve_views: int = 2
@@ -170,6 +178,19 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- fitting
+def _tv(planes: torch.Tensor, cfg: RGBFitConfig) -> torch.Tensor | float:
+    if cfg.lambda_tv <= 0:
+        return 0.0
+    from latentscenes.training.losses import triplane_tv
+
+    return cfg.lambda_tv * triplane_tv(planes, cfg.tv_mode)
+
+
+def _schedule(opt: SceneOptimizer, cfg: RGBFitConfig, step: int) -> None:
+    if cfg.lr_final_factor != 1.0:
+        opt.set_lr_factor(cfg.lr_final_factor ** (step / max(1, cfg.steps - 1)))
+
+
 def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir):
     gen = torch.Generator().manual_seed(cfg.seed + idx)
     torch.manual_seed(cfg.seed + idx)
@@ -186,8 +207,10 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     for step in range(cfg.steps):
         t0, c0 = time.perf_counter(), time.process_time()
         sel = torch.randint(P, (cfg.rays_per_batch,), generator=gen).to(device)
-        out = render_rays(bank.planes(rows), decoder, data.origins[sel][None], data.dirs[sel][None], rcfg, bg)
-        loss = F.mse_loss(out["colour"][0], data.target[sel])
+        planes = bank.planes(rows)
+        out = render_rays(planes, decoder, data.origins[sel][None], data.dirs[sel][None], rcfg, bg)
+        loss = F.mse_loss(out["colour"][0], data.target[sel]) + _tv(planes, cfg)
+        _schedule(opt, cfg, step)
         opt.zero_grad()
         loss.backward()
         opt.step(rows)
@@ -253,8 +276,10 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
             sel = torch.randint(data[i].origins.shape[0], (R,), generator=gen).to(device)
             o.append(data[i].origins[sel]); d.append(data[i].dirs[sel]); tg.append(data[i].target[sel])
         rows = torch.tensor(pick, dtype=torch.long, device=device)
-        out = render_rays(bank.planes(rows), decoder, torch.stack(o), torch.stack(d), rcfg, bg)
-        loss = F.mse_loss(out["colour"], torch.stack(tg))
+        planes = bank.planes(rows)
+        out = render_rays(planes, decoder, torch.stack(o), torch.stack(d), rcfg, bg)
+        loss = F.mse_loss(out["colour"], torch.stack(tg)) + _tv(planes, cfg)
+        _schedule(opt, cfg, step)
         opt.zero_grad()
         loss.backward()
         opt.step(rows)

@@ -109,3 +109,26 @@ def test_reload_fit_renders_the_same_metrics(scenes, tmp_path, variant):
     assert psnr == pytest.approx(res["scenes"][1]["psnr"], abs=1e-3)
     with pytest.raises(KeyError):
         fit.render("zz", test.c2w, test.K, test.resolution)
+
+
+def test_rgb_tv_smooths_the_planes_and_lr_decay_scales_every_group(scenes, tmp_path):
+    from latentscenes.scenes.bank import SceneBank, SceneOptimizer, TriplaneConfig
+    from latentscenes.training.losses import triplane_tv
+
+    def plane_tv(folder, sid):
+        with safe_open(str(folder / "scenes" / f"{sid}.safetensors"), "pt") as f:
+            t = f.get_tensor([k for k in f.keys() if "local" in k][0])
+        return float(triplane_tv(t.reshape(1, 3, -1, *t.shape[-2:])))
+
+    base = apply_overrides(get_preset(RGBFitConfig, "test"), ["steps=20"])
+    fit_rgb_scenes(scenes[:1], base, tmp_path / "a")
+    fit_rgb_scenes(scenes[:1], apply_overrides(base, ["lambda_tv=1e-2"]), tmp_path / "b")
+    assert plane_tv(tmp_path / "b", "sa") < 0.8 * plane_tv(tmp_path / "a", "sa")
+
+    bank = SceneBank(TriplaneConfig(resolution=8, f_mic=2, f_mac=2, n_global=2), ["x"])
+    for mode in ("dense", "sparse"):
+        opt = SceneOptimizer(bank, [torch.nn.Parameter(torch.zeros(2))], mode=mode, lr_local=1e-2, lr_shared=2e-2)
+        opt.set_lr_factor(0.5)
+        lrs = sorted(g["lr"] for g in opt.adam.param_groups) + [o.lr for o in (opt.lazy, opt.lazy_coefs) if o]
+        # global planes, shared MLP, local planes, coefficients
+        assert sorted(lrs) == pytest.approx(sorted(x * 0.5 for x in [1e-2, 2e-2, 1e-2, 1e-2]))
