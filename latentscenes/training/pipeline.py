@@ -474,7 +474,10 @@ def exploit_3daae(
         scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
     # The renderer settings must be the run's (the MLP and planes were trained with them), except for
     # performance-only fields; keep the run's.
-    cfg = dataclasses.replace(cfg, render=base.render, triplane=base.triplane)
+    # The initialisation scales of the new scenes' parameters are the batch's own (they change no shape).
+    triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
+                                   coef_init_std=cfg.triplane.coef_init_std)
+    cfg = dataclasses.replace(cfg, render=base.render, triplane=triplane)
     save_config(cfg, out / "config.json")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     ae = trained.ae

@@ -53,3 +53,17 @@ def json_cfg(run):
     from latentscenes.training.pipeline import load_run_config
 
     return load_run_config(run)
+
+
+def test_exploit_takes_its_own_init_scales_but_keeps_the_runs_plane_sizes(tmp_path):
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train_3daae(small_config(), run, scenes=sphere_scenes(2))
+    cfg = exploit_config(json_cfg(run), ["triplane.local_init_std=0.01", "triplane.resolution=8",
+                                         "exploit.fit.steps=0", "exploit.finetune_decoder=false"])
+    res = exploit_3daae(run, tmp_path / "ex", cfg, scenes=sphere_scenes(2, prefix="n", seed=3))
+    saved = json.loads((tmp_path / "ex" / "config.json").read_text())
+    assert saved["triplane"]["local_init_std"] == 0.01
+    assert saved["triplane"]["resolution"] == json.loads((run / "config.json").read_text())["triplane"]["resolution"]
+    local = res["system"].bank.local.detach()
+    assert 0.005 < float(local.std()) < 0.02  # no fit step: the planes are the initialisation
