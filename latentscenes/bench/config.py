@@ -66,6 +66,10 @@ class BenchConfig:
         seed: seed of every method.
         keep_runs: keep the per-method run folders (checkpoints) under ``OUT/runs``; needed for byte
             accounting (the bytes are read back from the saved files), deleted at the end when False.
+        probe_scenes / probe_view_updates: the fidelity diagnosis (docs/fidelity.md): the latent consistency
+            probe (``evaluation.probe``) of the base autoencoder (= the plain-AE ablation's) and of Ours' trained
+            3Da-AE on the first ``probe_scenes`` exploit scenes, ``probe_view_updates`` view-updates per scene
+            (0 scenes = off); the autoencoder ceilings D(E(x)) before and after every stage are always measured.
         build_views / build_test_views: train / held-out views per scene when ``bench`` runs without
             ``--data`` and builds (or reuses) the built-in FlightGear subset itself (same folder and settings
             as ``latentscenes demo`` at that resolution, so the two share one build).
@@ -98,6 +102,8 @@ class BenchConfig:
     device: str = "auto"
     seed: int = 0
     keep_runs: bool = True
+    probe_scenes: int = 8
+    probe_view_updates: int = 600
     build_views: int = 24
     build_test_views: int = 4
 
@@ -125,6 +131,8 @@ def preset_test() -> BenchConfig:
         eval_max_views=1,
         fig7_n=[1, 10, 100, 1000],
         device="cpu",
+        probe_scenes=2,
+        probe_view_updates=8,
         build_views=4,
         build_test_views=2,
     )

@@ -433,6 +433,58 @@ def _eval_summary(ev: dict) -> dict:
     return {g: s["mean"] for g, s in ev["groups"].items()}
 
 
+def ae_ceiling(ae, scenes: Sequence[SceneViews], split: str = "test") -> dict[str, float]:
+    """Per-scene mean PSNR (dB) of the autoencoder's own reconstruction D(E_mean(x)) of the ``split`` views."""
+    from latentscenes.evaluation.metrics import rgb_metrics
+
+    ae.eval()
+    out = {}
+    with torch.no_grad():
+        for s in scenes:
+            idx = s.view_indices(split)
+            x = s.images[idx].float().to(ae.device) * 2.0 - 1.0
+            rec = ae.decode(ae.encode_distribution(x).mean).float().cpu()
+            out[s.scene_id] = float(rgb_metrics(rec, s.images[idx].float())["psnr"].mean())
+    return out
+
+
+def fidelity_diagnosis(cfg: BenchConfig, pcfg, ours_run: Path, ours_exploit: Path,
+                       exploit_scenes: Sequence[SceneViews], device: torch.device) -> dict:
+    """What caps Ours' held-out quality (issue "Fidelity first", docs/fidelity.md), on the exploit scenes:
+
+    * ``ae_ceiling``: D(E(x)) PSNR of the held-out views with the base autoencoder, after joint training (Ours'
+      run) and after the exploit decoder fine-tune (Ours' exploit batch), per scene and mean, with the paired
+      bootstrap interval of each drop;
+    * ``probe``: the latent consistency probe of the base autoencoder (the plain-AE ablation's) and of Ours'
+      trained 3Da-AE (``evaluation.probe``), on the first ``cfg.probe_scenes`` exploit scenes.
+    """
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
+    from latentscenes.evaluation.stats import paired_bootstrap
+    from latentscenes.training.pipeline import load_exploited, load_trained
+
+    base_ae = load_autoencoder(pcfg.ae, device)
+    stages = {
+        "base": ae_ceiling(base_ae, exploit_scenes),
+        "after_joint": ae_ceiling(load_trained(ours_run, device).ae, exploit_scenes),
+        "after_exploit_finetune": ae_ceiling(load_exploited(ours_exploit, device).ae, exploit_scenes),
+    }
+    ceiling = {k: {"mean_psnr": sum(v.values()) / len(v), "scenes": v} for k, v in stages.items()}
+    if len(exploit_scenes) >= 2:
+        for k in ("after_joint", "after_exploit_finetune"):
+            ceiling[k]["minus_base"] = paired_bootstrap(stages[k], stages["base"])
+    probes: dict[str, dict] = {}
+    n = min(cfg.probe_scenes, len(exploit_scenes))
+    if n >= 2:
+        pc = ProbeConfig(view_updates_per_scene=cfg.probe_view_updates)
+        sc = list(exploit_scenes[:n])
+        for name, ae in (("base (plain AE)", base_ae), ("ours (3Da-AE)", load_trained(ours_run, device).ae)):
+            r = consistency_probe(ae, sc, pcfg, pc)
+            probes[name] = {**r["summary"], "steps": r["steps"], "fit_s": r["fit_s"], "n_scenes": n,
+                            "scenes": {s: v["mean"] for s, v in r["heldout"]["scenes"].items()}}
+    return {"ae_ceiling": ceiling, "probe": probes}
+
+
 def run_benchmark(
     cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "", resume: bool = False
 ) -> dict:
@@ -592,6 +644,11 @@ def run_benchmark(
         if m == "ours":  # kept for the render timing; the others are freed (an SD-size autoencoder each)
             latent_models[m] = models
 
+    # ------------------------------------------------------------------ fidelity diagnosis (docs/fidelity.md)
+    with Phase("diagnosis", device) as ph:
+        diagnosis = fidelity_diagnosis(cfg, pcfg, trained["ours"], exploited["ours"], exploit_scenes, device)
+    phases["diagnosis"] = ph.record.to_dict()
+
     # ------------------------------------------------------------------ Table 1 parts
     tr = stage_results["ours/train"]
     ex = stage_results["ours/exploit"]
@@ -730,6 +787,7 @@ def run_benchmark(
         "table1": table1,
         "table2": table2,
         "time_to_quality": ttq,
+        "diagnosis": diagnosis,
         "fig7": fig7,
         "stage_results": stage_results,
         "rgb_results": {m: {k: v for k, v in r.items() if k != "config"} for m, r in rgb_results.items()},

@@ -54,6 +54,14 @@ def test_bench_writes_every_output(bench_out):
         assert d is not None and d < 1e-3, (m, d)
     md = (bench_out / "summary.md").read_text()
     assert "Table 1" in md and "Table 2" in md
+    # the fidelity diagnosis: AE ceilings through the stages, the consistency probe of both autoencoders
+    d = r["diagnosis"]
+    assert set(d["ae_ceiling"]) == {"base", "after_joint", "after_exploit_finetune"}
+    assert all(math.isfinite(v["mean_psnr"]) for v in d["ae_ceiling"].values())
+    assert set(d["probe"]) == {"base (plain AE)", "ours (3Da-AE)"}
+    for v in d["probe"].values():
+        assert v["n_scenes"] == 2 and v["consistency_gap_db"] == pytest.approx(v["ae_psnr"] - v["probe_psnr"])
+    assert "consistency probe" in md and "paired-bootstrap" in md
 
 
 def test_eq9_eq11_recomputed_from_the_measured_parts(bench_out):
