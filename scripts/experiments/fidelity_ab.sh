@@ -26,6 +26,10 @@ declare -A CASES=(
   [ft-frozen-dec]="--set exploit.finetune.lr_decoder=0 --set exploit.finetune.lr_local=1e-2 --set exploit.finetune.lr_coefs=1e-2"
   [ft-frozen-dec-x4]="--set exploit.finetune.lr_decoder=0 --set exploit.finetune.lr_local=1e-2 --set exploit.finetune.lr_coefs=1e-2 --set exploit.finetune.steps=$((ft*4))"
   [eds]="--strategy encode-decode-scene --set exploit.finetune_decoder=false"
+  [ft-ae1-x4]="--set exploit.finetune.lambda_ae=1 --set exploit.finetune.steps=$((ft*4))"
+  [init01]="--set exploit.finetune_decoder=false --set triplane.local_init_std=0.1 --set triplane.coef_init_std=0.1"
+  [init01-tv1e-4]="--set exploit.finetune_decoder=false --set triplane.local_init_std=0.1 --set triplane.coef_init_std=0.1 --set exploit.fit.lambda_tv=1e-4"
+  [init01-tv0]="--set exploit.finetune_decoder=false --set triplane.local_init_std=0.1 --set triplane.coef_init_std=0.1 --set exploit.fit.lambda_tv=0"
 )
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(fit-only paper-ft ft-ae1 ft-frozen-dec ft-frozen-dec-x4 eds)
 for name in "${names[@]}"; do
