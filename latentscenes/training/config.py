@@ -191,6 +191,67 @@ class PipelineConfig:
     encode_batch_size: int = 16
 
 
+def validate_pipeline(cfg: PipelineConfig) -> None:
+    """Check the values a run would use before any work starts.
+
+    Raises:
+        ConfigError: a negative or non-finite step count, learning rate, lambda or init scale, a batch size
+            below 1, an image size that is not a positive multiple of 8, or impossible renderer / tri-plane
+            sizes; the message gives the dotted key and the value.
+    """
+    import math
+
+    from latentscenes.config import ConfigError
+
+    def bad(key: str, value, why: str) -> None:
+        raise ConfigError(f"{key}={value!r}: {why}")
+
+    stages = {"warmup": cfg.warmup, "joint": cfg.joint, "exploit.fit": cfg.exploit.fit,
+              "exploit.finetune": cfg.exploit.finetune}
+    for name, st in stages.items():
+        if st.steps < 0:
+            bad(f"{name}.steps", st.steps, "must be >= 0")
+        if st.epochs is not None and not (math.isfinite(st.epochs) and st.epochs >= 0):
+            bad(f"{name}.epochs", st.epochs, "must be a finite number >= 0")
+        if st.batch_size < 1:
+            bad(f"{name}.batch_size", st.batch_size, "must be >= 1")
+        for f in dataclasses.fields(st):
+            if f.name.startswith(("lr_", "lambda_")):
+                v = getattr(st, f.name)
+                if not (math.isfinite(v) and v >= 0):
+                    bad(f"{name}.{f.name}", v, "must be a finite number >= 0")
+        if not (math.isfinite(st.lr_gamma_per_epoch) and 0 < st.lr_gamma_per_epoch <= 1):
+            bad(f"{name}.lr_gamma_per_epoch", st.lr_gamma_per_epoch, "must lie in (0, 1]")
+        if st.freeze_mlp_fraction is not None and not 0 <= st.freeze_mlp_fraction <= 1:
+            bad(f"{name}.freeze_mlp_fraction", st.freeze_mlp_fraction, "must lie in [0, 1]")
+        for k in ("checkpoint_every", "log_every", "eval_every"):
+            if getattr(st, k) < 0:
+                bad(f"{name}.{k}", getattr(st, k), "must be >= 0")
+    r = cfg.data.resolution
+    if r is not None and (r < 8 or r % 8):
+        bad("data.resolution", r, "must be a positive multiple of 8 (the autoencoder downsamples by 8)")
+    for k in ("n_train_scenes", "n_exploit_scenes", "max_views"):
+        v = getattr(cfg.data, k)
+        if v is not None and v < 1:
+            bad(f"data.{k}", v, "must be >= 1 (or null for all)")
+    rc = cfg.render
+    if not (math.isfinite(rc.near) and math.isfinite(rc.far) and 0 <= rc.near < rc.far):
+        bad("render.near/far", (rc.near, rc.far), "need 0 <= near < far")
+    if rc.n_coarse < 2 or rc.n_importance < 0 or rc.box_size <= 0 or rc.chunk_samples < 1 or rc.decoder_hidden < 1:
+        bad("render", rc, "n_coarse >= 2, n_importance >= 0, box_size > 0, chunk_samples >= 1, decoder_hidden >= 1")
+    tp = cfg.triplane
+    try:
+        tp.validate()
+    except ValueError as e:
+        raise ConfigError(f"triplane: {e}") from None
+    for k in ("local_init_std", "coef_init_std", "global_init_std"):
+        v = getattr(tp, k)
+        if not (math.isfinite(v) and v >= 0):
+            bad(f"triplane.{k}", v, "must be a finite number >= 0")
+    if cfg.encode_batch_size < 1:
+        bad("encode_batch_size", cfg.encode_batch_size, "must be >= 1")
+
+
 def _component_preset(cls: type, name: str):
     """The component's own preset of that name when its owner registered one, else its defaults."""
     try:

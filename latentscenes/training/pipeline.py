@@ -36,7 +36,7 @@ from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, write_json
-from latentscenes.training.config import PipelineConfig, StageConfig
+from latentscenes.training.config import PipelineConfig, StageConfig, validate_pipeline
 from latentscenes.training.data import (
     ViewTable,
     build_view_table,
@@ -271,6 +271,7 @@ def train_3daae(
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
     """
     out = Path(out)
+    validate_pipeline(cfg)  # before anything is written: a refused start leaves no folder behind
     _prepare_out(out, resume, RUN_FORMAT)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
@@ -461,6 +462,7 @@ def exploit_3daae(
         raise RunError("exploit --out must differ from the training run folder (the run is never modified)")
     base = load_run_config(run_dir)
     cfg = cfg if cfg is not None else base
+    validate_pipeline(cfg)
     _prepare_out(out, resume, EXPLOIT_FORMAT)
     trained = load_trained(run_dir, cfg.device)
     device = trained.device

@@ -94,3 +94,22 @@ def test_exploit_refuses_unfinished_run_and_same_folder(tmp_path):
     (tmp_path / "run" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(RunError, match="not a finished"):
         exploit_3daae(tmp_path / "run", tmp_path / "ex", scenes=sphere_scenes(1, "n"))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("warmup.steps=-5", "warmup.steps"),
+    ("joint.lr_encoder=-1e-4", "joint.lr_encoder"),
+    ("exploit.fit.lr_local=nan", "exploit.fit.lr_local"),
+    ("warmup.batch_size=0", "warmup.batch_size"),
+    ("exploit.finetune.lambda_ae=inf", "exploit.finetune.lambda_ae"),
+    ("data.resolution=30", "data.resolution"),
+    ("render.far=0.1", "render.near/far"),
+])
+def test_bad_config_values_are_refused_before_any_file_is_written(tmp_path, override, key):
+    from latentscenes.config import ConfigError, apply_overrides
+    from latentscenes.training.pipeline import train_3daae
+
+    cfg = apply_overrides(small_config(), [override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
+    assert not (tmp_path / "run").exists()
