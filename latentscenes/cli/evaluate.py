@@ -121,7 +121,10 @@ def register(app: typer.Typer) -> None:
             cfg = apply_render_defaults(cfg, defaults)
             res = consistency_probe(autoenc, scenes, cfg, ProbeConfig(view_updates_per_scene=view_updates),
                                     progress=cfg.logging.progress)
-            res.update({"probed": what, "data": str(data), "split": split, "resolution": cfg.data.resolution})
+            from latentscenes.config import to_dict
+
+            res.update({"probed": what, "data": str(data), "split": split, "resolution": cfg.data.resolution,
+                        "config": to_dict(cfg), "probe_config": {"view_updates_per_scene": view_updates}})
             atomic_write_text(out, json.dumps(res, indent=1, default=float) + "\n")
             s = res["summary"]
             console.print(
