@@ -25,6 +25,6 @@ for name in "${names[@]}"; do
   # shellcheck disable=SC2086
   latentscenes fit-rgb --data "$DATA" --split exploit --scenes "$N" --out "$o" --preset tiny-cpu \
     --set resolution=$res --set eval_every=0 ${CASES[$name]} > "$o.log" 2>&1
-  latentscenes eval --run "$o" --out "$o.metrics.json" >> "$o.log" 2>&1
+  latentscenes eval --run "$o" --data "$DATA" --out "$o.metrics.json" >> "$o.log" 2>&1
   python -c "import json,sys; r=json.load(open(sys.argv[1])); m=r['overall']['mean']; print(sys.argv[2], 'psnr %.2f ssim %.3f' % (m['psnr'], m['ssim']), flush=True)" "$o.metrics.json" "$name"
 done
