@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import (
-            _ae_from_shared, apply_render_defaults, load_run_config, load_scenes,
+            apply_render_defaults, load_run_autoencoder, load_run_config, load_scenes,
         )
         from latentscenes.utils.device import pick_device, set_cpu_threads
         from latentscenes.utils.io import atomic_write_text
@@ -106,10 +106,7 @@ def register(app: typer.Typer) -> None:
                 if ae:
                     raise ValueError("give --run or --ae, not both")
                 cfg = apply_overrides(load_run_config(run), set_)
-                shared = run / "model" / "shared.safetensors"
-                if not shared.is_file():
-                    raise FileNotFoundError(f"{run}: no trained model (model/shared.safetensors); finish `train` first")
-                autoenc = _ae_from_shared(cfg, shared, dev)
+                autoenc = load_run_autoencoder(run, dev)
                 what = f"run {run}"
             else:
                 cfg = resolve_config(PipelineConfig, preset or "tiny-cpu", None, set_)

@@ -375,6 +375,21 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> La
     return _eval_mode(system)
 
 
+def load_run_autoencoder(run_dir: str | Path, device: str | torch.device = "auto") -> LatentAutoencoder:
+    """The trained 3Da-AE (encoder and decoder) of a finished training run, without its scenes.
+
+    Raises:
+        RunError: not a run folder, or the run has no ``model/shared.safetensors`` yet (unfinished).
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    shared = run_dir / "model" / "shared.safetensors"
+    if not shared.is_file():
+        raise RunError(f"{run_dir}: no trained model (model/shared.safetensors); finish `train` first")
+    dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
+    return _ae_from_shared(cfg, shared, dev)
+
+
 def _ae_from_shared(cfg: PipelineConfig, shared: Path, dev: torch.device) -> LatentAutoencoder:
     # The shared file carries the AE header and weights, so the trained AE never depends on the original
     # weights file (which may be a shipped file that later changes, or a user path that moved).
