@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from latentscenes.data.loaders import _load_json, detect_layout, load_eg3d_scene, load_scene, read_eg3d_labels
-from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
 
 RENDER_DEFAULTS = {"near": 0.5, "far": 2.1, "box_size": 2.0}
 SPLIT_NAMES = ("train", "exploit")
@@ -64,6 +64,8 @@ class MultiSceneDataset:
                     ids.append(d.name)
         if not ids:
             raise DatasetError(f"{self.root}: no scenes found (no manifest scenes and no scene sub-folders)")
+        for sid in ids:
+            check_scene_id(sid, str(mp if mp.is_file() else self.root))
         self._ids = sorted(ids)
 
     @property

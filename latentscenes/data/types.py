@@ -23,6 +23,22 @@ class DatasetError(ValueError):
     """Bad input data. The message names the file (or scene folder) and the problem."""
 
 
+def check_scene_id(scene_id: str, where: str) -> str:
+    """Return ``scene_id`` if it can name a file or folder inside an output folder, else raise.
+
+    Scene ids become file names (``scenes/<id>.safetensors``, turntable folders), so each must be one plain
+    path component: not empty, not ``.`` or ``..``, no ``/`` or ``\\`` and no NUL.
+
+    Raises:
+        DatasetError: naming ``where`` (the file the id came from) and the id.
+    """
+    if (not isinstance(scene_id, str) or scene_id in ("", ".", "..") or "/" in scene_id or "\\" in scene_id
+            or "\x00" in scene_id):
+        raise DatasetError(f"{where}: scene id {scene_id!r} is not a plain name (it would be used as a file name; "
+                           "no path separators, '.' or '..')")
+    return scene_id
+
+
 @dataclass
 class SceneViews:
     """All views of one scene, in the internal convention above.

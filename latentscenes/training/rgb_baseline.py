@@ -225,7 +225,10 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     psnr, ssim = _evaluate(bank.planes(rows).detach(), decoder, test, rcfg, bg, device)
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
     if out_dir is not None and cfg.save_planes:
+        from latentscenes.data.types import check_scene_id
+
         sdir = Path(out_dir) / "scenes"
+        check_scene_id(scene.scene_id, f"scene {scene.scene_id!r}")  # it names files under out_dir
         bank.save_shard(sdir / f"{scene.scene_id}.safetensors")
         atomic_save_safetensors(dict(decoder.state_dict()), sdir / f"{scene.scene_id}.decoder.safetensors")
     result = {

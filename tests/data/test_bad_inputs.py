@@ -131,3 +131,16 @@ def test_manifest_lists_missing_scene(tmp_path):
     ds = MultiSceneDataset(root)
     with pytest.raises(DatasetError, match="gone"):
         ds.load("gone")
+
+
+@pytest.mark.parametrize("bad", ["../victim/s0", "a/b", "..", "", "x\\y"])
+def test_manifest_scene_ids_that_are_not_plain_names_are_refused(tmp_path, bad):
+    import json
+
+    from latentscenes.data import MultiSceneDataset
+    from latentscenes.data.types import DatasetError
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"scenes": {bad: {}, "ok": {}}}))
+    with pytest.raises(DatasetError, match="not a plain name") as e:
+        MultiSceneDataset(tmp_path)
+    assert "manifest.json" in str(e.value)
