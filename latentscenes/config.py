@@ -167,6 +167,7 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
     Raises:
         ConfigError: for a malformed override or an unknown key.
     """
+    keys = []
     for ov in overrides or []:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r} must look like key.sub=value")
@@ -177,6 +178,14 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
             value = raw
         parts = key.strip().split(".")
         cfg = _replace_path(cfg, parts, value, key)
+        keys.append(parts)
+    # A stage given in epochs ignores ``steps``: an explicit ``X.steps=N`` (without ``X.epochs``) means N steps.
+    for parts in keys:
+        if parts[-1] == "steps" and parts[:-1] + ["epochs"] not in keys:
+            try:
+                cfg = _replace_path(cfg, parts[:-1] + ["epochs"], None, ".".join(parts[:-1] + ["epochs"]))
+            except ConfigError:
+                pass  # that section has no epochs field
     return cfg
 
 

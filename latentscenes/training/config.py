@@ -65,7 +65,8 @@ class StageConfig:
     """One optimisation stage. Learning rates are Adam learning rates (default betas and eps).
 
     Attributes:
-        steps: number of optimiser updates (ignored when ``epochs`` is set).
+        steps: number of optimiser updates (ignored when ``epochs`` is set; a ``--set X.steps=N`` override without
+            ``X.epochs`` clears ``epochs``, so an explicit step count always applies).
         epochs: optional; number of passes over the stage's training views, converted to steps as
             ``ceil(epochs * n_views / batch_size)``.
         batch_size: views per update; each view is drawn from the shuffled list of (scene, view) pairs of

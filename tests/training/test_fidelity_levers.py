@@ -67,3 +67,19 @@ def test_exploit_takes_its_own_init_scales_but_keeps_the_runs_plane_sizes(tmp_pa
     assert saved["triplane"]["resolution"] == json.loads((run / "config.json").read_text())["triplane"]["resolution"]
     local = res["system"].bank.local.detach()
     assert 0.005 < float(local.std()) < 0.02  # no fit step: the planes are the initialisation
+
+
+def test_tiny_cpu_exploit_budget_is_per_scene_and_an_explicit_steps_override_wins():
+    from latentscenes.config import apply_overrides, get_preset
+    from latentscenes.training.config import PipelineConfig
+    from latentscenes.training.stages import resolve_steps
+
+    cfg = get_preset(PipelineConfig, "tiny-cpu")
+    for n_scenes in (20, 50):
+        n_views = 24 * n_scenes
+        assert abs(resolve_steps(cfg.exploit.fit, n_views) * 8 / n_scenes - 400) <= 8 / n_scenes + 1e-9
+        assert resolve_steps(cfg.exploit.finetune, n_views) * 8 == 48 * n_scenes
+    c = apply_overrides(cfg, ["exploit.fit.steps=7"])
+    assert resolve_steps(c.exploit.fit, 480) == 7 and c.exploit.finetune.epochs == 2.0
+    c = apply_overrides(cfg, ["exploit.fit.steps=7", "exploit.fit.epochs=1"])
+    assert resolve_steps(c.exploit.fit, 480) == 60
