@@ -371,8 +371,18 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> La
     ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
     system = build_system(cfg, ae, [])
     load_shared_into(system, run_dir / "model" / "shared.safetensors")
-    load_scene_shards(system.bank, run_dir / "model" / "scenes")
+    _check_scenes(run_dir, m, load_scene_shards(system.bank, run_dir / "model" / "scenes"))
     return _eval_mode(system)
+
+
+def _check_scenes(folder: Path, manifest: dict, loaded: list[str]) -> None:
+    """The scenes loaded from ``model/scenes`` must be the ones the manifest lists (a shard deleted or lost
+    would otherwise shrink every evaluation without a word)."""
+    want = list(manifest.get("scene_ids", []))
+    missing = sorted(set(want) - set(loaded))
+    if missing or not loaded:
+        raise RunError(f"{folder / 'model' / 'scenes'}: {len(missing) or len(want)} of the {len(want)} scenes listed in "
+                       f"manifest.json are missing (e.g. {(missing or want)[:3]}); the run's scene files are incomplete")
 
 
 def load_run_autoencoder(run_dir: str | Path, device: str | torch.device = "auto") -> LatentAutoencoder:
@@ -594,7 +604,7 @@ def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> 
     ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
     system = build_system(cfg, ae, [])
     load_shared_into(system, out_dir / "model" / "shared.safetensors")  # decoder, MLP, B of this batch
-    load_scene_shards(system.bank, out_dir / "model" / "scenes")
+    _check_scenes(out_dir, m, load_scene_shards(system.bank, out_dir / "model" / "scenes"))
     return _eval_mode(system)
 
 

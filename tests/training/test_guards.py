@@ -113,3 +113,16 @@ def test_bad_config_values_are_refused_before_any_file_is_written(tmp_path, over
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_with_missing_scene_shards_is_refused_not_evaluated_as_empty(tmp_path):
+    from typer.testing import CliRunner
+
+    from latentscenes.cli.main import app
+
+    run = tmp_path / "run"
+    train_3daae(small_config(), run, scenes=sphere_scenes(2))
+    for p in (run / "model" / "scenes").iterdir():
+        p.unlink()
+    r = CliRunner().invoke(app, ["eval", "--run", str(run), "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 2 and "missing" in r.output and "scenes" in r.output
