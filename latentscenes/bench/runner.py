@@ -464,9 +464,10 @@ def fidelity_diagnosis(cfg: BenchConfig, pcfg, ours_run: Path, ours_exploit: Pat
     from latentscenes.training.pipeline import load_exploited, load_trained
 
     base_ae = load_autoencoder(pcfg.ae, device)
+    ours_ae = load_trained(ours_run, device).ae
     stages = {
         "base": ae_ceiling(base_ae, exploit_scenes),
-        "after_joint": ae_ceiling(load_trained(ours_run, device).ae, exploit_scenes),
+        "after_joint": ae_ceiling(ours_ae, exploit_scenes),
         "after_exploit_finetune": ae_ceiling(load_exploited(ours_exploit, device).ae, exploit_scenes),
     }
     ceiling = {k: {"mean_psnr": sum(v.values()) / len(v), "scenes": v} for k, v in stages.items()}
@@ -478,7 +479,7 @@ def fidelity_diagnosis(cfg: BenchConfig, pcfg, ours_run: Path, ours_exploit: Pat
     if n >= 2:
         pc = ProbeConfig(view_updates_per_scene=cfg.probe_view_updates)
         sc = list(exploit_scenes[:n])
-        for name, ae in (("base (plain AE)", base_ae), ("ours (3Da-AE)", load_trained(ours_run, device).ae)):
+        for name, ae in (("base (plain AE)", base_ae), ("ours (3Da-AE)", ours_ae)):
             r = consistency_probe(ae, sc, pcfg, pc)
             probes[name] = {**r["summary"], "steps": r["steps"], "fit_s": r["fit_s"], "n_scenes": n,
                             "scenes": {s: v["mean"] for s, v in r["heldout"]["scenes"].items()}}

@@ -224,7 +224,8 @@ def table2_differences(evaluations: dict[str, dict], rgb_ids: dict[str, list[str
         for g in ("train", "exploit"):
             ids = [s for s, rec in ev.get("scenes", {}).items() if rec.get("group") == g]
             if not latent:
-                ids = [s for s in ids if s in set(rgb_ids.get(g, []))]
+                fitted = set(rgb_ids.get(g, []))
+                ids = [s for s in ids if s in fitted]
             a = {s: ours["scenes"][s]["mean"]["psnr"] for s in ids if s in ours.get("scenes", {})}
             b = {s: ev["scenes"][s]["mean"]["psnr"] for s in a}
             if len(a) < 2:

@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         import json
 
         from latentscenes.autoencoder.model import AEConfig, load_autoencoder
-        from latentscenes.config import apply_overrides, resolve_config
+        from latentscenes.config import apply_overrides, resolve_config, to_dict
         from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import (
@@ -118,8 +118,6 @@ def register(app: typer.Typer) -> None:
             cfg = apply_render_defaults(cfg, defaults)
             res = consistency_probe(autoenc, scenes, cfg, ProbeConfig(view_updates_per_scene=view_updates),
                                     progress=cfg.logging.progress)
-            from latentscenes.config import to_dict
-
             res.update({"probed": what, "data": str(data), "split": split, "resolution": cfg.data.resolution,
                         "config": to_dict(cfg), "probe_config": {"view_updates_per_scene": view_updates}})
             atomic_write_text(out, json.dumps(res, indent=1, default=float) + "\n")
