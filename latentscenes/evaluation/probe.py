@@ -60,7 +60,8 @@ def consistency_probe(
     """Fit latent tri-planes on all views of ``scenes`` with the frozen ``ae`` and evaluate them.
 
     Args:
-        ae: a ``LatentAutoencoder`` (frozen here; not modified).
+        ae: a ``LatentAutoencoder``; its weights are not changed (its parameters are left with
+            ``requires_grad=False``).
         scenes: scenes with ``test`` views (images ``[V,3,H,W]`` in [0,1] at the resolution to probe).
         cfg: pipeline config: tri-plane sizes, renderer, warm-up learning rates, seed, ``data.resolution``.
         probe: the fit's budget (:class:`ProbeConfig`).
