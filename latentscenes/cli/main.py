@@ -1,7 +1,7 @@
 """The ``latentscenes`` command. Each command group lives in its own module and registers itself here.
 
 Commands: ``data build flightgear | data validate``, ``fit-rgb``, ``ae pretrain | ae eval``,
-``train``, ``exploit``, ``eval``, ``render``, ``demo``, ``bench``.
+``train``, ``exploit``, ``export``, ``eval``, ``render``, ``demo``, ``bench``.
 """
 
 from __future__ import annotations

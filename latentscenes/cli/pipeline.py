@@ -92,7 +92,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("exploit")
     def exploit(
-        run: Path = typer.Option(..., "--run", help="A finished training run folder (read only)."),
+        run: Path = typer.Option(..., "--run", help="A finished training run folder (read only), or 'shipped': the "
+                                 "pre-trained 3Da-AE in the package (no training run of your own needed)."),
         out: Path = typer.Option(..., "--out", help="Folder for this exploit batch (scenes, fine-tuned decoder)."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the run's)."),
         scenes: str = typer.Option("exploit", "--scenes", help="Dataset split to learn ('exploit' or 'train')."),
@@ -124,3 +125,19 @@ def register(app: typer.Typer) -> None:
             )
             res = exploit_3daae(run, out, cfg, data_root=root, split=scenes, resume=resume)
             _print_summary(res)
+
+    @app.command("export")
+    def export(
+        run: Path = typer.Option(..., "--run", help="A training run folder (read only)."),
+        out: Path = typer.Option(..., "--out", help="The pre-trained 3Da-AE folder to write (must not exist)."),
+        stage: Optional[str] = typer.Option(
+            None, "--stage", help="Take the last checkpoint of this stage (warmup = the plain-AE ablation, joint = "
+                                  "a joint stage still running) instead of the finished model."),
+    ) -> None:
+        """Export a trained 3Da-AE without its scenes, for `exploit --run OUT` (how the shipped one is made)."""
+        from latentscenes.training.pipeline import export_pretrained
+        from latentscenes.utils.progress import console
+
+        with pipeline_errors():
+            m = export_pretrained(run, out, stage=stage)
+            console.print(f"[bold]export[/bold] {run} ({m['source']['stage']}, step {m['source']['step']}) -> {out}")

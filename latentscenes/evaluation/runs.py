@@ -257,6 +257,9 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
     cfg = pl.load_run_config(run_dir)
     root, res = cfg.data.path, cfg.data.resolution
     if fmt == pl.RUN_FORMAT:
+        if man.get("scenes_included") is False:
+            raise ValueError(f"{run_dir} is a pre-trained 3Da-AE without scenes: learn scenes with it "
+                             f"(`latentscenes exploit --run {run_dir} --data D --out OUT`) and evaluate OUT")
         if scenes == "exploit":
             raise ValueError(f"{run_dir} is a training run: its exploit scenes live in the exploit folder "
                              "(`latentscenes exploit --out OUT`); pass --run OUT")
@@ -267,8 +270,12 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
         ex_model = latent_system_model(pl.load_exploited(run_dir, device), info={"run": str(run_dir)})
         groups: dict[str, list[str]] = {}
         parts = []
-        if scenes in ("train", "all"):
-            src = Path(man["source_run"])
+        src = pl.resolve_run("shipped") if man.get("source_run_spec") == "shipped" else Path(man["source_run"])
+        src_has_scenes = _read_json(src / "manifest.json").get("scenes_included", True) if (src / "manifest.json").is_file() else True
+        if scenes == "train" and not src_has_scenes:
+            raise ValueError(f"{run_dir}: learned from the pre-trained 3Da-AE {src}, which holds no training scenes; "
+                             "pass --scenes exploit")
+        if scenes in ("train", "all") and src_has_scenes:
             tr_model = latent_system_model(pl.load_trained(src, device), info={"run": str(src)})
             parts.append(tr_model)
             groups["train"] = list(tr_model.scene_ids)

@@ -16,6 +16,14 @@ Exploit folder (``latentscenes exploit --run RUN --out OUT``): the same layout w
 batch's** fine-tuned decoder, MLP and global planes (Alg. 2 trains B, alpha and psi). Nothing under RUN is
 written by ``exploit``: scenes learned earlier (the training scenes, and every other exploit batch in its
 own folder) stay bit-identical. The encoder always comes from RUN (it is frozen during exploitation).
+
+Pre-trained 3Da-AE (``latentscenes export --run RUN --out PKG``; the shipped one is ``--run shipped``): a training
+run folder without its scenes, so that new scenes can be learned without paying the entry cost again::
+
+    PKG/config.json                the source run's resolved config (``data.path`` cleared)
+    PKG/manifest.json              format = RUN_FORMAT, kind "pretrained", ``scenes_included: false``, source run,
+                                   stage and step it was taken from, sha256 of the weights
+    PKG/model/shared.safetensors   autoencoder, MLP, global planes B, latent background (as in a run)
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ from latentscenes.training.stages import (
 from latentscenes.utils.device import pick_device
 
 RUN_FORMAT = "latentscenes-3daae-run"
+#: The pre-trained 3Da-AE shipped in the package (``exploit --run shipped``): docs/fidelity.md, its MODEL_CARD.md.
+SHIPPED_RUN = Path(__file__).resolve().parent.parent / "pretrained" / "3daae-airliners-64"
 EXPLOIT_FORMAT = "latentscenes-3daae-exploit"
 FORMAT_VERSION = 1
 
@@ -348,7 +358,7 @@ def load_run_config(run_dir: str | Path) -> PipelineConfig:
     Raises:
         RunError: not a run folder.
     """
-    p = Path(run_dir) / "config.json"
+    p = resolve_run(run_dir) / "config.json"
     if not p.is_file():
         raise RunError(f"{run_dir}: not a latentscenes run folder (no config.json)")
     return from_dict(PipelineConfig, json.loads(p.read_text()), where=str(p))
@@ -362,7 +372,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> La
     Raises:
         RunError: the run has not finished (no ``model/``) or is not a training run.
     """
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     cfg = load_run_config(run_dir)
     m = read_json(run_dir / "manifest.json")
     if m.get("format") != RUN_FORMAT or m.get("status") != "done":
@@ -371,8 +381,83 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> La
     ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
     system = build_system(cfg, ae, [])
     load_shared_into(system, run_dir / "model" / "shared.safetensors")
-    _check_scenes(run_dir, m, load_scene_shards(system.bank, run_dir / "model" / "scenes"))
+    if m.get("scenes_included", True):
+        _check_scenes(run_dir, m, load_scene_shards(system.bank, run_dir / "model" / "scenes"))
     return _eval_mode(system)
+
+
+def resolve_run(spec: str | Path) -> Path:
+    """A ``--run`` value as a folder: ``"shipped"`` is the package's pre-trained 3Da-AE (:data:`SHIPPED_RUN`).
+
+    Raises:
+        RunError: ``shipped`` was asked for but its files are missing from the installation.
+    """
+    if str(spec) == "shipped":
+        if not (SHIPPED_RUN / "model" / "shared.safetensors").is_file():
+            raise RunError(f"the shipped pre-trained 3Da-AE is missing: {SHIPPED_RUN} (reinstall the package, or "
+                           "train one with `latentscenes train` and pass its folder)")
+        return SHIPPED_RUN
+    return Path(spec)
+
+
+def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None = None,
+                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a pre-trained 3Da-AE folder (layout in the module docstring) from a training run.
+
+    Args:
+        run_dir: a training run folder. Without ``stage`` it must be finished (``model/shared.safetensors``).
+        out: the new folder (must not exist or be empty).
+        stage: take the weights of this stage's last checkpoint instead (``"warmup"`` = the plain autoencoder
+            with the warm-up's MLP and B, the ablation; ``"joint"`` = a joint stage still running or stopped).
+        extra: JSON-able facts recorded in the manifest under ``"notes"`` (e.g. measured figures).
+    Returns:
+        the written manifest.
+    Raises:
+        RunError: not a training run, no finished model / no checkpoint of ``stage``, ``out`` not empty.
+    """
+    import shutil
+
+    run_dir, out = Path(run_dir), Path(out)
+    cfg = load_run_config(run_dir)
+    m = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    if m.get("format") != RUN_FORMAT:
+        raise RunError(f"{run_dir}: not a training run folder (format {m.get('format')!r})")
+    if stage is None:
+        src = run_dir / "model" / "shared.safetensors"
+        if m.get("status") != "done" or not src.is_file():
+            raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
+        step, steps_info = None, {k: v.get("steps") for k, v in m.get("stages", {}).items() if isinstance(v, dict)}
+    else:
+        found = existing_checkpoint_dir(run_dir / "stages" / stage / "ckpt")
+        if found is None:
+            raise RunError(f"{run_dir}: no checkpoint of stage {stage!r} under stages/{stage}/ckpt")
+        src = found / "shared.safetensors"
+        state = read_json(found / "state.json")
+        step, steps_info = state.get("step"), None
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out}: exists and is not empty; choose another --out")
+    tmp = out.parent / f".{out.name}.tmp-export"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "model").mkdir(parents=True)
+    shutil.copyfile(src, tmp / "model" / "shared.safetensors")
+    pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
+    save_config(pcfg, tmp / "config.json")
+    manifest = {
+        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "pretrained", "status": "done",
+        "scenes_included": False, "scene_ids": [], "train_scene_ids": list(m.get("scene_ids", [])),
+        "image_size": m.get("image_size"), "n_views": m.get("n_views"),
+        "source": {"run": str(run_dir), "stage": stage or "final", "step": step, "stage_steps": steps_info},
+        "stages": m.get("stages", {}) if stage is None else {},
+        "model": {"shared": "model/shared.safetensors", "scenes": [],
+                  "sha256_shared": _sha256(tmp / "model" / "shared.safetensors")},
+        "bytes": m.get("bytes"), "notes": extra or {},
+    }
+    write_json(tmp / "manifest.json", manifest)
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return manifest
 
 
 def _check_scenes(folder: Path, manifest: dict, loaded: list[str]) -> None:
@@ -391,7 +476,7 @@ def load_run_autoencoder(run_dir: str | Path, device: str | torch.device = "auto
     Raises:
         RunError: not a run folder, or the run has no ``model/shared.safetensors`` yet (unfinished).
     """
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     cfg = load_run_config(run_dir)
     shared = run_dir / "model" / "shared.safetensors"
     if not shared.is_file():
@@ -482,7 +567,8 @@ def exploit_3daae(
         RunError: ``run_dir`` is not a finished run, or ``out`` holds a batch and ``resume`` is False.
         NonFiniteLossError, DatasetError: as for training.
     """
-    run_dir, out = Path(run_dir), Path(out)
+    run_spec = str(run_dir)
+    run_dir, out = resolve_run(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():
         raise RunError("exploit --out must differ from the training run folder (the run is never modified)")
     base = load_run_config(run_dir)
@@ -530,7 +616,9 @@ def exploit_3daae(
     src_sha = read_json(run_dir / "manifest.json").get("model", {}).get("sha256_shared")
     manifest: dict[str, Any] = {
         "format": EXPLOIT_FORMAT, "format_version": FORMAT_VERSION, "kind": "exploit", "status": "running",
-        "source_run": str(run_dir.resolve()), "source_sha256_shared": src_sha, "device": str(device),
+        "source_run": str(run_dir.resolve()), "source_sha256_shared": src_sha,
+        # "shipped" is resolved again at load time: the package may be installed elsewhere later.
+        "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
         "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids, "n_views": len(table),
         "image_size": list(table.resolution), "stages": {},
         "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
@@ -593,7 +681,7 @@ def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> 
     m = read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else {}
     if m.get("format") != EXPLOIT_FORMAT or m.get("status") != "done":
         raise RunError(f"{out_dir}: not a finished exploit folder (status {m.get('status')!r})")
-    run_dir = Path(m["source_run"])
+    run_dir = resolve_run("shipped") if m.get("source_run_spec") == "shipped" else Path(m["source_run"])
     if not (run_dir / "model" / "shared.safetensors").exists():
         raise RunError(f"{out_dir}: its source run {run_dir} is missing")
     sha = m.get("source_sha256_shared")

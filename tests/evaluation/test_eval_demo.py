@@ -195,3 +195,30 @@ def test_most_visible_orders_by_object_pixels():
     a, b, c = scene("a", 0.2, True), scene("b", 0.5, False), scene("c", 0.2, False)
     assert foreground_fraction(a) == pytest.approx(0.2) and foreground_fraction(b) == pytest.approx(0.5)
     assert most_visible([a, b, c]) == ["b", "a", "c"]  # ties keep the input order
+
+
+def test_demo_with_a_pretrained_3daae_skips_training(demo_out, tmp_path):
+    """`pretrained=PKG` (the tiny-cpu preset uses the shipped package): no training phase, the exploit scenes
+    are learned with the package's weights and config, the report quotes the package's entry cost."""
+    from latentscenes.cli.main import app
+
+    data, out = demo_out
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", "--run", str(out / "runs" / "train"), "--out", str(tmp_path / "pkg")])
+    assert res.exit_code == 0, res.output
+    few = ["pipeline.exploit.fit.steps=3", "pipeline.exploit.finetune.steps=2", "rgb.steps=3",
+           f"pretrained={tmp_path / 'pkg'}"]
+    res = runner.invoke(app, ["demo", "--preset", "test", "--data", str(data), "--out", str(tmp_path / "rep"),
+                              *[a for kv in few for a in ("--set", kv)]])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "| train |" not in text and "| exploit |" in text and "pre-trained 3Da-AE" in text
+    m = json.loads((tmp_path / "rep" / "metrics_ours.json").read_text())
+    assert set(m["groups"]) == {"exploit"} and m["groups"]["exploit"]["n_scenes"] == 2
+    assert not (tmp_path / "rep" / "runs" / "train").exists()
+    # eval of that batch: its source holds no scenes, so --scenes train is refused with a clear line
+    res = runner.invoke(app, ["eval", "--run", str(tmp_path / "rep" / "runs" / "exploit"), "--scenes", "train",
+                              "--out", str(tmp_path / "t.json")])
+    assert res.exit_code == 2 and "no training scenes" in res.output
+    res = runner.invoke(app, ["eval", "--run", str(tmp_path / "pkg"), "--out", str(tmp_path / "p.json")])
+    assert res.exit_code == 2 and "without scenes" in res.output

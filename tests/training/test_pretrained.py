@@ -1,0 +1,83 @@
+"""Pre-trained 3Da-AE folders (``latentscenes export``; the shipped one is ``exploit --run shipped``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import latentscenes.training.pipeline as pipeline
+from latentscenes.training.pipeline import (
+    RunError,
+    exploit_3daae,
+    export_pretrained,
+    load_exploited,
+    load_trained,
+    train_3daae,
+)
+
+from helpers_3daae import small_config, sphere_scenes
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pre") / "run"
+    train_3daae(small_config(), run, scenes=sphere_scenes(2))
+    return run
+
+
+def test_export_holds_the_runs_shared_weights_without_scenes(trained_run, tmp_path):
+    m = export_pretrained(trained_run, tmp_path / "pkg")
+    assert m["kind"] == "pretrained" and m["scenes_included"] is False
+    assert m["train_scene_ids"] == ["s00", "s01"]
+    assert not (tmp_path / "pkg" / "model" / "scenes").exists()
+    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["data"]["path"] is None
+    run, pkg = load_trained(trained_run, "cpu"), load_trained(tmp_path / "pkg", "cpu")
+    assert pkg.bank.scene_ids == []
+    assert torch.equal(run.bank.global_planes, pkg.bank.global_planes)
+    for (k, a), (_, b) in zip(run.mlp.state_dict().items(), pkg.mlp.state_dict().items()):
+        assert torch.equal(a, b), k
+    for (k, a), (_, b) in zip(run.ae.vae.state_dict().items(), pkg.ae.vae.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_exploit_from_an_exported_package_learns_new_scenes(trained_run, tmp_path):
+    export_pretrained(trained_run, tmp_path / "pkg")
+    res = exploit_3daae(tmp_path / "pkg", tmp_path / "batch", scenes=sphere_scenes(2, "new", seed=3))
+    assert res["scene_ids"] == ["new00", "new01"]
+    b = load_exploited(tmp_path / "batch", "cpu")
+    assert b.bank.scene_ids == ["new00", "new01"]
+
+
+def test_export_from_a_stage_checkpoint_and_refusals(trained_run, tmp_path):
+    m = export_pretrained(trained_run, tmp_path / "warm", stage="warmup")
+    assert m["source"]["stage"] == "warmup" and m["source"]["step"] > 0
+    with pytest.raises(RunError, match="not empty"):
+        export_pretrained(trained_run, tmp_path / "warm")
+    with pytest.raises(RunError, match="no checkpoint of stage"):
+        export_pretrained(trained_run, tmp_path / "x", stage="nosuch")
+    with pytest.raises(RunError, match="not a latentscenes run folder"):
+        export_pretrained(tmp_path / "nothing", tmp_path / "y")
+    # An exploit batch folder is not a training run.
+    exploit_3daae(trained_run, tmp_path / "batch", scenes=sphere_scenes(1, "n", seed=4))
+    with pytest.raises(RunError, match="not a training run"):
+        export_pretrained(tmp_path / "batch", tmp_path / "z")
+
+
+def test_shipped_spec_resolves_to_the_package_folder_and_is_recorded(trained_run, tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "3daae"
+    export_pretrained(trained_run, pkg)
+    monkeypatch.setattr(pipeline, "SHIPPED_RUN", pkg)
+    exploit_3daae("shipped", tmp_path / "batch", scenes=sphere_scenes(1, "n", seed=5))
+    m = json.loads((tmp_path / "batch" / "manifest.json").read_text())
+    assert m["source_run_spec"] == "shipped"
+    # The package moved (a reinstall elsewhere): the batch follows "shipped", not the old absolute path.
+    moved = tmp_path / "elsewhere" / "3daae"
+    moved.parent.mkdir()
+    pkg.rename(moved)
+    monkeypatch.setattr(pipeline, "SHIPPED_RUN", moved)
+    assert load_exploited(tmp_path / "batch", "cpu").bank.scene_ids == ["n00"]
+    monkeypatch.setattr(pipeline, "SHIPPED_RUN", tmp_path / "missing")
+    with pytest.raises(RunError, match="shipped pre-trained 3Da-AE is missing"):
+        load_exploited(tmp_path / "batch", "cpu")
