@@ -299,7 +299,7 @@ def run_demo(
         source = demo.pretrained
         pkg_manifest = json.loads((resolve_run(source) / "manifest.json").read_text())
         tr = {"train_s": 0.0, "latent_cache_s": 0.0, "pretrained": str(resolve_run(source)),
-              "entry_s": float((pkg_manifest.get("notes") or {}).get("entry_cost_s", 0.0)),
+              "entry_s": float(pkg_manifest.get("entry_cost_s") or 0.0),
               "n_train": len(pkg_manifest.get("train_scene_ids", []))}
         pkg_res = (pkg_manifest.get("image_size") or [None])[0]
         if pkg_res and pkg_res != demo.resolution:

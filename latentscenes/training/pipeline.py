@@ -452,6 +452,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         "model": {"shared": "model/shared.safetensors", "scenes": [],
                   "sha256_shared": _sha256(tmp / "model" / "shared.safetensors")},
         "bytes": m.get("bytes"), "notes": extra or {},
+        # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding).
+        "entry_cost_s": (sum(float(v.get("train_s", 0.0)) for v in m.get("stages", {}).values() if isinstance(v, dict))
+                         + float(m.get("latent_cache_s", 0.0))) if stage is None else None,
     }
     write_json(tmp / "manifest.json", manifest)
     if out.exists():

@@ -31,6 +31,9 @@ def test_export_holds_the_runs_shared_weights_without_scenes(trained_run, tmp_pa
     m = export_pretrained(trained_run, tmp_path / "pkg")
     assert m["kind"] == "pretrained" and m["scenes_included"] is False
     assert m["train_scene_ids"] == ["s00", "s01"]
+    run_m = json.loads((trained_run / "manifest.json").read_text())
+    assert m["entry_cost_s"] == pytest.approx(sum(v["train_s"] for v in run_m["stages"].values()) + run_m["latent_cache_s"])
+    assert m["entry_cost_s"] > 0
     assert not (tmp_path / "pkg" / "model" / "scenes").exists()
     assert json.loads((tmp_path / "pkg" / "config.json").read_text())["data"]["path"] is None
     run, pkg = load_trained(trained_run, "cpu"), load_trained(tmp_path / "pkg", "cpu")
@@ -52,7 +55,7 @@ def test_exploit_from_an_exported_package_learns_new_scenes(trained_run, tmp_pat
 
 def test_export_from_a_stage_checkpoint_and_refusals(trained_run, tmp_path):
     m = export_pretrained(trained_run, tmp_path / "warm", stage="warmup")
-    assert m["source"]["stage"] == "warmup" and m["source"]["step"] > 0
+    assert m["source"]["stage"] == "warmup" and m["source"]["step"] > 0 and m["entry_cost_s"] is None
     with pytest.raises(RunError, match="not empty"):
         export_pretrained(trained_run, tmp_path / "warm")
     with pytest.raises(RunError, match="no checkpoint of stage"):
