@@ -427,6 +427,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         if m.get("status") != "done" or not src.is_file():
             raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
         step, steps_info = None, {k: v.get("steps") for k, v in m.get("stages", {}).items() if isinstance(v, dict)}
+        entry_s = (sum(float(v.get("train_s", 0.0)) for v in m.get("stages", {}).values() if isinstance(v, dict))
+                   + float(m.get("latent_cache_s", 0.0)))
     else:
         found = existing_checkpoint_dir(run_dir / "stages" / stage / "ckpt")
         if found is None:
@@ -434,6 +436,12 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         src = found / "shared.safetensors"
         state = read_json(found / "state.json")
         step, steps_info = state.get("step"), None
+        # Entry cost up to this checkpoint: the stages finished before it, this stage's time so far, encoding.
+        order = ["warmup", "joint"]
+        earlier = order[: order.index(stage)] if stage in order else []
+        before = [v for k, v in m.get("stages", {}).items() if k in earlier and isinstance(v, dict)]
+        entry_s = (sum(float(v.get("train_s", 0.0)) for v in before)
+                   + float(state.get("result", {}).get("train_s", 0.0)) + _logged_cache_s(run_dir))
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out}: exists and is not empty; choose another --out")
     tmp = out.parent / f".{out.name}.tmp-export"
@@ -453,14 +461,26 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
                   "sha256_shared": _sha256(tmp / "model" / "shared.safetensors")},
         "bytes": m.get("bytes"), "notes": extra or {},
         # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding).
-        "entry_cost_s": (sum(float(v.get("train_s", 0.0)) for v in m.get("stages", {}).values() if isinstance(v, dict))
-                         + float(m.get("latent_cache_s", 0.0))) if stage is None else None,
+        "entry_cost_s": entry_s,
     }
     write_json(tmp / "manifest.json", manifest)
     if out.exists():
         out.rmdir()
     tmp.rename(out)
     return manifest
+
+
+def _logged_cache_s(run_dir: Path) -> float:
+    """Seconds of the run's first latent encoding, from metrics.jsonl (the manifest has it once finished)."""
+    p = run_dir / "metrics.jsonl"
+    if p.is_file():
+        for line in p.read_text().splitlines():
+            if '"latent_cache"' in line:
+                try:
+                    return float(json.loads(line).get("seconds", 0.0))
+                except (json.JSONDecodeError, TypeError, ValueError):
+                    return 0.0
+    return 0.0
 
 
 def _check_scenes(folder: Path, manifest: dict, loaded: list[str]) -> None:
