@@ -42,8 +42,11 @@ def uninterrupted(tmp_path_factory):
         torch.set_num_threads(n)
 
 
-# warm-up has 6 steps and joint 4 in the test preset; checkpoints every 2 steps.
-@pytest.mark.parametrize("stop_after", [3, 8], ids=["in-warmup", "in-joint"])
+# warm-up has 6 steps and joint 4 in the test preset; checkpoints every 2 steps. A stage computes its loss once per
+# step plus once after its last step (the final-state probe), and checkpoint k is written in step k, once the
+# parameters it holds gave a finite loss: stopping at loss call 3 keeps warm-up checkpoint 2, at call 10 (6 + 1
+# warm-up calls, joint steps 0-2) joint checkpoint 2.
+@pytest.mark.parametrize("stop_after", [3, 10], ids=["in-warmup", "in-joint"])
 def test_train_resume_equals_uninterrupted(tmp_path, monkeypatch, stop_after, uninterrupted):
     cfg = small_config(warmup=2, joint=2)
     full = uninterrupted
@@ -66,7 +69,7 @@ def test_exploit_resume_equals_uninterrupted(tmp_path, monkeypatch):
     exploit_3daae(tmp_path / "run", tmp_path / "full", ecfg, scenes=new)
     full = params_of(load_exploited(tmp_path / "full", "cpu"))
     with monkeypatch.context() as m:
-        _interrupt_after(m, 6 + 3)  # fit has 6 steps: stop at fine-tuning step 3, after its checkpoint at 2
+        _interrupt_after(m, 6 + 1 + 3)  # fit: 6 steps + its probe; stop at fine-tuning step 3, after checkpoint 2
         with pytest.raises(Interrupt):
             exploit_3daae(tmp_path / "run", tmp_path / "cut", ecfg, scenes=new)
     res = exploit_3daae(tmp_path / "run", tmp_path / "cut", ecfg, scenes=new, resume=True)
