@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file
 
-from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors, atomic_write_text
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -106,19 +106,22 @@ def load_states(path: Path) -> dict[str, Any]:
     """Read a file written by :func:`save_states` (no unpickling).
 
     Raises:
-        FileNotFoundError: if the file does not exist.
+        FileNotFoundError: if the file does not exist. UnreadableFileError: a truncated or damaged file.
         ValueError: if it has no skeleton metadata (not written by :func:`save_states`).
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: optimiser state file not found")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except SafetensorError as e:
+        raise UnreadableFileError(f"{path}: optimiser state file is truncated or damaged ({e})") from None
     if "__skeleton__" not in meta:
         raise ValueError(f"{path}: not an optimiser-state file (no __skeleton__ metadata)")
-    tensors = load_file(str(path))
     skeletons = json.loads(meta["__skeleton__"])
     return {name: unflatten_state(sk, tensors) for name, sk in skeletons.items()}
 

@@ -180,8 +180,16 @@ def _load_ckpt_into(system: LatentSystem, stage_dir: Path) -> None:
     load_scene_shards(system.bank, found / "scenes")
 
 
-def _prepare_out(out: Path, resume: bool, fmt: str) -> None:
+def _check_out(out: Path, resume: bool, fmt: str) -> None:
+    """Refuse an ``out`` that cannot hold this run or batch; creates nothing (a refused start writes nothing).
+
+    Raises:
+        RunError: ``out`` is a file, holds a folder of another format, holds one and ``resume`` is False, or is
+            a non-empty folder without a run.
+    """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: is a file, not a folder; choose another --out")
     manifest = out / "manifest.json"
     if manifest.exists():
         m = read_json(manifest)
@@ -191,7 +199,6 @@ def _prepare_out(out: Path, resume: bool, fmt: str) -> None:
             raise RunError(f"{out}: a run already exists here; pass --resume to continue it or choose another --out")
     elif out.exists() and any(out.iterdir()) and not resume:
         raise RunError(f"{out}: folder exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
@@ -281,8 +288,10 @@ def train_3daae(
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
     """
     out = Path(out)
-    validate_pipeline(cfg)  # before anything is written: a refused start leaves no folder behind
-    _prepare_out(out, resume, RUN_FORMAT)
+    # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
+    # would block the corrected re-run).
+    validate_pipeline(cfg)
+    _check_out(out, resume, RUN_FORMAT)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
     if ae is None:
@@ -299,11 +308,12 @@ def train_3daae(
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
-    save_config(cfg, out / "config.json")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     H, W = table.resolution
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
         "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table), "image_size": [H, W],
@@ -434,8 +444,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         src = found / "shared.safetensors"
         state = read_json(found / "state.json")
         step, steps_info = state.get("step"), None
-    if out.exists() and any(out.iterdir()):
-        raise RunError(f"{out}: exists and is not empty; choose another --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out}: exists and is not empty (or is a file); choose another --out")
     tmp = out.parent / f".{out.name}.tmp-export"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -574,7 +584,7 @@ def exploit_3daae(
     base = load_run_config(run_dir)
     cfg = cfg if cfg is not None else base
     validate_pipeline(cfg)
-    _prepare_out(out, resume, EXPLOIT_FORMAT)
+    _check_out(out, resume, EXPLOIT_FORMAT)  # nothing is written before every check passed
     trained = load_trained(run_dir, cfg.device)
     device = trained.device
     ex = cfg.exploit
@@ -591,8 +601,9 @@ def exploit_3daae(
     triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
                                    coef_init_std=cfg.triplane.coef_init_std)
     cfg = dataclasses.replace(cfg, render=base.render, triplane=triplane)
-    save_config(cfg, out / "config.json")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
     ae = trained.ae
     ae.use_mean = cfg.ae.use_mean
     for p in ae.parameters():

@@ -52,7 +52,7 @@ from latentscenes.training.losses import (
     recon_loss,
     triplane_tv,
 )
-from latentscenes.utils.io import atomic_save_safetensors
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
 
 SHARD_SCENES = 256  # scenes per safetensors shard (bounded file sizes; a scene never spans two shards)
 
@@ -170,18 +170,22 @@ def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
     Returns:
         the AE parts that were loaded (``["encoder", "decoder"]`` or a subset).
     Raises:
-        FileNotFoundError: missing file. ValueError: sizes that do not match ``system``.
+        FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
+        ValueError: sizes that do not match ``system``.
     """
     import json
 
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shared weights not found")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise UnreadableFileError(f"{path}: shared weights file is truncated or damaged ({e})") from None
     parts = json.loads(meta.get("ae_parts", '["encoder", "decoder"]'))
     vae = {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}
     if vae:

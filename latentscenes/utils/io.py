@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 
+class UnreadableFileError(ValueError):
+    """A file this program wrote earlier (checkpoint, model, shard) that cannot be read back: truncated or
+    damaged. The message names the file."""
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` then atomically move ``tmp_path`` to ``path``.
 
