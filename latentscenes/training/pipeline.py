@@ -110,10 +110,32 @@ def load_scenes(cfg: PipelineConfig, split_name: str, n_max: int | None, data_ro
         ids = ids[:n_max]
     if not ids:
         raise DatasetError(f"{root}: split {split_name!r} has no scenes")
+    return [ds.load(i) for i in ids], _recorded_render(cfg, ds)
+
+
+def _recorded_render(cfg: PipelineConfig, ds: Any) -> dict:
     # Only what the manifest records (not the loader's fallbacks), so a preset's values stay otherwise.
     recorded = ds.manifest.get("render") if isinstance(getattr(ds, "manifest", None), dict) else None
-    defaults = dict(recorded) if isinstance(recorded, dict) and cfg.data.use_dataset_render else {}
-    return [ds.load(i) for i in ids], defaults
+    return dict(recorded) if isinstance(recorded, dict) and cfg.data.use_dataset_render else {}
+
+
+def with_dataset(cfg: PipelineConfig, data_root: str | Path | None) -> PipelineConfig:
+    """``cfg`` as a run on the dataset saves it: the manifest's render defaults and ``data.path`` = ``data_root``.
+
+    Reads the dataset's manifest only (no images).
+
+    Raises:
+        DatasetError: no dataset path, or a dataset folder that cannot be opened.
+    """
+    from latentscenes.data import MultiSceneDataset
+
+    root = data_root or cfg.data.path
+    if not root:
+        raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
+    cfg = apply_render_defaults(cfg, _recorded_render(cfg, MultiSceneDataset(root, resolution=cfg.data.resolution)))
+    if data_root:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
+    return cfg
 
 
 def apply_render_defaults(cfg: PipelineConfig, defaults: dict) -> PipelineConfig:
@@ -201,6 +223,75 @@ def _check_out(out: Path, resume: bool, fmt: str) -> None:
         raise RunError(f"{out}: folder exists and is not empty; choose another --out")
 
 
+#: Config keys that change how a run executes, not what it computes: they may differ on ``--resume``.
+_RUNTIME_KEYS = ("device", "logging.", "encode_batch_size")
+_TRAIN_STAGES = ("warmup", "joint")
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (a saved config as dotted keys)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _key_stage(key: str) -> str | None:
+    """The training stage a config key belongs to, ``"all"`` for keys every stage depends on, None for runtime."""
+    if key.startswith(_RUNTIME_KEYS):
+        return None
+    head = key.split(".", 1)[0]
+    return head if head in _TRAIN_STAGES else "all"
+
+
+def check_resume_config(out: Path, cfg: PipelineConfig) -> dict | None:
+    """Compare the config of a ``--resume`` with the one the run saved.
+
+    Returns:
+        the run's manifest when the run is finished and nothing but runtime keys (device, logging) differ,
+        i.e. there is nothing to do; else None (resume proceeds).
+    Raises:
+        RunError: a key of a stage that already finished differs (``warmup.*`` / ``joint.*``), or a key every
+            stage depends on (data, autoencoder, tri-planes, renderer, seed, exploit defaults) once a stage
+            finished; the message names the keys, the saved and the new values.
+    """
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    saved = _flat(read_json(path))
+    new = _flat(json.loads(json.dumps(to_dict(cfg))))
+    manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
+    if manifest.get("status") == "done":
+        done = set(_TRAIN_STAGES)
+    else:
+        done = {s for s in _TRAIN_STAGES if _stage_done(out / "stages" / s) is not None}
+    missing = object()
+    changed = sorted(k for k in saved.keys() | new.keys()
+                     if saved.get(k, missing) != new.get(k, missing) and _key_stage(k) is not None)
+    refused = [k for k in changed if _key_stage(k) in done or (_key_stage(k) == "all" and done)]
+    if refused:
+        what = "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in refused[:3])
+        raise RunError(f"{out}: --resume would change the config of stage(s) that already finished "
+                       f"({', '.join(s for s in _TRAIN_STAGES if s in done)}): {what}"
+                       f"{' ...' if len(refused) > 3 else ''}; start a new run with another --out")
+    return manifest if manifest.get("status") == "done" and not changed else None
+
+
+def _finished_result(out: Path, cfg: PipelineConfig, manifest: dict) -> dict[str, Any]:
+    """``train_3daae``'s result for a finished run, from its manifest and model (nothing is written)."""
+    stages = manifest.get("stages", {})
+    system = load_trained(out, cfg.device)
+    return {
+        "run_dir": str(out), "device": str(system.device), "scene_ids": manifest.get("scene_ids", []),
+        "n_views": manifest.get("n_views"), "latent_cache_s": manifest.get("latent_cache_s", 0.0), "stages": stages,
+        "train_s": sum(r.get("train_s", 0.0) for r in stages.values()), "bytes": manifest.get("bytes"),
+        "system": system,
+    }
+
+
 def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
     return MetricsLogger(
         out / "metrics.jsonl",
@@ -284,14 +375,24 @@ def train_3daae(
         dict, "joint": ...}, "train_s" (sum over stages, excl. evaluation), "bytes": model_bytes}``.
     Raises:
         FileNotFoundError / AutoencoderError: autoencoder weights missing or mismatched (before any work).
-        DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False.
+        DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False, or ``resume`` with a
+            config that changes a stage that already finished (:func:`check_resume_config`).
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
+
+    ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
+    returns the stored results.
     """
     out = Path(out)
     # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
     # would block the corrected re-run).
     validate_pipeline(cfg)
     _check_out(out, resume, RUN_FORMAT)
+    if scenes is None:
+        cfg = with_dataset(cfg, data_root)
+    if resume:
+        finished = check_resume_config(out, cfg)
+        if finished is not None:  # nothing to do: not a byte of the run may change (exploit batches hash it)
+            return _finished_result(out, cfg, finished)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
     if ae is None:
@@ -302,10 +403,7 @@ def train_3daae(
     else:
         ae = ae.to(device)
     if scenes is None:
-        scenes, defaults = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
-        cfg = apply_render_defaults(cfg, defaults)
-        if data_root:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
+        scenes, _ = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
