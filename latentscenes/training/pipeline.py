@@ -43,7 +43,7 @@ from latentscenes.config import ConfigError, from_dict, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
-from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, write_json
+from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, recover_checkpoint_dir, write_json
 from latentscenes.training.config import PipelineConfig, StageConfig, validate_pipeline
 from latentscenes.training.data import (
     ViewTable,
@@ -292,6 +292,19 @@ def _finished_result(out: Path, cfg: PipelineConfig, manifest: dict) -> dict[str
     }
 
 
+def clean_for_resume(out: Path) -> None:
+    """Remove what interrupted writes left in a run or exploit folder before it is resumed: settle every stage's
+    interrupted checkpoint swap (keeping the newest complete checkpoint) and delete temporary files."""
+    from latentscenes.utils.io import remove_temporaries
+
+    stages_dir = out / "stages"
+    if stages_dir.is_dir():
+        for d in sorted(stages_dir.iterdir()):
+            if d.is_dir():
+                recover_checkpoint_dir(d / "ckpt")
+    remove_temporaries(out)
+
+
 def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
     return MetricsLogger(
         out / "metrics.jsonl",
@@ -387,6 +400,8 @@ def train_3daae(
     # would block the corrected re-run).
     validate_pipeline(cfg)
     _check_out(out, resume, RUN_FORMAT)
+    if resume and out.is_dir():
+        clean_for_resume(out)
     if scenes is None:
         cfg = with_dataset(cfg, data_root)
     if resume:
@@ -683,6 +698,8 @@ def exploit_3daae(
     cfg = cfg if cfg is not None else base
     validate_pipeline(cfg)
     _check_out(out, resume, EXPLOIT_FORMAT)  # nothing is written before every check passed
+    if resume and out.is_dir():
+        clean_for_resume(out)
     trained = load_trained(run_dir, cfg.device)
     device = trained.device
     ex = cfg.exploit

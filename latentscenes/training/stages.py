@@ -38,6 +38,7 @@ from latentscenes.training.checkpoint import (
     existing_checkpoint_dir,
     load_states,
     read_json,
+    recover_checkpoint_dir,
     save_states,
     write_checkpoint_dir,
     write_json,
@@ -536,7 +537,7 @@ def run_stage(
     ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"
 
     if resume and ckpt_path is not None:
-        found = existing_checkpoint_dir(ckpt_path)
+        found = recover_checkpoint_dir(ckpt_path)
         if found is not None:
             state = read_json(found / "state.json")
             if state.get("stage") != stage:
