@@ -80,8 +80,8 @@ class MultiSceneDataset:
         """Scene ids of the dataset-level split ``name`` (``"train"`` or ``"exploit"``), sorted.
 
         Raises:
-            ValueError: for an unknown split name.
-            DatasetError: if the manifest's split lists a scene that is not in the dataset.
+            DatasetError: for an unknown split name (the message lists the available ones), or if the
+                manifest's split lists a scene that is not in the dataset.
         """
         splits = self.manifest.get("splits")
         if not isinstance(splits, dict):
@@ -89,11 +89,12 @@ class MultiSceneDataset:
                 return list(self._ids)
             if name in SPLIT_NAMES:
                 return []
-            raise ValueError(f"unknown split {name!r}; known: {SPLIT_NAMES}")
+            raise DatasetError(f"{self.root}: unknown split {name!r}; available: {', '.join(SPLIT_NAMES)}")
         if name not in splits:
             if name in SPLIT_NAMES:
                 return []
-            raise ValueError(f"unknown split {name!r}; known: {sorted(splits)}")
+            known = sorted(set(splits) | set(SPLIT_NAMES))
+            raise DatasetError(f"{self.root}: unknown split {name!r}; available: {', '.join(known)}")
         ids = sorted(splits[name])
         known = set(self._ids)
         bad = [s for s in ids if s not in known]

@@ -26,6 +26,9 @@ Layouts (auto-detected by :func:`detect_layout`):
     become ``test``.
   OpenGL c2w (x right, y up, z backward) -> OpenCV: ``c2w_cv = c2w_gl @ diag(1, -1, -1, 1)``.
   RGBA images are composited on white and their alpha becomes the mask.
+  File paths read from a json (``file_path``, EG3D label paths) must be relative and stay inside the json's
+  folder (the scene folder, or the dataset root for a root ``dataset.json``): an absolute path or one that
+  climbs out with ``..`` is a DatasetError, never read.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.data.types import DatasetError, SceneViews, confined_path
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
@@ -355,7 +358,8 @@ def read_eg3d_labels(json_path: Path) -> list[tuple[str, np.ndarray, np.ndarray]
     """Parse an EG3D ``dataset.json``: list of ``(relative path, c2w [4, 4], K [3, 3])`` (validated).
 
     Raises:
-        DatasetError: naming the json and the entry for malformed labels, NaN/inf, non-rotations.
+        DatasetError: naming the json and the entry for malformed labels, NaN/inf, non-rotations, and image paths
+            that are absolute or lead outside the json's folder.
     """
     data = _load_json(json_path)
     labels = data.get("labels") if isinstance(data, dict) else None
@@ -373,6 +377,7 @@ def read_eg3d_labels(json_path: Path) -> list[tuple[str, np.ndarray, np.ndarray]
         if v.size != 25:
             raise DatasetError(f"{where} {entry[0]}: malformed pose, expected 25 numbers (16 c2w + 9 K), got {v.size}")
         where = f"{json_path} ({entry[0]})"
+        confined_path(json_path.parent, entry[0], f"{json_path} (labels[{j}])")  # images stay inside the dataset
         out.append((entry[0], check_c2w(v[:16], where), check_K(v[16:], where)))
     return out
 
@@ -404,7 +409,12 @@ def load_eg3d_scene(json_path: str | Path, resolution: int | None = None, prefix
 
 # ---------------------------------------------------------------------------------------------- transforms.json
 def _frame_image(base: Path, fp: str, where: str) -> Path:
-    p = base / fp
+    """The image file of a frame's ``file_path`` (with or without extension) inside the scene folder ``base``.
+
+    Raises:
+        DatasetError: an absolute path or one leading out of ``base`` (naming ``where`` and the path), or no file.
+    """
+    p = confined_path(base, fp, where)
     if p.suffix.lower() in IMAGE_EXTS and p.is_file():
         return p
     for e in IMAGE_EXTS:

@@ -14,6 +14,7 @@ Conventions, fixed here at the loader boundary and nowhere else:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
@@ -37,6 +38,30 @@ def check_scene_id(scene_id: str, where: str) -> str:
         raise DatasetError(f"{where}: scene id {scene_id!r} is not a plain name (it would be used as a file name; "
                            "no path separators, '.' or '..')")
     return scene_id
+
+
+def confined_path(root: Path, rel: Any, where: str) -> Path:
+    """``root / rel`` for a file path read from a dataset file (``transforms.json``, ``dataset.json``), refusing
+    one that would read outside ``root``.
+
+    A path is refused when it is absolute (POSIX or Windows style), or when it uses ``..`` and, resolved
+    (symlinks followed), does not lie inside the resolved ``root``. A path without ``..`` that passes through a
+    symlinked folder of the user's own dataset is kept: only the path strings in the files are confined.
+
+    Raises:
+        DatasetError: naming ``where`` (the file and entry) and the path.
+    """
+    if not isinstance(rel, str) or not rel.strip() or "\x00" in rel:
+        raise DatasetError(f"{where}: file path {rel!r} is not a relative path")
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        raise DatasetError(f"{where}: file path {rel!r} is absolute; paths must be relative to {root}")
+    p = Path(root) / rel
+    if ".." in PurePosixPath(rel.replace("\\", "/")).parts:
+        base = Path(root).resolve()
+        target = p.resolve()
+        if target != base and base not in target.parents:
+            raise DatasetError(f"{where}: file path {rel!r} leads outside {root}; paths must stay inside it")
+    return p
 
 
 @dataclass

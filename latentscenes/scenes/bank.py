@@ -256,17 +256,23 @@ class SceneBank(nn.Module):
             the scene ids of the shard.
         Raises:
             FileNotFoundError: if the file is missing.
+            UnreadableFileError: a truncated or damaged file (not readable as safetensors), naming it.
             ValueError: if the shard's tri-plane sizes differ from this bank's.
         """
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
+
+        from latentscenes.utils.io import UnreadableFileError
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: shard not found")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-            self._check_meta(path, meta)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except SafetensorError as e:
+            raise UnreadableFileError(f"{path}: scene shard is truncated or damaged ({e})") from None
+        self._check_meta(path, meta)
         ids = json.loads(meta["scene_ids"])
         new = [s for s in ids if s not in self._rows]
         if new:

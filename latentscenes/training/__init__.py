@@ -24,6 +24,7 @@ _EXPORTS = {
     "StageResult": "latentscenes.training.stages",
     "run_stage": "latentscenes.training.stages",
     "NonFiniteLossError": "latentscenes.training.losses",
+    "NonFiniteStateError": "latentscenes.training.losses",
     "train_3daae": "latentscenes.training.pipeline",
     "exploit_3daae": "latentscenes.training.pipeline",
     "exploit_config": "latentscenes.training.pipeline",

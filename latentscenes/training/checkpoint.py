@@ -26,7 +26,14 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file
 
-from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
+from latentscenes.utils.io import (
+    TEMP_NAME,
+    UnreadableFileError,
+    atomic_save_safetensors,
+    atomic_write_text,
+    current_umask,
+    fsync_dir,
+)
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -106,19 +113,22 @@ def load_states(path: Path) -> dict[str, Any]:
     """Read a file written by :func:`save_states` (no unpickling).
 
     Raises:
-        FileNotFoundError: if the file does not exist.
+        FileNotFoundError: if the file does not exist. UnreadableFileError: a truncated or damaged file.
         ValueError: if it has no skeleton metadata (not written by :func:`save_states`).
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: optimiser state file not found")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except SafetensorError as e:
+        raise UnreadableFileError(f"{path}: optimiser state file is truncated or damaged ({e})") from None
     if "__skeleton__" not in meta:
         raise ValueError(f"{path}: not an optimiser-state file (no __skeleton__ metadata)")
-    tensors = load_file(str(path))
     skeletons = json.loads(meta["__skeleton__"])
     return {name: unflatten_state(sk, tensors) for name, sk in skeletons.items()}
 
@@ -127,26 +137,38 @@ def write_checkpoint_dir(final_dir: Path, write: Callable[[Path], None]) -> None
     """Write a checkpoint folder atomically: ``write(tmp_dir)`` then swap it in for ``final_dir``.
 
     The previous ``final_dir`` is renamed aside and deleted only after the new one is in place, so at every
-    instant either the old or the new complete checkpoint exists (``read_checkpoint_dir`` also looks at the
-    aside copy if a crash happened between the two renames).
+    instant either the old or the new complete checkpoint exists (``existing_checkpoint_dir`` also looks at the
+    aside copy if a crash happened between the two renames). An aside copy left by such a crash is put back
+    first, never deleted while it is the only committed checkpoint. The folder gets the umask's mode (not
+    ``mkdtemp``'s 0700) and the parent folder is fsynced after the renames.
     """
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".tmp", dir=final_dir.parent))
     try:
         write(tmp)
+        os.chmod(tmp, 0o777 & ~current_umask())
         _fsync_tree(tmp)
-        old = final_dir.parent / f".{final_dir.name}.old"
+        old = _aside(final_dir)
         if old.exists():
-            shutil.rmtree(old)
+            if final_dir.exists():
+                shutil.rmtree(old)
+            else:  # a swap interrupted between its renames: the aside copy is the committed checkpoint
+                os.replace(old, final_dir)
         if final_dir.exists():
             os.replace(final_dir, old)
         os.replace(tmp, final_dir)
+        fsync_dir(final_dir.parent)
         if old.exists():
             shutil.rmtree(old)
+            fsync_dir(final_dir.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _aside(final_dir: Path) -> Path:
+    return final_dir.parent / f".{final_dir.name}.old"
 
 
 def existing_checkpoint_dir(final_dir: Path) -> Path | None:
@@ -154,10 +176,50 @@ def existing_checkpoint_dir(final_dir: Path) -> Path | None:
     final_dir = Path(final_dir)
     if (final_dir / "state.json").exists():
         return final_dir
-    old = final_dir.parent / f".{final_dir.name}.old"
+    old = _aside(final_dir)
     if (old / "state.json").exists():
         return old
     return None
+
+
+def recover_checkpoint_dir(final_dir: Path) -> Path | None:
+    """Before resuming: settle an interrupted swap of ``final_dir`` and delete its leftovers.
+
+    ``final_dir`` when complete stays the checkpoint. Otherwise the complete candidate with the highest step
+    among the aside copy (``.ckpt.old``) and the swap's temporary folders (``.ckpt.<random>.tmp``; complete
+    once their ``state.json``, written last, exists) is renamed to ``final_dir``. Every other aside copy and
+    temporary folder is deleted (an incomplete temporary is what a crash mid-write leaves).
+
+    Returns:
+        ``final_dir`` when a checkpoint exists after recovery, else None.
+    """
+    final_dir = Path(final_dir)
+    parent = final_dir.parent
+    if not parent.is_dir():
+        return None
+    temps = [p for p in parent.iterdir()
+             if p.is_dir() and not p.is_symlink() and p.name.startswith(f".{final_dir.name}.")
+             and TEMP_NAME.match(p.name)]
+    old = _aside(final_dir)
+    if not (final_dir / "state.json").exists():
+        candidates = [p for p in [old, *temps] if (p / "state.json").is_file()]
+        best = max(candidates, key=_checkpoint_step, default=None)
+        if best is not None:
+            if final_dir.exists():  # never complete here: only a finished swap creates it
+                shutil.rmtree(final_dir)
+            os.replace(best, final_dir)
+    for p in [old, *temps]:
+        if p.exists():
+            shutil.rmtree(p)
+    fsync_dir(parent)
+    return final_dir if (final_dir / "state.json").exists() else None
+
+
+def _checkpoint_step(folder: Path) -> int:
+    try:
+        return int(read_json(folder / "state.json").get("step", -1))
+    except (ValueError, OSError, AttributeError):  # unreadable: the least preferred candidate
+        return -1
 
 
 def _fsync_tree(root: Path) -> None:

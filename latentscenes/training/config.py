@@ -198,7 +198,7 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
     Raises:
         ConfigError: a negative or non-finite step count, learning rate, lambda or init scale, a batch size
             below 1, an image size that is not a positive multiple of 8, or impossible renderer / tri-plane
-            sizes; the message gives the dotted key and the value.
+            sizes, or a device this machine does not have; the message gives the dotted key and the value.
     """
     import math
 
@@ -251,6 +251,12 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             bad(f"triplane.{k}", v, "must be a finite number >= 0")
     if cfg.encode_batch_size < 1:
         bad("encode_batch_size", cfg.encode_batch_size, "must be >= 1")
+    from latentscenes.utils.device import DeviceError, pick_device
+
+    try:
+        pick_device(cfg.device)
+    except DeviceError as e:
+        raise ConfigError(f"device: {e}") from None
 
 
 def _component_preset(cls: type, name: str):

@@ -119,3 +119,23 @@ class NonFiniteLossError(FloatingPointError):
             f"stage {stage!r}: non-finite loss at step {step} ({', '.join(f'{k}={v}' for k, v in terms.items())}); "
             f"stopped without updating the parameters; {where}. Lower the learning rates or check the data."
         )
+
+
+class NonFiniteStateError(NonFiniteLossError):
+    """A parameter or optimiser-state tensor became NaN or inf; it was not checkpointed.
+
+    A subclass of :class:`NonFiniteLossError` so that every caller handling divergence handles this too.
+
+    Attributes:
+        stage, step, checkpoint: as for :class:`NonFiniteLossError`; names: the non-finite tensors (a few).
+    """
+
+    def __init__(self, stage: str, step: int, names: list[str], checkpoint: str | None) -> None:
+        self.stage, self.step, self.terms, self.checkpoint, self.names = stage, step, {}, checkpoint, names
+        where = f"last good checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        # FloatingPointError's own initialiser: the parent's would format a message about loss terms.
+        FloatingPointError.__init__(
+            self,
+            f"stage {stage!r}: non-finite values after step {step} in {', '.join(names)}; not checkpointed; "
+            f"{where}. Lower the learning rates and --resume, or check the data.",
+        )

@@ -43,7 +43,7 @@ from latentscenes.config import ConfigError, from_dict, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
-from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, write_json
+from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, recover_checkpoint_dir, write_json
 from latentscenes.training.config import PipelineConfig, StageConfig, validate_pipeline
 from latentscenes.training.data import (
     ViewTable,
@@ -110,10 +110,32 @@ def load_scenes(cfg: PipelineConfig, split_name: str, n_max: int | None, data_ro
         ids = ids[:n_max]
     if not ids:
         raise DatasetError(f"{root}: split {split_name!r} has no scenes")
+    return [ds.load(i) for i in ids], _recorded_render(cfg, ds)
+
+
+def _recorded_render(cfg: PipelineConfig, ds: Any) -> dict:
     # Only what the manifest records (not the loader's fallbacks), so a preset's values stay otherwise.
     recorded = ds.manifest.get("render") if isinstance(getattr(ds, "manifest", None), dict) else None
-    defaults = dict(recorded) if isinstance(recorded, dict) and cfg.data.use_dataset_render else {}
-    return [ds.load(i) for i in ids], defaults
+    return dict(recorded) if isinstance(recorded, dict) and cfg.data.use_dataset_render else {}
+
+
+def with_dataset(cfg: PipelineConfig, data_root: str | Path | None) -> PipelineConfig:
+    """``cfg`` as a run on the dataset saves it: the manifest's render defaults and ``data.path`` = ``data_root``.
+
+    Reads the dataset's manifest only (no images).
+
+    Raises:
+        DatasetError: no dataset path, or a dataset folder that cannot be opened.
+    """
+    from latentscenes.data import MultiSceneDataset
+
+    root = data_root or cfg.data.path
+    if not root:
+        raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
+    cfg = apply_render_defaults(cfg, _recorded_render(cfg, MultiSceneDataset(root, resolution=cfg.data.resolution)))
+    if data_root:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
+    return cfg
 
 
 def apply_render_defaults(cfg: PipelineConfig, defaults: dict) -> PipelineConfig:
@@ -180,8 +202,16 @@ def _load_ckpt_into(system: LatentSystem, stage_dir: Path) -> None:
     load_scene_shards(system.bank, found / "scenes")
 
 
-def _prepare_out(out: Path, resume: bool, fmt: str) -> None:
+def _check_out(out: Path, resume: bool, fmt: str) -> None:
+    """Refuse an ``out`` that cannot hold this run or batch; creates nothing (a refused start writes nothing).
+
+    Raises:
+        RunError: ``out`` is a file, holds a folder of another format, holds one and ``resume`` is False, or is
+            a non-empty folder without a run.
+    """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: is a file, not a folder; choose another --out")
     manifest = out / "manifest.json"
     if manifest.exists():
         m = read_json(manifest)
@@ -191,7 +221,88 @@ def _prepare_out(out: Path, resume: bool, fmt: str) -> None:
             raise RunError(f"{out}: a run already exists here; pass --resume to continue it or choose another --out")
     elif out.exists() and any(out.iterdir()) and not resume:
         raise RunError(f"{out}: folder exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+
+
+#: Config keys that change how a run executes, not what it computes: they may differ on ``--resume``.
+_RUNTIME_KEYS = ("device", "logging.", "encode_batch_size")
+_TRAIN_STAGES = ("warmup", "joint")
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (a saved config as dotted keys)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _key_stage(key: str) -> str | None:
+    """The training stage a config key belongs to, ``"all"`` for keys every stage depends on, None for runtime."""
+    if key.startswith(_RUNTIME_KEYS):
+        return None
+    head = key.split(".", 1)[0]
+    return head if head in _TRAIN_STAGES else "all"
+
+
+def check_resume_config(out: Path, cfg: PipelineConfig) -> dict | None:
+    """Compare the config of a ``--resume`` with the one the run saved.
+
+    Returns:
+        the run's manifest when the run is finished and nothing but runtime keys (device, logging) differ,
+        i.e. there is nothing to do; else None (resume proceeds).
+    Raises:
+        RunError: a key of a stage that already finished differs (``warmup.*`` / ``joint.*``), or a key every
+            stage depends on (data, autoencoder, tri-planes, renderer, seed, exploit defaults) once a stage
+            finished; the message names the keys, the saved and the new values.
+    """
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    saved = _flat(read_json(path))
+    new = _flat(json.loads(json.dumps(to_dict(cfg))))
+    manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
+    if manifest.get("status") == "done":
+        done = set(_TRAIN_STAGES)
+    else:
+        done = {s for s in _TRAIN_STAGES if _stage_done(out / "stages" / s) is not None}
+    missing = object()
+    changed = sorted(k for k in saved.keys() | new.keys()
+                     if saved.get(k, missing) != new.get(k, missing) and _key_stage(k) is not None)
+    refused = [k for k in changed if _key_stage(k) in done or (_key_stage(k) == "all" and done)]
+    if refused:
+        what = "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in refused[:3])
+        raise RunError(f"{out}: --resume would change the config of stage(s) that already finished "
+                       f"({', '.join(s for s in _TRAIN_STAGES if s in done)}): {what}"
+                       f"{' ...' if len(refused) > 3 else ''}; start a new run with another --out")
+    return manifest if manifest.get("status") == "done" and not changed else None
+
+
+def _finished_result(out: Path, cfg: PipelineConfig, manifest: dict) -> dict[str, Any]:
+    """``train_3daae``'s result for a finished run, from its manifest and model (nothing is written)."""
+    stages = manifest.get("stages", {})
+    system = load_trained(out, cfg.device)
+    return {
+        "run_dir": str(out), "device": str(system.device), "scene_ids": manifest.get("scene_ids", []),
+        "n_views": manifest.get("n_views"), "latent_cache_s": manifest.get("latent_cache_s", 0.0), "stages": stages,
+        "train_s": sum(r.get("train_s", 0.0) for r in stages.values()), "bytes": manifest.get("bytes"),
+        "system": system,
+    }
+
+
+def clean_for_resume(out: Path) -> None:
+    """Remove what interrupted writes left in a run or exploit folder before it is resumed: settle every stage's
+    interrupted checkpoint swap (keeping the newest complete checkpoint) and delete temporary files."""
+    from latentscenes.utils.io import remove_temporaries
+
+    stages_dir = out / "stages"
+    if stages_dir.is_dir():
+        for d in sorted(stages_dir.iterdir()):
+            if d.is_dir():
+                recover_checkpoint_dir(d / "ckpt")
+    remove_temporaries(out)
 
 
 def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
@@ -277,12 +388,26 @@ def train_3daae(
         dict, "joint": ...}, "train_s" (sum over stages, excl. evaluation), "bytes": model_bytes}``.
     Raises:
         FileNotFoundError / AutoencoderError: autoencoder weights missing or mismatched (before any work).
-        DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False.
+        DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False, or ``resume`` with a
+            config that changes a stage that already finished (:func:`check_resume_config`).
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
+
+    ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
+    returns the stored results.
     """
     out = Path(out)
-    validate_pipeline(cfg)  # before anything is written: a refused start leaves no folder behind
-    _prepare_out(out, resume, RUN_FORMAT)
+    # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
+    # would block the corrected re-run).
+    validate_pipeline(cfg)
+    _check_out(out, resume, RUN_FORMAT)
+    if resume and out.is_dir():
+        clean_for_resume(out)
+    if scenes is None:
+        cfg = with_dataset(cfg, data_root)
+    if resume:
+        finished = check_resume_config(out, cfg)
+        if finished is not None:  # nothing to do: not a byte of the run may change (exploit batches hash it)
+            return _finished_result(out, cfg, finished)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
     if ae is None:
@@ -293,17 +418,15 @@ def train_3daae(
     else:
         ae = ae.to(device)
     if scenes is None:
-        scenes, defaults = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
-        cfg = apply_render_defaults(cfg, defaults)
-        if data_root:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
+        scenes, _ = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
-    save_config(cfg, out / "config.json")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     H, W = table.resolution
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
         "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table), "image_size": [H, W],
@@ -442,8 +565,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         before = [v for k, v in m.get("stages", {}).items() if k in earlier and isinstance(v, dict)]
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in before)
                    + float(state.get("result", {}).get("train_s", 0.0)) + _logged_cache_s(run_dir))
-    if out.exists() and any(out.iterdir()):
-        raise RunError(f"{out}: exists and is not empty; choose another --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out}: exists and is not empty (or is a file); choose another --out")
     tmp = out.parent / f".{out.name}.tmp-export"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -597,7 +720,9 @@ def exploit_3daae(
     base = load_run_config(run_dir)
     cfg = cfg if cfg is not None else base
     validate_pipeline(cfg)
-    _prepare_out(out, resume, EXPLOIT_FORMAT)
+    _check_out(out, resume, EXPLOIT_FORMAT)  # nothing is written before every check passed
+    if resume and out.is_dir():
+        clean_for_resume(out)
     trained = load_trained(run_dir, cfg.device)
     device = trained.device
     ex = cfg.exploit
@@ -614,8 +739,9 @@ def exploit_3daae(
     triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
                                    coef_init_std=cfg.triplane.coef_init_std)
     cfg = dataclasses.replace(cfg, render=base.render, triplane=triplane)
-    save_config(cfg, out / "config.json")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.json")
     ae = trained.ae
     ae.use_mean = cfg.ae.use_mean
     for p in ae.parameters():

@@ -38,6 +38,7 @@ from latentscenes.training.checkpoint import (
     existing_checkpoint_dir,
     load_states,
     read_json,
+    recover_checkpoint_dir,
     save_states,
     write_checkpoint_dir,
     write_json,
@@ -47,11 +48,12 @@ from latentscenes.training.data import ViewTable, batch_indices, step_generator
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.training.losses import (
     NonFiniteLossError,
+    NonFiniteStateError,
     latent_scale_anchor,
     recon_loss,
     triplane_tv,
 )
-from latentscenes.utils.io import atomic_save_safetensors
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
 
 SHARD_SCENES = 256  # scenes per safetensors shard (bounded file sizes; a scene never spans two shards)
 
@@ -169,18 +171,22 @@ def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
     Returns:
         the AE parts that were loaded (``["encoder", "decoder"]`` or a subset).
     Raises:
-        FileNotFoundError: missing file. ValueError: sizes that do not match ``system``.
+        FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
+        ValueError: sizes that do not match ``system``.
     """
     import json
 
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shared weights not found")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise UnreadableFileError(f"{path}: shared weights file is truncated or damaged ({e})") from None
     parts = json.loads(meta.get("ae_parts", '["encoder", "decoder"]'))
     vae = {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}
     if vae:
@@ -424,6 +430,58 @@ def stage_losses(
     return total, terms
 
 
+def _step_batch(
+    table: ViewTable, bank_rows_of_scene: torch.Tensor, cfg: StageConfig, seed: int, stage: str, step: int,
+    dev: torch.device,
+) -> tuple[torch.Generator, torch.Tensor, torch.Tensor]:
+    """Seed the global RNG for ``step`` and return ``(renderer generator, view rows [B], bank rows [B])``."""
+    # One seed per (run, stage, step): the global RNG (posterior samples) and the renderer's generator.
+    s = step_generator(seed, stage, step)
+    torch.manual_seed(s)
+    gen = torch.Generator(device=dev).manual_seed(s)
+    rows = batch_indices(len(table), cfg.batch_size, seed, stage, step)
+    return gen, rows, bank_rows_of_scene[table.scene_rows[rows]].to(dev)
+
+
+def _probe_losses(
+    system: LatentSystem, table: ViewTable, latents: torch.Tensor | None, bank_rows_of_scene: torch.Tensor,
+    cfg: StageConfig, seed: int, stage: str, step: int, encode_live: bool,
+) -> dict[str, float]:
+    """The loss terms of ``step``'s batch without gradients; the RNG state is left as it was."""
+    dev = system.device
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch.no_grad():
+        gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
+        total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
+    return {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
+
+
+def non_finite_tensors(system: LatentSystem, opts: StageOptimizers, limit: int = 3) -> list[str]:
+    """Names of (at most ``limit``) parameters and optimiser-state tensors holding NaN or inf."""
+    named = [(f"ae.{k}", p) for k, p in system.ae.named_parameters()]
+    named += [(f"mlp.{k}", p) for k, p in system.mlp.named_parameters()]
+    named += [(f"bank.{k}", p) for k, p in system.bank.named_parameters()]
+    named += list(_state_tensors(opts.state(), "optim"))
+    bad = []
+    for name, t in named:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append(name)
+            if len(bad) >= limit:
+                break
+    return bad
+
+
+def _state_tensors(obj: Any, path: str):
+    """Yield ``(dotted path, tensor)`` for every tensor of a nested optimiser state (no copies)."""
+    if isinstance(obj, torch.Tensor):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _state_tensors(v, f"{path}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _state_tensors(v, f"{path}.{i}")
+
+
 def run_stage(
     system: LatentSystem,
     table: ViewTable,
@@ -462,7 +520,9 @@ def run_stage(
         :class:`StageResult`.
     Raises:
         NonFiniteLossError: a loss term is NaN/inf; parameters are left as before that step and the last good
-            checkpoint stays on disk.
+            checkpoint stays on disk (a checkpoint is written only once its parameters gave a finite loss on the
+            next batch; the final state is probed with one forward pass). NonFiniteStateError (a subclass): a
+            parameter or optimiser state to be checkpointed is NaN/inf; nothing is written.
         ValueError: inconsistent inputs (scenes missing from the bank, no latents for an Encode-Scene stage).
     """
     dev = system.device
@@ -477,7 +537,7 @@ def run_stage(
     ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"
 
     if resume and ckpt_path is not None:
-        found = existing_checkpoint_dir(ckpt_path)
+        found = recover_checkpoint_dir(ckpt_path)
         if found is not None:
             state = read_json(found / "state.json")
             if state.get("stage") != stage:
@@ -492,9 +552,21 @@ def run_stage(
             result.curve = list(prev.get("curve", []))
             result.resumed_from = start
 
-    def write_ckpt(step: int, done: bool) -> None:
+    def last_good() -> str | None:
+        found = existing_checkpoint_dir(ckpt_path) if ckpt_path is not None else None
+        return None if found is None else str(found)
+
+    def write_ckpt(step: int, done: bool) -> float:
+        """Checkpoint the state after ``step`` updates; returns the seconds it took.
+
+        Raises NonFiniteStateError (keeping the previous checkpoint) when a parameter or optimiser state is
+        not finite: a checkpoint that cannot be resumed would replace the last one that can.
+        """
+        bad = non_finite_tensors(system, opts)
+        if bad:
+            raise NonFiniteStateError(stage, step, bad, last_good())
         if ckpt_path is None:
-            return
+            return 0.0
         t0 = time.perf_counter()
         result.steps = step
 
@@ -508,7 +580,9 @@ def run_stage(
                                             "result": result.to_dict()})
 
         write_checkpoint_dir(ckpt_path, write)
-        result.checkpoint_s += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        result.checkpoint_s += dt
+        return dt
 
     def run_eval(step: int) -> None:
         if eval_fn is None:
@@ -529,15 +603,14 @@ def run_stage(
     if eval_fn is not None and cfg.eval_every > 0 and start == 0:
         run_eval(0)
     bar = _Bar(f"{stage}", n_steps, start, progress)
+    # A checkpoint that is due is written one step late, once the parameters it holds gave a finite loss on the
+    # next batch: a diverging update (finite but huge parameters) shows up only there, and a checkpoint written
+    # right after it would make the advised "lower the learning rates and --resume" fail again.
+    pending: int | None = None
     try:
         for step in range(start, n_steps):
             t0 = time.perf_counter()
-            # One seed per (run, stage, step): the global RNG (posterior samples) and the renderer's generator.
-            s = step_generator(seed, stage, step)
-            torch.manual_seed(s)
-            gen = torch.Generator(device=dev).manual_seed(s)
-            rows = batch_indices(len(table), cfg.batch_size, seed, stage, step)
-            bank_rows = bank_rows_of_scene[table.scene_rows[rows]].to(dev)
+            gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
             factor = cfg.lr_gamma_per_epoch ** (step / steps_per_epoch) if cfg.lr_gamma_per_epoch != 1.0 else 1.0
             opts.set_lr_factor(factor)
             opts.zero_grad()
@@ -546,15 +619,18 @@ def run_stage(
             vals["total"] = float(total.detach())
             if not all(math.isfinite(v) for v in vals.values()):
                 opts.zero_grad()
-                raise NonFiniteLossError(stage, step, vals, str(existing_checkpoint_dir(ckpt_path)) if ckpt_path else None)
+                raise NonFiniteLossError(stage, step, vals, last_good())
             total.backward()
+            ckpt_s = 0.0
+            if pending is not None:
+                ckpt_s, pending = write_ckpt(pending, done=False), None
             skip = set()
             if cfg.freeze_mlp_fraction is not None and step >= cfg.freeze_mlp_fraction * n_steps:
                 skip.add("mlp")
             opts.step(bank_rows, skip)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            dt = time.perf_counter() - t0
+            dt = time.perf_counter() - t0 - ckpt_s
             step_times.append(dt)
             result.train_s += dt
             for k, v in vals.items():
@@ -570,9 +646,17 @@ def run_stage(
             if eval_fn is not None and cfg.eval_every > 0 and done_steps % cfg.eval_every == 0 and done_steps < n_steps:
                 run_eval(done_steps)
             if cfg.checkpoint_every > 0 and done_steps % cfg.checkpoint_every == 0 and done_steps < n_steps:
-                write_ckpt(done_steps, done=False)
+                pending = done_steps
     finally:
         bar.close()
+    if step_times:
+        # The final state has no next step to vouch for it: one forward pass on the batch that step would use
+        # (its time counts as checkpointing: it guards the final checkpoint).
+        t0 = time.perf_counter()
+        vals = _probe_losses(system, table, latents, bank_rows_of_scene, cfg, seed, stage, n_steps, encode_live)
+        result.checkpoint_s += time.perf_counter() - t0
+        if not all(math.isfinite(v) for v in vals.values()):
+            raise NonFiniteLossError(stage, n_steps, vals, last_good())
     if window:
         result.final_losses = {k: sum(v) / len(v) for k, v in window.items()}
     if eval_fn is not None:

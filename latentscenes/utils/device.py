@@ -9,17 +9,33 @@ import numpy as np
 import torch
 
 
+class DeviceError(ValueError):
+    """A ``--device`` / ``device`` value that names no usable device (the message says which and why)."""
+
+
 def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; otherwise the device named.
+    """``auto`` -> ``cuda`` when available, else ``cpu``; otherwise the device named (``cpu``, ``cuda``,
+    ``cuda:N``, ``mps``).
 
     Raises:
-        ValueError: if ``cuda`` is requested but not available.
+        DeviceError: an unknown device name, or a device this machine does not have.
     """
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(requested)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    try:
+        dev = torch.device(requested)
+    except (RuntimeError, TypeError):  # torch's message lists every backend it knows; ours lists the usable ones
+        raise DeviceError(f"device {requested!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {requested!r} requested but no CUDA GPU is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError(f"device {requested!r} requested but MPS is not available; use --device cpu")
+    elif dev.type != "cpu":
+        raise DeviceError(f"device {requested!r} is not supported; use auto, cpu, cuda or cuda:N")
     return dev
 
 

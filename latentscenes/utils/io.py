@@ -1,15 +1,29 @@
 """Atomic file writes: a crash mid-write never leaves a half-written file under the final name.
 
 Write to a temporary file in the same folder, fsync it, then ``os.replace`` it over the target
-(atomic on POSIX file systems).
+(atomic on POSIX file systems) and fsync the folder, so that the rename itself survives a power loss.
+The file gets the mode a plain ``open()`` would give it (``0o666`` less the umask), not ``mkstemp``'s 0600.
+
+Temporaries are named ``.<final name>.<random>.tmp`` (:data:`TEMP_NAME`); a process killed mid-write leaves
+one behind, which :func:`remove_temporaries` deletes when the folder is resumed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+#: Names of the temporaries of :func:`atomic_write` (files) and of checkpoint swaps (folders): the ``mkstemp`` /
+#: ``mkdtemp`` names ``.<final name>.<random>.tmp``.
+TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+
+
+class UnreadableFileError(ValueError):
+    """A file this program wrote earlier (checkpoint, model, shard) that cannot be read back: truncated or
+    damaged. The message names the file."""
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -25,12 +39,59 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+        fsync_dir(path.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc on Linux; elsewhere by setting it and restoring it at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """fsync a folder so that renames and deletions in it are durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened; its renames are journaled by the file system
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary *files* that interrupted atomic writes left anywhere under ``folder``.
+
+    Folders with temporary names (interrupted checkpoint swaps) are left alone: they may hold the only
+    complete checkpoint, and ``training.checkpoint.recover_checkpoint_dir`` decides about them.
+
+    Returns:
+        the files removed.
+    """
+    removed = []
+    for p in sorted(Path(folder).rglob(".*.tmp")):
+        if p.is_file() and not p.is_symlink() and TEMP_NAME.match(p.name):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -144,3 +144,44 @@ def test_manifest_scene_ids_that_are_not_plain_names_are_refused(tmp_path, bad):
     with pytest.raises(DatasetError, match="not a plain name") as e:
         MultiSceneDataset(tmp_path)
     assert "manifest.json" in str(e.value)
+
+
+def _one_view_transforms(ns, file_path) -> None:
+    (ns / "im").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(ns / "im" / "a.png")
+    pose = (ring_cameras(1)[0] @ GL_TO_CV).tolist()
+    write_json(ns / "transforms.json", {"fl_x": 4, "w": 4, "h": 4,
+                                        "frames": [{"file_path": file_path, "transform_matrix": pose}]})
+
+
+@pytest.mark.parametrize("escape", ["absolute", "../secret.png", "im/../../secret.png", "C:\\secret.png"])
+def test_transforms_file_paths_outside_the_scene_folder_are_refused(tmp_path, escape):
+    """Issue 11, defect 4: a frame's file_path that is absolute or climbs out with '..' was read (each case
+    names an image that exists, so only the confinement refuses it)."""
+    ns = tmp_path / "ds" / "ns"
+    ns.mkdir(parents=True)
+    secret = Image.fromarray(np.full((4, 4, 3), 200, np.uint8))
+    secret.save(tmp_path / "ds" / "secret.png")
+    secret.save(ns / "C:\\secret.png", format="PNG")  # on POSIX a Windows absolute path is a plain file name
+    if escape == "absolute":
+        escape = str(tmp_path / "ds" / "secret.png")
+    _one_view_transforms(ns, escape)
+    _raises(ns, "transforms.json", "frames[0]", repr(escape))
+
+
+def test_transforms_file_paths_with_dotdot_inside_the_scene_folder_are_kept(tmp_path):
+    ns = tmp_path / "ns"
+    _one_view_transforms(ns, "im/../im/a.png")
+    assert load_scene(ns).num_views == 1
+
+
+@pytest.mark.parametrize("escape", ["../other/rgb/0.png", "/tmp/s/rgb/0.png"])
+def test_eg3d_label_paths_outside_the_dataset_root_are_refused(tmp_path, escape):
+    eg = tmp_path / "eg"
+    (eg / "s" / "rgb").mkdir(parents=True)
+    (tmp_path / "other" / "rgb").mkdir(parents=True)
+    for d in (eg / "s" / "rgb", tmp_path / "other" / "rgb"):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(d / "0.png")
+    lab = ring_cameras(1)[0].reshape(-1).tolist() + [1.0, 0, 0.5, 0, 1, 0.5, 0, 0, 1]
+    (eg / "dataset.json").write_text(json.dumps({"labels": [["s/rgb/0.png", lab], [escape, lab]]}))
+    _raises(eg, "dataset.json", "labels[1]", repr(escape))

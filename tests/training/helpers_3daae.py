@@ -57,3 +57,23 @@ def assert_same_params(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     diff = [k for k in a if not torch.equal(a[k], b[k])]
     assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:5]}"
+
+
+def write_sphere_dataset(root, n_train: int = 2, n_exploit: int = 1, resolution: int = 32):
+    """A dataset folder of SRN scenes (the ``sphere_scenes`` above) with a manifest: train ``tr*``, exploit ``ex*``."""
+    import json
+    from pathlib import Path
+
+    from latentscenes.data.flightgear import write_srn_scene
+
+    root = Path(root)
+    splits = {"train": sphere_scenes(n_train, "tr", resolution=resolution),
+              "exploit": sphere_scenes(n_exploit, "ex", resolution=resolution, seed=4)}
+    for scenes in splits.values():
+        for sv in scenes:
+            write_srn_scene(root / sv.scene_id, [im.permute(1, 2, 0).numpy() for im in sv.images],
+                            [m[0].numpy() for m in sv.masks], sv.c2w.numpy(), sv.K[0].numpy(), sv.split, {})
+    manifest = {"format": "srn", "splits": {k: [s.scene_id for s in v] for k, v in splits.items()},
+                "render": {"near": 0.5, "far": 2.1, "box_size": 2.0}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root

@@ -126,3 +126,98 @@ def test_a_run_with_missing_scene_shards_is_refused_not_evaluated_as_empty(tmp_p
         p.unlink()
     r = CliRunner().invoke(app, ["eval", "--run", str(run), "--out", str(tmp_path / "m.json")])
     assert r.exit_code == 2 and "missing" in r.output and "scenes" in r.output
+
+
+def _huge_update_at(monkeypatch, call: int) -> None:
+    """Make optimiser update number ``call`` (1-based, counted over the whole run) use learning rates x1e32:
+    the parameters stay finite (~1e30) and the loss of the next step is NaN, as with ``lr=1e30`` (issue 11)."""
+    real = stages.StageOptimizers.step
+    calls = {"n": 0}
+
+    def step(self, bank_rows, skip=frozenset()):
+        calls["n"] += 1
+        if calls["n"] == call:
+            self.set_lr_factor(1e32)
+        return real(self, bank_rows, skip)
+
+    monkeypatch.setattr(stages.StageOptimizers, "step", step)
+
+
+def _checkpoint_max_abs(ckpt) -> float:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(ckpt / "shared.safetensors"))
+    for p in (ckpt / "scenes").glob("*.safetensors"):
+        tensors.update({f"scenes.{k}": v for k, v in load_file(str(p)).items()})
+    return max(float(v.abs().max()) for v in tensors.values() if v.is_floating_point() and v.numel())
+
+
+def test_huge_learning_rates_never_checkpoint_the_diverged_parameters(tmp_path):
+    """Issue 11, defect 3: ``--set warmup.checkpoint_every=1`` with lr=1e30 kept a checkpoint holding ~1e30
+    parameters, so "lower the learning rates and --resume" failed again at step 1."""
+    from latentscenes.config import apply_overrides
+
+    huge = [f"warmup.{k}=1e30" for k in ("lr_local", "lr_mlp", "lr_global", "lr_coefs")]
+    cfg = apply_overrides(small_config(warmup=1), huge)
+    with pytest.raises(NonFiniteLossError) as ei:
+        train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
+    kept = ei.value.checkpoint
+    if kept is not None:  # whatever was kept holds no diverged parameters
+        assert _checkpoint_max_abs(tmp_path / "run" / "stages" / "warmup" / "ckpt") < 1e6
+    else:
+        assert "no checkpoint was written yet" in str(ei.value)
+    res = train_3daae(small_config(warmup=1), tmp_path / "run", scenes=sphere_scenes(2), resume=True)
+    assert res["stages"]["joint"]["steps"] == cfg.joint.steps
+
+
+def test_diverging_update_mid_stage_keeps_the_checkpoint_before_it(tmp_path, monkeypatch):
+    cfg = small_config(warmup=1)
+    _huge_update_at(monkeypatch, 3)  # the 3rd update (step 2) diverges; the step-3 loss is NaN
+    with pytest.raises(NonFiniteLossError, match="step 3") as ei:
+        train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
+    ckpt = tmp_path / "run" / "stages" / "warmup" / "ckpt"
+    assert read_json(ckpt / "state.json")["step"] == 2, "the checkpoint after the diverging update was kept"
+    assert str(ckpt) in str(ei.value)
+    assert _checkpoint_max_abs(ckpt) < 1e6
+    monkeypatch.undo()
+    res = train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2), resume=True)
+    assert res["stages"]["warmup"]["resumed_from"] == 2
+
+
+def test_diverging_last_update_leaves_the_stage_unfinished(tmp_path, monkeypatch):
+    """The final state has no next step to show the divergence: it is probed before being marked done."""
+    cfg = small_config(warmup=2)
+    _huge_update_at(monkeypatch, cfg.warmup.steps)
+    with pytest.raises(NonFiniteLossError, match=f"step {cfg.warmup.steps}"):
+        train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2))
+    state = read_json(tmp_path / "run" / "stages" / "warmup" / "ckpt" / "state.json")
+    assert state["step"] == cfg.warmup.steps - 2 and not state["done"]
+    assert not (tmp_path / "run" / "stages" / "joint").exists()
+
+
+def test_non_finite_parameters_or_optimizer_state_are_named():
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.training.pipeline import build_system
+
+    cfg = small_config()
+    system = build_system(cfg, load_autoencoder(cfg.ae, "cpu"), ["a", "b"])
+    opts = stages.StageOptimizers(system, cfg.warmup)
+    assert stages.non_finite_tensors(system, opts) == []
+    with torch.no_grad():
+        next(system.mlp.parameters())[0] = float("inf")
+    assert stages.non_finite_tensors(system, opts) == [f"mlp.{next(iter(dict(system.mlp.named_parameters())))}"]
+    with torch.no_grad():
+        next(system.mlp.parameters())[0] = 0.0
+    opts.dense["mlp"].state[next(system.mlp.parameters())] = {"exp_avg": torch.tensor([float("nan")])}
+    assert stages.non_finite_tensors(system, opts)[0].startswith("optim.dense.mlp.state")
+
+
+def test_cli_nan_learning_rate_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from latentscenes.cli.main import app
+
+    r = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                                 "--preset", "test", "--set", "warmup.lr_mlp=nan"])
+    assert r.exit_code == 2 and "warmup.lr_mlp" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import latentscenes.training.stages as stages
-from latentscenes.training.pipeline import exploit_3daae, load_exploited, load_trained, train_3daae
+from latentscenes.training.pipeline import exploit_3daae, load_exploited, load_run_config, load_trained, train_3daae
 
 from helpers_3daae import assert_same_params, params_of, small_config, sphere_scenes
 
@@ -42,8 +42,11 @@ def uninterrupted(tmp_path_factory):
         torch.set_num_threads(n)
 
 
-# warm-up has 6 steps and joint 4 in the test preset; checkpoints every 2 steps.
-@pytest.mark.parametrize("stop_after", [3, 8], ids=["in-warmup", "in-joint"])
+# warm-up has 6 steps and joint 4 in the test preset; checkpoints every 2 steps. A stage computes its loss once per
+# step plus once after its last step (the final-state probe), and checkpoint k is written in step k, once the
+# parameters it holds gave a finite loss: stopping at loss call 3 keeps warm-up checkpoint 2, at call 10 (6 + 1
+# warm-up calls, joint steps 0-2) joint checkpoint 2.
+@pytest.mark.parametrize("stop_after", [3, 10], ids=["in-warmup", "in-joint"])
 def test_train_resume_equals_uninterrupted(tmp_path, monkeypatch, stop_after, uninterrupted):
     cfg = small_config(warmup=2, joint=2)
     full = uninterrupted
@@ -66,7 +69,7 @@ def test_exploit_resume_equals_uninterrupted(tmp_path, monkeypatch):
     exploit_3daae(tmp_path / "run", tmp_path / "full", ecfg, scenes=new)
     full = params_of(load_exploited(tmp_path / "full", "cpu"))
     with monkeypatch.context() as m:
-        _interrupt_after(m, 6 + 3)  # fit has 6 steps: stop at fine-tuning step 3, after its checkpoint at 2
+        _interrupt_after(m, 6 + 1 + 3)  # fit: 6 steps + its probe; stop at fine-tuning step 3, after checkpoint 2
         with pytest.raises(Interrupt):
             exploit_3daae(tmp_path / "run", tmp_path / "cut", ecfg, scenes=new)
     res = exploit_3daae(tmp_path / "run", tmp_path / "cut", ecfg, scenes=new, resume=True)
@@ -84,3 +87,54 @@ def test_existing_run_needs_resume(tmp_path):
     # resuming a finished run re-runs nothing and returns the stored results
     res = train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2), resume=True)
     assert res["stages"]["joint"]["steps"] == cfg.joint.steps
+
+
+def _file_bytes(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resume_of_a_finished_run_changes_no_file_and_refuses_changed_stages(tmp_path, monkeypatch):
+    """Issue 11, defect 2: ``train --resume`` on a finished run rewrote model/shared.safetensors (its sha256 moved,
+    breaking every exploit batch of the run) and wrote ``--set`` values into config.json though nothing re-ran."""
+    from typer.testing import CliRunner
+
+    from latentscenes.cli.main import app
+    from helpers_3daae import write_sphere_dataset
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data, run = write_sphere_dataset(tmp_path / "data"), tmp_path / "run"
+    runner = CliRunner()
+    args = ["train", "--data", str(data), "--out", str(run), "--preset", "test", "--device", "cpu"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = _file_bytes(run)
+    r = runner.invoke(app, args + ["--resume"])
+    assert r.exit_code == 0, r.output
+    assert _file_bytes(run) == before
+    r = runner.invoke(app, args + ["--resume", "--set", "warmup.steps=9"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "warmup.steps: 6 -> 9" in text and "Traceback" not in text, text
+    assert _file_bytes(run) == before
+
+
+def test_resume_may_change_only_the_stage_that_has_not_finished(tmp_path, monkeypatch):
+    import dataclasses
+
+    from latentscenes.training.pipeline import RunError
+
+    cfg = small_config(warmup=2, joint=2)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 10)  # warm-up finished, joint stopped after its checkpoint 2
+        with pytest.raises(Interrupt):
+            train_3daae(cfg, tmp_path / "cut", scenes=sphere_scenes(3))
+    config_before = (tmp_path / "cut" / "config.json").read_bytes()
+    warm = dataclasses.replace(cfg, warmup=dataclasses.replace(cfg.warmup, lr_mlp=1e-3))
+    with pytest.raises(RunError, match=r"warmup\.lr_mlp"):
+        train_3daae(warm, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
+    seed = dataclasses.replace(cfg, seed=1)
+    with pytest.raises(RunError, match="seed"):
+        train_3daae(seed, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
+    assert (tmp_path / "cut" / "config.json").read_bytes() == config_before
+    joint = dataclasses.replace(cfg, joint=dataclasses.replace(cfg.joint, lr_mlp=1e-4))
+    res = train_3daae(joint, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
+    assert res["stages"]["joint"]["resumed_from"] == 2
+    assert load_run_config(tmp_path / "cut").joint.lr_mlp == 1e-4
