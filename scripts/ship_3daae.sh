@@ -27,11 +27,11 @@ else
 fi
 # 4. The figures of its MODEL_CARD.md: the same 10 new scenes learned with the package and with the plain
 #    autoencoder (the warm-up checkpoint of the same run), 80 held-out views; and the consistency probe of both.
-[ -d runs/pkg/warm3000 ] || latentscenes export --run "$RUN" --stage warmup --out runs/pkg/warm3000
-bash scripts/experiments/pkg_exploit.sh runs/pkg/warm3000 plain-warm3000
+[ -d runs/pkgs/warm3000 ] || latentscenes export --run "$RUN" --stage warmup --out runs/pkgs/warm3000
+bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-warm3000
 bash scripts/experiments/pkg_exploit.sh "$PKG" shipped
 python scripts/experiments/summarize.py runs/pkg/plain-warm3000.metrics.json runs/pkg/shipped.metrics.json
-for p in runs/pkg/warm3000 "$PKG"; do
+for p in runs/pkgs/warm3000 "$PKG"; do
   n=$(basename "$p"); [ -f "runs/pkg/probe-$n.json" ] && continue
   latentscenes probe --run "$p" --data data/fg128 --scenes exploit --n-scenes 10 \
     --set data.resolution=64 --out "runs/pkg/probe-$n.json"
