@@ -37,9 +37,10 @@ def register(app: typer.Typer) -> None:
         Presets: ``tiny-cpu`` (T=32, F=32, 64x64 images, 24+24 samples), ``paper`` (T=64, F=32, 128x128, 48+48;
         GPU), ``test`` (seconds). ``--set variant=macro`` fits Tri-Planes-Macro (RGB) (shared global planes only).
         """
-        from latentscenes.config import ConfigError, resolve_config, save_config
+        from latentscenes.config import resolve_config, save_config
         from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
         from latentscenes.utils.device import pick_device
+        from latentscenes.utils.folders import check_out_folder, mark_folder
         from latentscenes.utils.io import atomic_write_text
         from latentscenes.utils.progress import console
 
@@ -62,11 +63,11 @@ def register(app: typer.Typer) -> None:
                 ids, source = [scene.scene_id], [scene]
             if scenes is not None:
                 ids = ids[:scenes]
-            # Checked before anything is written: a refused start must leave no folder behind.
-            if out.exists() and not out.is_dir():
-                raise ConfigError(f"{out}: is a file, not a folder; choose another --out")
+            # Checked before anything is written: a refused start must leave no folder behind. fit-rgb cannot
+            # resume, so a folder holding any output (its own earlier fit included) is refused, not overwritten.
+            check_out_folder(out, "fit-rgb")
             pick_device(cfg.device)
-            out.mkdir(parents=True, exist_ok=True)
+            mark_folder(out, "fit-rgb")
             save_config(cfg, out / "config.json")
             results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, log=lambda s: console.print(s))
             results["command"] = "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:])
