@@ -137,10 +137,12 @@ def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: 
         per-scene records (time_s, param_bytes).
     Raises:
         FileNotFoundError: missing ``results.json`` or planes (the message names the file and the fix).
+        DatasetError: a scene id in ``results.json`` that is not one plain path component.
     """
     from safetensors.torch import load_file
 
     from latentscenes.config import from_dict
+    from latentscenes.data.types import check_scene_id
     from latentscenes.rendering.decoder import TriplaneDecoder
     from latentscenes.scenes.bank import SceneBank, TriplaneConfig
 
@@ -153,7 +155,8 @@ def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: 
     rcfg = from_dict(RenderConfig, res["render_used"], where=f"{res_path}:render_used")
     bg = torch.tensor(res.get("config", {}).get("bg", [1.0, 1.0, 1.0]), dtype=torch.float32)
     sdir = run_dir / "scenes"
-    ids = [r["scene_id"] for r in res["scenes"]]
+    # The ids name the files read under scenes/: one plain component each, so nothing outside is read.
+    ids = [check_scene_id(r["scene_id"], str(res_path)) for r in res["scenes"]]
     models: dict[str, CallableSceneModel] = {}
 
     def decoder_from(path: Path) -> TriplaneDecoder:
