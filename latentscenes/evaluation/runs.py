@@ -234,12 +234,20 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
         device: ``auto``, ``cpu`` or ``cuda``.
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no run.
-        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all.
+        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all; the run
+            holds no scene at all (e.g. an RGB fit whose results.json lists none): "0 scenes" is no evaluation.
     """
+    loaded = _load_run(Path(run_dir), scenes, device)
+    if not any(loaded.groups.values()):
+        raise ValueError(f"{run_dir}: holds no scenes to evaluate or render (its scene list is empty)")
+    return loaded
+
+
+def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedRun:
+    """:func:`load_run` without the check that some scene was loaded."""
     from latentscenes.evaluation.model import CompositeSceneModel
     from latentscenes.training import pipeline as pl
 
-    run_dir = Path(run_dir)
     if scenes not in ("train", "exploit", "all"):
         raise ValueError(f"--scenes must be train, exploit or all, not {scenes!r}")
     if not run_dir.is_dir():
