@@ -40,6 +40,7 @@ import torch
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
 from latentscenes.config import ConfigError, from_dict, save_config, to_dict
+from latentscenes.data.bounds import check_bounds
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
@@ -137,6 +138,28 @@ def with_dataset(cfg: PipelineConfig, data_root: str | Path | None) -> PipelineC
     if data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
     return cfg
+
+
+def _derives_render(cfg: PipelineConfig, data_root: str | Path | None) -> bool:
+    """Whether a run on this dataset takes its ray bounds from the cameras: the dataset records no ``render``
+    section and ``data.use_dataset_render`` is on (reads the manifest only)."""
+    from latentscenes.data import MultiSceneDataset
+
+    if not cfg.data.use_dataset_render:
+        return False
+    ds = MultiSceneDataset(data_root or cfg.data.path, resolution=cfg.data.resolution)
+    return not isinstance(ds.manifest.get("render"), dict)
+
+
+def with_camera_bounds(cfg: PipelineConfig, scenes: Sequence[SceneViews]) -> PipelineConfig:
+    """``cfg`` with near/far/box_size derived from the scenes' cameras (:mod:`latentscenes.data.bounds`),
+    printed, for a dataset that states none."""
+    from latentscenes.data.bounds import derive_bounds, describe
+    from latentscenes.utils.progress import console
+
+    b = derive_bounds(scenes, cfg.render.box_size)
+    console.print(describe(b))
+    return apply_render_defaults(cfg, b)
 
 
 def apply_render_defaults(cfg: PipelineConfig, defaults: dict) -> PipelineConfig:
@@ -408,6 +431,7 @@ def train_3daae(
         FileNotFoundError / AutoencoderError: autoencoder weights missing or mismatched (before any work).
         DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False, or ``resume`` with a
             config that changes a stage that already finished (:func:`check_resume_config`).
+        ConfigError: near/far that cannot see the scene box from some camera (``data.bounds.check_bounds``).
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
 
     ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
@@ -420,8 +444,14 @@ def train_3daae(
     _check_out(out, resume, "train")
     if resume and out.is_dir():
         clean_for_resume(out)
+    derive = False
     if scenes is None:
         cfg = with_dataset(cfg, data_root)
+        derive = _derives_render(cfg, data_root)
+        if derive and resume and (out / "config.json").is_file():
+            # Derived once, when the run started: the bounds are the run's (its planes and MLP learned with them).
+            cfg = apply_render_defaults(cfg, read_json(out / "config.json").get("render", {}))
+            derive = False
     if resume:
         finished = check_resume_config(out, cfg)
         if finished is not None:  # nothing to do: not a byte of the run may change (exploit batches hash it)
@@ -437,8 +467,11 @@ def train_3daae(
         ae = ae.to(device)
     if scenes is None:
         scenes, _ = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
+        if derive:
+            cfg = with_camera_bounds(cfg, scenes)
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
+    check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     H, W = table.resolution
     if H % ae.downsample_factor or W % ae.downsample_factor:
@@ -731,7 +764,8 @@ def exploit_3daae(
     Raises:
         RunError: ``run_dir`` is not a finished run, ``out`` holds a batch and ``resume`` is False, or ``resume``
             with a config that changes a stage that already finished (:func:`check_resume_config`).
-        NonFiniteLossError, DatasetError: as for training.
+        NonFiniteLossError, DatasetError: as for training. ConfigError: the run's near/far cannot see the box
+            from some camera of the new scenes.
     """
     run_spec = str(run_dir)
     run_dir, out = resolve_run(run_dir), Path(out)
@@ -763,6 +797,8 @@ def exploit_3daae(
         scenes, _ = load_scenes(cfg, split, cfg.data.n_exploit_scenes, data_root)
     else:
         scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
+    # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
+    check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     mark_folder(out, "exploit")
     save_config(cfg, out / "config.json")
