@@ -36,6 +36,7 @@ from latentscenes.bench.tables import build_fig7, build_table1, build_table2, bu
 from latentscenes.config import ConfigError, apply_overrides, from_dict, get_preset, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
+from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.progress import console
 
@@ -512,6 +513,8 @@ def run_benchmark(
         raise ConfigError(f"unknown benchmark method(s) {sorted(unknown)}; known: {list(ALL_METHODS)}")
     methods = [m for m in ALL_METHODS if m in set(cfg.methods) | {"ours", "rgb"}]
     out_dir = Path(out_dir)
+    check_out_folder(out_dir, "bench", replaces_own=True)  # its runs/ is removed below: never another's
+    mark_folder(out_dir, "bench")
     runs = out_dir / "runs"
     if runs.exists() and not resume:
         shutil.rmtree(runs)  # a fresh benchmark: stale runs of an earlier one must not be mixed in

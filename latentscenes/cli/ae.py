@@ -81,10 +81,12 @@ def pretrain_cmd(
     from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config, pretrain
     from latentscenes.config import apply_overrides, resolve_config
     from latentscenes.utils.device import pick_device, set_cpu_threads
+    from latentscenes.utils.folders import check_out_folder, mark_folder
     from latentscenes.utils.progress import console
 
     with ae_errors():
         set_cpu_threads()
+        check_out_folder(out, "ae pretrain", resume=resume, resumable=True)
         if resume:
             cfg_path = out / "config.json"
             if not cfg_path.is_file():
@@ -122,6 +124,7 @@ def pretrain_cmd(
             "command": "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "data": source, "machine": machine_info(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        mark_folder(out, "ae pretrain")
         model, summary = pretrain(cfg, train_u8, eval_u8, out, resume=resume, device=dev, provenance=provenance)
         last = summary.get("last_eval") or {}
         console.print(

@@ -61,6 +61,10 @@ def register(app: typer.Typer) -> None:
         from latentscenes.utils.progress import console
 
         with user_errors():
+            from latentscenes.utils.folders import check_out_folder
+
+            # Before the dataset is built: a benchmark replaces its own earlier output, nobody else's.
+            check_out_folder(out, "bench", replaces_own=True)
             overrides = list(set_ or [])
             if device is not None:
                 overrides.append(f"device={device}")

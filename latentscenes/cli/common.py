@@ -21,10 +21,11 @@ def user_errors() -> Iterator[None]:
     """Turn the project's input errors into a one-line message and exit code 2 (no traceback)."""
     from latentscenes.data.types import DatasetError
     from latentscenes.utils.device import DeviceError
+    from latentscenes.utils.folders import OutFolderError
     from latentscenes.utils.io import UnreadableFileError
 
     try:
         yield
-    except (ConfigError, DatasetError, FileNotFoundError, DeviceError, UnreadableFileError) as e:
+    except (ConfigError, DatasetError, FileNotFoundError, DeviceError, UnreadableFileError, OutFolderError) as e:
         console.print(f"[red]error:[/red] {e}")
         sys.exit(2)

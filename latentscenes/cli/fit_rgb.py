@@ -37,9 +37,10 @@ def register(app: typer.Typer) -> None:
         Presets: ``tiny-cpu`` (T=32, F=32, 64x64 images, 24+24 samples), ``paper`` (T=64, F=32, 128x128, 48+48;
         GPU), ``test`` (seconds). ``--set variant=macro`` fits Tri-Planes-Macro (RGB) (shared global planes only).
         """
-        from latentscenes.config import ConfigError, resolve_config, save_config
+        from latentscenes.config import resolve_config, save_config
         from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
         from latentscenes.utils.device import pick_device
+        from latentscenes.utils.folders import check_out_folder, mark_folder
         from latentscenes.utils.io import atomic_write_text
         from latentscenes.utils.progress import console
 
@@ -48,27 +49,38 @@ def register(app: typer.Typer) -> None:
             if not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
             from latentscenes.data import MultiSceneDataset, load_scene
+            from latentscenes.data.loaders import detect_layout
+            from latentscenes.data.bounds import derive_bounds, describe
             from latentscenes.data.types import DatasetError
 
+            bounds = None
             try:
                 dataset = MultiSceneDataset(data, resolution=cfg.resolution)
                 ids = list(dataset.split_scene_ids(split) if split else dataset.scene_ids)
                 source = dataset
-            except DatasetError:
+            except DatasetError as multi:
                 if split:
                     raise
-                # not a multi-scene root: a single scene folder
+                try:
+                    detect_layout(data)
+                except DatasetError:
+                    raise multi from None  # neither a dataset nor a scene: the dataset's error says why
+                # not a multi-scene root: a single scene folder, which states no ray bounds
                 scene = load_scene(data, resolution=cfg.resolution)
                 ids, source = [scene.scene_id], [scene]
+                if cfg.use_dataset_render:
+                    bounds = derive_bounds(source, cfg.render.box_size)
+                    console.print(describe(bounds))
             if scenes is not None:
                 ids = ids[:scenes]
-            # Checked before anything is written: a refused start must leave no folder behind.
-            if out.exists() and not out.is_dir():
-                raise ConfigError(f"{out}: is a file, not a folder; choose another --out")
+            # Checked before anything is written: a refused start must leave no folder behind. fit-rgb cannot
+            # resume, so a folder holding any output (its own earlier fit included) is refused, not overwritten.
+            check_out_folder(out, "fit-rgb")
             pick_device(cfg.device)
-            out.mkdir(parents=True, exist_ok=True)
+            mark_folder(out, "fit-rgb")
             save_config(cfg, out / "config.json")
-            results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, log=lambda s: console.print(s))
+            results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, render_defaults=bounds,
+                                     log=lambda s: console.print(s))
             results["command"] = "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
         s = results["summary"]

@@ -72,10 +72,13 @@ def register(app: typer.Typer) -> None:
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import load_run_config, train_3daae
         from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.folders import check_out_folder
         from latentscenes.utils.progress import console
 
         with pipeline_errors():
             set_cpu_threads()
+            # Before its config.json is read: another command's config would give a misleading error.
+            check_out_folder(out, "train", resume=resume, resumable=True)
             if resume and config is None and (out / "config.json").exists():
                 # The run's own resolved config: resuming with other values would not continue the same run.
                 cfg = apply_overrides(load_run_config(out), set_)
@@ -108,10 +111,12 @@ def register(app: typer.Typer) -> None:
         """Learn new scenes with a trained 3Da-AE (paper Alg. 2): Encode-Scene, then decoder fine-tuning."""
         from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_run_config
         from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.folders import check_out_folder
         from latentscenes.utils.progress import console
 
         with pipeline_errors():
             set_cpu_threads()
+            check_out_folder(out, "exploit", resume=resume, resumable=True)
             if resume and (out / "config.json").exists():
                 cfg = exploit_config(load_run_config(out), set_, strategy, True if no_prior else None)
             else:

@@ -8,6 +8,8 @@
     values for ShapeNet cars at camera radius 1.3).
 A root holding an EG3D ``dataset.json`` whose labels live in several ``<scene>/...`` folders is also a
 multi-scene dataset (one scene per first path component).
+Without a manifest scene list every sub-folder is a scene, except names starting with ``.`` or ``_`` and
+``validation/`` (``data validate``'s figures): a sub-folder of unknown layout is an error, never skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +23,34 @@ from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
 
 RENDER_DEFAULTS = {"near": 0.5, "far": 2.1, "box_size": 2.0}
 SPLIT_NAMES = ("train", "exploit")
+#: Sub-folders of a dataset root that are not scenes: ``data validate``'s default figures folder.
+NOT_SCENES = ("validation",)
+
+
+def _scene_folders(root: Path) -> list[str]:
+    """The scene sub-folders of a root without a manifest scene list (names starting with ``.`` or ``_`` and
+    :data:`NOT_SCENES` are not scenes).
+
+    Raises:
+        DatasetError: a sub-folder of unknown layout next to scenes (it would otherwise be dropped without a
+            word); the message names it and how to skip it. A root with no scene at all is left to the caller
+            (it may be a single scene, whose rgb/ or images/ folders are not scenes either).
+    """
+    ids, unknown = [], []
+    for d in sorted(root.iterdir()):
+        if not d.is_dir() or d.name.startswith((".", "_")):
+            continue
+        try:
+            detect_layout(d)
+        except DatasetError as e:
+            if d.name not in NOT_SCENES:
+                unknown.append(e)
+            continue
+        ids.append(d.name)
+    if ids and unknown:
+        more = f" ({len(unknown) - 1} more folder(s) like it)" if len(unknown) > 1 else ""
+        raise DatasetError(f"{unknown[0]}{more}; fix it, or rename it to start with '_' to leave it out of the dataset")
+    return ids
 
 
 class MultiSceneDataset:
@@ -32,7 +62,8 @@ class MultiSceneDataset:
         cache_size: number of loaded scenes kept in memory (a 60-view 128x128 scene is about 12 MB).
 
     Raises:
-        DatasetError: if ``root`` does not exist, its manifest is malformed, or it holds no scene.
+        DatasetError: if ``root`` does not exist, its manifest is malformed, it holds no scene, or (without a
+            manifest scene list) a sub-folder of unknown layout sits next to its scenes.
     """
 
     def __init__(self, root: str | Path, resolution: int | None = None, cache_size: int = 16) -> None:
@@ -54,14 +85,7 @@ class MultiSceneDataset:
             ids = sorted({Path(p).parts[0] for p, _, _ in labels if len(Path(p).parts) > 1})
             self._eg3d_root = self.root / "dataset.json"
         else:
-            ids = []
-            for d in sorted(self.root.iterdir()):
-                if d.is_dir() and not d.name.startswith((".", "_")):
-                    try:
-                        detect_layout(d)
-                    except DatasetError:
-                        continue
-                    ids.append(d.name)
+            ids = _scene_folders(self.root)
         if not ids:
             raise DatasetError(f"{self.root}: no scenes found (no manifest scenes and no scene sub-folders)")
         for sid in ids:

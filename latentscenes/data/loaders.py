@@ -224,8 +224,7 @@ def _assemble(scene_id: str, files: list[Path], c2ws: list[np.ndarray], Ks: list
     mask_t = None
     if any_mask:
         if any(m is None for m in masks):
-            missing = files[[m is None for m in masks].index(True)]
-            raise DatasetError(f"{missing}: has no mask while other views of the scene do")
+            raise DatasetError(_mixed_alpha_message(files, masks))
         mask_t = torch.from_numpy(np.stack(masks))[:, None].contiguous()
     if resolution is not None and (images.shape[-2] != resolution or images.shape[-1] != resolution):
         images = resize_area(images, resolution)
@@ -241,6 +240,20 @@ def _assemble(scene_id: str, files: list[Path], c2ws: list[np.ndarray], Ks: list
         view_names=[f.stem for f in files],
         meta=dict(meta or {}),
     )
+
+
+def _mixed_alpha_message(files: list[Path], masks: list) -> str:
+    """The error for a scene whose views are partly RGBA, partly RGB: it names the odd view(s) out (the
+    fewer kind), e.g. the one RGBA image among RGB ones, not the first view of the majority."""
+    with_alpha = [f for f, m in zip(files, masks) if m is not None]
+    without = [f for f, m in zip(files, masks) if m is None]
+    if len(with_alpha) <= len(without):
+        odd, rest, what, other = with_alpha, without, "has an alpha channel (RGBA)", "none"
+    else:
+        odd, rest, what, other = without, with_alpha, "has no alpha channel (RGB)", "one"
+    more = f" (as do {len(odd) - 1} more)" if len(odd) > 1 else ""
+    return (f"{odd[0]}: {what}{more} but {len(rest)} other view(s) of the scene have {other} (e.g. {rest[0].name}); "
+            "save every view of a scene with alpha or every view without")
 
 
 def resize_area(x: torch.Tensor, resolution: int) -> torch.Tensor:

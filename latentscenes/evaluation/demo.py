@@ -273,6 +273,7 @@ def run_demo(
     from latentscenes.training.pipeline import exploit_3daae, resolve_run, train_3daae
     from latentscenes.training.rgb_baseline import fit_rgb_scenes
     from latentscenes.utils.device import set_cpu_threads
+    from latentscenes.utils.folders import check_out_folder, mark_folder
     from latentscenes.utils.progress import progress_bar
 
     set_cpu_threads()
@@ -280,9 +281,11 @@ def run_demo(
     demo = s.demo
     out = Path(out)
     runs = out / "runs"
+    # A demo replaces its own earlier report (runs/ included), never another command's folder.
+    check_out_folder(out, "demo", replaces_own=True)
     if runs.exists():
         shutil.rmtree(runs)
-    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, "demo")
     clock = PhaseClock()
     from latentscenes.data.subsets import default_subset_dir
 

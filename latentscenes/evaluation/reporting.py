@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from latentscenes.data.types import SceneViews
+from latentscenes.data.types import SceneViews, check_scene_id
 from latentscenes.evaluation.cameras import CameraDefaults
 from latentscenes.evaluation.evaluate import evaluate_model, format_summary, subset_result, write_metrics_json
 from latentscenes.evaluation.model import SceneModel
@@ -105,8 +105,13 @@ def evaluate_and_report(
     Returns:
         ``{"report": path, "metrics_ours": ..., "metrics_rgb": ..., "grid": ..., "turntables": [...],
         "ours": eval dict, "rgb": eval dict or None}``.
+    Raises:
+        DatasetError: a turntable scene id that is not one plain path component (it names a folder under
+            ``out_dir/turntables``), before anything is written.
     """
     out_dir = Path(out_dir)
+    for sid in plan.exploit_ids[: plan.turntable_scenes]:
+        check_scene_id(sid, f"turntable of scene {sid!r} (under {out_dir / 'turntables'})")
     out_dir.mkdir(parents=True, exist_ok=True)
     image_hw = next(iter(scenes.values())).resolution
 

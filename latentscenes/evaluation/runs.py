@@ -137,10 +137,12 @@ def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: 
         per-scene records (time_s, param_bytes).
     Raises:
         FileNotFoundError: missing ``results.json`` or planes (the message names the file and the fix).
+        DatasetError: a scene id in ``results.json`` that is not one plain path component.
     """
     from safetensors.torch import load_file
 
     from latentscenes.config import from_dict
+    from latentscenes.data.types import check_scene_id
     from latentscenes.rendering.decoder import TriplaneDecoder
     from latentscenes.scenes.bank import SceneBank, TriplaneConfig
 
@@ -153,7 +155,8 @@ def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: 
     rcfg = from_dict(RenderConfig, res["render_used"], where=f"{res_path}:render_used")
     bg = torch.tensor(res.get("config", {}).get("bg", [1.0, 1.0, 1.0]), dtype=torch.float32)
     sdir = run_dir / "scenes"
-    ids = [r["scene_id"] for r in res["scenes"]]
+    # The ids name the files read under scenes/: one plain component each, so nothing outside is read.
+    ids = [check_scene_id(r["scene_id"], str(res_path)) for r in res["scenes"]]
     models: dict[str, CallableSceneModel] = {}
 
     def decoder_from(path: Path) -> TriplaneDecoder:
@@ -231,12 +234,20 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
         device: ``auto``, ``cpu`` or ``cuda``.
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no run.
-        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all.
+        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all; the run
+            holds no scene at all (e.g. an RGB fit whose results.json lists none): "0 scenes" is no evaluation.
     """
+    loaded = _load_run(Path(run_dir), scenes, device)
+    if not any(loaded.groups.values()):
+        raise ValueError(f"{run_dir}: holds no scenes to evaluate or render (its scene list is empty)")
+    return loaded
+
+
+def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedRun:
+    """:func:`load_run` without the check that some scene was loaded."""
     from latentscenes.evaluation.model import CompositeSceneModel
     from latentscenes.training import pipeline as pl
 
-    run_dir = Path(run_dir)
     if scenes not in ("train", "exploit", "all"):
         raise ValueError(f"--scenes must be train, exploit or all, not {scenes!r}")
     if not run_dir.is_dir():

@@ -47,7 +47,8 @@ class DataSelection:
             ``None`` = all of them).
         max_views: keep at most this many *train* views per scene (``None`` = all).
         use_dataset_render: take near/far/box_size from the dataset's ``manifest.json`` ``"render"`` entry when
-            it has one (set false to keep ``render.*`` as configured).
+            it has one, else derive them from the cameras (``data.bounds``; printed); set false to keep
+            ``render.*`` as configured. Bounds that cannot see the box from some camera are refused either way.
     """
 
     path: str = ""

@@ -40,6 +40,7 @@ import torch
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
 from latentscenes.config import ConfigError, from_dict, save_config, to_dict
+from latentscenes.data.bounds import check_bounds
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
@@ -66,6 +67,7 @@ from latentscenes.training.stages import (
     save_shared,
 )
 from latentscenes.utils.device import pick_device
+from latentscenes.utils.folders import check_out_folder, mark_folder
 
 RUN_FORMAT = "latentscenes-3daae-run"
 #: The pre-trained 3Da-AE shipped in the package (``exploit --run shipped``): docs/fidelity.md, its MODEL_CARD.md.
@@ -138,6 +140,28 @@ def with_dataset(cfg: PipelineConfig, data_root: str | Path | None) -> PipelineC
     return cfg
 
 
+def _derives_render(cfg: PipelineConfig, data_root: str | Path | None) -> bool:
+    """Whether a run on this dataset takes its ray bounds from the cameras: the dataset records no ``render``
+    section and ``data.use_dataset_render`` is on (reads the manifest only)."""
+    from latentscenes.data import MultiSceneDataset
+
+    if not cfg.data.use_dataset_render:
+        return False
+    ds = MultiSceneDataset(data_root or cfg.data.path, resolution=cfg.data.resolution)
+    return not isinstance(ds.manifest.get("render"), dict)
+
+
+def with_camera_bounds(cfg: PipelineConfig, scenes: Sequence[SceneViews]) -> PipelineConfig:
+    """``cfg`` with near/far/box_size derived from the scenes' cameras (:mod:`latentscenes.data.bounds`),
+    printed, for a dataset that states none."""
+    from latentscenes.data.bounds import derive_bounds, describe
+    from latentscenes.utils.progress import console
+
+    b = derive_bounds(scenes, cfg.render.box_size)
+    console.print(describe(b))
+    return apply_render_defaults(cfg, b)
+
+
 def apply_render_defaults(cfg: PipelineConfig, defaults: dict) -> PipelineConfig:
     """Take near/far/box_size from the dataset manifest (docs/ARCHITECTURE.md) when it records them."""
     kw = {k: float(defaults[k]) for k in ("near", "far", "box_size") if defaults.get(k) is not None}
@@ -202,30 +226,21 @@ def _load_ckpt_into(system: LatentSystem, stage_dir: Path) -> None:
     load_scene_shards(system.bank, found / "scenes")
 
 
-def _check_out(out: Path, resume: bool, fmt: str) -> None:
+def _check_out(out: Path, resume: bool, command: str) -> None:
     """Refuse an ``out`` that cannot hold this run or batch; creates nothing (a refused start writes nothing).
 
     Raises:
-        RunError: ``out`` is a file, holds a folder of another format, holds one and ``resume`` is False, or is
-            a non-empty folder without a run.
+        RunError: ``out`` is a file, holds another command's output (a fit-rgb folder, a pre-trained package...)
+            or files of no command, or holds this command's folder and ``resume`` is False
+            (:func:`latentscenes.utils.folders.check_out_folder`).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: is a file, not a folder; choose another --out")
-    manifest = out / "manifest.json"
-    if manifest.exists():
-        m = read_json(manifest)
-        if m.get("format") != fmt:
-            raise RunError(f"{out}: holds a {m.get('format')!r} folder, not a {fmt!r} one")
-        if not resume:
-            raise RunError(f"{out}: a run already exists here; pass --resume to continue it or choose another --out")
-    elif out.exists() and any(out.iterdir()) and not resume:
-        raise RunError(f"{out}: folder exists and is not empty; choose another --out")
+    check_out_folder(out, command, resume=resume, resumable=True, error=RunError)
 
 
 #: Config keys that change how a run executes, not what it computes: they may differ on ``--resume``.
 _RUNTIME_KEYS = ("device", "logging.", "encode_batch_size")
 _TRAIN_STAGES = ("warmup", "joint")
+_EXPLOIT_STAGES = ("exploit_fit", "exploit_finetune")
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -247,16 +262,29 @@ def _key_stage(key: str) -> str | None:
     return head if head in _TRAIN_STAGES else "all"
 
 
-def check_resume_config(out: Path, cfg: PipelineConfig) -> dict | None:
-    """Compare the config of a ``--resume`` with the one the run saved.
+def _exploit_key_stage(key: str) -> str | None:
+    """As :func:`_key_stage` for an exploit batch: ``exploit.finetune*`` belong to the decoder fine-tuning; every
+    other key (the fit's settings, strategy, data, seed, ...) decides the fit, which every later stage builds on."""
+    if key.startswith(_RUNTIME_KEYS):
+        return None
+    return "exploit_finetune" if key.startswith("exploit.finetune") else "all"
 
+
+def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] = _TRAIN_STAGES,
+                        key_stage: Any = _key_stage) -> dict | None:
+    """Compare the config of a ``--resume`` with the one the run (or exploit batch) saved.
+
+    Args:
+        stages: the folder's stages in order; ``key_stage(key)`` -> the stage a dotted config key belongs to,
+            ``"all"`` (every stage depends on it) or None (runtime only).
     Returns:
-        the run's manifest when the run is finished and nothing but runtime keys (device, logging) differ,
+        the folder's manifest when it is finished and nothing but runtime keys (device, logging) differ,
         i.e. there is nothing to do; else None (resume proceeds).
     Raises:
-        RunError: a key of a stage that already finished differs (``warmup.*`` / ``joint.*``), or a key every
-            stage depends on (data, autoencoder, tri-planes, renderer, seed, exploit defaults) once a stage
-            finished; the message names the keys, the saved and the new values.
+        RunError: a key of a stage that already finished differs (``warmup.*`` / ``joint.*`` of a run,
+            ``exploit.finetune.*`` of a batch), or a key every stage depends on (data, autoencoder, tri-planes,
+            renderer, seed, exploit defaults) once a stage finished; the message names the keys, the saved and
+            the new values.
     """
     path = out / "config.json"
     if not path.is_file():
@@ -265,17 +293,17 @@ def check_resume_config(out: Path, cfg: PipelineConfig) -> dict | None:
     new = _flat(json.loads(json.dumps(to_dict(cfg))))
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
     if manifest.get("status") == "done":
-        done = set(_TRAIN_STAGES)
+        done = set(stages)
     else:
-        done = {s for s in _TRAIN_STAGES if _stage_done(out / "stages" / s) is not None}
+        done = {s for s in stages if _stage_done(out / "stages" / s) is not None}
     missing = object()
     changed = sorted(k for k in saved.keys() | new.keys()
-                     if saved.get(k, missing) != new.get(k, missing) and _key_stage(k) is not None)
-    refused = [k for k in changed if _key_stage(k) in done or (_key_stage(k) == "all" and done)]
+                     if saved.get(k, missing) != new.get(k, missing) and key_stage(k) is not None)
+    refused = [k for k in changed if key_stage(k) in done or (key_stage(k) == "all" and done)]
     if refused:
         what = "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in refused[:3])
         raise RunError(f"{out}: --resume would change the config of stage(s) that already finished "
-                       f"({', '.join(s for s in _TRAIN_STAGES if s in done)}): {what}"
+                       f"({', '.join(s for s in stages if s in done)}): {what}"
                        f"{' ...' if len(refused) > 3 else ''}; start a new run with another --out")
     return manifest if manifest.get("status") == "done" and not changed else None
 
@@ -287,6 +315,19 @@ def _finished_result(out: Path, cfg: PipelineConfig, manifest: dict) -> dict[str
     return {
         "run_dir": str(out), "device": str(system.device), "scene_ids": manifest.get("scene_ids", []),
         "n_views": manifest.get("n_views"), "latent_cache_s": manifest.get("latent_cache_s", 0.0), "stages": stages,
+        "train_s": sum(r.get("train_s", 0.0) for r in stages.values()), "bytes": manifest.get("bytes"),
+        "system": system,
+    }
+
+
+def _finished_exploit_result(out: Path, run_dir: Path, cfg: PipelineConfig, manifest: dict) -> dict[str, Any]:
+    """``exploit_3daae``'s result for a finished batch, from its manifest and model (nothing is written)."""
+    stages = manifest.get("stages", {})
+    system = load_exploited(out, cfg.device)
+    return {
+        "out_dir": str(out), "run_dir": str(run_dir), "device": str(system.device),
+        "scene_ids": manifest.get("scene_ids", []), "n_views": manifest.get("n_views"),
+        "latent_cache_s": manifest.get("latent_cache_s", 0.0), "stages": stages,
         "train_s": sum(r.get("train_s", 0.0) for r in stages.values()), "bytes": manifest.get("bytes"),
         "system": system,
     }
@@ -390,6 +431,7 @@ def train_3daae(
         FileNotFoundError / AutoencoderError: autoencoder weights missing or mismatched (before any work).
         DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False, or ``resume`` with a
             config that changes a stage that already finished (:func:`check_resume_config`).
+        ConfigError: near/far that cannot see the scene box from some camera (``data.bounds.check_bounds``).
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
 
     ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
@@ -399,11 +441,17 @@ def train_3daae(
     # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
     # would block the corrected re-run).
     validate_pipeline(cfg)
-    _check_out(out, resume, RUN_FORMAT)
+    _check_out(out, resume, "train")
     if resume and out.is_dir():
         clean_for_resume(out)
+    derive = False
     if scenes is None:
         cfg = with_dataset(cfg, data_root)
+        derive = _derives_render(cfg, data_root)
+        if derive and resume and (out / "config.json").is_file():
+            # Derived once, when the run started: the bounds are the run's (its planes and MLP learned with them).
+            cfg = apply_render_defaults(cfg, read_json(out / "config.json").get("render", {}))
+            derive = False
     if resume:
         finished = check_resume_config(out, cfg)
         if finished is not None:  # nothing to do: not a byte of the run may change (exploit batches hash it)
@@ -419,13 +467,16 @@ def train_3daae(
         ae = ae.to(device)
     if scenes is None:
         scenes, _ = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
+        if derive:
+            cfg = with_camera_bounds(cfg, scenes)
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
+    check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     H, W = table.resolution
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
-    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, "train")
     save_config(cfg, out / "config.json")
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
@@ -565,11 +616,11 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         before = [v for k, v in m.get("stages", {}).items() if k in earlier and isinstance(v, dict)]
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in before)
                    + float(state.get("result", {}).get("train_s", 0.0)) + _logged_cache_s(run_dir))
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"{out}: exists and is not empty (or is a file); choose another --out")
+    check_out_folder(out, "export", error=RunError)
     tmp = out.parent / f".{out.name}.tmp-export"
     if tmp.exists():
         shutil.rmtree(tmp)
+    mark_folder(tmp, "export")
     (tmp / "model").mkdir(parents=True)
     shutil.copyfile(src, tmp / "model" / "shared.safetensors")
     pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
@@ -705,13 +756,16 @@ def exploit_3daae(
         cfg: exploit config (default: the run's config); see :func:`exploit_config`.
         data_root / scenes / split: where the new scenes come from (default split ``cfg.data.exploit_split``,
             first ``cfg.data.n_exploit_scenes`` ids); ``scenes`` gives loaded scenes directly.
-        resume: continue an interrupted batch. eval_fn: as in :func:`train_3daae`.
+        resume: continue an interrupted batch; on a finished batch nothing is written (every file stays
+            byte-identical) and its stored results are returned. eval_fn: as in :func:`train_3daae`.
     Returns:
         ``{"out_dir", "run_dir", "scene_ids", "n_views", "latent_cache_s", "stages": {"exploit_fit": ...,
         "exploit_finetune": ...}, "train_s", "bytes"}``.
     Raises:
-        RunError: ``run_dir`` is not a finished run, or ``out`` holds a batch and ``resume`` is False.
-        NonFiniteLossError, DatasetError: as for training.
+        RunError: ``run_dir`` is not a finished run, ``out`` holds a batch and ``resume`` is False, or ``resume``
+            with a config that changes a stage that already finished (:func:`check_resume_config`).
+        NonFiniteLossError, DatasetError: as for training. ConfigError: the run's near/far cannot see the box
+            from some camera of the new scenes.
     """
     run_spec = str(run_dir)
     run_dir, out = resolve_run(run_dir), Path(out)
@@ -720,27 +774,33 @@ def exploit_3daae(
     base = load_run_config(run_dir)
     cfg = cfg if cfg is not None else base
     validate_pipeline(cfg)
-    _check_out(out, resume, EXPLOIT_FORMAT)  # nothing is written before every check passed
+    _check_out(out, resume, "exploit")  # nothing is written before every check passed
     if resume and out.is_dir():
         clean_for_resume(out)
-    trained = load_trained(run_dir, cfg.device)
-    device = trained.device
-    ex = cfg.exploit
     split = split or cfg.data.exploit_split
-    if scenes is None:
-        scenes, _ = load_scenes(cfg, split, cfg.data.n_exploit_scenes, data_root)
-        if data_root:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
-    else:
-        scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
+    if scenes is None and data_root:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
     # The renderer settings must be the run's (the MLP and planes were trained with them), except for
     # performance-only fields; keep the run's.
     # The initialisation scales of the new scenes' parameters are the batch's own (they change no shape).
     triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
                                    coef_init_std=cfg.triplane.coef_init_std)
     cfg = dataclasses.replace(cfg, render=base.render, triplane=triplane)
+    if resume:
+        finished = check_resume_config(out, cfg, _EXPLOIT_STAGES, _exploit_key_stage)
+        if finished is not None:  # nothing to do: not a byte of the batch may change
+            return _finished_exploit_result(out, run_dir, cfg, finished)
+    trained = load_trained(run_dir, cfg.device)
+    device = trained.device
+    ex = cfg.exploit
+    if scenes is None:
+        scenes, _ = load_scenes(cfg, split, cfg.data.n_exploit_scenes, data_root)
+    else:
+        scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
+    # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
+    check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
-    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, "exploit")
     save_config(cfg, out / "config.json")
     ae = trained.ae
     ae.use_mean = cfg.ae.use_mean

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from latentscenes.config import get_preset, register_presets, to_dict
-from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.data.bounds import check_bounds, derive_bounds, describe
+from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
 from latentscenes.evaluation.metrics import rgb_metrics
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.rays import generate_rays
@@ -225,10 +226,7 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     psnr, ssim = _evaluate(bank.planes(rows).detach(), decoder, test, rcfg, bg, device)
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
     if out_dir is not None and cfg.save_planes:
-        from latentscenes.data.types import check_scene_id
-
         sdir = Path(out_dir) / "scenes"
-        check_scene_id(scene.scene_id, f"scene {scene.scene_id!r}")  # it names files under out_dir
         bank.save_shard(sdir / f"{scene.scene_id}.safetensors")
         atomic_save_safetensors(dict(decoder.state_dict()), sdir / f"{scene.scene_id}.decoder.safetensors")
     result = {
@@ -311,6 +309,15 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
     return results, shared, (bank, decoder)
 
 
+def _recorded_render(dataset: Any) -> dict[str, float] | None:
+    """near/far/box_size that a data set's ``manifest.json`` records (None: it records none; ``render_defaults``
+    would fill in the ShapeNet defaults); a data set without a manifest gives its ``render_defaults``."""
+    manifest = getattr(dataset, "manifest", None)
+    if isinstance(manifest, dict):
+        return dict(manifest["render"]) if isinstance(manifest.get("render"), dict) else None
+    return getattr(dataset, "render_defaults", None)
+
+
 def fit_rgb_scenes(
     scenes: Any,
     cfg: RGBFitConfig,
@@ -324,6 +331,8 @@ def fit_rgb_scenes(
     Args:
         scenes: a list of :class:`SceneViews`, or a data set with ``scene_ids`` and ``load(id)`` (and optionally
             ``render_defaults``, a dict with near/far/box_size), e.g. ``latentscenes.data.MultiSceneDataset``.
+            A data set whose manifest records no ``render`` section gets near/far/box from its cameras
+            (``data.bounds.derive_bounds``, printed through ``log``).
         cfg: :class:`RGBFitConfig`.
         out_dir: where ``results.json`` (and, if ``cfg.save_planes``, the planes) are written; None = nothing.
         scene_ids: subset of a data set's scenes to fit (default: all).
@@ -334,7 +343,9 @@ def fit_rgb_scenes(
         excluded), ``cpu_time_s`` (process CPU s, all threads), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...]), ``summary``
         (means, and ``render_ms_per_view_128`` when measured), ``shared`` (macro: shared bytes).
     Raises:
-        DatasetError: for a scene without train or test views.
+        DatasetError: for a scene without train or test views, or (when planes are saved) a scene id that is not
+            one plain path component (checked before any scene is fitted).
+        ConfigError: near/far that cannot see the scene box from some camera.
         ValueError: for a bad variant.
     """
     device = pick_device(cfg.device)
@@ -343,9 +354,10 @@ def fit_rgb_scenes(
     seed_everything(cfg.seed)
     tcfg = effective_triplane(cfg)
     rcfg = cfg.render
+    say = log or (lambda s: None)
     defaults = render_defaults
     if defaults is None and not isinstance(scenes, (list, tuple)):
-        defaults = getattr(scenes, "render_defaults", None)
+        defaults = _recorded_render(scenes)
     if cfg.use_dataset_render and defaults:
         rcfg = dataclasses.replace(rcfg, **{k: float(v) for k, v in defaults.items() if k in ("near", "far", "box_size")})
     if isinstance(scenes, (list, tuple)):
@@ -356,8 +368,18 @@ def fit_rgb_scenes(
     views = [_resize(v, cfg.resolution) for v in views]
     if not views:
         raise DatasetError("fit_rgb_scenes: no scenes to fit")
+    if cfg.use_dataset_render and defaults is None and not isinstance(scenes, (list, tuple)):
+        # A dataset that states no bounds: the defaults (ShapeNet cars at distance 1.3) may cut its objects.
+        b = derive_bounds(views, rcfg.box_size)
+        say(describe(b))
+        rcfg = dataclasses.replace(rcfg, near=b["near"], far=b["far"], box_size=b["box_size"])
+    check_bounds(views, rcfg.near, rcfg.far, "fit-rgb")
+    if out_dir is not None and cfg.variant == "micro" and cfg.save_planes:
+        # Micro fits name files scenes/<id>.safetensors: every id is checked before any scene is fitted.
+        source = getattr(scenes, "root", None) or "scenes given to fit_rgb_scenes"
+        for v in views:
+            check_scene_id(v.scene_id, str(source))
     bg = torch.tensor(cfg.bg, dtype=torch.float32, device=device)
-    say = log or (lambda s: None)
     per_scene: list[dict[str, Any]] = []
     shared: dict[str, Any] = {}
     first = None
@@ -425,7 +447,8 @@ class RGBFit:
         self.render_cfg = dataclasses.replace(from_dict(RenderConfig, res["render_used"]), deterministic=True)
         self.near, self.far = self.render_cfg.near, self.render_cfg.far
         tcfg = from_dict(TriplaneConfig, res["triplane_used"])
-        self.scene_ids = [r["scene_id"] for r in res["scenes"]]
+        # The ids name the files read under scenes/: one plain component each, so nothing outside is read.
+        self.scene_ids = [check_scene_id(r["scene_id"], str(res_path)) for r in res["scenes"]]
         self.bg = torch.tensor(res["config"]["bg"], dtype=torch.float32, device=self.device)
         sdir = out_dir / "scenes"
         self._models: dict[str, tuple[SceneBank, TriplaneDecoder]] = {}
@@ -474,5 +497,6 @@ def load_rgb_fit(out_dir: str | Path, device: str = "cpu") -> RGBFit:
 
     Raises:
         FileNotFoundError: if ``out_dir`` holds no results or a shard is missing.
+        DatasetError: a scene id in ``results.json`` that is not one plain path component.
     """
     return RGBFit(out_dir, device)

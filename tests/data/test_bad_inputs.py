@@ -185,3 +185,31 @@ def test_eg3d_label_paths_outside_the_dataset_root_are_refused(tmp_path, escape)
     lab = ring_cameras(1)[0].reshape(-1).tolist() + [1.0, 0, 0.5, 0, 1, 0.5, 0, 0, 1]
     (eg / "dataset.json").write_text(json.dumps({"labels": [["s/rgb/0.png", lab], [escape, lab]]}))
     _raises(eg, "dataset.json", "labels[1]", repr(escape))
+
+
+def test_one_rgba_view_among_rgb_views_is_named(tmp_path):
+    """Issue 11, defect 5: the message named the first RGB view ("has no mask") instead of the odd RGBA one."""
+    root, _, _ = write_srn(tmp_path / "s", n=4, size=8)
+    f = root / "rgb" / "000002.png"
+    rgb = np.asarray(Image.open(f).convert("RGB"))
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), "RGBA").save(f)
+    msg = _raises(root, str(f), "alpha")
+    assert "000000.png:" not in msg
+
+
+def test_scene_folder_of_unknown_layout_is_not_skipped(tmp_path):
+    """Issue 11, defect 5: a scene folder of unknown layout was dropped without a word by every command and
+    passed ``data validate``. ``_``-prefixed folders and ``validation/`` (data validate's figures) are left out."""
+    from latentscenes.data.validate import validate_dataset
+
+    write_srn(tmp_path / "a", n=2, size=8)
+    write_srn(tmp_path / "b", n=2, size=8)
+    (tmp_path / "_notes").mkdir()
+    (tmp_path / "validation").mkdir()
+    assert MultiSceneDataset(tmp_path).scene_ids == ["a", "b"]
+    (tmp_path / "b" / "rgb").rename(tmp_path / "b" / "images")  # no longer any known layout
+    with pytest.raises(DatasetError, match="unknown scene layout") as e:
+        MultiSceneDataset(tmp_path)
+    assert str(tmp_path / "b") in str(e.value)
+    rep = validate_dataset(tmp_path, tmp_path / "_figs", progress=False)
+    assert not rep.ok and any(str(tmp_path / "b") in p for p in rep.problems), rep.problems

@@ -80,3 +80,20 @@ def test_rgb_run_folder_matches_the_baselines_own_metrics(tmp_path):
         load_rgb_run(tmp_path / "rgb")
     with pytest.raises(FileNotFoundError, match="results.json"):
         load_rgb_run(tmp_path)
+
+
+def test_eval_of_a_run_without_scenes_is_an_error_not_zero_scenes(tmp_path):
+    """Issue 11, defect 5: ``eval`` of a folder whose scene list is empty reported "0 scenes" with exit code 0."""
+    import json
+
+    from latentscenes.evaluation.runs import load_run
+    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+
+    fit_rgb_scenes([make_scene("p", n_views=6, n_test=2, size=32)], get_preset(RGBFitConfig, "test"),
+                   out_dir=tmp_path / "rgb")
+    res = json.loads((tmp_path / "rgb" / "results.json").read_text())
+    res["scenes"] = []
+    (tmp_path / "rgb" / "results.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="no scenes") as e:
+        load_run(tmp_path / "rgb", device="cpu")
+    assert type(e.value) is ValueError  # the eval command's one-line user error (cli/evaluate.py eval_errors)

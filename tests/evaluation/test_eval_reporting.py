@@ -44,3 +44,19 @@ def test_report_without_baseline(tmp_path, scenes):
                               FitFigures(), None, {})
     text = Path(out["report"]).read_text()
     assert out["metrics_rgb"] is None and "fake RGB" not in text and "Turntables" not in text
+
+
+def test_turntable_scene_ids_must_be_plain_names(tmp_path, scenes):
+    """Issue 11, defect 4: turntable folders are OUT/turntables/<scene id>; an id like '../x' wrote outside."""
+    import pytest
+
+    from latentscenes.data.types import DatasetError
+
+    evil = {"../../x" if k == "b" else k: v for k, v in scenes.items()}
+    ours = latent_model(evil, {k: 0.0 for k in evil})
+    plan = ReportPlan(train_ids=[], exploit_ids=["../../x"], turntable_scenes=1, grid_scenes=1,
+                      turntable=TurntableConfig(n_frames=2, n_views=1))
+    with pytest.raises(DatasetError, match="not a plain name"):
+        evaluate_and_report(tmp_path / "a" / "rep", ours, None, evil, plan,
+                            camera_defaults_from_views(evil.values()), FitFigures(), None, {})
+    assert not (tmp_path / "a").exists() and not (tmp_path / "x").exists()

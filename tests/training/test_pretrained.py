@@ -57,7 +57,7 @@ def test_export_from_a_stage_checkpoint_and_refusals(trained_run, tmp_path):
     m_full = export_pretrained(trained_run, tmp_path / "full")
     m = export_pretrained(trained_run, tmp_path / "warm", stage="warmup")
     assert m["source"]["stage"] == "warmup" and m["source"]["step"] > 0 and 0 < m["entry_cost_s"] < m_full["entry_cost_s"]
-    with pytest.raises(RunError, match="not empty"):
+    with pytest.raises(RunError, match="already exists"):
         export_pretrained(trained_run, tmp_path / "warm")
     with pytest.raises(RunError, match="no checkpoint of stage"):
         export_pretrained(trained_run, tmp_path / "x", stage="nosuch")

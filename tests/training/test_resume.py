@@ -138,3 +138,28 @@ def test_resume_may_change_only_the_stage_that_has_not_finished(tmp_path, monkey
     res = train_3daae(joint, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
     assert res["stages"]["joint"]["resumed_from"] == 2
     assert load_run_config(tmp_path / "cut").joint.lr_mlp == 1e-4
+
+
+def test_resume_of_a_finished_exploit_batch_changes_no_file(tmp_path, monkeypatch):
+    """Issue 11, defect 2 for ``exploit``: ``--resume`` of a finished batch re-wrote its model, manifest, config and
+    metrics; a ``--set`` of a finished stage must be an error, not a silent change of config.json."""
+    from typer.testing import CliRunner
+
+    from latentscenes.cli.main import app
+    from helpers_3daae import write_sphere_dataset
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data, run, batch = write_sphere_dataset(tmp_path / "data"), tmp_path / "run", tmp_path / "batch"
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "--data", str(data), "--out", str(run), "--preset", "test", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    args = ["exploit", "--run", str(run), "--out", str(batch), "--device", "cpu"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = _file_bytes(batch)
+    r = runner.invoke(app, args + ["--resume"])
+    assert r.exit_code == 0, r.output
+    assert _file_bytes(batch) == before
+    r = runner.invoke(app, args + ["--resume", "--set", "exploit.finetune.steps=9"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "exploit.finetune.steps: 4 -> 9" in text and "Traceback" not in text, text
+    assert _file_bytes(batch) == before

@@ -132,3 +132,31 @@ def test_rgb_tv_smooths_the_planes_and_lr_decay_scales_every_group(scenes, tmp_p
         lrs = sorted(g["lr"] for g in opt.adam.param_groups) + [o.lr for o in (opt.lazy, opt.lazy_coefs) if o]
         # global planes, shared MLP, local planes, coefficients
         assert sorted(lrs) == pytest.approx(sorted(x * 0.5 for x in [1e-2, 2e-2, 1e-2, 1e-2]))
+
+
+def test_scene_ids_that_are_not_plain_names_are_refused_before_any_fit(tmp_path):
+    """Issue 11, defect 4: scene ids name files under OUT/scenes; a bad one used to be found only when its turn
+    came, after the scenes before it had been fitted and written."""
+    from latentscenes.data.types import DatasetError
+
+    good = make_sphere_scene("sa", n_views=6, n_test=2, resolution=32, seed=0)
+    bad = make_sphere_scene("../victim", n_views=6, n_test=2, resolution=32, seed=1)
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(DatasetError, match="not a plain name"):
+        fit_rgb_scenes([good, bad], get_preset(RGBFitConfig, "test"), out)
+    assert not (out / "scenes").exists() and not (tmp_path / "deep" / "victim.safetensors").exists()
+
+
+def test_reloading_a_fit_refuses_scene_ids_that_leave_its_folder(scenes, tmp_path):
+    from latentscenes.data.types import DatasetError
+    from latentscenes.evaluation.runs import load_rgb_run
+    from latentscenes.training.rgb_baseline import load_rgb_fit
+
+    out = tmp_path / "fit"
+    fit_rgb_scenes(scenes[:1], get_preset(RGBFitConfig, "test"), out)
+    res = json.loads((out / "results.json").read_text())
+    res["scenes"][0]["scene_id"] = "../../elsewhere/sa"
+    (out / "results.json").write_text(json.dumps(res))
+    for load in (load_rgb_fit, load_rgb_run):
+        with pytest.raises(DatasetError, match="results.json.*not a plain name"):
+            load(out)

@@ -98,3 +98,56 @@ def test_a_refused_start_writes_nothing_so_the_corrected_rerun_works(tmp_path):
         train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(2, resolution=36))
     assert not (tmp_path / "run").exists()
     train_3daae(small_config(), tmp_path / "run", scenes=sphere_scenes(2))
+
+
+# ------------------------------------------------------------------ folder ownership (issue 11, defect 1)
+def test_fit_rgb_into_a_training_run_is_refused_and_the_run_stays_usable(tmp_path, data_and_run):
+    import shutil
+
+    data, run = data_and_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    code, text = _invoke(["fit-rgb", "--data", str(data), "--out", str(copy), "--preset", "test", "--scenes", "1"])
+    assert code == 2 and "training run" in text and "`latentscenes train`" in text, text
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_fit_rgb_twice_into_one_out_is_refused(tmp_path, data_and_run):
+    data, _ = data_and_run
+    out = tmp_path / "rgb"
+    args = ["fit-rgb", "--data", str(data), "--out", str(out), "--preset", "test", "--scenes", "1"]
+    code, text = _invoke(args)
+    assert code == 0, text
+    results = (out / "results.json").read_bytes()
+    code, text = _invoke(args + ["--set", "steps=2"])
+    assert code == 2 and str(out) in text.replace(" ", "") and "already exists" in text, text
+    assert (out / "results.json").read_bytes() == results
+    # ... and a training run (even with --resume) or an autoencoder pre-training may not take it over.
+    for cmd in (["train", "--data", str(data), "--preset", "test"], ["train", "--resume"],
+                ["ae", "pretrain", "--data", str(data), "--preset", "test"]):
+        code, text = _invoke(cmd + ["--out", str(out)])
+        assert code == 2 and "Tri-Planes (RGB) fit" in text and "fit-rgb" in text, (cmd, text)
+    assert (out / "results.json").read_bytes() == results
+
+
+def test_ae_pretrain_and_exploit_refuse_a_training_run(tmp_path, data_and_run):
+    data, run = data_and_run
+    before = (run / "config.json").read_bytes()
+    code, text = _invoke(["ae", "pretrain", "--data", str(data), "--out", str(run), "--preset", "test"])
+    assert code == 2 and "training run" in text, text
+    code, text = _invoke(["exploit", "--run", str(run), "--out", str(run)])
+    assert code == 2, text
+    code, text = _invoke(["train", "--data", str(data), "--out", str(run), "--preset", "test"])
+    assert code == 2 and "--resume" in text, text
+    assert (run / "config.json").read_bytes() == before
+
+
+def test_a_folder_of_foreign_files_is_refused_even_with_resume(tmp_path, data_and_run):
+    data, _ = data_and_run
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, text = _invoke(["train", "--data", str(data), "--out", str(out), "--preset", "test", "--resume"])
+    assert code == 2 and "holds no latentscenes output" in text, text
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
