@@ -36,3 +36,6 @@ for p in runs/pkgs/warm3000 "$PKG"; do
   latentscenes probe --run "$p" --data data/fg128 --scenes exploit --n-scenes 10 \
     --set data.resolution=64 --out "runs/pkg/probe-$n.json"
 done
+# 5. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
+python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-warm3000.metrics.json runs/pkg/shipped.metrics.json \
+  runs/pkg/probe-warm3000.json "runs/pkg/probe-$(basename "$PKG").json" docs/fidelity-runs/ship_card_note.md

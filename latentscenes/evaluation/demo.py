@@ -85,7 +85,7 @@ register_presets(
             pipeline_preset="test", rgb_preset="test", grid_scenes=2, turntable_scenes=1, turntable_frames=4,
             device="cpu", budget_minutes=5.0,
         ),
-        "tiny-cpu": lambda: DemoConfig(),
+        "tiny-cpu": lambda: DemoConfig(pretrained="shipped"),
         "paper": lambda: DemoConfig(
             n_train=500, n_exploit=100, n_rgb=50, resolution=128, views=50, test_views=10, build_workers=4,
             pipeline_preset="paper", rgb_preset="paper", grid_scenes=6, grid_views=1, turntable_scenes=4,

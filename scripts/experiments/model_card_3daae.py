@@ -74,7 +74,7 @@ lines = [
     f"{bae['hi']:+.2f}]. Consistency gap (AE ceiling minus probe): plain {ae_plain - p_plain:.2f} dB, this 3Da-AE "
     f"{ae_ours - p_ours:.2f} dB.",
     "",
-    "Result files: `docs/fidelity-runs/` (copies of `runs/pkg/*.json`).",
+    "Result files: `docs/fidelity-runs/ship_*.json` (copies of `runs/pkg/*.json`).",
 ]
 text = "\n".join(lines) + "\n" + (("\n" + note) if note else "")
 (pkg / "MODEL_CARD.md").write_text(text)

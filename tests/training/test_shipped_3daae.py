@@ -1,0 +1,55 @@
+"""The pre-trained 3Da-AE shipped in the package (`exploit --run shipped`, the tiny-cpu demo's default)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from latentscenes.training.pipeline import SHIPPED_RUN, load_run_config, load_trained, resolve_run
+
+pytestmark = pytest.mark.skipif(not (SHIPPED_RUN / "model" / "shared.safetensors").is_file(),
+                                reason="no shipped pre-trained 3Da-AE in this checkout")
+
+
+def test_shipped_package_is_complete_and_consistent():
+    m = json.loads((SHIPPED_RUN / "manifest.json").read_text())
+    assert m["kind"] == "pretrained" and m["scenes_included"] is False and m["entry_cost_s"] > 0
+    assert (SHIPPED_RUN / "MODEL_CARD.md").is_file()
+    cfg = load_run_config("shipped")
+    assert cfg.data.path is None and cfg.data.resolution == 64
+    system = load_trained("shipped", "cpu")  # sizes in config.json match the weights
+    assert system.bank.scene_ids == [] and system.bank.global_planes is not None
+    # the card quotes the package it sits in
+    assert f"step {m['source']['step']}" in (SHIPPED_RUN / "MODEL_CARD.md").read_text()
+    assert resolve_run("shipped") == SHIPPED_RUN
+
+
+def test_exploit_run_shipped_learns_a_users_scenes(tmp_path):
+    """A user's own objects in the package's conventions (cameras ~2.3 from the centre, box 2)."""
+    from latentscenes.cli.main import app
+    from latentscenes.data.flightgear import write_srn_scene
+    from latentscenes.scenes.synthetic import make_sphere_scene
+
+    root = tmp_path / "data"
+    ids = ["a0", "a1"]
+    for k, sid in enumerate(ids):
+        sv = make_sphere_scene(sid, n_views=6, n_test=2, resolution=32, radius=2.3, seed=k)
+        write_srn_scene(root / sid, [im.permute(1, 2, 0).numpy() for im in sv.images],
+                        [mk[0].numpy() for mk in sv.masks], sv.c2w.numpy(), sv.K[0].numpy(), sv.split, {})
+    (root / "manifest.json").write_text(json.dumps({
+        "format": "srn", "name": "mine", "scenes": {s: {"split": "exploit"} for s in ids},
+        "splits": {"exploit": ids}, "render": {"near": 1.3, "far": 3.3, "box_size": 2.0}}))
+    sets = ["data.resolution=32", "exploit.fit.steps=3", "exploit.finetune.steps=2", "logging.progress=false"]
+    res = CliRunner().invoke(app, ["exploit", "--run", "shipped", "--data", str(root), "--out", str(tmp_path / "b"),
+                                   *[a for kv in sets for a in ("--set", kv)]])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["source_run_spec"] == "shipped"
+    res = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "b"), "--scenes", "exploit",
+                                   "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["groups"]["exploit"]["n_scenes"] == 2
+    # without --data there is nothing to learn: one line, exit 2
+    res = CliRunner().invoke(app, ["exploit", "--run", "shipped", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "--data" in res.output
