@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from latentscenes.utils.crash import crash_point
+
 #: Names of the temporaries of :func:`atomic_write` (files) and of checkpoint swaps (folders): the ``mkstemp`` /
 #: ``mkdtemp`` names ``.<final name>.<random>.tmp``.
 TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
@@ -42,6 +44,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         os.chmod(tmp_path, 0o666 & ~current_umask())
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        crash_point("atomic.written", str(path))
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
     except BaseException:
