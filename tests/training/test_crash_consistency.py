@@ -163,7 +163,6 @@ def kill_and_resume(args: list[str], points: list[str], kill) -> Path:
 # fault is issue 11's: killed between the two renames, then the resumed run killed inside its next swap.
 SHORT = {
     "inside-swap": (["checkpoint.aside:warmup@1"], {"warmup": 2, "joint": 0}),
-    "mid-joint-step": (["stage.step:joint:1"], {"warmup": "done", "joint": 0}),
     "double-fault": (["checkpoint.aside:warmup@1", "checkpoint.swapped:warmup@1"], {"warmup": "done", "joint": 0}),
 }
 
@@ -185,6 +184,7 @@ TRAIN_POINTS = {
     "warmup-swapped": (["checkpoint.swapped:warmup@2"], {"warmup": 2, "joint": 0}),
     "warmup-final-between-renames": (["checkpoint.aside:warmup@2"], {"warmup": "done", "joint": 0}),
     "mid-warmup-step": (["stage.step:warmup:2"], {"warmup": 1, "joint": 0}),
+    "mid-joint-step": (["stage.step:joint:1"], {"warmup": "done", "joint": 0}),
     "manifest-after-warmup": (["atomic.written:run/manifest.json@2"], {"warmup": "done", "joint": 0}),
     "joint-between-renames": (["checkpoint.aside:joint@1"], BOTH_DONE),
     "model-shared-written": (["atomic.written:model/shared.safetensors"], BOTH_DONE),
