@@ -523,8 +523,8 @@ def base(tmp_path_factory) -> dict:
         data = write_sphere_dataset(tmp / "data")
         cfg = small_config()
         cfg.data.path = str(data)
-        # One step per stage: the cases need a finished run, not a trained one (the joint stage has 2 steps so
-        # that the unfinished run below can stop inside it).
+        # As few steps as will do: the cases need a finished run, not a trained one (2 joint steps, so that the
+        # unfinished run below can stop inside the joint stage).
         cfg.warmup.steps, cfg.joint.steps = 1, 2
         train_3daae(cfg, tmp / "run", data_root=data)
         export_pretrained(tmp / "run", tmp / "pkg")
