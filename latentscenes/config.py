@@ -198,6 +198,8 @@ def _replace_path(obj: Any, parts: list[str], value: Any, key: str) -> Any:
     if len(parts) == 1:
         tp = typing.get_type_hints(type(obj))[parts[0]]
         return dataclasses.replace(obj, **{parts[0]: _coerce(tp, value, key)})
+    if not dataclasses.is_dataclass(getattr(obj, parts[0])):
+        raise ConfigError(f"override {key!r}: {parts[0]!r} is a value, not a config section")
     child = _replace_path(getattr(obj, parts[0]), parts[1:], value, key)
     return dataclasses.replace(obj, **{parts[0]: child})
 
@@ -211,15 +213,19 @@ def load_config(cls: type[T], path: str | Path) -> T:
     """Read a config saved by :func:`save_config`.
 
     Raises:
-        ConfigError: if the file is missing, is not JSON, or holds unknown keys.
+        ConfigError: if the file is missing or unreadable, is not a JSON object, or holds unknown keys.
     """
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:  # a folder, an unreadable file
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file holds a JSON object (sections and keys), not a {type(data).__name__}")
     return from_dict(cls, data, where=str(path))
 
 

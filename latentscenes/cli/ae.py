@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, check_out_file, fail, user_errors
 
 ae_app = typer.Typer(help="Base autoencoder: pre-train it, evaluate it (docs/autoencoder.md).", no_args_is_help=True)
 
@@ -28,14 +28,12 @@ def ae_errors() -> Iterator[None]:
     """The project's input errors plus autoencoder/pre-training errors -> one line and exit code 2."""
     from latentscenes.autoencoder.model import AutoencoderError
     from latentscenes.autoencoder.pretrain import PretrainError
-    from latentscenes.utils.progress import console
 
     with user_errors():
         try:
             yield
         except (AutoencoderError, PretrainError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            sys.exit(2)
+            fail(e)
 
 
 def machine_info() -> dict:
@@ -156,6 +154,7 @@ def eval_cmd(
 
     with ae_errors():
         set_cpu_threads()
+        check_out_file(out)
         base = resolve_config(AEConfig, preset, None, set_)
         cfg = AEConfig.from_option(ae, base)
         model = load_autoencoder(cfg, pick_device(device))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from latentscenes.cli.common import user_errors
+from latentscenes.cli.common import fail, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -52,8 +51,7 @@ def register(app: typer.Typer) -> None:
             try:
                 cfg.validate()
             except ValueError as e:
-                console.print(f"[red]error:[/red] {e}")
-                sys.exit(2)
+                fail(e)
             path = build_flightgear(cfg)
         import json
 

@@ -6,21 +6,18 @@ docs/evaluation.md describes the protocol, the outputs and the demo's phases.
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
 
-from latentscenes.cli.common import SET_OPT, user_errors
+from latentscenes.cli.common import SET_OPT, check_out_file, fail, user_errors
 
 
 @contextmanager
 def eval_errors() -> Iterator[None]:
     """Input errors (bad run folder, missing data or weights, bad options) -> one line and exit code 2."""
-    from latentscenes.utils.progress import console
-
     with user_errors():
         try:
             yield
@@ -33,8 +30,7 @@ def eval_errors() -> Iterator[None]:
                 isinstance(e, ValueError) and type(e) is ValueError
             ):
                 msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-                console.print(f"[red]error:[/red] {msg}")
-                sys.exit(2)
+                fail(msg)
             raise
 
 
@@ -59,6 +55,7 @@ def register(app: typer.Typer) -> None:
 
         with eval_errors():
             set_cpu_threads()
+            check_out_file(out)
             r = load_run(run, scenes, device)
             ids = [s for g in r.groups.values() for s in g]
             gt, _ = load_ground_truth(data or r.data_root, ids, r.resolution)
@@ -99,6 +96,7 @@ def register(app: typer.Typer) -> None:
 
         with eval_errors():
             set_cpu_threads()
+            check_out_file(out)
             if n_scenes < 2 or view_updates < 1:
                 raise ValueError("--n-scenes must be >= 2 and --view-updates >= 1")
             dev = pick_device(device)

@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
 
         with user_errors():
             cfg = resolve_config(RGBFitConfig, preset or (None if config else "tiny-cpu"), config, list(set_ or []))
+            cfg.validate()
             if not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
             from latentscenes.data import MultiSceneDataset, load_scene

@@ -6,21 +6,18 @@ docs/training.md describes the stages, the run folder and ``--resume``.
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
 
-from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, fail, user_errors
 
 
 @contextmanager
 def pipeline_errors() -> Iterator[None]:
     """User-facing errors of training/exploitation -> one line on stderr and exit code 2 (no traceback)."""
-    from latentscenes.utils.progress import console
-
     with user_errors():
         try:
             yield
@@ -30,8 +27,7 @@ def pipeline_errors() -> Iterator[None]:
             from latentscenes.training.pipeline import RunError
 
             if isinstance(e, (AutoencoderError, RunError, NonFiniteLossError)):
-                console.print(f"[red]error:[/red] {e}")
-                sys.exit(2)
+                fail(e)
             raise
 
 

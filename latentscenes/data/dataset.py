@@ -14,6 +14,7 @@ Without a manifest scene list every sub-folder is a scene, except names starting
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,33 @@ RENDER_DEFAULTS = {"near": 0.5, "far": 2.1, "box_size": 2.0}
 SPLIT_NAMES = ("train", "exploit")
 #: Sub-folders of a dataset root that are not scenes: ``data validate``'s default figures folder.
 NOT_SCENES = ("validation",)
+
+
+def _check_manifest(manifest: dict, path: Path) -> None:
+    """Refuse manifest sections of the wrong shape: they would be ignored, or misread (a split given as one
+    string would be read letter by letter).
+
+    Raises:
+        DatasetError: naming ``path`` and the section: ``scenes`` not an object; ``splits`` not an object of
+            scene-id lists; ``render`` not an object, or its near/far/box_size not finite numbers.
+    """
+    if "scenes" in manifest and not isinstance(manifest["scenes"], dict):
+        raise DatasetError(f"{path}: 'scenes' must be an object {{scene_id: {{...}}}}, not "
+                           f"{type(manifest['scenes']).__name__}")
+    splits = manifest.get("splits")
+    if splits is not None and not (isinstance(splits, dict) and all(
+            isinstance(ids, list) and all(isinstance(s, str) for s in ids) for ids in splits.values())):
+        raise DatasetError(f"{path}: 'splits' must be an object of scene-id lists, e.g. "
+                           '{"train": ["s0", "s1"], "exploit": ["s2"]}')
+    render = manifest.get("render")
+    if render is None:
+        return
+    if not isinstance(render, dict):
+        raise DatasetError(f"{path}: 'render' must be an object with near, far and box_size")
+    for k in RENDER_DEFAULTS:
+        v = render.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+            raise DatasetError(f"{path}: render.{k} must be a finite number, not {v!r}")
 
 
 def _scene_folders(root: Path) -> list[str]:
@@ -62,8 +90,9 @@ class MultiSceneDataset:
         cache_size: number of loaded scenes kept in memory (a 60-view 128x128 scene is about 12 MB).
 
     Raises:
-        DatasetError: if ``root`` does not exist, its manifest is malformed, it holds no scene, or (without a
-            manifest scene list) a sub-folder of unknown layout sits next to its scenes.
+        DatasetError: if ``root`` does not exist, its manifest is malformed (not JSON, or a section of the wrong
+            shape), it holds no scene, or (without a manifest scene list) a sub-folder of unknown layout sits
+            next to its scenes.
     """
 
     def __init__(self, root: str | Path, resolution: int | None = None, cache_size: int = 16) -> None:
@@ -77,6 +106,7 @@ class MultiSceneDataset:
         self.manifest: dict[str, Any] = _load_json(mp) if mp.is_file() else {}
         if not isinstance(self.manifest, dict):
             raise DatasetError(f"{mp}: manifest must be a JSON object")
+        _check_manifest(self.manifest, mp)
         self._eg3d_root = None
         if isinstance(self.manifest.get("scenes"), dict) and self.manifest["scenes"]:
             ids = list(self.manifest["scenes"])

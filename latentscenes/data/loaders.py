@@ -286,8 +286,30 @@ def _srn_intrinsics(scene: Path, image_hw: tuple[int, int] | None) -> np.ndarray
         if image_hw is None:
             raise DatasetError(f"{f}: no 'H W' line and no image to take the size from")
         H, W = image_hw
+    if not (math.isfinite(H) and math.isfinite(W) and H > 0 and W > 0):
+        raise DatasetError(f"{f}: image size on the last line must be positive, got '{H:g} {W:g}'")
     K = np.array([[focal / W, 0.0, cx / W], [0.0, focal / H, cy / H], [0.0, 0.0, 1.0]])
     return check_K(K, str(f))
+
+
+def _scene_info(path: Path) -> dict[str, Any]:
+    """Read an SRN ``scene.json`` (``{"views": {"train": [names], "test": [names]}, "meta": {...}}``).
+
+    Raises:
+        DatasetError: naming ``path``: not JSON, not an object, ``views`` not an object of name lists or
+            ``meta`` not an object.
+    """
+    info = _load_json(path)
+    if not isinstance(info, dict):
+        raise DatasetError(f"{path}: expected an object with 'views' and 'meta'")
+    views = info.get("views", {})
+    if not (isinstance(views, dict) and all(
+            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in views.values())):
+        raise DatasetError(f"{path}: 'views' must be an object of view-name lists, e.g. "
+                           '{"train": ["000000"], "test": ["000001"]}')
+    if not isinstance(info.get("meta", {}), dict):
+        raise DatasetError(f"{path}: 'meta' must be an object")
+    return info
 
 
 def load_srn_scene(scene: str | Path, resolution: int | None = None) -> SceneViews:
@@ -308,7 +330,7 @@ def load_srn_scene(scene: str | Path, resolution: int | None = None) -> SceneVie
         raise DatasetError(f"{scene}: scene has no views (rgb/ is empty)")
     info: dict[str, Any] = {}
     if (scene / "scene.json").is_file():
-        info = _load_json(scene / "scene.json")
+        info = _scene_info(scene / "scene.json")
     c2ws, Ks = [], []
     K_scene = None
     per_view_K = (scene / "intrinsics").is_dir()
@@ -483,6 +505,8 @@ def load_transforms_scene(folder: str | Path, resolution: int | None = None) -> 
     Ks = []
     for img, _, d, _, where in entries:
         h, w = _peek_size(img)
+        if "fl_x" not in d and "camera_angle_x" not in d:
+            raise DatasetError(f"{where}: no intrinsics (need fl_x/fl_y/cx/cy/w/h or camera_angle_x)")
         try:
             if "fl_x" in d:
                 fx = float(d["fl_x"])
@@ -492,14 +516,12 @@ def load_transforms_scene(folder: str | Path, resolution: int | None = None) -> 
                 cx = float(d.get("cx", W / 2.0))
                 cy = float(d.get("cy", H / 2.0))
                 K = [[fx / W, 0, cx / W], [0, fy / H, cy / H], [0, 0, 1]]
-            elif "camera_angle_x" in d:
+            else:
                 ax = float(d["camera_angle_x"])
                 fx = 0.5 / math.tan(ax / 2.0)
                 fy = fx * w / h if "camera_angle_y" not in d else 0.5 / math.tan(float(d["camera_angle_y"]) / 2.0)
                 K = [[fx, 0, 0.5], [0, fy, 0.5], [0, 0, 1]]
-            else:
-                raise DatasetError(f"{where}: no intrinsics (need fl_x/fl_y/cx/cy/w/h or camera_angle_x)")
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, ZeroDivisionError) as e:  # a word, or a size / angle of 0
             raise DatasetError(f"{where}: malformed intrinsics ({e})") from None
         Ks.append(check_K(K, where))
     return _assemble(folder.name, [e[0] for e in entries], [e[1] for e in entries], Ks, [e[3] for e in entries],

@@ -266,7 +266,7 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
     man = _read_json(man_path)
     fmt = man.get("format")
     cfg = pl.load_run_config(run_dir)
-    root, res = cfg.data.path, cfg.data.resolution
+    root, res = cfg.data.path or "", cfg.data.resolution
     if fmt == pl.RUN_FORMAT:
         if man.get("scenes_included") is False:
             raise ValueError(f"{run_dir} is a pre-trained 3Da-AE without scenes: learn scenes with it "

@@ -34,6 +34,7 @@ from latentscenes.utils.io import (
     current_umask,
     fsync_dir,
 )
+from latentscenes.utils.crash import crash_point
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -149,6 +150,7 @@ def write_checkpoint_dir(final_dir: Path, write: Callable[[Path], None]) -> None
         write(tmp)
         os.chmod(tmp, 0o777 & ~current_umask())
         _fsync_tree(tmp)
+        crash_point("checkpoint.written", str(final_dir))
         old = _aside(final_dir)
         if old.exists():
             if final_dir.exists():
@@ -157,8 +159,10 @@ def write_checkpoint_dir(final_dir: Path, write: Callable[[Path], None]) -> None
                 os.replace(old, final_dir)
         if final_dir.exists():
             os.replace(final_dir, old)
+            crash_point("checkpoint.aside", str(final_dir))
         os.replace(tmp, final_dir)
         fsync_dir(final_dir.parent)
+        crash_point("checkpoint.swapped", str(final_dir))
         if old.exists():
             shutil.rmtree(old)
             fsync_dir(final_dir.parent)

@@ -39,7 +39,8 @@ class DataSelection:
     """Which scenes and views of a ``MultiSceneDataset`` the pipeline uses.
 
     Attributes:
-        path: dataset root (``--data`` on the command line overrides it).
+        path: dataset root (``--data`` on the command line overrides it); ``None``: none recorded (a pre-trained
+            package's config, whose scenes are not included).
         resolution: square image size in pixels the images are resized to (``None``: as stored). Must be a
             multiple of 8 (the autoencoder downsamples by 8; the latent is ``resolution // 8``).
         train_split / exploit_split: names passed to ``MultiSceneDataset.split_scene_ids``.
@@ -51,7 +52,7 @@ class DataSelection:
             ``render.*`` as configured. Bounds that cannot see the box from some camera are refused either way.
     """
 
-    path: str = ""
+    path: str | None = None
     resolution: int | None = None
     train_split: str = "train"
     exploit_split: str = "exploit"
@@ -199,7 +200,8 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
     Raises:
         ConfigError: a negative or non-finite step count, learning rate, lambda or init scale, a batch size
             below 1, an image size that is not a positive multiple of 8, or impossible renderer / tri-plane
-            sizes, or a device this machine does not have; the message gives the dotted key and the value.
+            sizes, an autoencoder architecture that cannot be built, or a device this machine does not have;
+            the message gives the dotted key and the value.
     """
     import math
 
@@ -252,6 +254,10 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             bad(f"triplane.{k}", v, "must be a finite number >= 0")
     if cfg.encode_batch_size < 1:
         bad("encode_batch_size", cfg.encode_batch_size, "must be >= 1")
+    try:
+        cfg.ae.architecture()
+    except ValueError as e:  # e.g. ae.block_out_channels of 2 entries: the network cannot be built
+        raise ConfigError(f"ae: {e}") from None
     from latentscenes.utils.device import DeviceError, pick_device
 
     try:

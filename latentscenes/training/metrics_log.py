@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from latentscenes.utils.io import disk_full
+
 
 class MetricsLogger:
     """Append one JSON object per line to ``path`` (flushed at once, so a crash loses nothing written).
@@ -42,10 +44,20 @@ class MetricsLogger:
             self._wandb = wandb.init(project=wandb_project, config=run_config or {}, resume="allow")
 
     def log(self, record: dict[str, Any]) -> None:
-        """Write ``record`` (plus a wall-clock ``time``) as one JSON line; numeric fields also go to TB/wandb."""
+        """Write ``record`` (plus a wall-clock ``time``) as one JSON line; numeric fields also go to TB/wandb.
+
+        Raises:
+            DiskFullError: no room to write the line (naming the file).
+        """
         rec = {"time": round(time.time(), 3), **record}
-        self._f.write(json.dumps(rec, default=float) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(rec, default=float) + "\n")
+            self._f.flush()
+        except OSError as e:
+            full = disk_full(e, self.path)
+            if full is not None:
+                raise full from None
+            raise
         step = rec.get("step")
         stage = rec.get("stage", "run")
         nums = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("time", "step")}

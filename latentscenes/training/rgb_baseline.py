@@ -95,6 +95,28 @@ class RGBFitConfig:
     save_planes: bool = True
     measure_render: bool = True
 
+    def validate(self) -> None:
+        """Check the values a fit would use before anything is written.
+
+        Raises:
+            ConfigError: ``steps``, ``rays_per_batch`` or ``scenes_per_batch`` below 1, a learning rate or
+                ``lambda_tv`` that is negative or not finite, ``lr_final_factor`` outside (0, 1]; the message
+                gives the key and the value.
+        """
+        import math
+
+        from latentscenes.config import ConfigError
+
+        for k in ("steps", "rays_per_batch", "scenes_per_batch"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"{k}={getattr(self, k)!r}: must be >= 1")
+        for k in ("lr_planes", "lr_decoder", "lr_coefs", "lr_global", "lambda_tv"):
+            v = getattr(self, k)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{k}={v!r}: must be a finite number >= 0")
+        if not (math.isfinite(self.lr_final_factor) and 0 < self.lr_final_factor <= 1):
+            raise ConfigError(f"lr_final_factor={self.lr_final_factor!r}: must lie in (0, 1]")
+
 
 register_presets(
     RGBFitConfig,
@@ -345,9 +367,11 @@ def fit_rgb_scenes(
     Raises:
         DatasetError: for a scene without train or test views, or (when planes are saved) a scene id that is not
             one plain path component (checked before any scene is fitted).
-        ConfigError: near/far that cannot see the scene box from some camera.
+        ConfigError: near/far that cannot see the scene box from some camera; a value
+            :meth:`RGBFitConfig.validate` refuses.
         ValueError: for a bad variant.
     """
+    cfg.validate()
     device = pick_device(cfg.device)
     if device.type == "cpu":
         set_cpu_threads()

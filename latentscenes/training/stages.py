@@ -54,6 +54,7 @@ from latentscenes.training.losses import (
     triplane_tv,
 )
 from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
+from latentscenes.utils.crash import crash_point
 
 SHARD_SCENES = 256  # scenes per safetensors shard (bounded file sizes; a scene never spans two shards)
 
@@ -628,6 +629,7 @@ def run_stage(
             if cfg.freeze_mlp_fraction is not None and step >= cfg.freeze_mlp_fraction * n_steps:
                 skip.add("mlp")
             opts.step(bank_rows, skip)
+            crash_point("stage.step", f"{stage}:{step + 1}")
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             dt = time.perf_counter() - t0 - ckpt_s

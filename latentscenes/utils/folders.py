@@ -80,6 +80,10 @@ def folder_owner(folder: str | Path) -> str | None:
     return _legacy_owner(folder)
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
 def _is_empty(folder: Path) -> bool:
     # Temporaries of an interrupted atomic write of the marker itself do not make a folder someone's.
     return not any(not TEMP_NAME.match(p.name) for p in folder.iterdir())
@@ -107,15 +111,15 @@ def check_out_folder(out: str | Path, command: str, *, resume: bool = False, res
         raise error(f"{out}: folder is not empty and holds no latentscenes output; choose another --out "
                     "(a new or empty folder)")
     if owner != command:
-        raise error(f"{out}: holds a {KINDS[owner]} (written by `latentscenes {owner}`), not a {KINDS[command]}; "
+        raise error(f"{out}: holds {_a(KINDS[owner])} (written by `latentscenes {owner}`), not {_a(KINDS[command])}; "
                     f"choose another --out")
     if replaces_own:
         return
     if resumable and not resume:
-        raise error(f"{out}: a {KINDS[command]} already exists here; pass --resume to continue it or choose "
+        raise error(f"{out}: {_a(KINDS[command])} already exists here; pass --resume to continue it or choose "
                     "another --out")
     if not resumable:
-        raise error(f"{out}: a {KINDS[command]} already exists here (`{command}` cannot resume); choose another "
+        raise error(f"{out}: {_a(KINDS[command])} already exists here (`{command}` cannot resume); choose another "
                     "--out or delete the folder")
 
 

@@ -10,11 +10,14 @@ one behind, which :func:`remove_temporaries` deletes when the folder is resumed.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+from latentscenes.utils.crash import crash_point
 
 #: Names of the temporaries of :func:`atomic_write` (files) and of checkpoint swaps (folders): the ``mkstemp`` /
 #: ``mkdtemp`` names ``.<final name>.<random>.tmp``.
@@ -26,11 +29,39 @@ class UnreadableFileError(ValueError):
     damaged. The message names the file."""
 
 
+class DiskFullError(OSError):
+    """A write failed for lack of space: the disk or a quota is full, or the file size limit (``ulimit -f``) was
+    reached. The message names the file and the fix; what was written before stays loadable (writes are atomic),
+    so the command can continue with ``--resume`` once there is room."""
+
+
+#: errno values that mean "no room to write": the disk, a quota, the file size limit.
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_OS_ERROR = re.compile(r"os error (\d+)")
+
+
+def disk_full(e: BaseException, path: str | Path) -> DiskFullError | None:
+    """The :class:`DiskFullError` to raise instead of ``e`` when ``e`` means there is no room to write ``path``
+    (an ``OSError``, or a safetensors error quoting the OS error), else None."""
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and type(e).__name__ == "SafetensorError":  # the Rust writer reports "(os error 28)"
+        m = _OS_ERROR.search(str(e))
+        code = int(m.group(1)) if m else None
+    if code not in _NO_ROOM:
+        return None
+    return DiskFullError(f"{path}: cannot write it: {os.strerror(code)}; free space on its disk (or raise the file "
+                         "size limit) and run the command again (with --resume where it has one)")
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` then atomically move ``tmp_path`` to ``path``.
 
     The temporary file lives next to ``path`` (same file system), so the final rename is atomic.
     On any exception the temporary file is removed and ``path`` keeps its previous content.
+
+    Raises:
+        DiskFullError: no room to write (disk, quota or file size limit full), naming ``path``; any other
+            exception of ``write`` as it is.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,10 +73,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         os.chmod(tmp_path, 0o666 & ~current_umask())
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        crash_point("atomic.written", str(path))
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        full = disk_full(e, path)
+        if full is not None:
+            raise full from None
         raise
 
 
