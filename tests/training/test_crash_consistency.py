@@ -82,21 +82,10 @@ def _cli(args: list[str]) -> None:
 
 
 def _killed_in_fork(args: list[str], point: str) -> None:
-    """Run the command in a forked child that SIGKILLs itself at ``point``; fail if it ends any other way."""
-    import typer.main
-
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 0
-        try:
-            os.environ[ENV] = point
-            typer.main.get_command(app).main(args, standalone_mode=False)
-        except BaseException:  # noqa: BLE001 - reported through the exit code
-            code = 3
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
-        f"{point}: the command was not killed (exit status {os.waitstatus_to_exitcode(status)}): point never reached?")
+    """The default suite's kills: a separate process too. (A forked child of the pytest process deadlocks once
+    torch's OpenMP thread pool has been started by an earlier test: a fork copies the pool's locks, not its
+    threads. It passed alone and hung in the full suite.)"""
+    _killed_in_process(args, point)
 
 
 def _killed_in_process(args: list[str], point: str) -> None:
