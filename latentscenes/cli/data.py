@@ -74,6 +74,10 @@ def register(app: typer.Typer) -> None:
         from latentscenes.data.validate import validate_dataset
         from latentscenes.utils.progress import console
 
+        if not root.is_dir():  # a wrong path is a usage error (exit 2), not a dataset that failed validation (1)
+            from latentscenes.cli.common import fail
+
+            fail(f"{root}: dataset folder not found" if not root.exists() else f"{root}: not a folder")
         with user_errors():
             rep = validate_dataset(root, figures, workers=workers)
         console.print(json.dumps(rep.stats, indent=1))

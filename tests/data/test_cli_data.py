@@ -70,3 +70,9 @@ def test_validate_flags_manifest_inconsistencies(tmp_path):
     text = "\n".join(rep.problems)
     assert "different sizes" in text and "overlap" in text
     assert np.isclose(rep.stats["camera_distance"]["mean"], 2.0)
+
+
+def test_validate_of_a_missing_folder_is_a_usage_error(tmp_path):
+    """A wrong path is one line and exit 2 (a dataset that fails validation is exit 1)."""
+    r = CliRunner().invoke(_app(), ["data", "validate", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "dataset folder not found" in r.output and "Traceback" not in r.output
