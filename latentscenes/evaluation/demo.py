@@ -300,8 +300,9 @@ def run_demo(
         # The entry cost (warm-up + joint training) was paid once by whoever made the package: its manifest
         # records it and the report quotes it; this demo only learns the new scenes (Alg. 2).
         source = demo.pretrained
-        pkg_manifest = json.loads((resolve_run(source) / "manifest.json").read_text())
-        tr = {"train_s": 0.0, "latent_cache_s": 0.0, "pretrained": str(resolve_run(source)),
+        pkg_dir = resolve_run(source)
+        pkg_manifest = json.loads((pkg_dir / "manifest.json").read_text())
+        tr = {"train_s": 0.0, "latent_cache_s": 0.0, "pretrained": str(pkg_dir),
               "entry_s": float(pkg_manifest.get("entry_cost_s") or 0.0),
               "n_train": len(pkg_manifest.get("train_scene_ids", []))}
         pkg_res = (pkg_manifest.get("image_size") or [None])[0]

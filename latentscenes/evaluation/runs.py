@@ -281,7 +281,7 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
         ex_model = latent_system_model(pl.load_exploited(run_dir, device), info={"run": str(run_dir)})
         groups: dict[str, list[str]] = {}
         parts = []
-        src = pl.resolve_run("shipped") if man.get("source_run_spec") == "shipped" else Path(man["source_run"])
+        src = pl.source_run(man)
         src_has_scenes = _read_json(src / "manifest.json").get("scenes_included", True) if (src / "manifest.json").is_file() else True
         if scenes == "train" and not src_has_scenes:
             raise ValueError(f"{run_dir}: learned from the pre-trained 3Da-AE {src}, which holds no training scenes; "

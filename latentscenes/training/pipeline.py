@@ -574,6 +574,18 @@ def resolve_run(spec: str | Path) -> Path:
     return Path(spec)
 
 
+def source_run(exploit_manifest: dict) -> Path:
+    """The training run (or pre-trained folder) an exploit batch was learned from, as recorded in its
+    manifest; ``shipped`` is resolved against the installed package, so a reinstall elsewhere is followed.
+
+    Raises:
+        RunError: the batch was learned from ``shipped`` and the package's files are missing.
+    """
+    if exploit_manifest.get("source_run_spec") == "shipped":
+        return resolve_run("shipped")
+    return Path(exploit_manifest["source_run"])
+
+
 def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None = None,
                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a pre-trained 3Da-AE folder (layout in the module docstring) from a training run.
@@ -890,7 +902,7 @@ def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> 
     m = read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else {}
     if m.get("format") != EXPLOIT_FORMAT or m.get("status") != "done":
         raise RunError(f"{out_dir}: not a finished exploit folder (status {m.get('status')!r})")
-    run_dir = resolve_run("shipped") if m.get("source_run_spec") == "shipped" else Path(m["source_run"])
+    run_dir = source_run(m)
     if not (run_dir / "model" / "shared.safetensors").exists():
         raise RunError(f"{out_dir}: its source run {run_dir} is missing")
     sha = m.get("source_sha256_shared")
