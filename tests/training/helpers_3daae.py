@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -77,3 +79,15 @@ def write_sphere_dataset(root, n_train: int = 2, n_exploit: int = 1, resolution:
                 "render": {"near": 0.5, "far": 2.1, "box_size": 2.0}}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the block with one torch thread (module fixtures that train tiny runs: faster than two, and immune to
+    a busy machine's oversubscription), restoring the thread count afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)

@@ -26,7 +26,7 @@ from latentscenes.cli.main import app
 from latentscenes.training.pipeline import load_exploited, load_trained
 from latentscenes.utils.crash import ENV
 
-from helpers_3daae import assert_same_params, params_of, write_sphere_dataset
+from helpers_3daae import assert_same_params, params_of, single_thread, write_sphere_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ["--set", "warmup.steps=3", "--set", "joint.steps=2", "--set", "warmup.checkpoint_every=1",
@@ -52,19 +52,13 @@ def _one_omp_thread(monkeypatch):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """A dataset, an uninterrupted training run of it and an uninterrupted exploit batch of that run."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         tmp = tmp_path_factory.mktemp("crash-ref")
         data = write_sphere_dataset(tmp / "data")
         with pytest.MonkeyPatch.context() as m:
             m.setenv("OMP_NUM_THREADS", "1")
             _cli(train_args(data, tmp / "run"))
         return {"data": data, "run": tmp / "run", "params": params_of(load_trained(tmp / "run", "cpu"))}
-    finally:
-        torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,19 @@ from typer.testing import CliRunner
 from latentscenes.cli.main import app
 from latentscenes.training.pipeline import train_3daae
 
-from helpers_3daae import small_config, sphere_scenes, write_sphere_dataset
+from helpers_3daae import single_thread, small_config, sphere_scenes, write_sphere_dataset
 
 
 @pytest.fixture(scope="module")
 def data_and_run(tmp_path_factory):
     """A sphere dataset and a finished ``test``-preset run trained on it (shared by the tests below)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         tmp = tmp_path_factory.mktemp("user-errors")
         data = write_sphere_dataset(tmp / "data")
         cfg = small_config()
         cfg.data.path = str(data)
         train_3daae(cfg, tmp / "run", data_root=data)
         return data, tmp / "run"
-    finally:
-        torch.set_num_threads(n)
 
 
 def _invoke(args: list[str]) -> tuple[int, str]:
