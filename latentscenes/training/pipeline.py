@@ -792,12 +792,15 @@ def exploit_3daae(
     split = split or cfg.data.exploit_split
     if scenes is None and data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
-    # The renderer settings must be the run's (the MLP and planes were trained with them), except for
-    # performance-only fields; keep the run's.
-    # The initialisation scales of the new scenes' parameters are the batch's own (they change no shape).
+    # The renderer settings must be the run's (the MLP and planes were trained with them), except the
+    # batch's own choices that the new scenes' fit adapts to: ``supersample`` (rays per latent pixel) and the
+    # tri-plane resolution T (the run's global planes B are resampled to it below). The initialisation scales
+    # of the new scenes' parameters are the batch's own too. F_mic, F_mac, M stay the run's (they are shapes
+    # of the MLP's input and of B).
     triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
-                                   coef_init_std=cfg.triplane.coef_init_std)
-    cfg = dataclasses.replace(cfg, render=base.render, triplane=triplane)
+                                   coef_init_std=cfg.triplane.coef_init_std, resolution=cfg.triplane.resolution)
+    render = dataclasses.replace(base.render, supersample=cfg.render.supersample)
+    cfg = dataclasses.replace(cfg, render=render, triplane=triplane)
     if resume:
         finished = check_resume_config(out, cfg, _EXPLOIT_STAGES, _exploit_key_stage)
         if finished is not None:  # nothing to do: not a byte of the batch may change
@@ -825,7 +828,7 @@ def exploit_3daae(
     fresh_mlp = copy.deepcopy(system.mlp.state_dict())
     with torch.no_grad():
         if not ex.no_prior and system.bank.global_planes is not None:
-            system.bank.global_planes.copy_(trained.bank.global_planes)
+            system.bank.global_planes.copy_(resample_planes(trained.bank.global_planes, cfg.triplane.resolution))
         elif fresh_global is not None:
             system.bank.global_planes.copy_(fresh_global)
         system.mlp.load_state_dict(fresh_mlp if ex.reinit_mlp else trained.mlp.state_dict())
@@ -890,6 +893,24 @@ def exploit_3daae(
 
 def resolve_steps_nonzero(cfg: StageConfig) -> bool:
     return (cfg.epochs is not None and cfg.epochs > 0) or (cfg.epochs is None and cfg.steps > 0)
+
+
+def resample_planes(planes: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Planes ``[..., T, T]`` resampled to ``[..., resolution, resolution]`` (bilinear, texel centres).
+
+    The texel centres follow ``grid_sample(align_corners=False)`` (rendering/triplane.py), so the new texels
+    hold the old field's bilinear values at their centres: the field is kept up to interpolation error (and
+    the outermost half texel, where ``grid_sample`` fades to zero). Used when an exploit batch learns its
+    scenes at another T than the run that trained the global planes B (Eq. 7).
+    """
+    T = planes.shape[-1]
+    if T == resolution:
+        return planes.detach().clone()
+    lead = planes.shape[:-2]
+    flat = planes.detach().reshape(-1, 1, T, T)
+    out = torch.nn.functional.interpolate(flat, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                                          antialias=resolution < T)
+    return out.reshape(*lead, resolution, resolution)
 
 
 def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> LatentSystem:
