@@ -132,7 +132,8 @@ class Run:
         for scene_id in scene_ids:
             if scene_id in self.model.scene_ids:
                 continue
-            close = difflib.get_close_matches(str(scene_id), self.scenes, n=3, cutoff=0.6)
+            ratio = {s: difflib.SequenceMatcher(None, str(scene_id), s).ratio() for s in self.scenes}
+            close = sorted((s for s in self.scenes if ratio[s] >= 0.6), key=lambda s: -ratio[s])[:3]  # ties: run order
             examples = close + [s for s in self.scenes if s not in close][: max(0, 5 - len(close))]
             raise SceneNotFoundError(f"scene {scene_id!r} is not in {self.path} (it holds {len(self.scenes)} scenes, "
                                      f"e.g. {examples})")

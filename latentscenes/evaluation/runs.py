@@ -200,7 +200,7 @@ class NotARunError(FileNotFoundError):
     """
 
 
-_RUN_KINDS = "a folder written by `latentscenes train`, `exploit` or `fit-rgb`"
+_RUN_KINDS = "a folder written by `latentscenes train`, `exploit`, `fit-rgb` or `export`"
 
 
 @dataclass
@@ -275,14 +275,14 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
             data = res.get("data") if isinstance(res.get("data"), dict) else {}
             root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
             return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, res.get("config", {}).get("resolution"), res)
-        raise NotARunError(f"{run_dir}: no manifest.json or results.json: not a latentscenes run folder ({_RUN_KINDS})")
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no manifest.json or results.json): expected {_RUN_KINDS}")
     man = _read_json(man_path)
     fmt = man.get("format")
     if not (run_dir / "config.json").is_file():
-        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no config.json; expected {_RUN_KINDS})")
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no config.json): expected {_RUN_KINDS}")
     if fmt not in (pl.RUN_FORMAT, pl.EXPLOIT_FORMAT):
-        raise NotARunError(f"{run_dir}: not a latentscenes run folder (its manifest.json has format {fmt!r}; "
-                           f"expected {_RUN_KINDS})")
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (its manifest.json has format {fmt!r}): "
+                           f"expected {_RUN_KINDS}")
     cfg = pl.load_run_config(run_dir)
     root, res = cfg.data.path or "", cfg.data.resolution
     if fmt == pl.RUN_FORMAT:
