@@ -84,6 +84,7 @@ class Run:
         self.resolution = resolution
         self.manifest = manifest
         self._datasets: dict[str, Any] = {}
+        self._held = set(self.scenes)
 
     # ------------------------------------------------------------------------------------------ facts
     @property
@@ -130,7 +131,7 @@ class Run:
         """
         self._need_scenes()
         for scene_id in scene_ids:
-            if scene_id in self.model.scene_ids:
+            if scene_id in self._held:
                 continue
             ratio = {s: difflib.SequenceMatcher(None, str(scene_id), s).ratio() for s in self.scenes}
             close = sorted((s for s in self.scenes if ratio[s] >= 0.6), key=lambda s: -ratio[s])[:3]  # ties: run order
