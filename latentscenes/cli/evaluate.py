@@ -48,20 +48,15 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
     ) -> None:
         """Evaluate learned scenes on held-out views: RGB PSNR/SSIM, latent PSNR/SSIM, AE upper bound, render ms."""
-        from latentscenes.evaluation.evaluate import evaluate_model, format_summary, write_metrics_json
-        from latentscenes.evaluation.runs import load_ground_truth, load_run
+        from latentscenes.api import load
+        from latentscenes.evaluation.evaluate import format_summary, write_metrics_json
         from latentscenes.utils.device import set_cpu_threads
         from latentscenes.utils.progress import console
 
         with eval_errors():
             set_cpu_threads()
             check_out_file(out)
-            r = load_run(run, scenes, device)
-            ids = [s for g in r.groups.values() for s in g]
-            gt, _ = load_ground_truth(data or r.data_root, ids, r.resolution)
-            res = evaluate_model(r.model, gt, r.groups, split=split, max_views=max_views)
-            res["run"] = str(run)
-            res["data"] = str(data or r.data_root)
+            res = load(run, scenes, device).evaluate(data=data, split=split, max_views=max_views, progress=True)
             write_metrics_json(res, out)
             console.print(format_summary(res))
             console.print(f"wrote {out}")
@@ -130,10 +125,14 @@ def register(app: typer.Typer) -> None:
     @app.command("render")
     def render_cmd(
         run: Path = typer.Option(..., "--run", help="A 3Da-AE training run, an exploit batch, or an RGB baseline folder."),
-        scene: str = typer.Option(..., "--scene", help="Scene id to render (see the run's manifest.json)."),
-        out: Path = typer.Option(..., "--out", help="Folder for turntable.gif, turntable_panel.gif and view PNGs."),
+        scene: Optional[List[str]] = typer.Option(None, "--scene", help="Scene id to render (repeatable: --scene a --scene b)."),
+        all_scenes: bool = typer.Option(False, "--all", help="Render every scene of the run."),
+        n_scenes: Optional[int] = typer.Option(None, "--n-scenes", help="Render the run's first N scenes."),
+        out: Path = typer.Option(..., "--out", help="Folder for the turntables and view PNGs (one sub-folder per scene "
+                                 "unless a single --scene is given)."),
+        fmt: str = typer.Option("gif", "--format", help="Turntable animation: gif, mp4 or both."),
         frames: int = typer.Option(24, "--frames", help="Frames over one turn."),
-        fps: float = typer.Option(8.0, "--fps", help="GIF frame rate."),
+        fps: float = typer.Option(8.0, "--fps", help="Frame rate of the GIF / MP4."),
         views: int = typer.Option(4, "--views", help="Frames also saved as PNG novel views."),
         elevation: Optional[float] = typer.Option(None, "--elevation", help="Degrees above the ground plane (default: the dataset's)."),
         radius: Optional[float] = typer.Option(None, "--radius", help="Camera distance (default: the dataset's)."),
@@ -141,28 +140,31 @@ def register(app: typer.Typer) -> None:
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the one the run records)."),
         device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
     ) -> None:
-        """Novel views and a turntable GIF of one learned scene, decoded to RGB, plus latent channels and depth."""
-        from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
-        from latentscenes.evaluation.render import TurntableConfig, render_turntable
-        from latentscenes.evaluation.runs import load_ground_truth, load_run
+        """Novel views and turntables (GIF and/or MP4) of learned scenes, decoded to RGB, plus latent channels and
+        depth. One --scene writes into --out; several scenes (--scene ..., --all, --n-scenes N) write --out/<scene>/."""
+        from latentscenes.api import load
+        from latentscenes.evaluation.render import turntable_formats
         from latentscenes.utils.device import set_cpu_threads
         from latentscenes.utils.progress import console
 
         with eval_errors():
             set_cpu_threads()
-            r = load_run(run, "all", device)
-            if scene not in r.model.scene_ids:
-                raise KeyError(f"scene {scene!r} is not in {run} (it holds {len(r.model.scene_ids)} scenes, "
-                               f"e.g. {r.model.scene_ids[:3]})")
-            root = data or r.data_root
-            gt, _ = load_ground_truth(root, [scene], r.resolution)
-            cam = camera_defaults_from_views([gt[scene]], split="train")
-            cam = camera_defaults_from_manifest(root, fallback=cam) or cam
-            hw = (size, size) if size else gt[scene].resolution
-            cfg = TurntableConfig(n_frames=frames, fps=fps, n_views=views, radius=radius, elevation_deg=elevation)
-            res = render_turntable(r.model, scene, cam, out, hw, cfg)
-            console.print(f"{scene}: {frames} frames at radius {res['radius']:.2f}, elevation {res['elevation_deg']:.1f} deg "
-                          f"({cam.source}), {res['ms_per_frame']:.1f} ms/frame -> {res['turntable']}")
+            asked = list(dict.fromkeys(scene or []))
+            if sum([bool(asked), all_scenes, n_scenes is not None]) != 1:
+                raise ValueError("choose the scenes to render: --scene ID (repeatable), --all or --n-scenes N")
+            if n_scenes is not None and n_scenes < 1:
+                raise ValueError(f"--n-scenes must be >= 1, got {n_scenes}")
+            formats = turntable_formats(fmt)
+            r = load(run, "all", device)
+            ids = asked or (r.scenes if all_scenes else r.scenes[:n_scenes])
+            r.check_scenes(ids)  # every id before any rendering: a typo fails at once
+            one_folder = len(asked) == 1
+            for s in ids:
+                res = r.turntable(s, out if one_folder else out / s, frames=frames, fps=fps, views=views,
+                                  elevation=elevation, radius=radius, size=size, format=formats, data=data)
+                files = ", ".join(a["turntable"] for a in res["animations"].values())
+                console.print(f"{s}: {frames} frames at radius {res['radius']:.2f}, elevation {res['elevation_deg']:.1f} deg "
+                              f"({res['camera_source']}), {res['ms_per_frame']:.1f} ms/frame -> {files}")
 
     @app.command("demo")
     def demo_cmd(

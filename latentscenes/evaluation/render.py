@@ -1,4 +1,4 @@
-"""Novel views and turntables of learned scenes: decoded RGB, latent channels and depth, as PNGs and GIFs.
+"""Novel views and turntables of learned scenes: decoded RGB, latent channels and depth, as PNGs, GIFs and MP4s.
 
 The camera path circles the origin at the dataset's camera distance and elevation (see
 :mod:`latentscenes.evaluation.cameras`), looking at the origin, OpenCV convention, world z-up.
@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from latentscenes.evaluation.cameras import CameraDefaults, orbit_cameras
-from latentscenes.evaluation.images import depth_image, latent_channels_image, rgb_to_uint8, save_gif, save_png
+from latentscenes.evaluation.images import depth_image, latent_channels_image, rgb_to_uint8, save_gif, save_mp4, save_png
 from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_resolution
 
 
@@ -24,12 +25,13 @@ class TurntableConfig:
 
     Attributes:
         n_frames: frames over one full turn.
-        fps: GIF frame rate.
+        fps: frame rate of the GIF / MP4.
         n_views: how many of the frames are also saved as separate PNGs (evenly spaced; 0 = none).
         radius: camera distance; ``None`` = the dataset's (from :class:`CameraDefaults`).
         elevation_deg: degrees above the xy-plane; ``None`` = the dataset's.
         image_size: output RGB (H, W); ``None`` = the dataset's image size given by the caller.
         azimuth_start_deg: azimuth of the first frame (0 = camera on the +x axis).
+        formats: which animations to write, any of ``"gif"`` and ``"mp4"`` (see :func:`turntable_formats`).
     """
 
     n_frames: int = 24
@@ -39,6 +41,32 @@ class TurntableConfig:
     elevation_deg: float | None = None
     image_size: tuple[int, int] | None = None
     azimuth_start_deg: float = 30.0
+    formats: tuple[str, ...] = ("gif",)
+
+
+#: The animation formats a turntable can be written in (file suffixes).
+TURNTABLE_FORMATS = ("gif", "mp4")
+
+
+def turntable_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """``"gif"``, ``"mp4"``, ``"both"`` or a list of formats -> the formats to write, in the order gif, mp4.
+
+    Raises:
+        ValueError: for an empty selection or an unknown format (the message lists the choices).
+    """
+    items = [spec] if isinstance(spec, str) else list(spec)
+    chosen: set[str] = set()
+    for item in items:
+        f = str(item).lower().lstrip(".")
+        if f == "both":
+            chosen.update(TURNTABLE_FORMATS)
+        elif f in TURNTABLE_FORMATS:
+            chosen.add(f)
+        else:
+            raise ValueError(f"unknown turntable format {item!r}: choose gif, mp4 or both")
+    if not chosen:
+        raise ValueError("no turntable format given: choose gif, mp4 or both")
+    return tuple(f for f in TURNTABLE_FORMATS if f in chosen)
 
 
 @dataclass
@@ -126,10 +154,10 @@ def render_turntable(
 ) -> dict:
     """Render a turntable of ``scene_id`` and write it under ``out_dir``.
 
-    Files written:
-      * ``turntable.gif``: decoded RGB frames;
-      * ``turntable_panel.gif``: RGB | depth (plasma, near..far, blended over white by opacity) | latent
-        channels ((v+1)/2 greyscale);
+    Files written (``.gif`` and/or ``.mp4`` after ``cfg.formats``):
+      * ``turntable.gif`` / ``turntable.mp4``: decoded RGB frames;
+      * ``turntable_panel.gif`` / ``turntable_panel.mp4``: RGB | depth (plasma, near..far, blended over white by
+        opacity) | latent channels ((v+1)/2 greyscale);
       * ``view_{k}.png`` (RGB), ``view_{k}_panel.png``, ``view_{k}_depth.png`` and (latent models)
         ``view_{k}_latent.png`` for ``cfg.n_views`` frames evenly spaced along the path.
 
@@ -137,10 +165,14 @@ def render_turntable(
         camera: radius, elevation and intrinsics defaults (the config may override radius/elevation).
         image_size: RGB (H, W) used when ``cfg.image_size`` is ``None``.
     Returns:
-        ``{"turntable": path, "panel": path, "views": [paths], "panels": [paths], "ms_per_frame": float,
-        "radius": float, "elevation_deg": float}`` (paths relative to nothing: absolute or as given).
+        ``{"turntable": path, "panel": path, "animations": {fmt: {"turntable": path, "panel": path}},
+        "views": [paths], "panels": [paths], "ms_per_frame": float, "radius": float, "elevation_deg": float}``;
+        ``turntable``/``panel`` are the GIFs when GIF is among the formats, else the MP4s (paths as given).
+    Raises:
+        ValueError: an unknown format in ``cfg.formats``; an image size the model cannot render.
     """
     cfg = cfg or TurntableConfig()
+    formats = turntable_formats(cfg.formats)
     out_dir = Path(out_dir)
     radius = cfg.radius if cfg.radius is not None else camera.radius
     elev = math.radians(cfg.elevation_deg) if cfg.elevation_deg is not None else camera.elevation
@@ -149,9 +181,15 @@ def render_turntable(
     frames = render_path(model, scene_id, c2w, camera.K.float(), size)  # type: ignore[arg-type]
     rgb_frames = [rgb_to_uint8(frames.rgb[i]) for i in range(cfg.n_frames)]
     panels = [_panel(frames, i, model.near, model.far) for i in range(cfg.n_frames)]
+    writers = {"gif": save_gif, "mp4": save_mp4}
+    animations = {
+        f: {"turntable": str(writers[f](rgb_frames, out_dir / f"turntable.{f}", cfg.fps)),
+            "panel": str(writers[f](panels, out_dir / f"turntable_panel.{f}", cfg.fps))}
+        for f in formats
+    }
     result = {
-        "turntable": str(save_gif(rgb_frames, out_dir / "turntable.gif", cfg.fps)),
-        "panel": str(save_gif(panels, out_dir / "turntable_panel.gif", cfg.fps)),
+        **animations[formats[0]],
+        "animations": animations,
         "views": [],
         "panels": [],
         "ms_per_frame": frames.ms_per_frame,

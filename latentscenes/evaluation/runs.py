@@ -193,6 +193,16 @@ def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: 
 
 
 # ============================================================================================ run folders
+class NotARunError(FileNotFoundError):
+    """A folder that does not exist or was not written by ``latentscenes train``, ``exploit`` or ``fit-rgb``.
+
+    The message names the folder (a :class:`FileNotFoundError`, so the command line reports it as one line).
+    """
+
+
+_RUN_KINDS = "a folder written by `latentscenes train`, `exploit`, `fit-rgb` or `export`"
+
+
 @dataclass
 class LoadedRun:
     """A run folder ready for evaluation / rendering.
@@ -227,15 +237,16 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
 
     Args:
         run_dir: a 3Da-AE training run (``latentscenes train``), an exploit batch (``latentscenes exploit``),
-            or an RGB baseline folder (``latentscenes fit-rgb``).
+            or an RGB baseline folder (``latentscenes fit-rgb``); ``"shipped"`` is the package's pre-trained 3Da-AE.
         scenes: ``train`` (the scenes 3Da-AE was trained on), ``exploit`` (an exploit batch's scenes) or
             ``all``. For an exploit batch, ``train``/``all`` also load its source training run (each scene is
             decoded by the decoder it was learned with). Ignored for RGB folders.
         device: ``auto``, ``cpu`` or ``cuda``.
     Raises:
-        FileNotFoundError: ``run_dir`` does not exist or holds no run.
+        NotARunError: (a ``FileNotFoundError``) ``run_dir`` does not exist or holds no run; the message names it.
         ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all; the run
-            holds no scene at all (e.g. an RGB fit whose results.json lists none): "0 scenes" is no evaluation.
+            holds no scene at all (e.g. an RGB fit whose results.json lists none): "0 scenes" is no evaluation;
+            ``run_dir`` is a pre-trained 3Da-AE package (``shipped`` or ``latentscenes export``), which holds none.
     """
     loaded = _load_run(Path(run_dir), scenes, device)
     if not any(loaded.groups.values()):
@@ -250,8 +261,10 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
 
     if scenes not in ("train", "exploit", "all"):
         raise ValueError(f"--scenes must be train, exploit or all, not {scenes!r}")
+    if str(run_dir) == "shipped":
+        run_dir = pl.resolve_run("shipped")
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: run folder not found")
+        raise NotARunError(f"{run_dir}: run folder not found")
     man_path = run_dir / "manifest.json"
     if not man_path.is_file():
         if (run_dir / "results.json").is_file():
@@ -262,9 +275,14 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
             data = res.get("data") if isinstance(res.get("data"), dict) else {}
             root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
             return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, res.get("config", {}).get("resolution"), res)
-        raise FileNotFoundError(f"{run_dir}: no manifest.json or results.json: not a latentscenes run folder")
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no manifest.json or results.json): expected {_RUN_KINDS}")
     man = _read_json(man_path)
     fmt = man.get("format")
+    if not (run_dir / "config.json").is_file():
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no config.json): expected {_RUN_KINDS}")
+    if fmt not in (pl.RUN_FORMAT, pl.EXPLOIT_FORMAT):
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (its manifest.json has format {fmt!r}): "
+                           f"expected {_RUN_KINDS}")
     cfg = pl.load_run_config(run_dir)
     root, res = cfg.data.path or "", cfg.data.resolution
     if fmt == pl.RUN_FORMAT:
@@ -277,25 +295,24 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
         system = pl.load_trained(run_dir, device)
         model = latent_system_model(system, info={"run": str(run_dir)})
         return LoadedRun("train", model, {"train": list(model.scene_ids)}, root, res, man)
-    if fmt == pl.EXPLOIT_FORMAT:
-        ex_model = latent_system_model(pl.load_exploited(run_dir, device), info={"run": str(run_dir)})
-        groups: dict[str, list[str]] = {}
-        parts = []
-        src = pl.source_run(man)
-        src_has_scenes = _read_json(src / "manifest.json").get("scenes_included", True) if (src / "manifest.json").is_file() else True
-        if scenes == "train" and not src_has_scenes:
-            raise ValueError(f"{run_dir}: learned from the pre-trained 3Da-AE {src}, which holds no training scenes; "
-                             "pass --scenes exploit")
-        if scenes in ("train", "all") and src_has_scenes:
-            tr_model = latent_system_model(pl.load_trained(src, device), info={"run": str(src)})
-            parts.append(tr_model)
-            groups["train"] = list(tr_model.scene_ids)
-        if scenes in ("exploit", "all"):
-            parts.append(ex_model)
-            groups["exploit"] = list(ex_model.scene_ids)
-        model = parts[0] if len(parts) == 1 else CompositeSceneModel(ex_model.name, parts)
-        return LoadedRun("exploit", model, groups, root, res, man)
-    raise FileNotFoundError(f"{man_path}: unknown run format {fmt!r}")
+    # an exploit batch (fmt == pl.EXPLOIT_FORMAT)
+    ex_model = latent_system_model(pl.load_exploited(run_dir, device), info={"run": str(run_dir)})
+    groups: dict[str, list[str]] = {}
+    parts = []
+    src = pl.source_run(man)
+    src_has_scenes = _read_json(src / "manifest.json").get("scenes_included", True) if (src / "manifest.json").is_file() else True
+    if scenes == "train" and not src_has_scenes:
+        raise ValueError(f"{run_dir}: learned from the pre-trained 3Da-AE {src}, which holds no training scenes; "
+                         "pass --scenes exploit")
+    if scenes in ("train", "all") and src_has_scenes:
+        tr_model = latent_system_model(pl.load_trained(src, device), info={"run": str(src)})
+        parts.append(tr_model)
+        groups["train"] = list(tr_model.scene_ids)
+    if scenes in ("exploit", "all"):
+        parts.append(ex_model)
+        groups["exploit"] = list(ex_model.scene_ids)
+    model = parts[0] if len(parts) == 1 else CompositeSceneModel(ex_model.name, parts)
+    return LoadedRun("exploit", model, groups, root, res, man)
 
 
 def load_ground_truth(data_root: str | Path, ids: list[str], resolution: int | None = None) -> tuple[dict, Any]:

@@ -506,6 +506,10 @@ CASES: list[Case] = [
          "{T}/m.json: is a folder, not a file", lambda T, base: (T / "m.json").mkdir()),
     Case("render-unknown-scene", "`render --scene` not in the run", "render --run {run} --scene nope --out {T}/out",
          "scene 'nope' is not in {run}"),
+    Case("render-no-scene-chosen", "`render` without `--scene`, `--all` or `--n-scenes`", "render --run {run} --out {T}/out",
+         "choose the scenes to render: --scene ID (repeatable), --all or --n-scenes N"),
+    Case("render-unknown-format", "`render --format webm`", "render --run {run} --scene tr00 --out {T}/out --format webm",
+         "unknown turntable format 'webm': choose gif, mp4 or both"),
 ]
 
 

@@ -19,8 +19,8 @@ from latentscenes.evaluation.cameras import (
     look_at_opencv,
     orbit_cameras,
 )
-from latentscenes.evaluation.images import depth_image, image_grid, latent_channels_image
-from latentscenes.evaluation.render import TurntableConfig, render_turntable
+from latentscenes.evaluation.images import depth_image, image_grid, latent_channels_image, save_mp4
+from latentscenes.evaluation.render import TurntableConfig, render_turntable, turntable_formats
 from latentscenes.evaluation.report import MethodRow, ReportContent, comparison_grid, write_report
 
 
@@ -104,6 +104,49 @@ def test_turntable_files(tmp_path, scenes, kind):
     assert (tmp_path / "tt" / "view_2_depth.png").is_file()
     assert (tmp_path / "tt" / "view_2_latent.png").is_file() == (kind == "latent")
     assert out["radius"] == pytest.approx(1.3, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "latent"])
+def test_turntable_mp4_next_to_gif(tmp_path, scenes, kind):
+    """Issue 14, deliverable 4: an MP4 (H.264, imageio-ffmpeg) with the GIF's frames, readable back by imageio."""
+    model = rgb_model(scenes, {k: 0.0 for k in scenes}) if kind == "rgb" else latent_model(scenes, {k: 0.0 for k in scenes})
+    cam = camera_defaults_from_views(scenes.values())
+    out = render_turntable(model, "a", cam, tmp_path / "tt", image_size=(32, 32),
+                           cfg=TurntableConfig(n_frames=7, n_views=1, fps=5, formats=("gif", "mp4")))
+    assert set(out["animations"]) == {"gif", "mp4"} and out["turntable"].endswith("turntable.gif")
+    for name in ("turntable", "panel"):
+        gif = iio.imread(out["animations"]["gif"][name], index=None)
+        mp4 = iio.imread(out["animations"]["mp4"][name], index=None)
+        assert mp4.shape == gif.shape and mp4.shape[0] == 7, (mp4.shape, gif.shape)
+        # the same frames, up to H.264's loss (the rgb fake's frames differ by up to ~100 levels from one another)
+        err = np.abs(mp4.astype(float) - gif.astype(float)).mean(axis=(1, 2, 3))
+        assert err.max() < 4.0, err
+    assert iio.immeta(out["animations"]["mp4"]["turntable"])["fps"] == pytest.approx(5.0)
+    only = render_turntable(model, "a", cam, tmp_path / "mp4", image_size=(32, 32),
+                            cfg=TurntableConfig(n_frames=3, n_views=0, formats=("mp4",)))
+    assert only["turntable"].endswith("turntable.mp4") and set(only["animations"]) == {"mp4"}
+    assert sorted(p.name for p in (tmp_path / "mp4").iterdir()) == ["turntable.mp4", "turntable_panel.mp4"]
+
+
+def test_mp4_pads_odd_sizes_with_white_and_writes_atomically(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [np.full((33, 21, 3), v, np.uint8) for v in rng.integers(0, 200, size=5)]
+    path = save_mp4(frames, tmp_path / "odd.mp4", fps=4)
+    back = iio.imread(path, index=None)
+    assert back.shape == (5, 34, 22, 3)
+    assert back[:, :33, :21].astype(float).mean(axis=(1, 2, 3)) == pytest.approx([float(f[0, 0, 0]) for f in frames], abs=3)
+    assert back[:, 33:, :].min() > 240 and back[:, :, 21:].min() > 240  # the padding is white
+    assert [p.name for p in tmp_path.iterdir()] == ["odd.mp4"]  # no temporary file left
+    with pytest.raises(ValueError, match="different sizes"):
+        save_mp4([frames[0], frames[0][:-1]], tmp_path / "bad.mp4")
+
+
+def test_turntable_formats():
+    assert turntable_formats("gif") == ("gif",) and turntable_formats("MP4") == ("mp4",)
+    assert turntable_formats("both") == ("gif", "mp4") == turntable_formats(["mp4", ".gif"])
+    for bad in ("webm", [], ["gif", "avi"]):
+        with pytest.raises(ValueError, match="gif, mp4 or both"):
+            turntable_formats(bad)
 
 
 def test_report_links_are_relative_and_survive_a_move(tmp_path, scenes):
