@@ -19,7 +19,7 @@ from torch import nn
 
 from latentscenes.config import register_presets
 from latentscenes.rendering.compositing import volume_render
-from latentscenes.rendering.rays import generate_rays
+from latentscenes.rendering.rays import generate_rays, generate_rays_uv, pixel_uv
 from latentscenes.rendering.sampling import importance_samples, stratified_samples
 from latentscenes.rendering.triplane import sample_triplanes
 
@@ -41,6 +41,10 @@ class RenderConfig:
             paper). With s > 1 every pixel is the mean of an s x s grid of sub-pixel rays, i.e. a box filter
             over its footprint: a latent pixel stands for an 8x8 block of the image, which one centre ray
             cannot see (measured in docs/fidelity.md). Costs s^2 the rays.
+        pixel_jitter: when not ``deterministic`` (training), each ray of :func:`render_views` passes through a
+            uniformly random point of its (sub-)pixel instead of its centre, so that over many steps the field
+            is fitted to the whole footprint of every pixel at the cost of one ray (anti-aliasing by jitter).
+            Evaluation renders (``deterministic``) always use the centres.
     """
 
     near: float = 0.5
@@ -53,6 +57,7 @@ class RenderConfig:
     deterministic: bool = False
     decoder_hidden: int = 64
     supersample: int = 1
+    pixel_jitter: bool = False
 
     @property
     def samples_per_ray(self) -> int:
@@ -167,7 +172,14 @@ def render_views(
     if s < 1:
         raise ValueError(f"supersample must be >= 1, got {cfg.supersample}")
     # The sub-pixel centres of an s x s grid in every pixel are the pixel centres of the s-times larger image.
-    origins, dirs = generate_rays(c2w.to(planes.device), K.to(planes.device), height * s, width * s)
+    c2w, K = c2w.to(planes.device), K.to(planes.device)
+    if cfg.pixel_jitter and not cfg.deterministic:
+        uv = pixel_uv(height * s, width * s, device=planes.device).expand(planes.shape[0], -1, -1)
+        noise = torch.rand(uv.shape, generator=generator, device=planes.device) - 0.5
+        uv = uv + noise / torch.tensor([width * s, height * s], dtype=uv.dtype, device=uv.device)
+        origins, dirs = generate_rays_uv(c2w, K, uv)
+    else:
+        origins, dirs = generate_rays(c2w, K, height * s, width * s)
     out = render_rays(planes, decoder, origins, dirs, cfg, bg, generator)
     B = planes.shape[0]
 

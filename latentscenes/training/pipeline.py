@@ -793,13 +793,13 @@ def exploit_3daae(
     if scenes is None and data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
     # The renderer settings must be the run's (the MLP and planes were trained with them), except the
-    # batch's own choices that the new scenes' fit adapts to: ``supersample`` (rays per latent pixel) and the
-    # tri-plane resolution T (the run's global planes B are resampled to it below). The initialisation scales
-    # of the new scenes' parameters are the batch's own too. F_mic, F_mac, M stay the run's (they are shapes
-    # of the MLP's input and of B).
+    # batch's own choices that the new scenes' fit adapts to: ``supersample`` and ``pixel_jitter`` (where the
+    # rays of a latent pixel go) and the tri-plane resolution T (the run's global planes B are resampled to
+    # it below). The initialisation scales of the new scenes' parameters are the batch's own too. F_mic,
+    # F_mac, M stay the run's (they are shapes of the MLP's input and of B).
     triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
                                    coef_init_std=cfg.triplane.coef_init_std, resolution=cfg.triplane.resolution)
-    render = dataclasses.replace(base.render, supersample=cfg.render.supersample)
+    render = dataclasses.replace(base.render, supersample=cfg.render.supersample, pixel_jitter=cfg.render.pixel_jitter)
     cfg = dataclasses.replace(cfg, render=render, triplane=triplane)
     if resume:
         finished = check_resume_config(out, cfg, _EXPLOIT_STAGES, _exploit_key_stage)
