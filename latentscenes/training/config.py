@@ -137,6 +137,11 @@ class ExploitConfig:
             (the "Ours-No-Prior" ablation of Tab. 2).
         reinit_mlp: re-initialise the tiny MLP before exploiting (the authors' code does; Alg. 2 does not).
         finetune_decoder: run the decoder fine-tuning phase (Alg. 2 lines 13-23).
+        shift_grid: g >= 1. With g > 1 every train view is also used shifted by (k * 8 / g, l * 8 / g) pixels,
+            k, l < g, with the principal point moved to match (``training.data.shift_views``): the g^2 copies
+            put the 8x8 latent grid at g^2 sub-latent-pixel offsets, so the latent targets constrain the scene
+            at g times the latent resolution along each axis (with 8x8 latents a view alone gives 64 rays).
+            Stage budgets given in ``epochs`` count passes over the g^2-times larger table.
         fit: the scene-fitting stage; finetune: the decoder fine-tuning stage (L_Dec, decoder trainable).
     """
 
@@ -145,6 +150,7 @@ class ExploitConfig:
     no_prior: bool = False
     reinit_mlp: bool = False
     finetune_decoder: bool = True
+    shift_grid: int = 1
     fit: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
 

@@ -95,6 +95,48 @@ def build_view_table(
     )
 
 
+def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
+    """The views of ``table`` at ``grid x grid`` sub-latent-pixel offsets (exploit ``shift_grid``).
+
+    Copy (k, l) of a view holds the image moved by ``ox = k * downsample // grid`` pixels left and
+    ``oy = l * downsample // grid`` pixels up (new pixel (i, j) = old pixel (i + oy, j + ox); the uncovered
+    right / bottom border repeats the edge pixels, i.e. the background of an object-centred view), with the
+    normalised principal point moved by ``(-ox / W, -oy / H)`` so the camera still explains every pixel.
+    Encoded, each copy gives latents whose pixels sit ``(ox, oy)`` image pixels away from the original's:
+    together they sample the scene at ``grid`` times the latent resolution along each axis.
+
+    Args:
+        table: views with images ``[N, 3, H, W]``.
+        grid: g >= 1 (1 returns ``table`` unchanged); ``downsample`` must be a multiple of g.
+        downsample: the autoencoder's image-to-latent factor (8).
+    Returns:
+        a table of ``g^2 * N`` rows: copy 0 is ``table`` itself, then the shifted copies in (l, k) order.
+    Raises:
+        ValueError: ``grid < 1`` or ``downsample`` not a multiple of ``grid``.
+    """
+    if grid < 1 or downsample % grid:
+        raise ValueError(f"shift_grid must be >= 1 and divide the downsampling factor {downsample}, got {grid}")
+    if grid == 1:
+        return table
+    H, W = table.resolution
+    imgs, Ks = [table.images], [table.K]
+    for oy in range(0, downsample, downsample // grid):
+        for ox in range(0, downsample, downsample // grid):
+            if ox == 0 and oy == 0:
+                continue
+            padded = F.pad(table.images, (0, ox, 0, oy), mode="replicate")
+            imgs.append(padded[..., oy : oy + H, ox : ox + W])
+            K = table.K.clone()
+            K[:, 0, 2] -= ox / W
+            K[:, 1, 2] -= oy / H
+            Ks.append(K)
+    n = len(imgs)
+    return ViewTable(
+        scene_ids=list(table.scene_ids), images=torch.cat(imgs), c2w=table.c2w.repeat(n, 1, 1), K=torch.cat(Ks),
+        scene_rows=table.scene_rows.repeat(n),
+    )
+
+
 @torch.no_grad()
 def cache_latents(
     table: ViewTable, encode: Callable[[torch.Tensor], torch.Tensor], device: torch.device, batch_size: int = 16,

@@ -52,6 +52,7 @@ from latentscenes.training.data import (
     cache_latents,
     load_latent_cache,
     save_latent_cache,
+    shift_views,
     step_generator,
     table_fingerprint,
 )
@@ -815,6 +816,7 @@ def exploit_3daae(
     # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
     check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    table = shift_views(table, cfg.exploit.shift_grid, int(trained.ae.downsample_factor))
     mark_folder(out, "exploit")
     save_config(cfg, out / "config.json")
     ae = trained.ae

@@ -223,3 +223,30 @@ def test_decoder_output_ranges():
     assert raw.shape == (10, 1) and col.shape == (10, 4)
     assert col.min() >= -0.001 and col.max() <= 1.001
     assert sum(p.numel() for p in TriplaneDecoder(32, 4).parameters()) == 2437  # 3da-ae-spec Sec. 2.2
+
+
+def test_supersample_is_the_box_filtered_finer_render_and_jitter_only_moves_training_rays():
+    torch.manual_seed(0)
+    planes = torch.randn(2, 3, 6, 8, 8)
+    dec = TriplaneDecoder(6, 4, hidden=16)
+    c2w = torch.cat([_camera(), _camera((0.0, -1.3, 0.2))])
+    K = K_SRN.expand(2, 3, 3)
+    bg = torch.full((4,), 0.5)
+    cfg = RenderConfig(n_coarse=8, n_importance=8, deterministic=True)
+    fine = render_views(planes, dec, c2w, K, 8, 8, cfg, bg)
+    ss = render_views(planes, dec, c2w, K, 4, 4, RenderConfig(**{**cfg.__dict__, "supersample": 2}), bg)
+    for k in ("image", "depth", "opacity"):
+        assert ss[k].shape[-2:] == (4, 4)
+        assert torch.allclose(ss[k], torch.nn.functional.avg_pool2d(fine[k], 2), atol=1e-6)
+    centre = render_views(planes, dec, c2w, K, 4, 4, cfg, bg)["image"]
+    assert not torch.allclose(centre, ss["image"], atol=1e-3)  # the footprint differs from its centre ray
+    # jitter is ignored by deterministic (evaluation) renders and moves the rays of training renders
+    jit = RenderConfig(**{**cfg.__dict__, "pixel_jitter": True})
+    assert torch.equal(render_views(planes, dec, c2w, K, 4, 4, jit, bg)["image"], centre)
+    noisy = RenderConfig(**{**jit.__dict__, "deterministic": False, "n_importance": 0, "n_coarse": 64})
+    a = render_views(planes, dec, c2w, K, 4, 4, noisy, bg, torch.Generator().manual_seed(1))["image"]
+    b = render_views(planes, dec, c2w, K, 4, 4, RenderConfig(**{**noisy.__dict__, "pixel_jitter": False}), bg,
+                     torch.Generator().manual_seed(1))["image"]
+    assert not torch.allclose(a, b, atol=1e-3)
+    with pytest.raises(ValueError, match="supersample"):
+        render_views(planes, dec, c2w, K, 4, 4, RenderConfig(**{**cfg.__dict__, "supersample": 0}), bg)

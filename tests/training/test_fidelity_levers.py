@@ -55,18 +55,78 @@ def json_cfg(run):
     return load_run_config(run)
 
 
-def test_exploit_takes_its_own_init_scales_but_keeps_the_runs_plane_sizes(tmp_path):
+def test_exploit_takes_its_own_init_scales_and_resolution_but_keeps_the_runs_feature_sizes(tmp_path):
+    from latentscenes.training.pipeline import load_exploited, load_trained, resample_planes
+
     torch.set_num_threads(1)
     run = tmp_path / "run"
     train_3daae(small_config(), run, scenes=sphere_scenes(2))
-    cfg = exploit_config(json_cfg(run), ["triplane.local_init_std=0.01", "triplane.resolution=8",
+    cfg = exploit_config(json_cfg(run), ["triplane.local_init_std=0.01", "triplane.resolution=8", "triplane.f_mic=3",
                                          "exploit.fit.steps=0", "exploit.finetune_decoder=false"])
     res = exploit_3daae(run, tmp_path / "ex", cfg, scenes=sphere_scenes(2, prefix="n", seed=3))
     saved = json.loads((tmp_path / "ex" / "config.json").read_text())
+    run_tp = json.loads((run / "config.json").read_text())["triplane"]
     assert saved["triplane"]["local_init_std"] == 0.01
-    assert saved["triplane"]["resolution"] == json.loads((run / "config.json").read_text())["triplane"]["resolution"]
+    assert saved["triplane"]["resolution"] == 8 != run_tp["resolution"]
+    assert saved["triplane"]["f_mic"] == run_tp["f_mic"] != 3  # a feature size is a shape of the run's MLP
     local = res["system"].bank.local.detach()
+    assert res["system"].bank.planes(torch.tensor([0])).shape[-2:] == (8, 8)
     assert 0.005 < float(local.std()) < 0.02  # no fit step: the planes are the initialisation
+    # No fit step and a frozen B: the batch's global planes are the run's, resampled to T = 8, and reload so.
+    want = resample_planes(load_trained(run, "cpu").bank.global_planes, 8)
+    assert torch.allclose(load_exploited(tmp_path / "ex", "cpu").bank.global_planes, want)
+
+
+def test_resample_planes_keeps_the_field_at_the_new_texel_centres():
+    from latentscenes.rendering.triplane import sample_triplanes
+    from latentscenes.training.pipeline import resample_planes
+
+    torch.manual_seed(0)
+    planes = torch.randn(1, 3, 2, 8, 8)
+    up = resample_planes(planes, 16)
+    assert up.shape == (1, 3, 2, 16, 16)
+    # Points away from the outer half texel: the bilinear field of the 16-texel planes matches the 8-texel one
+    # at the new texel centres exactly, and in between up to the (small) interpolation error.
+    c = (torch.arange(4, 12, dtype=torch.float32) + 0.5) / 16 * 2 - 1
+    pts = torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
+    pts = torch.cat([pts, torch.zeros(len(pts), 1)], -1)[None]  # z = 0: the XY plane at its texel centres
+    a, b = sample_triplanes(planes, pts), sample_triplanes(up, pts)
+    assert torch.allclose(a, b, atol=0.35) and float((a - b).abs().mean()) < 0.1
+    assert torch.equal(resample_planes(planes, 8), planes)
+
+
+def test_shift_views_moves_the_principal_point_with_the_image():
+    from latentscenes.rendering.rays import generate_rays
+    from latentscenes.training.data import ViewTable, shift_views
+
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 16, 16) * 2 - 1
+    K = torch.tensor([[1.2, 0.0, 0.5], [0.0, 1.1, 0.45], [0.0, 0.0, 1.0]]).repeat(2, 1, 1)
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    table = ViewTable(["a", "b"], img, c2w, K, torch.tensor([0, 1]))
+    s = shift_views(table, 2, 8)
+    assert len(s) == 8 and s.scene_rows.tolist() == [0, 1] * 4 and torch.equal(s.images[:2], img)
+    o0, d0 = generate_rays(c2w[:1], K[:1], 16, 16)
+    for copy, (ox, oy) in enumerate([(4, 0), (0, 4), (4, 4)], start=1):
+        row = 2 * copy
+        _, d = generate_rays(s.c2w[row : row + 1], s.K[row : row + 1], 16, 16)
+        # pixel (i, j) of the copy is pixel (i + oy, j + ox) of the original, seen along the same ray
+        assert torch.allclose(d.reshape(16, 16, 3)[: 16 - oy, : 16 - ox], d0.reshape(16, 16, 3)[oy:, ox:], atol=1e-6)
+        assert torch.equal(s.images[row][:, : 16 - oy, : 16 - ox], img[0][:, oy:, ox:])
+    assert shift_views(table, 1) is table
+    with pytest.raises(ValueError, match="divide"):
+        shift_views(table, 3, 8)
+
+
+def test_exploit_with_shift_grid_encodes_every_copy(tmp_path):
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train_3daae(small_config(), run, scenes=sphere_scenes(2))
+    cfg = exploit_config(json_cfg(run), ["exploit.shift_grid=2", "exploit.fit.steps=2", "exploit.finetune_decoder=false"])
+    res = exploit_3daae(run, tmp_path / "ex", cfg, scenes=sphere_scenes(2, prefix="n", seed=3))
+    one = exploit_3daae(run, tmp_path / "ex1", exploit_config(json_cfg(run), ["exploit.fit.steps=2",
+                        "exploit.finetune_decoder=false"]), scenes=sphere_scenes(2, prefix="n", seed=3))
+    assert res["n_views"] == 4 * one["n_views"]
 
 
 def test_tiny_cpu_exploit_budget_is_per_scene_and_an_explicit_steps_override_wins():
