@@ -25,11 +25,12 @@ Presets (registered with :func:`latentscenes.config.register_presets`):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Sequence
 
 from latentscenes.autoencoder.model import AEConfig
-from latentscenes.config import get_preset, register_presets
+from latentscenes.config import ConfigError, get_preset, preset_names, register_presets
 from latentscenes.rendering.renderer import RenderConfig
 from latentscenes.scenes.bank import TriplaneConfig
 
@@ -137,7 +138,11 @@ class ExploitConfig:
             (the "Ours-No-Prior" ablation of Tab. 2).
         reinit_mlp: re-initialise the tiny MLP before exploiting (the authors' code does; Alg. 2 does not).
         finetune_decoder: run the decoder fine-tuning phase (Alg. 2 lines 13-23).
-        fit: the scene-fitting stage; finetune: the decoder fine-tuning stage (L_Dec, decoder trainable).
+        fit: the scene-fitting stage; its ``lambda_enc`` / ``lambda_dec`` are the strategy's (:func:`strategy_weights`;
+            ``training.pipeline.exploit_config`` writes them when it resolves a batch's config).
+        finetune: the decoder fine-tuning stage (L_Dec, decoder trainable; defaults ``lambda_enc`` 0, ``lambda_dec`` 1).
+
+    What each stage is fixes some of its fields; :func:`stage_configs` refuses a config that contradicts them.
     """
 
     strategy: Literal["encode-scene", "decode-scene", "encode-decode-scene"] = "encode-scene"
@@ -146,7 +151,7 @@ class ExploitConfig:
     reinit_mlp: bool = False
     finetune_decoder: bool = True
     fit: StageConfig = field(default_factory=StageConfig)
-    finetune: StageConfig = field(default_factory=StageConfig)
+    finetune: StageConfig = field(default_factory=lambda: StageConfig(lambda_enc=0.0, lambda_dec=1.0))
 
 
 @dataclass
@@ -203,9 +208,6 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             sizes, an autoencoder architecture that cannot be built, or a device this machine does not have;
             the message gives the dotted key and the value.
     """
-    import math
-
-    from latentscenes.config import ConfigError
 
     def bad(key: str, value, why: str) -> None:
         raise ConfigError(f"{key}={value!r}: {why}")
@@ -266,22 +268,126 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         raise ConfigError(f"device: {e}") from None
 
 
+# ============================================================================================ effective stages
+#: The stages of a training run and of an exploit batch, as named in run folders and manifests.
+TRAIN_STAGES = ("warmup", "joint")
+EXPLOIT_STAGES = ("exploit_fit", "exploit_finetune")
+#: Where each stage's settings live in a :class:`PipelineConfig` (dotted path, as ``--set`` spells it).
+STAGE_SECTIONS = {"warmup": "warmup", "joint": "joint", "exploit_fit": "exploit.fit",
+                  "exploit_finetune": "exploit.finetune"}
+
+
+def strategy_weights(ex: ExploitConfig) -> tuple[float, float]:
+    """``(lambda_enc, lambda_dec)`` of the scene-fitting stage for ``ex.strategy`` (paper Sec. 3.2):
+    ``encode-scene`` L_E only (Eq. 2), ``decode-scene`` L_D only (Eq. 3), ``encode-decode-scene``
+    ``t L_E + (1 - t) L_D`` (Eq. 4).
+
+    Raises:
+        ConfigError: an unknown strategy, or ``exploit.t`` outside (0, 1) for ``encode-decode-scene``.
+    """
+    if ex.strategy == "encode-scene":
+        return 1.0, 0.0
+    if ex.strategy == "decode-scene":
+        return 0.0, 1.0
+    if ex.strategy == "encode-decode-scene":
+        if not 0.0 < ex.t < 1.0:
+            raise ConfigError(f"exploit.t must lie in (0, 1) for encode-decode-scene, got {ex.t}")
+        return ex.t, 1.0 - ex.t
+    raise ConfigError(f"unknown exploit strategy {ex.strategy!r}")
+
+
+def _fixed_fields(stage: str, cfg: PipelineConfig) -> dict[str, tuple[Any, str]]:
+    """The fields a stage's definition fixes: ``{field: (required value, why)}``; a callable value is a test."""
+    frozen_ae = "the autoencoder is frozen in this stage"
+    no_anchor = "the encoder is frozen in this stage: the latent-scale anchor has nothing to hold"
+    if stage == "warmup":  # Sec. 3.5.1, last paragraph: planes, W, B, MLP on cached latents, L_Enc only
+        why = "the warm-up fits the scenes to the frozen autoencoder's cached latents (L_Enc only)"
+        return {"lr_encoder": (0.0, why), "lr_decoder": (0.0, why), "lambda_ae": (0.0, why),
+                "lambda_dec": (0.0, why), "lambda_latent_anchor": (0.0, no_anchor)}
+    if stage == "exploit_fit":  # Alg. 2 lines 1-11 with the strategy's objective; encoder and decoder frozen
+        le, ld = strategy_weights(cfg.exploit)
+        by = f"set by exploit.strategy={cfg.exploit.strategy!r}" + (
+            f" and exploit.t={cfg.exploit.t}" if cfg.exploit.strategy == "encode-decode-scene" else "")
+        return {"lambda_enc": (le, by), "lambda_dec": (ld, by), "lambda_ae": (0.0, frozen_ae),
+                "lr_encoder": (0.0, frozen_ae), "lr_decoder": (0.0, frozen_ae),
+                "lambda_latent_anchor": (0.0, no_anchor)}
+    if stage == "exploit_finetune":  # Alg. 2 lines 13-23: L_Dec, decoder trainable, encoder frozen
+        return {"lambda_enc": (0.0, "the decoder fine-tuning trains with L_Dec (and optionally L_ae), not L_Enc"),
+                "lr_encoder": (0.0, "the encoder stays the source run's in an exploit batch"),
+                "lambda_dec": (lambda v: v > 0, "> 0: the decoder fine-tuning is L_Dec (set "
+                               "exploit.finetune_decoder=false to skip the stage)"),
+                "lambda_latent_anchor": (0.0, no_anchor)}
+    return {}
+
+
+def _stage_runs(stage: str, cfg: PipelineConfig) -> bool:
+    if stage != "exploit_finetune":
+        return True
+    ft = cfg.exploit.finetune
+    steps = ft.epochs > 0 if ft.epochs is not None else ft.steps > 0
+    return cfg.exploit.finetune_decoder and steps
+
+
+def stage_config(cfg: PipelineConfig, stage: str) -> StageConfig:
+    """The :class:`StageConfig` section of ``stage`` (a name of :data:`STAGE_SECTIONS`) in ``cfg``."""
+    obj: Any = cfg
+    for part in STAGE_SECTIONS[stage].split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def stage_configs(cfg: PipelineConfig, stages: Sequence[str] = TRAIN_STAGES + EXPLOIT_STAGES) -> dict[str, StageConfig]:
+    """The effective config of every stage of ``stages`` that runs: the one place that says what a stage runs with.
+
+    Pure (reads ``cfg`` only). A stage's definition fixes some fields (the warm-up and the exploit fit train
+    with a frozen autoencoder, the fit's L_E/L_D weights are the strategy's, the decoder fine-tuning is L_Dec
+    with the encoder frozen); a config that contradicts them is refused, never silently overwritten, so the
+    saved ``config.json`` is what runs. ``exploit_finetune`` is left out when it does not run
+    (``exploit.finetune_decoder`` false, or no steps).
+
+    Returns:
+        ``{stage: StageConfig}`` in the order of ``stages``; runs record it in their manifest (``stage_configs``).
+    Raises:
+        ConfigError: every conflicting ``section.key=value`` with the value its stage needs and why; an
+            unknown strategy or ``exploit.t`` outside (0, 1) for ``encode-decode-scene``.
+    """
+    out: dict[str, StageConfig] = {}
+    bad: list[str] = []
+    for stage in stages:
+        if not _stage_runs(stage, cfg):
+            continue
+        sc = stage_config(cfg, stage)
+        for key, (need, why) in _fixed_fields(stage, cfg).items():
+            value = getattr(sc, key)
+            ok = need(value) if callable(need) else value == need
+            if not ok:
+                bad.append(f"{STAGE_SECTIONS[stage]}.{key}={value!r} (must be {why if callable(need) else f'{need!r}: {why}'})")
+        out[stage] = sc
+    if bad:
+        raise ConfigError("conflicting stage settings: " + "; ".join(bad))
+    return out
+
+
+# ============================================================================================ presets
 def _component_preset(cls: type, name: str):
     """The component's own preset of that name when its owner registered one, else its defaults."""
-    try:
+    if name in preset_names(cls):
         return get_preset(cls, name)
-    except Exception:  # the component has no such preset: its defaults are the fallback
-        return cls()
+    return cls()
 
 
 def _set(obj, **kw):
-    """``dataclasses.replace`` that only sets the fields the component config actually has.
+    """``dataclasses.replace`` for the presets below, which set fields of other areas' component configs.
 
-    The component configs belong to other areas; a preset must not break when one of them renames a
-    field, so unknown keys are skipped (the resolved config.json shows what was actually used).
+    Raises:
+        ConfigError: a key the component config does not have (renamed or removed by its owner), naming the
+            valid keys: a preset must fail loudly rather than silently run with the component's default.
     """
-    names = {f.name for f in dataclasses.fields(obj)}
-    return dataclasses.replace(obj, **{k: v for k, v in kw.items() if k in names})
+    names = [f.name for f in dataclasses.fields(obj)]
+    unknown = sorted(set(kw) - set(names))
+    if unknown:
+        raise ConfigError(f"preset sets unknown key(s) {unknown} of {type(obj).__name__}; valid keys: {', '.join(names)}")
+    return dataclasses.replace(obj, **kw)
 
 
 def _stages(
