@@ -31,7 +31,7 @@ from typing import Any, Iterator, Literal
 import torch
 from torch import nn
 
-from latentscenes.config import register_presets, to_dict
+from latentscenes.config import register_presets
 from latentscenes.utils.io import atomic_save_safetensors
 
 #: Folder of the shipped base autoencoder (inside the installed package).
@@ -517,8 +517,3 @@ def tanh_scale_for_std(std: float) -> float:
 def _check_images(x: torch.Tensor) -> None:
     if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] % DOWNSAMPLE or x.shape[-2] % DOWNSAMPLE:
         raise ValueError(f"expected images [B, 3, H, W] with H, W multiples of {DOWNSAMPLE}, got {tuple(x.shape)}")
-
-
-def config_dict(cfg: AEConfig) -> dict[str, Any]:
-    """JSON-able dict of an :class:`AEConfig`."""
-    return to_dict(cfg)
