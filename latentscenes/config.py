@@ -235,7 +235,8 @@ def _replace_path(obj: Any, parts: list[str], value: Any, key: str, section: str
         return dataclasses.replace(obj, **{parts[0]: _coerce(tp, value, key)})
     if not dataclasses.is_dataclass(getattr(obj, parts[0])):
         raise ConfigError(f"override {key!r}: {parts[0]!r} is a value, not a config section")
-    child = _replace_path(getattr(obj, parts[0]), parts[1:], value, key, f"{section}.{parts[0]}" if section else parts[0])
+    sub = f"{section}.{parts[0]}" if section else parts[0]
+    child = _replace_path(getattr(obj, parts[0]), parts[1:], value, key, sub)
     return dataclasses.replace(obj, **{parts[0]: child})
 
 

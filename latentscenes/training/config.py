@@ -361,7 +361,8 @@ def stage_configs(cfg: PipelineConfig, stages: Sequence[str] = TRAIN_STAGES + EX
             value = getattr(sc, key)
             ok = need(value) if callable(need) else value == need
             if not ok:
-                bad.append(f"{STAGE_SECTIONS[stage]}.{key}={value!r} (must be {why if callable(need) else f'{need!r}: {why}'})")
+                need_s = why if callable(need) else f"{need!r}: {why}"
+                bad.append(f"{STAGE_SECTIONS[stage]}.{key}={value!r} (must be {need_s})")
         out[stage] = sc
     if bad:
         raise ConfigError("conflicting stage settings: " + "; ".join(bad))
@@ -386,7 +387,8 @@ def _set(obj, **kw):
     names = [f.name for f in dataclasses.fields(obj)]
     unknown = sorted(set(kw) - set(names))
     if unknown:
-        raise ConfigError(f"preset sets unknown key(s) {unknown} of {type(obj).__name__}; valid keys: {', '.join(names)}")
+        raise ConfigError(f"preset sets unknown key(s) {unknown} of {type(obj).__name__}; "
+                          f"valid keys: {', '.join(names)}")
     return dataclasses.replace(obj, **kw)
 
 

@@ -24,7 +24,7 @@ from latentscenes.rendering import (
     stratified_samples,
     volume_render,
 )
-from latentscenes.scenes.synthetic import look_at_opencv
+from latentscenes.rendering.cameras import look_at_opencv
 
 K_SRN = torch.tensor([[1.0254, 0.0, 0.5], [0.0, 1.0254, 0.5], [0.0, 0.0, 1.0]])
 
