@@ -47,7 +47,7 @@ INSTALL_HINT = (
     "pass --fg-root DIR/usr/share/games/flightgear/AI/Aircraft)"
 )
 
-# Not airplanes, or not a whole airframe, or known to render badly (shared/reference/offline-data.md).
+# Not airplanes, or not a whole airframe, or known to render badly (the reason of each is its value).
 EXCLUDED_FOLDERS = {"dromader": "not an airliner-like airplane (crop duster with light rigs)", "ferry": "not an airplane (ferry boat)",
                     "spaceshuttle": "not an airplane (space shuttle parts)", "balloon": "not an airplane (balloons)"}
 EXCLUDED_MESH_STEMS = {"wheels": "separate wheels, not a whole airframe", "probe": "refuelling probe, not an airframe",

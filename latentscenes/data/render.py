@@ -1,7 +1,7 @@
 """Offline multi-view rendering of textured meshes with pybullet's TinyRenderer (CPU, no GL needed).
 
 Why TinyRenderer: it needs no system libraries, is deterministic and renders a 256x256 view in a few
-milliseconds on one core (../../docs/data.md and shared/reference/offline-data.md give the figures). It has
+milliseconds on one core (docs/data.md gives the figures). It has
 no anti-aliasing and samples textures with the nearest texel, so every view is rendered at ``supersample``
 times the output size and box-downsampled (area average) to the output size.
 

@@ -16,9 +16,10 @@ may be given instead; it is converted with the number of training views of the s
 Presets (registered with :func:`latentscenes.config.register_presets`):
   * ``test``: seconds on a CPU, for the test-suite.
   * ``tiny-cpu``: 64x64 images -> 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples; train + exploit in a
-    few minutes on 2 cores (sizes and step counts from cpu-budget.md Sec. 5).
+    few minutes on 2 cores (sizes and step counts measured on the 2-core CPU; docs/training.md "Presets").
   * ``paper``: T=64, F_mic 10, F_mac 22, M=50, 48+48 samples, batch 32 (latent fitting) / 16 (joint),
-    learning rates and lambdas of the authors' experiment configs (3da-ae-spec Sec. 1.4), SD-1.5 autoencoder
+    learning rates and lambdas of the authors' experiment configs (``train.yaml`` / ``exploit.yaml``; the table
+    in docs/training.md "Presets"), SD-1.5 autoencoder
     loaded from a user-given path (``ae`` section).
 """
 
@@ -75,15 +76,15 @@ class StageConfig:
         batch_size: views per update; each view is drawn from the shuffled list of (scene, view) pairs of
             the stage, so a batch mixes views of many scenes.
         lambda_ae / lambda_enc / lambda_dec: weights of L_ae, L_Enc, L_Dec (Eq. 5; Eq. 4 for exploit mixes).
-        lambda_tv: weight of the tri-plane total variation (3da-ae-spec Sec. 1.2, summed over the batch of
-            fused planes and divided by H+W).
+        lambda_tv: weight of the tri-plane total variation (the authors' TV, ``training.losses.triplane_tv``:
+            summed over the batch of fused planes and divided by H+W).
         tv_mode: ``l2`` squares the finite differences, ``l1`` takes their absolute value.
         loss: ``mse`` (the authors' code) or ``l1`` (the norm as printed in Eq. 2-5).
         lr_local / lr_coefs / lr_global / lr_mlp / lr_encoder / lr_decoder: learning rates of the local
             planes T_mic, the coefficients W, the global planes B, the tiny MLP (alpha), the encoder and the
             decoder. A learning rate of 0 freezes that group (it is then left out of the optimisers).
         lr_gamma_per_epoch: multiplicative learning-rate decay per epoch of this stage (1 = constant); the
-            authors' exploit stages use 0.94157 (3da-ae-spec Sec. 1.4). Applied as a per-step factor
+            authors' exploit stages use 0.94157 (their ``exploit.yaml``). Applied as a per-step factor
             ``gamma ** (step / steps_per_epoch)``.
         freeze_mlp_fraction: stop updating the MLP once ``step >= fraction * steps`` (``None`` = never; the
             authors freeze it from epoch 45 of 50 of the warm-up, i.e. 0.9).
@@ -395,7 +396,7 @@ def _set(obj, **kw):
 def _stages(
     *, warm_steps: int, joint_steps: int, fit_steps: int, ft_steps: int, b_fit: int, b_joint: int, ckpt: int, log: int
 ) -> dict:
-    """The four stages with the authors' learning rates and lambdas (3da-ae-spec Sec. 1.4)."""
+    """The four stages with the authors' learning rates and lambdas (``train.yaml`` / ``exploit.yaml``; docs/training.md)."""
     warmup = StageConfig(
         steps=warm_steps, batch_size=b_fit, lambda_enc=1.0, lambda_tv=1e-4,
         lr_local=1e-2, lr_mlp=1e-2, lr_global=1e-2, lr_coefs=1e-2,
@@ -457,7 +458,7 @@ TINY_CPU_EXPLOIT_TV = 4e-4
 
 
 def preset_tiny_cpu() -> PipelineConfig:
-    """cpu-budget.md Sec. 5: 64x64 -> 8x8x4, T=32, F 10+22, M=10, 24+24, batch 8; ~6 min on 2 cores.
+    """Sizes for a 2-core CPU: 64x64 -> 8x8x4, T=32, F 10+22, M=10, 24+24, batch 8; ~6 min on 2 cores.
 
     Train: 20 scenes, 1 500 warm-up + 200 joint steps; exploit: 400 Encode-Scene + 48 fine-tune view-updates per
     scene of 24 views (``epochs`` 16.7 and 2: 1 000 + 120 steps for 20 scenes, 2 500 + 300 for 50).
@@ -496,8 +497,8 @@ def preset_tiny_cpu() -> PipelineConfig:
 
 
 def preset_paper() -> PipelineConfig:
-    """The paper's sizes (Sec. 4) and the authors' stage settings (3da-ae-spec Sec. 1.4): 50 epochs per
-    stage, batch 32 (latent fitting) and 16 (joint, cpu-budget.md GPU config), T=64, F 10+22, M=50, 48+48
+    """The paper's sizes (Sec. 4) and the authors' stage settings (``train.yaml`` / ``exploit.yaml``): 50 epochs per
+    stage, batch 32 (latent fitting) and 16 (joint, to fit a GPU's memory with the SD-1.5 autoencoder), T=64, F 10+22, M=50, 48+48
     samples, lr planes 1e-2 -> 1e-3, global/coefs 1e-2, AE 1e-4, lambda_ae 0.1, lambda_tv 1e-4 (train stages;
     0 in exploit), exploit learning-rate decay 0.94157 per epoch. The autoencoder is SD-1.5's, from a path.
     """

@@ -206,7 +206,7 @@ def encode_views(
     ae.eval()
 
     def enc(x: torch.Tensor) -> torch.Tensor:
-        # Cached targets are the posterior mean (deterministic; 3da-ae-spec Sec. 1.5 / 5).
+        # Cached targets are the posterior mean (deterministic, as the authors' cache; docs/autoencoder.md).
         return ae.normalize(ae.encode_distribution(x).mean)
 
     if progress:

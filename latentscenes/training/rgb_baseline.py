@@ -2,7 +2,8 @@
 
 Same renderer as the latent scenes (:mod:`latentscenes.rendering`), RGB output (C = 3, white background),
 paper sizes T = 64, F = 32. To stay practical on a CPU each step renders a random batch of rays drawn from all
-training pixels of the scene (instead of whole 128x128 views: ~4K rays ~0.7 s vs 3 s per view, cpu-budget.md).
+training pixels of the scene (instead of whole 128x128 views: 4,096 rays take ~0.7 s per step on a 2-core CPU,
+one 128x128 view ~3 s).
 
 Two variants:
   * ``"micro"``: Tri-Planes (RGB). Every scene is fitted on its own, with its own planes ``[3, F, T, T]`` and

@@ -222,4 +222,4 @@ def test_decoder_output_ranges():
     raw, col = dec(torch.randn(10, 5) * 100)
     assert raw.shape == (10, 1) and col.shape == (10, 4)
     assert col.min() >= -0.001 and col.max() <= 1.001
-    assert sum(p.numel() for p in TriplaneDecoder(32, 4).parameters()) == 2437  # 3da-ae-spec Sec. 2.2
+    assert sum(p.numel() for p in TriplaneDecoder(32, 4).parameters()) == 2437  # 32*64 + 64 + 64*5 + 5, the authors' MLP
