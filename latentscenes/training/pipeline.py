@@ -51,6 +51,7 @@ from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json,
 from latentscenes.training.config import (
     EXPLOIT_STAGES,
     TRAIN_STAGES,
+    ExploitConfig,
     PipelineConfig,
     StageConfig,
     stage_configs,
@@ -279,13 +280,29 @@ def _exploit_key_stage(key: str) -> str | None:
     return "exploit_finetune" if key.startswith("exploit.finetune") else "all"
 
 
+def _legacy_exploit_as_ran(saved: dict, manifest: dict) -> dict:
+    """An exploit batch's saved config as it ran. Batches written before the manifest recorded ``stage_configs``
+    saved ``exploit.fit.lambda_enc`` / ``lambda_dec`` as given (the preset's) and ran the strategy's weights, set
+    after ``config.json`` was written; today those weights are written into the config (:func:`exploit_config`)."""
+    if "stage_configs" in manifest or "exploit" not in saved:
+        return saved
+    ex = saved["exploit"]
+    try:
+        le, ld = strategy_weights(from_dict(ExploitConfig, ex, where="saved exploit config"))
+    except ValueError:  # ConfigError included: the comparison below reports the keys as they are
+        return saved
+    return {**saved, "exploit": {**ex, "fit": {**ex.get("fit", {}), "lambda_enc": le, "lambda_dec": ld}}}
+
+
 def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] = TRAIN_STAGES,
-                        key_stage: Any = _key_stage) -> dict | None:
+                        key_stage: Any = _key_stage, as_ran: Any = None) -> dict | None:
     """Compare the config of a ``--resume`` with the one the run (or exploit batch) saved.
 
     Args:
         stages: the folder's stages in order; ``key_stage(key)`` -> the stage a dotted config key belongs to,
             ``"all"`` (every stage depends on it) or None (runtime only).
+        as_ran: ``as_ran(saved config dict, manifest) -> dict``, the saved config as it ran (folders written by
+            an older version; :func:`_legacy_exploit_as_ran`); None = as saved.
     Returns:
         the folder's manifest when it is finished and nothing but runtime keys (device, logging) differ,
         i.e. there is nothing to do; else None (resume proceeds).
@@ -298,9 +315,10 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
     path = out / "config.json"
     if not path.is_file():
         return None
-    saved = _flat(read_json(path))
-    new = _flat(json.loads(json.dumps(to_dict(cfg))))
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
+    saved_dict = read_json(path)
+    saved = _flat(as_ran(saved_dict, manifest) if as_ran is not None else saved_dict)
+    new = _flat(json.loads(json.dumps(to_dict(cfg))))
     if manifest.get("status") == "done":
         done = set(stages)
     else:
@@ -811,7 +829,7 @@ def exploit_3daae(
                                    coef_init_std=cfg.triplane.coef_init_std)
     cfg = dataclasses.replace(cfg, render=base.render, triplane=triplane)
     if resume:
-        finished = check_resume_config(out, cfg, EXPLOIT_STAGES, _exploit_key_stage)
+        finished = check_resume_config(out, cfg, EXPLOIT_STAGES, _exploit_key_stage, _legacy_exploit_as_ran)
         if finished is not None:  # nothing to do: not a byte of the batch may change
             return _finished_exploit_result(out, run_dir, cfg, finished)
     trained = load_trained(run_dir, cfg.device)

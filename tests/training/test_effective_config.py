@@ -203,3 +203,32 @@ def test_export_copies_the_stage_configs_of_the_exported_stages(recorded_runs, t
     assert set(m["stage_configs"]) == set(TRAIN_STAGES)
     m = pipeline.export_pretrained(root / "run", tmp_path / "pkg-warm", stage="warmup")
     assert set(m["stage_configs"]) == {"warmup"}
+
+
+def test_resuming_a_batch_saved_before_stage_configs_compares_what_it_ran(recorded_runs, tmp_path):
+    """Older batches saved the preset's fit weights in config.json and ran the strategy's: a --resume reads them
+    as they ran instead of refusing a change; a batch that records stage_configs is compared as saved."""
+    import shutil
+
+    from latentscenes.training.pipeline import RunError
+
+    root, _ = recorded_runs
+    for legacy in (True, False):
+        ex = tmp_path / f"ex-{legacy}"
+        shutil.copytree(root / "ex", ex)
+        cfg_json, man_json = json.loads((ex / "config.json").read_text()), json.loads((ex / "manifest.json").read_text())
+        cfg_json["exploit"]["fit"].update(lambda_enc=1.0, lambda_dec=0.0)  # what the file showed before
+        (ex / "config.json").write_text(json.dumps(cfg_json))
+        if legacy:
+            man_json.pop("stage_configs")
+        (ex / "manifest.json").write_text(json.dumps(man_json))
+        before = {p: p.read_bytes() for p in ex.rglob("*") if p.is_file()}
+        cfg = exploit_config(load_run_config(ex))
+        assert (cfg.exploit.fit.lambda_enc, cfg.exploit.fit.lambda_dec) == (0.25, 0.75)
+        if legacy:
+            res = exploit_3daae(root / "run", ex, cfg, scenes=sphere_scenes(1, "n", seed=3), resume=True)
+            assert res["scene_ids"] == ["n00"]
+            assert {p: p.read_bytes() for p in ex.rglob("*") if p.is_file()} == before  # nothing written
+        else:
+            with pytest.raises(RunError, match=r"exploit\.fit\.lambda_dec"):
+                exploit_3daae(root / "run", ex, cfg, scenes=sphere_scenes(1, "n", seed=3), resume=True)
