@@ -7,7 +7,7 @@ Every component keeps one ``@dataclass`` config next to its class (e.g. ``Render
 run can be reproduced or resumed with the exact values it used.
 
 Preset names used across the project:
-  * ``tiny-cpu``: sizes that fit a 2-core CPU (../docs/presets.md gives the figures behind them);
+  * ``tiny-cpu``: sizes that fit a 2-core CPU (docs/training.md "Presets" and docs/benchmark.md give the figures);
   * ``paper``: the paper's sizes (arXiv 2403.11678 Sec. 4), meant for a GPU;
   * ``test``: the smallest sizes, for the test-suite's smoke runs.
 """
@@ -146,17 +146,41 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def renamed_keys(cls: type) -> dict[str, str]:
+    """``{old name: new name}`` of the fields a config class renamed (its ``RENAMED_KEYS`` class attribute).
+
+    Saved config files may carry the old name: :func:`from_dict` reads it as the new one. A ``--set`` of the old
+    name is an error that gives the new one (:func:`apply_overrides`).
+    """
+    return dict(getattr(cls, "RENAMED_KEYS", {}) or {})
+
+
+def _valid_keys(cls: type) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
     """Build ``cls`` from a (possibly partial) dict; missing fields keep their defaults.
 
+    A key the class renamed (:func:`renamed_keys`) is read under its new name.
+
     Raises:
-        ConfigError: on an unknown key or a value of the wrong type (the message gives the dotted key).
+        ConfigError: on an unknown key (the message lists the valid ones), an old and a new name of the same
+            field given together, or a value of the wrong type (the message gives the dotted key).
     """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    renamed = renamed_keys(cls)
+    data = dict(data)
+    for old, new in renamed.items():
+        if old in data:
+            if new in data:
+                raise ConfigError(f"{where}: both {old!r} and its new name {new!r} are given for {cls.__name__}")
+            data[new] = data.pop(old)
     unknown = set(data) - names
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} for {cls.__name__}")
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} for {cls.__name__}; "
+                          f"valid keys: {_valid_keys(cls)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     return cls(**kwargs)
 
@@ -165,7 +189,8 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
     """Apply ``a.b.c=value`` overrides (values parsed as JSON when possible, else as strings).
 
     Raises:
-        ConfigError: for a malformed override or an unknown key.
+        ConfigError: for a malformed override, or an unknown key (the message names the key, its section and
+            the section's valid keys; for a renamed key, its new name).
     """
     keys = []
     for ov in overrides or []:
@@ -181,26 +206,37 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
         keys.append(parts)
     # A stage given in epochs ignores ``steps``: an explicit ``X.steps=N`` (without ``X.epochs``) means N steps.
     for parts in keys:
-        if parts[-1] == "steps" and parts[:-1] + ["epochs"] not in keys:
-            try:
-                cfg = _replace_path(cfg, parts[:-1] + ["epochs"], None, ".".join(parts[:-1] + ["epochs"]))
-            except ConfigError:
-                pass  # that section has no epochs field
+        if parts[-1] == "steps" and parts[:-1] + ["epochs"] not in keys and _has_field(cfg, parts[:-1] + ["epochs"]):
+            cfg = _replace_path(cfg, parts[:-1] + ["epochs"], None, ".".join(parts[:-1] + ["epochs"]))
     return cfg
 
 
-def _replace_path(obj: Any, parts: list[str], value: Any, key: str) -> Any:
+def _has_field(obj: Any, parts: list[str]) -> bool:
+    """Whether the dotted path ``parts`` names a field below the config ``obj``."""
+    for p in parts:
+        if not dataclasses.is_dataclass(obj) or p not in {f.name for f in dataclasses.fields(obj)}:
+            return False
+        obj = getattr(obj, p)
+    return True
+
+
+def _replace_path(obj: Any, parts: list[str], value: Any, key: str, section: str = "") -> Any:
     if not dataclasses.is_dataclass(obj):
         raise ConfigError(f"override {key!r}: {parts[0]!r} is not a config section")
     names = {f.name for f in dataclasses.fields(obj)}
     if parts[0] not in names:
-        raise ConfigError(f"override {key!r}: unknown key {parts[0]!r} in {type(obj).__name__} (known: {sorted(names)})")
+        where = f"section {section!r}" if section else "the top level"
+        new = renamed_keys(type(obj)).get(parts[0])
+        hint = f"; it was renamed {new!r}" if new else ""
+        raise ConfigError(f"override {key!r}: unknown key {parts[0]!r} in {type(obj).__name__} ({where}){hint}; "
+                          f"valid keys: {_valid_keys(type(obj))}")
     if len(parts) == 1:
         tp = typing.get_type_hints(type(obj))[parts[0]]
         return dataclasses.replace(obj, **{parts[0]: _coerce(tp, value, key)})
     if not dataclasses.is_dataclass(getattr(obj, parts[0])):
         raise ConfigError(f"override {key!r}: {parts[0]!r} is a value, not a config section")
-    child = _replace_path(getattr(obj, parts[0]), parts[1:], value, key)
+    sub = f"{section}.{parts[0]}" if section else parts[0]
+    child = _replace_path(getattr(obj, parts[0]), parts[1:], value, key, sub)
     return dataclasses.replace(obj, **{parts[0]: child})
 
 

@@ -26,15 +26,6 @@ def to_model_space(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.float() / 127.5 - 1.0
 
 
-def resize_u8(images_u8: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Square-resize uint8 images with antialiased area/bilinear filtering (the identity at the same size)."""
-    if images_u8.shape[-1] == resolution and images_u8.shape[-2] == resolution:
-        return images_u8
-    x = images_u8.float() / 255.0
-    x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-    return to_uint8(x)
-
-
 def load_dataset_views(
     root: str | Path,
     scene_split: str = "train",

@@ -14,9 +14,10 @@ autoencoder is a diffusers :class:`~diffusers.AutoencoderKL` built from a config
 
 Conventions (docs/ARCHITECTURE.md): images in model space [-1, 1]; raw latents ``z`` are what the
 autoencoder's decoder takes (no 0.18215 scaling); the renderer works on normalised latents
-``z_bar = tanh(s * z)`` in (-1, 1) (3da-ae-spec Sec. 4.1); the latent background is the normalised code of
+``z_bar = tanh(s * z)`` in (-1, 1) (the authors' stateless normaliser); the latent background is the normalised
+code of
 a pure-white image, averaged over latent pixels and mapped to the [0, 1] pre-scale space by (m + 1) / 2
-(3da-ae-spec Sec. 4.3).
+(docs/autoencoder.md, "Latent conventions").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, Iterator, Literal
 import torch
 from torch import nn
 
-from latentscenes.config import register_presets, to_dict
+from latentscenes.config import register_presets
 from latentscenes.utils.io import atomic_save_safetensors
 
 #: Folder of the shipped base autoencoder (inside the installed package).
@@ -43,7 +44,7 @@ META_KEY = "latentscenes.autoencoder"
 FORMAT_VERSION = 1
 DOWNSAMPLE = 8  # AutoencoderKL with 4 blocks: 3 down-samplings
 
-#: tanh scale used for foreign checkpoints (Stable Diffusion-scale latents, std ~5.5; 3da-ae-spec Sec. 4.1).
+#: tanh scale used for foreign checkpoints (Stable Diffusion-scale latents, std ~5.5; the authors' value).
 SD_TANH_SCALE = 0.02
 #: target of s * std(z) when a tanh scale is derived from a trained autoencoder's latent statistics:
 #: 3 standard deviations map to tanh(1.05) ~ 0.78, so normalised latents use most of (-1, 1) without saturating.
@@ -161,7 +162,7 @@ def _build_vae(config: dict[str, Any]):
 
 
 class LatentAutoencoder(nn.Module):
-    """diffusers ``AutoencoderKL`` with the 3Da-AE latent conventions (paper Sec. 3; 3da-ae-spec Sec. 4-5).
+    """diffusers ``AutoencoderKL`` with the 3Da-AE latent conventions (paper Sec. 3; docs/autoencoder.md).
 
     Attributes:
         vae: the wrapped ``diffusers.AutoencoderKL``.
@@ -243,7 +244,7 @@ class LatentAutoencoder(nn.Module):
 
     # ------------------------------------------------------------------ normalisation
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw latents -> normalised latents ``tanh(s * z)`` in (-1, 1) (3da-ae-spec Sec. 4.1). Any shape."""
+        """Raw latents -> normalised latents ``tanh(s * z)`` in (-1, 1) (docs/autoencoder.md). Any shape."""
         return torch.tanh(self.tanh_scale * z)
 
     def denormalize(self, z_bar: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -259,7 +260,7 @@ class LatentAutoencoder(nn.Module):
 
     @torch.no_grad()
     def latent_background(self, resolution: int = 64) -> torch.Tensor:
-        """Latent background colour in the renderer's [0, 1] pre-scale space (3da-ae-spec Sec. 4.3).
+        """Latent background colour in the renderer's [0, 1] pre-scale space (docs/autoencoder.md).
 
         The normalised code ``tanh(s * E(white))`` of a pure-white ``resolution``-square image (all ones in
         model space), averaged over latent pixels ``m``, mapped to ``(m + 1) / 2``. Cached; recomputed when
@@ -290,7 +291,7 @@ class LatentAutoencoder(nn.Module):
 
     def decoder_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of D: ``vae.post_quant_conv`` and ``vae.decoder`` (the authors' code put the quant convs
-        on the wrong sides; 3da-ae-spec Sec. 5)."""
+        on the wrong sides: their quant convs were never trained)."""
         if self.vae.post_quant_conv is not None:
             yield from self.vae.post_quant_conv.parameters()
         yield from self.vae.decoder.parameters()
@@ -517,8 +518,3 @@ def tanh_scale_for_std(std: float) -> float:
 def _check_images(x: torch.Tensor) -> None:
     if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] % DOWNSAMPLE or x.shape[-2] % DOWNSAMPLE:
         raise ValueError(f"expected images [B, 3, H, W] with H, W multiples of {DOWNSAMPLE}, got {tuple(x.shape)}")
-
-
-def config_dict(cfg: AEConfig) -> dict[str, Any]:
-    """JSON-able dict of an :class:`AEConfig`."""
-    return to_dict(cfg)

@@ -66,7 +66,7 @@ class PretrainConfig:
         grad_clip: max gradient norm (0 = off).
         init_output_bias: for a scratch autoencoder, start the decoder's output bias at the training images'
             mean colour (near white here), so training does not first have to learn the white background
-            (the ~13 dB plateau of cpu-budget.md Sec. 3).
+            (a scratch AutoencoderKL otherwise sits near 13 dB for its first ~1,000 steps; docs/autoencoder.md).
         eval_every: steps between held-out evaluations; ``eval_images``: how many held-out images.
         ckpt_every_s: seconds between checkpoints.
         seed: seeds initialisation and crop sampling.

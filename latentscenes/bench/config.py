@@ -6,8 +6,8 @@ The benchmark does not define model sizes of its own: it takes the pipeline's pr
 what a fair comparison needs: which scenes and views, how many updates each scene gets (per scene, so that
 t_scene does not depend on N_exploit), what is evaluated and how often, and which ablations run.
 
-Sizing of the ``cpu`` preset (2-core CPU, < 60 min; per-step costs from /work/shared/reference/cpu-budget.md
-Sec. 5 for the tiny sizes: 64x64 images, 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples):
+Sizing of the ``cpu`` preset (2-core CPU, < 60 min; per-step costs measured on the 2-core CPU for the tiny sizes,
+docs/benchmark.md: 64x64 images, 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples):
   * every scene keeps its first 24 train views (and all its held-out views), for every method;
   * 3Da-AE entry cost: the ``tiny-cpu`` pipeline's 1 500 warm-up + 200 joint updates on 16 train scenes
     (~4.5 min with the shipped autoencoder), for Ours, Ours-Micro and Ours-Macro (each trains its own), the

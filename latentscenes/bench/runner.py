@@ -430,10 +430,6 @@ def rgb_bytes(fit_dir: Path, results: dict) -> dict[str, Any]:
 
 
 # ============================================================================================ the run
-def _eval_summary(ev: dict) -> dict:
-    return {g: s["mean"] for g, s in ev["groups"].items()}
-
-
 def ae_ceiling(ae, scenes: Sequence[SceneViews], split: str = "test") -> dict[str, float]:
     """Per-scene mean PSNR (dB) of the autoencoder's own reconstruction D(E_mean(x)) of the ``split`` views."""
     from latentscenes.evaluation.metrics import rgb_metrics

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from latentscenes.data.types import DatasetError
+from latentscenes.rendering.cameras import sample_band_cameras
 
 DEFAULT_FG_ROOT = Path("/usr/share/games/flightgear/AI/Aircraft")
 INSTALL_HINT = (
@@ -46,7 +47,7 @@ INSTALL_HINT = (
     "pass --fg-root DIR/usr/share/games/flightgear/AI/Aircraft)"
 )
 
-# Not airplanes, or not a whole airframe, or known to render badly (shared/reference/offline-data.md).
+# Not airplanes, or not a whole airframe, or known to render badly (the reason of each is its value).
 EXCLUDED_FOLDERS = {"dromader": "not an airliner-like airplane (crop duster with light rigs)", "ferry": "not an airplane (ferry boat)",
                     "spaceshuttle": "not an airplane (space shuttle parts)", "balloon": "not an airplane (balloons)"}
 EXCLUDED_MESH_STEMS = {"wheels": "separate wheels, not a whole airframe", "probe": "refuelling probe, not an airframe",
@@ -402,10 +403,8 @@ def _worker_init(cfg_dict: dict[str, Any]) -> None:
 
 def scene_cameras(cfg: FlightGearBuildConfig, scene_id: str) -> np.ndarray:
     """The ``views + test_views`` OpenCV c2w ``[V, 4, 4]`` of a scene (a function of seed and scene id only)."""
-    from latentscenes.data.render import sample_cameras
-
     rng = np.random.default_rng([cfg.seed, _stable_int("cams", scene_id) % (2**63)])
-    return sample_cameras(rng, cfg.views + cfg.test_views, cfg.distance, cfg.elevation_min_deg,
+    return sample_band_cameras(rng, cfg.views + cfg.test_views, cfg.distance, cfg.elevation_min_deg,
                           cfg.elevation_max_deg, cfg.distance_jitter)
 
 

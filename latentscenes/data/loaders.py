@@ -46,26 +46,8 @@ from latentscenes.data.types import DatasetError, SceneViews, confined_path
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
-def _fix_malloc_mmap_threshold(nbytes: int = 1 << 20) -> None:
-    """Serve allocations >= 1 MiB with mmap so freed image arrays go back to the OS (glibc only).
-
-    glibc raises its mmap threshold dynamically after large frees; loading many scenes then recycles the
-    12 MB image buffers from the heap, where small long-lived objects pin them: measured, validating the
-    1,197-scene FlightGear set grew to 13.9 GB resident. A fixed threshold keeps it flat (~0.3 GB).
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, int(nbytes))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-_fix_malloc_mmap_threshold()
+# Loading thousands of scenes needs glibc's mmap threshold fixed (latentscenes.utils.memory); the command sets it
+# at start-up, never this module at import.
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 PAPER_TEST_VIEWS = 10
 

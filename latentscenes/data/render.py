@@ -1,12 +1,13 @@
 """Offline multi-view rendering of textured meshes with pybullet's TinyRenderer (CPU, no GL needed).
 
 Why TinyRenderer: it needs no system libraries, is deterministic and renders a 256x256 view in a few
-milliseconds on one core (../../docs/data.md and shared/reference/offline-data.md give the figures). It has
+milliseconds on one core (docs/data.md gives the figures). It has
 no anti-aliasing and samples textures with the nearest texel, so every view is rendered at ``supersample``
 times the output size and box-downsampled (area average) to the output size.
 
 Conventions (the same as :mod:`latentscenes.data.types`):
-  * cameras are OpenCV camera-to-world matrices (x right, y down, z forward), world z-up;
+  * cameras are OpenCV camera-to-world matrices (x right, y down, z forward), world z-up; they are built by
+    :mod:`latentscenes.rendering.cameras` (``look_at_c2w``, ``sample_band_cameras``);
   * intrinsics are normalised by the image size: ``fx/W, fy/H, cx/W, cy/H`` with the principal point
     at the image centre (0.5, 0.5); pixel (row i, col j) has its centre at u=(j+0.5)/W, v=(i+0.5)/H;
   * the light is a directional light fixed in *world* space (not attached to the camera), so all views of
@@ -31,8 +32,6 @@ __all__ = [
     "RenderSettings",
     "TinyRenderer",
     "intrinsics_from_fov",
-    "look_at_c2w",
-    "sample_cameras",
 ]
 
 
@@ -85,59 +84,6 @@ def intrinsics_from_fov(fov_deg: float) -> np.ndarray:
     """Normalised pinhole intrinsics ``[3, 3]`` float32 for a square image with the given full FOV (degrees)."""
     f = 0.5 / math.tan(math.radians(fov_deg) / 2.0)
     return np.array([[f, 0.0, 0.5], [0.0, f, 0.5], [0.0, 0.0, 1.0]], dtype=np.float32)
-
-
-def look_at_c2w(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
-    """OpenCV camera-to-world ``[4, 4]`` float64 for a camera at ``eye`` looking at ``target``, image-up ~ ``up``.
-
-    Raises:
-        ValueError: if ``eye`` coincides with ``target``.
-    """
-    eye = np.asarray(eye, dtype=np.float64)
-    fwd = np.asarray(target, dtype=np.float64) - eye
-    n = np.linalg.norm(fwd)
-    if n < 1e-12:
-        raise ValueError("camera eye coincides with the look-at target")
-    fwd /= n
-    up = np.asarray(up, dtype=np.float64)
-    right = np.cross(fwd, up)
-    if np.linalg.norm(right) < 1e-6:  # looking straight up/down: pick another up
-        right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    c2w = np.eye(4)
-    c2w[:3, 0] = right
-    c2w[:3, 1] = down
-    c2w[:3, 2] = fwd
-    c2w[:3, 3] = eye
-    return c2w
-
-
-def sample_cameras(
-    rng: np.random.Generator,
-    n: int,
-    distance: float,
-    elevation_min_deg: float,
-    elevation_max_deg: float,
-    distance_jitter: float = 0.0,
-) -> np.ndarray:
-    """Sample ``n`` OpenCV c2w matrices ``[n, 4, 4]`` looking at the origin, world z-up.
-
-    Azimuth is uniform in [0, 2pi); elevation is drawn so that camera positions are uniform in *area* on the
-    spherical band between the two elevations (uniform in sin(elevation)); the distance is
-    ``distance * (1 + U(-jitter, jitter))``.
-    """
-    if not (-90.0 <= elevation_min_deg < elevation_max_deg <= 90.0):
-        raise ValueError(f"need -90 <= elevation_min ({elevation_min_deg}) < elevation_max ({elevation_max_deg}) <= 90")
-    az = rng.uniform(0.0, 2.0 * math.pi, size=n)
-    s = rng.uniform(math.sin(math.radians(elevation_min_deg)), math.sin(math.radians(elevation_max_deg)), size=n)
-    el = np.arcsin(s)
-    d = distance * (1.0 + rng.uniform(-distance_jitter, distance_jitter, size=n)) if distance_jitter > 0 else np.full(n, distance)
-    out = np.empty((n, 4, 4))
-    for i in range(n):
-        eye = d[i] * np.array([math.cos(el[i]) * math.cos(az[i]), math.cos(el[i]) * math.sin(az[i]), math.sin(el[i])])
-        out[i] = look_at_c2w(eye)
-    return out
 
 
 def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:

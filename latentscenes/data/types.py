@@ -7,7 +7,7 @@ Conventions, fixed here at the loader boundary and nowhere else:
   * c2w: ``float32`` ``[V, 4, 4]`` camera-to-world in the **OpenCV** convention (x right, y down,
     z forward), world z-up for the built-in dataset.
   * K: ``float32`` ``[V, 3, 3]`` intrinsics **normalised by image size** (fx/W, fy/H, cx/W, cy/H), so
-    the same camera renders the RGB image and its 8x smaller latent (3da-ae-spec Sec. 3.1).
+    the same camera renders the RGB image and its 8x smaller latent (docs/ARCHITECTURE.md, "Conventions").
   * split: per view, ``"train"`` or ``"test"`` (held-out views).
 """
 

@@ -3,9 +3,9 @@
 Public API (docs/evaluation.md):
   * :mod:`.metrics`: ``psnr_per_image``, ``ssim_per_image``, ``rgb_metrics``, ``to_unit_range`` (the protocol);
   * :mod:`.evaluate`: ``evaluate_model``, ``evaluate_scene``, ``predict_views``, ``write_metrics_json``;
-  * :mod:`.render`: ``render_turntable``, ``render_path``, ``TurntableConfig``, ``turntable_formats`` (GIF / MP4);
-    :mod:`.cameras`: ``orbit_cameras``, ``look_at_opencv``, ``camera_defaults_from_views``,
-    ``camera_defaults_from_manifest``;
+  * :mod:`.render`: ``render_turntable``, ``render_path``, ``TurntableConfig``, ``turntable_formats`` (GIF / MP4); :mod:`.cameras`:
+    ``camera_defaults_from_views``, ``camera_defaults_from_manifest`` (the paths themselves, ``orbit_cameras`` and
+    ``look_at_opencv``, live in :mod:`latentscenes.rendering.cameras`);
   * :mod:`.report` / :mod:`.reporting`: ``write_report``, ``comparison_grid``, ``evaluate_and_report``;
   * :mod:`.runs`: ``load_run``, ``load_rgb_run``, ``latent_system_model``, ``triplane_scene_model``, ``NotARunError``;
   * :mod:`.demo`: ``run_demo``, ``DemoConfig`` (``latentscenes demo``).

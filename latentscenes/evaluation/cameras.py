@@ -1,14 +1,10 @@
-"""Camera paths for novel views and turntables (OpenCV convention, world z-up).
-
-Every camera built here looks at the world origin from a sphere of radius ``radius``:
-  * c2w ``[..., 4, 4]`` float32, OpenCV axes (x right, y down, z forward = towards the origin);
-  * world up is +z, so the image's "up" (-y in the camera) is as close to +z as possible;
-  * azimuth 0 is the +x axis, azimuths grow counter-clockwise seen from above (towards +y);
-  * elevation is the angle above the xy-plane, in radians, strictly inside (-pi/2, pi/2).
+"""Where novel-view cameras sit by default for a dataset (turntable radius, elevation, intrinsics).
 
 The radius, elevation and intrinsics of the default turntable come from the dataset: its
-``manifest.json`` (``render_defaults`` / ``render`` section) when it records them, else the median of the
-training cameras (:func:`camera_defaults_from_views`).
+``manifest.json`` (``render_defaults`` / ``camera`` section) when it records them, else the median of the
+training cameras (:func:`camera_defaults_from_views`). The camera convention, look-at and the paths themselves
+live in :mod:`latentscenes.rendering.cameras`; ``orbit_cameras`` and ``look_at_opencv`` are re-exported here for
+the evaluation modules that import them from this one.
 """
 
 from __future__ import annotations
@@ -22,70 +18,10 @@ from typing import Iterable
 import torch
 
 from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.rendering.cameras import look_at_opencv, orbit_cameras
 
-
-def look_at_opencv(eye: torch.Tensor, target: torch.Tensor | None = None, up: torch.Tensor | None = None) -> torch.Tensor:
-    """OpenCV camera-to-world matrices for cameras at ``eye`` looking at ``target`` with world ``up``.
-
-    Args:
-        eye: ``[N, 3]`` camera centres (world units).
-        target: ``[3]`` or ``[N, 3]`` points looked at; the origin by default.
-        up: ``[3]`` world up; ``+z`` by default.
-    Returns:
-        ``[N, 4, 4]`` float32 c2w; columns 0..2 are the camera x (right), y (down), z (forward) axes in world
-        coordinates, column 3 is ``eye``.
-    Raises:
-        ValueError: if a camera sits on the target or looks exactly along ``up`` (the frame is undefined).
-    """
-    eye = torch.as_tensor(eye, dtype=torch.float32).reshape(-1, 3)
-    target = torch.zeros(3) if target is None else torch.as_tensor(target, dtype=torch.float32)
-    up = torch.tensor([0.0, 0.0, 1.0]) if up is None else torch.as_tensor(up, dtype=torch.float32)
-    fwd = target.expand_as(eye) - eye
-    dist = fwd.norm(dim=-1, keepdim=True)
-    if bool((dist < 1e-8).any()):
-        raise ValueError("look_at_opencv: a camera sits on its target")
-    fwd = fwd / dist
-    right = torch.cross(fwd, up.expand_as(fwd), dim=-1)
-    rn = right.norm(dim=-1, keepdim=True)
-    if bool((rn < 1e-6).any()):
-        raise ValueError("look_at_opencv: a camera looks straight along the up axis (elevation +-90 degrees)")
-    right = right / rn
-    down = torch.cross(fwd, right, dim=-1)
-    c2w = torch.eye(4).repeat(eye.shape[0], 1, 1)
-    c2w[:, :3, 0] = right
-    c2w[:, :3, 1] = down
-    c2w[:, :3, 2] = fwd
-    c2w[:, :3, 3] = eye
-    return c2w
-
-
-def orbit_cameras(
-    n_frames: int, radius: float, elevation: float, azimuth_start: float = 0.0, turns: float = 1.0
-) -> torch.Tensor:
-    """A turntable: ``n_frames`` cameras evenly spaced in azimuth at a fixed elevation, looking at the origin.
-
-    Args:
-        n_frames: number of frames (>= 1); the last frame stops one step short of a full turn, so a looping GIF
-            has no repeated frame.
-        radius: camera distance from the origin (world units, > 0).
-        elevation: radians above the xy-plane, in (-pi/2, pi/2).
-        azimuth_start: radians, azimuth of frame 0 (0 = on the +x axis).
-        turns: number of full turns over the path.
-    Returns:
-        ``[n_frames, 4, 4]`` float32 OpenCV c2w.
-    Raises:
-        ValueError: for ``n_frames < 1``, ``radius <= 0`` or an elevation outside (-pi/2, pi/2).
-    """
-    if n_frames < 1:
-        raise ValueError(f"orbit_cameras: n_frames must be >= 1, got {n_frames}")
-    if not radius > 0:
-        raise ValueError(f"orbit_cameras: radius must be > 0, got {radius}")
-    if not -math.pi / 2 < elevation < math.pi / 2:
-        raise ValueError(f"orbit_cameras: elevation {elevation} rad is outside (-pi/2, pi/2)")
-    az = azimuth_start + torch.arange(n_frames, dtype=torch.float32) * (2 * math.pi * turns / n_frames)
-    el = torch.full_like(az, float(elevation))
-    eye = radius * torch.stack([el.cos() * az.cos(), el.cos() * az.sin(), el.sin()], dim=-1)
-    return look_at_opencv(eye)
+__all__ = ["CameraDefaults", "camera_defaults_from_manifest", "camera_defaults_from_views", "look_at_opencv",
+           "orbit_cameras"]
 
 
 @dataclass

@@ -9,7 +9,7 @@ Phases (each timed, wall clock):
   4. ``rgb_baseline``: Tri-Planes (RGB) on the first ``n_rgb`` of those exploit scenes (``fit_rgb_scenes``);
   5. ``evaluate`` / ``render`` / ``report``: :func:`latentscenes.evaluation.reporting.evaluate_and_report`.
 
-Sizes for a 2-core CPU (``tiny-cpu``; /work/shared/reference/cpu-budget.md Sec. 5): 64x64 images (8x8x4
+Sizes for a 2-core CPU (``tiny-cpu``; docs/training.md "Presets"): 64x64 images (8x8x4
 latents), 20 + 20 scenes, 24 train + 4 held-out views per scene, the pipeline's and the baseline's own
 ``tiny-cpu`` presets. Measured 17.6-20.7 minutes in all on an idle 2-core VM (README, docs/training.md).
 """

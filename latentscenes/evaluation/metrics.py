@@ -3,7 +3,7 @@
 Protocol (docs/evaluation.md): images are compared in [0, 1] (model outputs in [-1, 1] are mapped with
 (x + 1) / 2 and clamped to [0, 1] first), on the full frame including the white background, with
 ``data_range = 1``. PSNR and SSIM are computed **per image** and then averaged (per view -> per scene ->
-overall), unlike the authors' code, which averaged MSE per batch (3da-ae-spec Sec. 7.1).
+overall), unlike the authors' code (``ae/eval.py``), which averaged MSE per batch of the stage.
 Latent PSNR compares normalised latents in [-1, 1] with ``data_range = 2`` (peak^2 = 4, as in the paper's code).
 """
 

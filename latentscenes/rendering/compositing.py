@@ -1,4 +1,4 @@
-"""Emission-absorption compositing with midpoint quadrature (3da-ae-spec Sec. 3.3; paper Sec. 3.1, ref. [13]).
+"""Emission-absorption compositing with midpoint quadrature (paper Sec. 3.1, ref. [13]; docs/rendering.md).
 
 For sorted depths t_0..t_{S-1} along a unit-direction ray, interval k = [t_k, t_{k+1}] has length
 delta_k = t_{k+1} - t_k, colour c_k = (c(t_k) + c(t_{k+1})) / 2 and density sigma_k = softplus(r_k - 1) with

@@ -1,4 +1,4 @@
-"""The tiny shared MLP that turns tri-plane features into density and colour (3da-ae-spec Sec. 2.2)."""
+"""The tiny shared MLP that turns tri-plane features into density and colour (docs/rendering.md)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 # MipNeRF's widened sigmoid: colours may reach just past [0, 1] so that pure black/white are attainable
-# without infinite logits (3da-ae-spec Sec. 2.2).
+# without infinite logits (as the authors' decoder: sigmoid * 1.002 - 0.001).
 COLOUR_PAD = 0.001
 
 
 class TriplaneDecoder(nn.Module):
-    """``Linear(F, hidden) -> Softplus -> Linear(hidden, 1 + C)`` (paper Sec. 3.1; spec Sec. 2.2).
+    """``Linear(F, hidden) -> Softplus -> Linear(hidden, 1 + C)`` (paper Sec. 3.1; the authors' "OSGDecoder").
 
     No positional encoding and no view direction, as in the paper. PyTorch default initialisation.
 

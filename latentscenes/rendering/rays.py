@@ -1,4 +1,4 @@
-"""Camera rays from OpenCV camera-to-world matrices and size-normalised intrinsics (3da-ae-spec Sec. 3.1).
+"""Camera rays from OpenCV camera-to-world matrices and size-normalised intrinsics (docs/rendering.md).
 
 Conventions (docs/ARCHITECTURE.md): c2w is OpenCV (x right, y down, z forward); K is normalised by the image
 size (fx/W, fy/H, cx/W, cy/H), so the same camera yields the rays of a 128x128 RGB image and of its 16x16
@@ -42,7 +42,7 @@ def pixel_indices_to_uv(rows: torch.Tensor, cols: torch.Tensor, height: int, wid
 
 
 def generate_rays_uv(c2w: torch.Tensor, K: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays through given normalised image points (random ray batches, 3da-ae-spec Sec. 3.1).
+    """Rays through given normalised image points (random ray batches).
 
     The camera-space direction is the pinhole back-projection of (u, v) with skew s = K[0, 1]:
     y_c = (v - cy) / fy, x_c = (u - cx - s * y_c) / fx, d_c = (x_c, y_c, 1); the world direction is
@@ -82,7 +82,7 @@ def generate_rays_uv(c2w: torch.Tensor, K: torch.Tensor, uv: torch.Tensor) -> tu
 
 
 def generate_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays through every pixel centre of an ``height x width`` image (3da-ae-spec Sec. 3.1).
+    """Rays through every pixel centre of an ``height x width`` image (u = (j + 0.5) / W, v = (i + 0.5) / H).
 
     Because K is normalised, the same (c2w, K) gives the rays of an RGB image and of its 8x smaller latent;
     latent pixel (i, j) passes through the centre of the RGB block (8i..8i+7, 8j..8j+7).

@@ -1,4 +1,4 @@
-"""Depths along rays: stratified coarse samples and inverse-CDF importance samples (3da-ae-spec Sec. 3.2).
+"""Depths along rays: stratified coarse samples and inverse-CDF importance samples (docs/rendering.md).
 
 Coarse: ``n`` depths on [near, far], evenly spaced (``linspace``, endpoints included) and, for training, each
 jittered uniformly within +-half a spacing and clipped to [near, far] (so samples never leave the interval).
@@ -112,7 +112,7 @@ def importance_samples(
     deterministic: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Fine depths drawn where the coarse pass found matter (3da-ae-spec Sec. 3.2).
+    """Fine depths drawn where the coarse pass found matter (EG3D's importance sampler; docs/rendering.md).
 
     Args:
         t_coarse: ``[..., S]`` sorted coarse depths.

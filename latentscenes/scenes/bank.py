@@ -37,7 +37,7 @@ class TriplaneConfig:
         f_mac: global (shared) features; 0 = plain Tri-Planes ("Micro").
         n_global: M, number of global tri-planes (needed when f_mac > 0).
         local_init_std, coef_init_std, global_init_std: N(0, std^2) initialisation; the authors use 1 for all
-            three, so the global part starts with std ~ sqrt(M) (3da-ae-spec Sec. 2.3).
+            three, so the global part starts with std ~ sqrt(M) (docs/rendering.md).
     """
 
     resolution: int = 64

@@ -1,4 +1,4 @@
-"""Micro-Macro tri-plane decomposition (paper Sec. 3.4, Eq. 6-7; 3da-ae-spec Sec. 2.3).
+"""Micro-Macro tri-plane decomposition (paper Sec. 3.4, Eq. 6-7; docs/rendering.md).
 
     T_s = T_s^mic (+) T_s^mac                  (Eq. 6, (+) = concatenation along features, local first)
     T_s^mac = W_s B = sum_{i=1..M} w_s^i B_i   (Eq. 7)

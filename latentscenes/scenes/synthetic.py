@@ -12,40 +12,8 @@ import math
 import torch
 
 from latentscenes.data.types import SceneViews
+from latentscenes.rendering.cameras import random_orbit_cameras
 from latentscenes.rendering.rays import generate_rays
-
-
-def look_at_opencv(eye: torch.Tensor, target: torch.Tensor | None = None, up: torch.Tensor | None = None) -> torch.Tensor:
-    """OpenCV camera-to-world ``[4, 4]`` at ``eye`` looking at ``target`` (default origin), world z-up.
-
-    Columns of the rotation: x = right, y = down, z = forward. Raises ValueError if forward is parallel to up.
-    """
-    eye = eye.to(torch.float32)
-    target = torch.zeros(3) if target is None else target.to(torch.float32)
-    up = torch.tensor([0.0, 0.0, 1.0]) if up is None else up.to(torch.float32)
-    z = target - eye
-    z = z / z.norm()
-    x = torch.linalg.cross(z, up)
-    if x.norm() < 1e-6:
-        raise ValueError("look_at: viewing direction parallel to the up vector")
-    x = x / x.norm()
-    y = torch.linalg.cross(z, x)
-    c2w = torch.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, y, z, eye
-    return c2w
-
-
-def orbit_cameras(n: int, radius: float = 1.3, elevation_deg: float = 20.0, seed: int = 0) -> torch.Tensor:
-    """``[n, 4, 4]`` cameras on a sphere around the origin, random azimuth and elevation in +-``elevation_deg``
-    around ``elevation_deg`` (reproducible from ``seed``)."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(n):
-        az = 2 * math.pi * (i + torch.rand((), generator=g).item()) / n
-        el = math.radians(elevation_deg * (0.5 + torch.rand((), generator=g).item()))
-        eye = torch.tensor([math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)]) * radius
-        out.append(look_at_opencv(eye))
-    return torch.stack(out)
 
 
 DEFAULT_SPHERES = (
@@ -75,7 +43,7 @@ def make_sphere_scene(
     Returns:
         :class:`SceneViews` with images ``[V,3,H,W]`` in [0,1] and masks.
     """
-    c2w = orbit_cameras(n_views, radius=radius, seed=seed)
+    c2w = random_orbit_cameras(n_views, radius=radius, seed=seed)
     K = torch.tensor([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]]).expand(n_views, 3, 3).clone()
     o, d = generate_rays(c2w, K, resolution, resolution)  # [V, P, 3]
     best_t = torch.full(o.shape[:2], float("inf"))

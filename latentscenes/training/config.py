@@ -16,20 +16,22 @@ may be given instead; it is converted with the number of training views of the s
 Presets (registered with :func:`latentscenes.config.register_presets`):
   * ``test``: seconds on a CPU, for the test-suite.
   * ``tiny-cpu``: 64x64 images -> 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples; train + exploit in a
-    few minutes on 2 cores (sizes and step counts from cpu-budget.md Sec. 5).
+    few minutes on 2 cores (sizes and step counts measured on the 2-core CPU; docs/training.md "Presets").
   * ``paper``: T=64, F_mic 10, F_mac 22, M=50, 48+48 samples, batch 32 (latent fitting) / 16 (joint),
-    learning rates and lambdas of the authors' experiment configs (3da-ae-spec Sec. 1.4), SD-1.5 autoencoder
+    learning rates and lambdas of the authors' experiment configs (``train.yaml`` / ``exploit.yaml``; the table
+    in docs/training.md "Presets"), SD-1.5 autoencoder
     loaded from a user-given path (``ae`` section).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Sequence
 
 from latentscenes.autoencoder.model import AEConfig
-from latentscenes.config import get_preset, register_presets
+from latentscenes.config import ConfigError, get_preset, preset_names, register_presets
 from latentscenes.rendering.renderer import RenderConfig
 from latentscenes.scenes.bank import TriplaneConfig
 
@@ -74,15 +76,15 @@ class StageConfig:
         batch_size: views per update; each view is drawn from the shuffled list of (scene, view) pairs of
             the stage, so a batch mixes views of many scenes.
         lambda_ae / lambda_enc / lambda_dec: weights of L_ae, L_Enc, L_Dec (Eq. 5; Eq. 4 for exploit mixes).
-        lambda_tv: weight of the tri-plane total variation (3da-ae-spec Sec. 1.2, summed over the batch of
-            fused planes and divided by H+W).
+        lambda_tv: weight of the tri-plane total variation (the authors' TV, ``training.losses.triplane_tv``:
+            summed over the batch of fused planes and divided by H+W).
         tv_mode: ``l2`` squares the finite differences, ``l1`` takes their absolute value.
         loss: ``mse`` (the authors' code) or ``l1`` (the norm as printed in Eq. 2-5).
         lr_local / lr_coefs / lr_global / lr_mlp / lr_encoder / lr_decoder: learning rates of the local
             planes T_mic, the coefficients W, the global planes B, the tiny MLP (alpha), the encoder and the
             decoder. A learning rate of 0 freezes that group (it is then left out of the optimisers).
         lr_gamma_per_epoch: multiplicative learning-rate decay per epoch of this stage (1 = constant); the
-            authors' exploit stages use 0.94157 (3da-ae-spec Sec. 1.4). Applied as a per-step factor
+            authors' exploit stages use 0.94157 (their ``exploit.yaml``). Applied as a per-step factor
             ``gamma ** (step / steps_per_epoch)``.
         freeze_mlp_fraction: stop updating the MLP once ``step >= fraction * steps`` (``None`` = never; the
             authors freeze it from epoch 45 of 50 of the warm-up, i.e. 0.9).
@@ -142,7 +144,11 @@ class ExploitConfig:
             put the 8x8 latent grid at g^2 sub-latent-pixel offsets, so the latent targets constrain the scene
             at g times the latent resolution along each axis (with 8x8 latents a view alone gives 64 rays).
             Stage budgets given in ``epochs`` count passes over the g^2-times larger table.
-        fit: the scene-fitting stage; finetune: the decoder fine-tuning stage (L_Dec, decoder trainable).
+        fit: the scene-fitting stage; its ``lambda_enc`` / ``lambda_dec`` are the strategy's (:func:`strategy_weights`;
+            ``training.pipeline.exploit_config`` writes them when it resolves a batch's config).
+        finetune: the decoder fine-tuning stage (L_Dec, decoder trainable; defaults ``lambda_enc`` 0, ``lambda_dec`` 1).
+
+    What each stage is fixes some of its fields; :func:`stage_configs` refuses a config that contradicts them.
     """
 
     strategy: Literal["encode-scene", "decode-scene", "encode-decode-scene"] = "encode-scene"
@@ -152,7 +158,7 @@ class ExploitConfig:
     finetune_decoder: bool = True
     shift_grid: int = 1
     fit: StageConfig = field(default_factory=StageConfig)
-    finetune: StageConfig = field(default_factory=StageConfig)
+    finetune: StageConfig = field(default_factory=lambda: StageConfig(lambda_enc=0.0, lambda_dec=1.0))
 
 
 @dataclass
@@ -209,9 +215,6 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             sizes, an autoencoder architecture that cannot be built, or a device this machine does not have;
             the message gives the dotted key and the value.
     """
-    import math
-
-    from latentscenes.config import ConfigError
 
     def bad(key: str, value, why: str) -> None:
         raise ConfigError(f"{key}={value!r}: {why}")
@@ -272,28 +275,134 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         raise ConfigError(f"device: {e}") from None
 
 
+# ============================================================================================ effective stages
+#: The stages of a training run and of an exploit batch, as named in run folders and manifests.
+TRAIN_STAGES = ("warmup", "joint")
+EXPLOIT_STAGES = ("exploit_fit", "exploit_finetune")
+#: Where each stage's settings live in a :class:`PipelineConfig` (dotted path, as ``--set`` spells it).
+STAGE_SECTIONS = {"warmup": "warmup", "joint": "joint", "exploit_fit": "exploit.fit",
+                  "exploit_finetune": "exploit.finetune"}
+
+
+def strategy_weights(ex: ExploitConfig) -> tuple[float, float]:
+    """``(lambda_enc, lambda_dec)`` of the scene-fitting stage for ``ex.strategy`` (paper Sec. 3.2):
+    ``encode-scene`` L_E only (Eq. 2), ``decode-scene`` L_D only (Eq. 3), ``encode-decode-scene``
+    ``t L_E + (1 - t) L_D`` (Eq. 4).
+
+    Raises:
+        ConfigError: an unknown strategy, or ``exploit.t`` outside (0, 1) for ``encode-decode-scene``.
+    """
+    if ex.strategy == "encode-scene":
+        return 1.0, 0.0
+    if ex.strategy == "decode-scene":
+        return 0.0, 1.0
+    if ex.strategy == "encode-decode-scene":
+        if not 0.0 < ex.t < 1.0:
+            raise ConfigError(f"exploit.t must lie in (0, 1) for encode-decode-scene, got {ex.t}")
+        return ex.t, 1.0 - ex.t
+    raise ConfigError(f"unknown exploit strategy {ex.strategy!r}")
+
+
+def _fixed_fields(stage: str, cfg: PipelineConfig) -> dict[str, tuple[Any, str]]:
+    """The fields a stage's definition fixes: ``{field: (required value, why)}``; a callable value is a test."""
+    frozen_ae = "the autoencoder is frozen in this stage"
+    no_anchor = "the encoder is frozen in this stage: the latent-scale anchor has nothing to hold"
+    if stage == "warmup":  # Sec. 3.5.1, last paragraph: planes, W, B, MLP on cached latents, L_Enc only
+        why = "the warm-up fits the scenes to the frozen autoencoder's cached latents (L_Enc only)"
+        return {"lr_encoder": (0.0, why), "lr_decoder": (0.0, why), "lambda_ae": (0.0, why),
+                "lambda_dec": (0.0, why), "lambda_latent_anchor": (0.0, no_anchor)}
+    if stage == "exploit_fit":  # Alg. 2 lines 1-11 with the strategy's objective; encoder and decoder frozen
+        le, ld = strategy_weights(cfg.exploit)
+        by = f"set by exploit.strategy={cfg.exploit.strategy!r}" + (
+            f" and exploit.t={cfg.exploit.t}" if cfg.exploit.strategy == "encode-decode-scene" else "")
+        return {"lambda_enc": (le, by), "lambda_dec": (ld, by), "lambda_ae": (0.0, frozen_ae),
+                "lr_encoder": (0.0, frozen_ae), "lr_decoder": (0.0, frozen_ae),
+                "lambda_latent_anchor": (0.0, no_anchor)}
+    if stage == "exploit_finetune":  # Alg. 2 lines 13-23: L_Dec, decoder trainable, encoder frozen
+        return {"lambda_enc": (0.0, "the decoder fine-tuning trains with L_Dec (and optionally L_ae), not L_Enc"),
+                "lr_encoder": (0.0, "the encoder stays the source run's in an exploit batch"),
+                "lambda_dec": (lambda v: v > 0, "> 0: the decoder fine-tuning is L_Dec (set "
+                               "exploit.finetune_decoder=false to skip the stage)"),
+                "lambda_latent_anchor": (0.0, no_anchor)}
+    return {}
+
+
+def _stage_runs(stage: str, cfg: PipelineConfig) -> bool:
+    if stage != "exploit_finetune":
+        return True
+    ft = cfg.exploit.finetune
+    steps = ft.epochs > 0 if ft.epochs is not None else ft.steps > 0
+    return cfg.exploit.finetune_decoder and steps
+
+
+def stage_config(cfg: PipelineConfig, stage: str) -> StageConfig:
+    """The :class:`StageConfig` section of ``stage`` (a name of :data:`STAGE_SECTIONS`) in ``cfg``."""
+    obj: Any = cfg
+    for part in STAGE_SECTIONS[stage].split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def stage_configs(cfg: PipelineConfig, stages: Sequence[str] = TRAIN_STAGES + EXPLOIT_STAGES) -> dict[str, StageConfig]:
+    """The effective config of every stage of ``stages`` that runs: the one place that says what a stage runs with.
+
+    Pure (reads ``cfg`` only). A stage's definition fixes some fields (the warm-up and the exploit fit train
+    with a frozen autoencoder, the fit's L_E/L_D weights are the strategy's, the decoder fine-tuning is L_Dec
+    with the encoder frozen); a config that contradicts them is refused, never silently overwritten, so the
+    saved ``config.json`` is what runs. ``exploit_finetune`` is left out when it does not run
+    (``exploit.finetune_decoder`` false, or no steps).
+
+    Returns:
+        ``{stage: StageConfig}`` in the order of ``stages``; runs record it in their manifest (``stage_configs``).
+    Raises:
+        ConfigError: every conflicting ``section.key=value`` with the value its stage needs and why; an
+            unknown strategy or ``exploit.t`` outside (0, 1) for ``encode-decode-scene``.
+    """
+    out: dict[str, StageConfig] = {}
+    bad: list[str] = []
+    for stage in stages:
+        if not _stage_runs(stage, cfg):
+            continue
+        sc = stage_config(cfg, stage)
+        for key, (need, why) in _fixed_fields(stage, cfg).items():
+            value = getattr(sc, key)
+            ok = need(value) if callable(need) else value == need
+            if not ok:
+                need_s = why if callable(need) else f"{need!r}: {why}"
+                bad.append(f"{STAGE_SECTIONS[stage]}.{key}={value!r} (must be {need_s})")
+        out[stage] = sc
+    if bad:
+        raise ConfigError("conflicting stage settings: " + "; ".join(bad))
+    return out
+
+
+# ============================================================================================ presets
 def _component_preset(cls: type, name: str):
     """The component's own preset of that name when its owner registered one, else its defaults."""
-    try:
+    if name in preset_names(cls):
         return get_preset(cls, name)
-    except Exception:  # the component has no such preset: its defaults are the fallback
-        return cls()
+    return cls()
 
 
 def _set(obj, **kw):
-    """``dataclasses.replace`` that only sets the fields the component config actually has.
+    """``dataclasses.replace`` for the presets below, which set fields of other areas' component configs.
 
-    The component configs belong to other areas; a preset must not break when one of them renames a
-    field, so unknown keys are skipped (the resolved config.json shows what was actually used).
+    Raises:
+        ConfigError: a key the component config does not have (renamed or removed by its owner), naming the
+            valid keys: a preset must fail loudly rather than silently run with the component's default.
     """
-    names = {f.name for f in dataclasses.fields(obj)}
-    return dataclasses.replace(obj, **{k: v for k, v in kw.items() if k in names})
+    names = [f.name for f in dataclasses.fields(obj)]
+    unknown = sorted(set(kw) - set(names))
+    if unknown:
+        raise ConfigError(f"preset sets unknown key(s) {unknown} of {type(obj).__name__}; "
+                          f"valid keys: {', '.join(names)}")
+    return dataclasses.replace(obj, **kw)
 
 
 def _stages(
     *, warm_steps: int, joint_steps: int, fit_steps: int, ft_steps: int, b_fit: int, b_joint: int, ckpt: int, log: int
 ) -> dict:
-    """The four stages with the authors' learning rates and lambdas (3da-ae-spec Sec. 1.4)."""
+    """The four stages with the authors' learning rates and lambdas (``train.yaml`` / ``exploit.yaml``; docs/training.md)."""
     warmup = StageConfig(
         steps=warm_steps, batch_size=b_fit, lambda_enc=1.0, lambda_tv=1e-4,
         lr_local=1e-2, lr_mlp=1e-2, lr_global=1e-2, lr_coefs=1e-2,
@@ -355,7 +464,7 @@ TINY_CPU_EXPLOIT_TV = 4e-4
 
 
 def preset_tiny_cpu() -> PipelineConfig:
-    """cpu-budget.md Sec. 5: 64x64 -> 8x8x4, T=32, F 10+22, M=10, 24+24, batch 8; ~6 min on 2 cores.
+    """Sizes for a 2-core CPU: 64x64 -> 8x8x4, T=32, F 10+22, M=10, 24+24, batch 8; ~6 min on 2 cores.
 
     Train: 20 scenes, 1 500 warm-up + 200 joint steps; exploit: 400 Encode-Scene + 48 fine-tune view-updates per
     scene of 24 views (``epochs`` 16.7 and 2: 1 000 + 120 steps for 20 scenes, 2 500 + 300 for 50).
@@ -394,8 +503,8 @@ def preset_tiny_cpu() -> PipelineConfig:
 
 
 def preset_paper() -> PipelineConfig:
-    """The paper's sizes (Sec. 4) and the authors' stage settings (3da-ae-spec Sec. 1.4): 50 epochs per
-    stage, batch 32 (latent fitting) and 16 (joint, cpu-budget.md GPU config), T=64, F 10+22, M=50, 48+48
+    """The paper's sizes (Sec. 4) and the authors' stage settings (``train.yaml`` / ``exploit.yaml``): 50 epochs per
+    stage, batch 32 (latent fitting) and 16 (joint, to fit a GPU's memory with the SD-1.5 autoencoder), T=64, F 10+22, M=50, 48+48
     samples, lr planes 1e-2 -> 1e-3, global/coefs 1e-2, AE 1e-4, lambda_ae 0.1, lambda_tv 1e-4 (train stages;
     0 in exploit), exploit learning-rate decay 0.94157 per epoch. The autoencoder is SD-1.5's, from a path.
     """

@@ -5,7 +5,7 @@
   "for {s, p, x_p} in shuffle(X)").
 * :func:`cache_latents` encodes every view once with the frozen autoencoder (Encode-Scene targets, paper
   Sec. 3.2.1) and keeps them in memory; :func:`save_latent_cache` / :func:`load_latent_cache` write them
-  as **one** safetensors file (the authors wrote one ``.pt`` per image, 3da-ae-spec Sec. 1.5).
+  as **one** safetensors file (the authors' ``CachedDataset`` wrote one ``.pt`` per image).
 * :func:`batch_indices` is a pure function of (seed, step): resuming at step k draws exactly the batches an
   uninterrupted run would have drawn.
 """

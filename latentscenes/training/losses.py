@@ -84,7 +84,7 @@ class _SquaredTV(torch.autograd.Function):
 
 
 def triplane_tv(planes: torch.Tensor, mode: Literal["l2", "l1"] = "l2") -> torch.Tensor:
-    """Total variation of a batch of tri-planes, as in the authors' code (3da-ae-spec Sec. 1.2).
+    """Total variation of a batch of tri-planes, as in the authors' ``ae/trainers.py`` (docs/training.md).
 
     ``TV = [sum (t[..., i+1, j] - t[..., i, j])^p + sum (t[..., i, j+1] - t[..., i, j])^p] / (H + W)``, summed
     over the batch, the 3 planes and the F channels (no averaging), p = 2 (``l2``) or |.| (``l1``).

@@ -3,7 +3,9 @@
 Training run folder (``latentscenes train --out RUN``)::
 
     RUN/config.json                resolved PipelineConfig (what ``--resume`` and ``exploit`` read)
-    RUN/manifest.json              status, scene ids, per-stage results (timings, memory, losses), files
+    RUN/manifest.json              status, scene ids, the effective StageConfig of every stage (``stage_configs``,
+                                   from :func:`~latentscenes.training.config.stage_configs`: what each stage ran
+                                   with), per-stage results (timings, memory, losses), files
     RUN/metrics.jsonl              one JSON object per log event (train losses, evaluations, stage summaries)
     RUN/cache/latents-train.safetensors   Encode-Scene targets: every train view encoded once (one file)
     RUN/stages/<stage>/ckpt/       the stage's last checkpoint (resumable; see training/checkpoint.py)
@@ -22,7 +24,8 @@ run folder without its scenes, so that new scenes can be learned without paying 
 
     PKG/config.json                the source run's resolved config (``data.path`` cleared)
     PKG/manifest.json              format = RUN_FORMAT, kind "pretrained", ``scenes_included: false``, source run,
-                                   stage and step it was taken from, sha256 of the weights
+                                   stage and step it was taken from, sha256 of the weights, the source run's
+                                   ``stage_configs`` of the stages the weights went through (when it recorded them)
     PKG/model/shared.safetensors   autoencoder, MLP, global planes B, latent background (as in a run)
 """
 
@@ -39,13 +42,22 @@ from typing import Any, Sequence
 import torch
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
-from latentscenes.config import ConfigError, from_dict, save_config, to_dict
+from latentscenes.config import from_dict, save_config, to_dict
 from latentscenes.data.bounds import check_bounds
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, recover_checkpoint_dir, write_json
-from latentscenes.training.config import PipelineConfig, StageConfig, validate_pipeline
+from latentscenes.training.config import (
+    EXPLOIT_STAGES,
+    TRAIN_STAGES,
+    ExploitConfig,
+    PipelineConfig,
+    StageConfig,
+    stage_configs,
+    strategy_weights,
+    validate_pipeline,
+)
 from latentscenes.training.data import (
     ViewTable,
     build_view_table,
@@ -196,7 +208,7 @@ def encode_views(
     ae.eval()
 
     def enc(x: torch.Tensor) -> torch.Tensor:
-        # Cached targets are the posterior mean (deterministic; 3da-ae-spec Sec. 1.5 / 5).
+        # Cached targets are the posterior mean (deterministic, as the authors' cache; docs/autoencoder.md).
         return ae.normalize(ae.encode_distribution(x).mean)
 
     if progress:
@@ -240,8 +252,6 @@ def _check_out(out: Path, resume: bool, command: str) -> None:
 
 #: Config keys that change how a run executes, not what it computes: they may differ on ``--resume``.
 _RUNTIME_KEYS = ("device", "logging.", "encode_batch_size")
-_TRAIN_STAGES = ("warmup", "joint")
-_EXPLOIT_STAGES = ("exploit_fit", "exploit_finetune")
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -260,7 +270,7 @@ def _key_stage(key: str) -> str | None:
     if key.startswith(_RUNTIME_KEYS):
         return None
     head = key.split(".", 1)[0]
-    return head if head in _TRAIN_STAGES else "all"
+    return head if head in TRAIN_STAGES else "all"
 
 
 def _exploit_key_stage(key: str) -> str | None:
@@ -271,13 +281,29 @@ def _exploit_key_stage(key: str) -> str | None:
     return "exploit_finetune" if key.startswith("exploit.finetune") else "all"
 
 
-def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] = _TRAIN_STAGES,
-                        key_stage: Any = _key_stage) -> dict | None:
+def _legacy_exploit_as_ran(saved: dict, manifest: dict) -> dict:
+    """An exploit batch's saved config as it ran. Batches written before the manifest recorded ``stage_configs``
+    saved ``exploit.fit.lambda_enc`` / ``lambda_dec`` as given (the preset's) and ran the strategy's weights, set
+    after ``config.json`` was written; today those weights are written into the config (:func:`exploit_config`)."""
+    if "stage_configs" in manifest or "exploit" not in saved:
+        return saved
+    ex = saved["exploit"]
+    try:
+        le, ld = strategy_weights(from_dict(ExploitConfig, ex, where="saved exploit config"))
+    except ValueError:  # ConfigError included: the comparison below reports the keys as they are
+        return saved
+    return {**saved, "exploit": {**ex, "fit": {**ex.get("fit", {}), "lambda_enc": le, "lambda_dec": ld}}}
+
+
+def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] = TRAIN_STAGES,
+                        key_stage: Any = _key_stage, as_ran: Any = None) -> dict | None:
     """Compare the config of a ``--resume`` with the one the run (or exploit batch) saved.
 
     Args:
         stages: the folder's stages in order; ``key_stage(key)`` -> the stage a dotted config key belongs to,
             ``"all"`` (every stage depends on it) or None (runtime only).
+        as_ran: ``as_ran(saved config dict, manifest) -> dict``, the saved config as it ran (folders written by
+            an older version; :func:`_legacy_exploit_as_ran`); None = as saved.
     Returns:
         the folder's manifest when it is finished and nothing but runtime keys (device, logging) differ,
         i.e. there is nothing to do; else None (resume proceeds).
@@ -290,9 +316,10 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
     path = out / "config.json"
     if not path.is_file():
         return None
-    saved = _flat(read_json(path))
-    new = _flat(json.loads(json.dumps(to_dict(cfg))))
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
+    saved_dict = read_json(path)
+    saved = _flat(as_ran(saved_dict, manifest) if as_ran is not None else saved_dict)
+    new = _flat(json.loads(json.dumps(to_dict(cfg))))
     if manifest.get("status") == "done":
         done = set(stages)
     else:
@@ -432,7 +459,8 @@ def train_3daae(
         FileNotFoundError / AutoencoderError: autoencoder weights missing or mismatched (before any work).
         DatasetError: no data. RunError: ``out`` holds a run and ``resume`` is False, or ``resume`` with a
             config that changes a stage that already finished (:func:`check_resume_config`).
-        ConfigError: near/far that cannot see the scene box from some camera (``data.bounds.check_bounds``).
+        ConfigError: near/far that cannot see the scene box from some camera (``data.bounds.check_bounds``);
+            a stage setting that contradicts the stage (:func:`~latentscenes.training.config.stage_configs`).
         NonFiniteLossError: a stage diverged (its last good checkpoint is kept; ``--resume`` restarts there).
 
     ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
@@ -442,6 +470,7 @@ def train_3daae(
     # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
     # would block the corrected re-run).
     validate_pipeline(cfg)
+    effective = stage_configs(cfg, TRAIN_STAGES)  # what each stage runs with; recorded in the manifest
     _check_out(out, resume, "train")
     if resume and out.is_dir():
         clean_for_resume(out)
@@ -482,7 +511,7 @@ def train_3daae(
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
         "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table), "image_size": [H, W],
-        "stages": {},
+        "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
     }
     if resume and (out / "manifest.json").exists():
         manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
@@ -497,8 +526,8 @@ def train_3daae(
         logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
         results: dict[str, Any] = {}
         # Warm-up (Sec. 3.5.1, last paragraph): AE frozen, only planes/W/B/MLP on cached latents.
-        warm = dataclasses.replace(cfg.warmup, lr_encoder=0.0, lr_decoder=0.0, lambda_ae=0.0, lambda_dec=0.0)
-        results["warmup"] = _run_or_reuse(system, table, "warmup", warm, out, cfg, resume=resume, logger=logger,
+        results["warmup"] = _run_or_reuse(system, table, "warmup", effective["warmup"], out, cfg, resume=resume,
+                                          logger=logger,
                                           eval_fn=eval_fn, latents=latents, encode_live=False,
                                           shared_parts=("encoder", "decoder"))
         manifest["stages"]["warmup"] = results["warmup"]
@@ -506,8 +535,9 @@ def train_3daae(
         # Joint 3Da-AE training (Alg. 1, Eq. 5). The encoder learns through L_Enc only when it is trainable;
         # otherwise the cached targets stay valid and are used.
         # With a live encoder the cached latents (pre-trained encoder) are the latent-scale anchor's reference.
-        live = cfg.joint.lr_encoder > 0
-        results["joint"] = _run_or_reuse(system, table, "joint", cfg.joint, out, cfg, resume=resume, logger=logger,
+        live = effective["joint"].lr_encoder > 0
+        results["joint"] = _run_or_reuse(system, table, "joint", effective["joint"], out, cfg, resume=resume,
+                                         logger=logger,
                                          eval_fn=eval_fn, latents=latents, encode_live=live,
                                          shared_parts=("encoder", "decoder"))
         manifest["stages"]["joint"] = results["joint"]
@@ -638,12 +668,15 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     shutil.copyfile(src, tmp / "model" / "shared.safetensors")
     pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
     save_config(pcfg, tmp / "config.json")
+    # The stages the exported weights went through (all of them, or those up to ``stage``).
+    through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]
     manifest = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "pretrained", "status": "done",
         "scenes_included": False, "scene_ids": [], "train_scene_ids": list(m.get("scene_ids", [])),
         "image_size": m.get("image_size"), "n_views": m.get("n_views"),
         "source": {"run": str(run_dir), "stage": stage or "final", "step": step, "stage_steps": steps_info},
         "stages": m.get("stages", {}) if stage is None else {},
+        "stage_configs": {k: v for k, v in m.get("stage_configs", {}).items() if k in through},
         "model": {"shared": "model/shared.safetensors", "scenes": [],
                   "sha256_shared": _sha256(tmp / "model" / "shared.safetensors")},
         "bytes": m.get("bytes"), "notes": extra or {},
@@ -715,7 +748,17 @@ def exploit_config(
     base: PipelineConfig, overrides: list[str] | None = None, strategy: str | None = None, no_prior: bool | None = None
 ) -> PipelineConfig:
     """The config of an exploit batch: the training run's config, with ``--set`` overrides (``exploit.*``
-    and ``data.*`` are the meaningful ones) and the ``--strategy`` / ``--no-prior`` flags applied."""
+    and ``data.*`` are the meaningful ones) and the ``--strategy`` / ``--no-prior`` flags applied.
+
+    The strategy decides the fit stage's loss weights (:func:`~latentscenes.training.config.strategy_weights`):
+    they are written into ``exploit.fit.lambda_enc`` / ``lambda_dec`` here, so the batch's saved config shows
+    the weights that run. An explicit ``--set exploit.fit.lambda_enc=...`` / ``lambda_dec=...`` is kept as given
+    and must agree with the strategy (:func:`~latentscenes.training.config.stage_configs` refuses it otherwise).
+
+    Raises:
+        ConfigError: a bad override, an unknown strategy, or ``exploit.t`` outside (0, 1) for
+            ``encode-decode-scene``.
+    """
     from latentscenes.config import apply_overrides
 
     cfg = apply_overrides(copy.deepcopy(base), overrides)
@@ -724,26 +767,11 @@ def exploit_config(
         ex = dataclasses.replace(ex, strategy=strategy)
     if no_prior is not None:
         ex = dataclasses.replace(ex, no_prior=no_prior)
-    if ex.strategy not in ("encode-scene", "decode-scene", "encode-decode-scene"):
-        raise ConfigError(f"unknown exploit strategy {ex.strategy!r}")
+    le, ld = strategy_weights(ex)
+    given = {ov.split("=", 1)[0].strip() for ov in overrides or []}
+    if not given & {"exploit.fit.lambda_enc", "exploit.fit.lambda_dec"}:
+        ex = dataclasses.replace(ex, fit=dataclasses.replace(ex.fit, lambda_enc=le, lambda_dec=ld))
     return dataclasses.replace(cfg, exploit=ex)
-
-
-def fit_stage_config(cfg: PipelineConfig) -> StageConfig:
-    """The scene-fitting stage of Alg. 2 with the strategy's loss weights (Sec. 3.2):
-
-    * ``encode-scene``: L_E only (Eq. 2), cached latents (Alg. 2 lines 1-11);
-    * ``decode-scene``: L_D only (Eq. 3), through the frozen decoder;
-    * ``encode-decode-scene``: ``t L_E + (1 - t) L_D`` (Eq. 4).
-
-    The encoder and decoder are frozen in this stage (lr 0) whatever the config says.
-    """
-    ex = cfg.exploit
-    lam = {"encode-scene": (1.0, 0.0), "decode-scene": (0.0, 1.0), "encode-decode-scene": (ex.t, 1.0 - ex.t)}
-    if ex.strategy == "encode-decode-scene" and not 0.0 < ex.t < 1.0:
-        raise ConfigError(f"exploit.t must lie in (0, 1) for encode-decode-scene, got {ex.t}")
-    le, ld = lam[ex.strategy]
-    return dataclasses.replace(ex.fit, lambda_enc=le, lambda_dec=ld, lambda_ae=0.0, lr_encoder=0.0, lr_decoder=0.0)
 
 
 def exploit_3daae(
@@ -766,7 +794,7 @@ def exploit_3daae(
     Args:
         run_dir: a finished training run (read only; never written).
         out: the exploit batch folder (created; must not hold a batch unless ``resume``).
-        cfg: exploit config (default: the run's config); see :func:`exploit_config`.
+        cfg: exploit config (default: ``exploit_config(the run's config)``); see :func:`exploit_config`.
         data_root / scenes / split: where the new scenes come from (default split ``cfg.data.exploit_split``,
             first ``cfg.data.n_exploit_scenes`` ids); ``scenes`` gives loaded scenes directly.
         resume: continue an interrupted batch; on a finished batch nothing is written (every file stays
@@ -778,15 +806,17 @@ def exploit_3daae(
         RunError: ``run_dir`` is not a finished run, ``out`` holds a batch and ``resume`` is False, or ``resume``
             with a config that changes a stage that already finished (:func:`check_resume_config`).
         NonFiniteLossError, DatasetError: as for training. ConfigError: the run's near/far cannot see the box
-            from some camera of the new scenes.
+            from some camera of the new scenes; a stage setting that contradicts the stage or the strategy
+            (:func:`~latentscenes.training.config.stage_configs`).
     """
     run_spec = str(run_dir)
     run_dir, out = resolve_run(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():
         raise RunError("exploit --out must differ from the training run folder (the run is never modified)")
     base = load_run_config(run_dir)
-    cfg = cfg if cfg is not None else base
+    cfg = cfg if cfg is not None else exploit_config(base)
     validate_pipeline(cfg)
+    effective = stage_configs(cfg, EXPLOIT_STAGES)  # what each stage runs with; recorded in the manifest
     _check_out(out, resume, "exploit")  # nothing is written before every check passed
     if resume and out.is_dir():
         clean_for_resume(out)
@@ -803,7 +833,7 @@ def exploit_3daae(
     render = dataclasses.replace(base.render, supersample=cfg.render.supersample, pixel_jitter=cfg.render.pixel_jitter)
     cfg = dataclasses.replace(cfg, render=render, triplane=triplane)
     if resume:
-        finished = check_resume_config(out, cfg, _EXPLOIT_STAGES, _exploit_key_stage)
+        finished = check_resume_config(out, cfg, EXPLOIT_STAGES, _exploit_key_stage, _legacy_exploit_as_ran)
         if finished is not None:  # nothing to do: not a byte of the batch may change
             return _finished_exploit_result(out, run_dir, cfg, finished)
     trained = load_trained(run_dir, cfg.device)
@@ -846,7 +876,8 @@ def exploit_3daae(
         # "shipped" is resolved again at load time: the package may be installed elsewhere later.
         "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
         "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids, "n_views": len(table),
-        "image_size": list(table.resolution), "stages": {},
+        "image_size": list(table.resolution), "stage_configs": {k: to_dict(v) for k, v in effective.items()},
+        "stages": {},
         "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
                         " the encoder is the source run's.",
     }
@@ -855,11 +886,10 @@ def exploit_3daae(
     try:
         logger.log({"event": "start", "kind": "exploit", "resume": resume, "scenes": len(table.scene_ids),
                     "views": len(table), "strategy": ex.strategy, "no_prior": ex.no_prior})
-        fit = fit_stage_config(cfg)
+        fit, ft = effective["exploit_fit"], effective.get("exploit_finetune")
         latents = None
         cache_s = 0.0
-        ft_ae = ex.finetune_decoder and resolve_steps_nonzero(ex.finetune) and ex.finetune.lambda_ae > 0
-        if fit.lambda_enc > 0 or ft_ae:
+        if fit.lambda_enc > 0 or (ft is not None and ft.lambda_ae > 0):
             latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-exploit.safetensors",
                                                     cfg.encode_batch_size, cfg.logging.progress)
             logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
@@ -867,12 +897,10 @@ def exploit_3daae(
         results["exploit_fit"] = _run_or_reuse(system, table, "exploit_fit", fit, out, cfg, resume=resume,
                                                logger=logger, eval_fn=eval_fn, latents=latents, encode_live=False,
                                                shared_parts=("decoder",))
-        if ex.finetune_decoder and resolve_steps_nonzero(ex.finetune):
+        if ft is not None:
             # Decoder fine-tuning (Alg. 2 lines 13-23): L_Dec, decoder trainable, encoder frozen.
             # lambda_ae > 0 adds L_ae on the cached posterior means (frozen encoder): it keeps the decoder an
             # autoencoder while L_Dec adapts it to the renders (not in Alg. 2; docs/fidelity.md).
-            ft = dataclasses.replace(ex.finetune, lambda_enc=0.0, lr_encoder=0.0,
-                                     lambda_dec=ex.finetune.lambda_dec if ex.finetune.lambda_dec > 0 else 1.0)
             results["exploit_finetune"] = _run_or_reuse(system, table, "exploit_finetune", ft, out, cfg,
                                                         resume=resume, logger=logger, eval_fn=eval_fn,
                                                         latents=latents if ft.lambda_ae > 0 else None,
@@ -891,10 +919,6 @@ def exploit_3daae(
         "n_views": len(table), "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
     }
-
-
-def resolve_steps_nonzero(cfg: StageConfig) -> bool:
-    return (cfg.epochs is not None and cfg.epochs > 0) or (cfg.epochs is None and cfg.steps > 0)
 
 
 def resample_planes(planes: torch.Tensor, resolution: int) -> torch.Tensor:

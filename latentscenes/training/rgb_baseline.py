@@ -2,7 +2,8 @@
 
 Same renderer as the latent scenes (:mod:`latentscenes.rendering`), RGB output (C = 3, white background),
 paper sizes T = 64, F = 32. To stay practical on a CPU each step renders a random batch of rays drawn from all
-training pixels of the scene (instead of whole 128x128 views: ~4K rays ~0.7 s vs 3 s per view, cpu-budget.md).
+training pixels of the scene (instead of whole 128x128 views: 4,096 rays take ~0.7 s per step on a 2-core CPU,
+one 128x128 view ~3 s).
 
 Two variants:
   * ``"micro"``: Tri-Planes (RGB). Every scene is fitted on its own, with its own planes ``[3, F, T, T]`` and
@@ -22,7 +23,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +53,10 @@ class RGBFitConfig:
         steps: optimisation steps per scene (micro) or in total (macro).
         rays_per_batch: random rays per step (all scenes of the step together).
         scenes_per_batch: scenes per step (macro only).
-        lr_planes, lr_decoder, lr_coefs, lr_global: Adam learning rates (paper: 1e-2).
+        lr_planes, lr_mlp, lr_coefs, lr_global: Adam learning rates of the planes, the tri-plane MLP (the tiny
+            decoder of the renderer), the coefficients and the global planes (paper: 1e-2). ``lr_mlp`` was called
+            ``lr_decoder`` before (a name the 3Da-AE stages use for the VAE decoder): saved configs that carry the
+            old name load as ``lr_mlp``; ``--set lr_decoder=...`` is an error that gives the new name.
         lr_final_factor: every learning rate decays exponentially to this fraction of its value at the last
             step (1 = constant, the paper's).
         lambda_tv / tv_mode: total variation of the fitted planes (``training.losses.triplane_tv``, the same
@@ -78,7 +82,7 @@ class RGBFitConfig:
     rays_per_batch: int = 4096
     scenes_per_batch: int = 4
     lr_planes: float = 1e-2
-    lr_decoder: float = 1e-2
+    lr_mlp: float = 1e-2
     lr_coefs: float = 1e-2
     lr_global: float = 1e-2
     lr_final_factor: float = 1.0
@@ -95,6 +99,9 @@ class RGBFitConfig:
     save_planes: bool = True
     measure_render: bool = True
 
+    #: Old field names read under their new ones from saved configs (latentscenes.config.renamed_keys).
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"lr_decoder": "lr_mlp"}
+
     def validate(self) -> None:
         """Check the values a fit would use before anything is written.
 
@@ -110,7 +117,7 @@ class RGBFitConfig:
         for k in ("steps", "rays_per_batch", "scenes_per_batch"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k}={getattr(self, k)!r}: must be >= 1")
-        for k in ("lr_planes", "lr_decoder", "lr_coefs", "lr_global", "lambda_tv"):
+        for k in ("lr_planes", "lr_mlp", "lr_coefs", "lr_global", "lambda_tv"):
             v = getattr(self, k)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{k}={v!r}: must be a finite number >= 0")
@@ -221,7 +228,7 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     bank = SceneBank(tcfg, [scene.scene_id], generator=gen).to(device)
     decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
     opt = SceneOptimizer(bank, decoder.parameters(), mode=cfg.optimizer, lr_local=cfg.lr_planes,
-                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_decoder)
+                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_mlp)
     rows = bank.rows([scene.scene_id])
     curve_views = data.test.subset(list(range(min(cfg.curve_views, data.test.num_views))))
     P = data.origins.shape[0]
@@ -278,7 +285,7 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
     bank = SceneBank(tcfg, ids, generator=gen).to(device)
     decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
     opt = SceneOptimizer(bank, decoder.parameters(), mode=cfg.optimizer, lr_local=cfg.lr_planes,
-                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_decoder)
+                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_mlp)
     S = max(1, min(cfg.scenes_per_batch, len(ids)))
     R = max(1, cfg.rays_per_batch // S)
     curve_sets = [d.test.subset(list(range(min(cfg.curve_views, d.test.num_views)))) for d in data]

@@ -237,7 +237,7 @@ def load_scene_shards(bank: SceneBank, folder: Path) -> list[str]:
 
 # ============================================================================================ optimisers
 class StageOptimizers:
-    """The Adam optimisers of one stage, one per parameter group (3da-ae-spec Sec. 1.3).
+    """The Adam optimisers of one stage, one per parameter group (as the authors' ``ae/trainers.py``; docs/training.md).
 
     Per-scene groups (T_mic, W) use the bank's :class:`LazySceneAdam` when ``cfg.optimizer == "sparse"`` (only
     the scenes of the batch move) or one dense ``torch.optim.Adam`` (the authors' behaviour). Shared groups (B,

@@ -412,6 +412,8 @@ CASES: list[Case] = [
          "warmup.steps=-5: must be >= 0"),
     Case("set-batch-size-0", "`--set warmup.batch_size=0`", TRAIN_OK + " --set warmup.batch_size=0",
          "warmup.batch_size=0: must be >= 1"),
+    Case("set-stage-conflict", "`--set` a value its stage contradicts (an AE learning rate in the warm-up)",
+         TRAIN_OK + " --set warmup.lr_encoder=1e-4", "conflicting stage settings: warmup.lr_encoder=0.0001 (must be 0.0"),
     Case("set-ae-architecture", "`--set ae.block_out_channels=[8,8]` (no such network)",
          TRAIN_OK + " --set ae.block_out_channels=[8,8]", "block_out_channels must have 4 entries"),
     Case("set-fit-rgb-steps", "`fit-rgb --set steps=-3`",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from latentscenes.data.render import look_at_c2w
+from latentscenes.rendering.cameras import look_at_c2w
 
 
 def ring_cameras(n: int, distance: float = 2.0, elevation_deg: float = 20.0) -> np.ndarray:

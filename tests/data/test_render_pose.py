@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from latentscenes.data.render import MeshPart, RenderSettings, TinyRenderer, intrinsics_from_fov, sample_cameras
+from latentscenes.data.render import MeshPart, RenderSettings, TinyRenderer, intrinsics_from_fov
+from latentscenes.rendering.cameras import sample_band_cameras
 
 
 def _asymmetric_mesh() -> trimesh.Trimesh:
@@ -33,7 +34,7 @@ def test_projected_vertices_fall_on_rendered_mask():
     size, fov = 64, 50.0
     s = RenderSettings(resolution=size, supersample=2, fov_deg=fov, near=1.0, far=3.6)
     K = intrinsics_from_fov(fov).astype(np.float64)
-    cams = sample_cameras(np.random.default_rng(3), 6, 2.3, -30.0, 70.0)
+    cams = sample_band_cameras(np.random.default_rng(3), 6, 2.3, -30.0, 70.0)
     part = MeshPart(np.asarray(mesh.vertices), np.asarray(mesh.faces), color=(0.8, 0.3, 0.2, 1.0))
     with TinyRenderer(s) as r:
         r.set_mesh([part])
@@ -58,7 +59,7 @@ def test_projected_vertices_fall_on_rendered_mask():
 def test_light_is_fixed_in_world_space():
     # one plate facing +x, seen head-on and from 60 degrees aside: with a world-space light its brightness
     # is the same in both views; a light attached to the camera would make the oblique view darker
-    from latentscenes.data.render import look_at_c2w
+    from latentscenes.rendering.cameras import look_at_c2w
 
     plate = trimesh.creation.box(extents=(0.02, 1.0, 1.0))
     plate.apply_translation((0.3, 0.0, 0.0))

@@ -141,7 +141,7 @@ def test_triplane_presets_and_variants():
     assert (tiny.resolution, tiny.f_mic, tiny.f_mac, tiny.n_global) == (32, 10, 22, 10)
     paper = get_preset(TriplaneConfig, "paper")
     assert (paper.resolution, paper.features, paper.n_global) == (64, 32, 50)
-    # paper per-scene memory: 10*3*64^2 + 50 floats (3da-ae-spec Sec. 2.3 also counts an unused bias)
+    # paper per-scene memory: 10*3*64^2 + 50 floats (the authors' code also stores a per-scene bias, never trained)
     assert SceneBank(paper, ["s"]).per_scene_bytes() == (10 * 3 * 64 * 64 + 50) * 4
     micro = SceneBank(TriplaneConfig(resolution=8, f_mic=5, f_mac=0, n_global=0), ["a"])
     assert micro.planes(micro.rows(["a"])).shape == (1, 3, 5, 8, 8) and micro.shared_bytes() == 0

@@ -7,7 +7,7 @@ from latentscenes.training.losses import triplane_tv
 
 
 def _tv_reference(p: torch.Tensor, mode: str) -> torch.Tensor:
-    """The 3da-ae-spec Sec. 1.2 formula written with plain slices (autograd does the backward)."""
+    """The authors' TV formula (docs/training.md) written with plain slices (autograd does the backward)."""
     dh = p[..., 1:, :] - p[..., :-1, :]
     dw = p[..., :, 1:] - p[..., :, :-1]
     s = (dh**2).sum() + (dw**2).sum() if mode == "l2" else dh.abs().sum() + dw.abs().sum()

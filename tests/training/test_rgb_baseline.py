@@ -160,3 +160,21 @@ def test_reloading_a_fit_refuses_scene_ids_that_leave_its_folder(scenes, tmp_pat
     for load in (load_rgb_fit, load_rgb_run):
         with pytest.raises(DatasetError, match="results.json.*not a plain name"):
             load(out)
+
+
+def test_lr_mlp_is_the_mlp_learning_rate_and_old_configs_with_lr_decoder_still_load(tmp_path):
+    """``lr_mlp`` (the tri-plane MLP) was ``lr_decoder``, the name of the VAE decoder's rate in the 3Da-AE stages."""
+    from latentscenes.config import ConfigError, load_config, save_config, to_dict
+
+    cfg = apply_overrides(get_preset(RGBFitConfig, "test"), ["lr_mlp=0.003"])
+    assert cfg.lr_mlp == 0.003 and "lr_decoder" not in to_dict(cfg)
+    old = to_dict(cfg)
+    old["lr_decoder"] = old.pop("lr_mlp")  # a config.json written before the rename
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert load_config(RGBFitConfig, tmp_path / "old.json") == cfg
+    save_config(cfg, tmp_path / "new.json")
+    assert json.loads((tmp_path / "new.json").read_text())["lr_mlp"] == 0.003
+    with pytest.raises(ConfigError, match="it was renamed 'lr_mlp'"):
+        apply_overrides(cfg, ["lr_decoder=0.01"])
+    with pytest.raises(ConfigError, match="lr_mlp=-1"):
+        apply_overrides(cfg, ["lr_mlp=-1"]).validate()

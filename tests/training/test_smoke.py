@@ -105,9 +105,9 @@ def _load(out):
 
 
 def system_cams():
-    from latentscenes.scenes.synthetic import orbit_cameras
+    from latentscenes.rendering.cameras import random_orbit_cameras
 
-    return orbit_cameras(2, seed=5)
+    return random_orbit_cameras(2, seed=5)
 
 
 def system_K():

@@ -41,7 +41,7 @@ def test_atomic_write_fsyncs_the_folder_after_the_rename(tmp_path, monkeypatch):
         return real(fd)
 
     monkeypatch.setattr(io.os, "fsync", fsync)
-    io.atomic_write_bytes(tmp_path / "x.bin", b"123")
+    io.atomic_write_text(tmp_path / "x.txt", "123")
     assert synced == ["file", "dir"]
 
 
