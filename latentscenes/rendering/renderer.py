@@ -1,10 +1,10 @@
-"""Batched multi-scene tri-plane volume rendering (paper Sec. 3.1; 3da-ae-spec Sec. 3).
+"""Batched multi-scene tri-plane volume rendering (paper Sec. 3.1; docs/rendering.md).
 
 One call renders B views, each with its own tri-plane (so a batch may mix views of many scenes):
 rays (:mod:`.rays`) -> coarse depths (:mod:`.sampling`) -> tri-plane features (:mod:`.triplane`) -> MLP
 (:mod:`.decoder`) -> importance depths -> MLP -> sort -> compositing (:mod:`.compositing`) -> x2-1 to [-1, 1].
 Work is split into chunks of at most ``RenderConfig.chunk_samples`` point samples (CPU caches stay warm
-below ~200K samples; see /work/shared/reference/cpu-budget.md). Gradients flow to planes and decoder.
+below ~200K samples: measured in docs/rendering.md, "Defaults"). Gradients flow to planes and decoder.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def render_rays(
     bg: torch.Tensor,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Render arbitrary rays, one tri-plane per batch element (paper Sec. 3.1, spec Sec. 3.2-3.3).
+    """Render arbitrary rays, one tri-plane per batch element (paper Sec. 3.1; docs/rendering.md).
 
     Args:
         planes: ``[B, 3, F, T, T]`` tri-planes (e.g. ``SceneBank.planes(rows)``; may repeat a scene).
