@@ -143,7 +143,8 @@ class ExploitConfig:
             k, l < g, with the principal point moved to match (``training.data.shift_views``): the g^2 copies
             put the 8x8 latent grid at g^2 sub-latent-pixel offsets, so the latent targets constrain the scene
             at g times the latent resolution along each axis (with 8x8 latents a view alone gives 64 rays).
-            Stage budgets given in ``epochs`` count passes over the g^2-times larger table.
+            Stage budgets given in ``epochs`` still count passes over the source views (a view-update draws
+            one of the copies), so the per-scene cost is the same for every g but the g^2 encodes per view.
         fit: the scene-fitting stage; its ``lambda_enc`` / ``lambda_dec`` are the strategy's (:func:`strategy_weights`;
             ``training.pipeline.exploit_config`` writes them when it resolves a batch's config).
         finetune: the decoder fine-tuning stage (L_Dec, decoder trainable; defaults ``lambda_enc`` 0, ``lambda_dec`` 1).

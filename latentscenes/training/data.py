@@ -34,6 +34,7 @@ class ViewTable:
         c2w: ``[N, 4, 4]`` float32, OpenCV camera-to-world.
         K: ``[N, 3, 3]`` float32, intrinsics normalised by image size (serve the image and its latent).
         scene_rows: ``[N]`` int64, index into ``scene_ids`` of each view.
+        copies: how many copies of every source view the table holds (``shift_views``: g^2; else 1).
     """
 
     scene_ids: list[str]
@@ -41,9 +42,16 @@ class ViewTable:
     c2w: torch.Tensor
     K: torch.Tensor
     scene_rows: torch.Tensor
+    copies: int = 1
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def n_source_views(self) -> int:
+        """Views before :func:`shift_views` copied them: what a stage's ``epochs`` count passes over, so a
+        stage's budget per scene does not change with ``shift_grid``."""
+        return len(self) // self.copies
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -110,7 +118,8 @@ def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
         grid: g >= 1 (1 returns ``table`` unchanged); ``downsample`` must be a multiple of g.
         downsample: the autoencoder's image-to-latent factor (8).
     Returns:
-        a table of ``g^2 * N`` rows: copy 0 is ``table`` itself, then the shifted copies in (l, k) order.
+        a table of ``g^2 * N`` rows (``copies`` g^2): copy 0 is ``table`` itself, then the shifted copies in
+        (l, k) order.
     Raises:
         ValueError: ``grid < 1`` or ``downsample`` not a multiple of ``grid``.
     """
@@ -133,7 +142,7 @@ def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
     n = len(imgs)
     return ViewTable(
         scene_ids=list(table.scene_ids), images=torch.cat(imgs), c2w=table.c2w.repeat(n, 1, 1), K=torch.cat(Ks),
-        scene_rows=table.scene_rows.repeat(n),
+        scene_rows=table.scene_rows.repeat(n), copies=table.copies * n,
     )
 
 

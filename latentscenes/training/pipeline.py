@@ -875,7 +875,8 @@ def exploit_3daae(
         "source_run": str(run_dir.resolve()), "source_sha256_shared": src_sha,
         # "shipped" is resolved again at load time: the package may be installed elsewhere later.
         "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
-        "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids, "n_views": len(table),
+        "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids,
+        "n_views": table.n_source_views, "view_copies": table.copies,  # copies: exploit.shift_grid ** 2
         "image_size": list(table.resolution), "stage_configs": {k: to_dict(v) for k, v in effective.items()},
         "stages": {},
         "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
@@ -916,7 +917,7 @@ def exploit_3daae(
         logger.close()
     return {
         "out_dir": str(out), "run_dir": str(run_dir), "device": str(device), "scene_ids": table.scene_ids,
-        "n_views": len(table), "latent_cache_s": cache_s, "stages": results,
+        "n_views": table.n_source_views, "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
     }
 

@@ -500,7 +500,7 @@ def run_stage(
     save_extra: Callable[[Path], None] | None = None,
     shared_parts: tuple[str, ...] = ("encoder", "decoder"),
 ) -> StageResult:
-    """Run one optimisation stage for ``resolve_steps(cfg, len(table))`` updates.
+    """Run one optimisation stage for ``resolve_steps(cfg, table.n_source_views)`` updates.
 
     Args:
         system: model to train in place (the stage's parameter groups per ``cfg`` learning rates).
@@ -527,12 +527,12 @@ def run_stage(
         ValueError: inconsistent inputs (scenes missing from the bank, no latents for an Encode-Scene stage).
     """
     dev = system.device
-    n_steps = resolve_steps(cfg, len(table))
+    n_steps = resolve_steps(cfg, table.n_source_views)
     bank_rows_of_scene = system.bank.rows(table.scene_ids).cpu()
     if cfg.lambda_enc > 0 and not encode_live and latents is None:
         raise ValueError(f"stage {stage!r}: lambda_enc > 0 needs cached latents (or encode_live)")
     opts = StageOptimizers(system, cfg)
-    steps_per_epoch = max(1.0, len(table) / cfg.batch_size)
+    steps_per_epoch = max(1.0, table.n_source_views / cfg.batch_size)
     result = StageResult(stage=stage)
     start = 0
     ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"

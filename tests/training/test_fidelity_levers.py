@@ -122,11 +122,17 @@ def test_exploit_with_shift_grid_encodes_every_copy(tmp_path):
     torch.set_num_threads(1)
     run = tmp_path / "run"
     train_3daae(small_config(), run, scenes=sphere_scenes(2))
-    cfg = exploit_config(json_cfg(run), ["exploit.shift_grid=2", "exploit.fit.steps=2", "exploit.finetune_decoder=false"])
-    res = exploit_3daae(run, tmp_path / "ex", cfg, scenes=sphere_scenes(2, prefix="n", seed=3))
-    one = exploit_3daae(run, tmp_path / "ex1", exploit_config(json_cfg(run), ["exploit.fit.steps=2",
-                        "exploit.finetune_decoder=false"]), scenes=sphere_scenes(2, prefix="n", seed=3))
-    assert res["n_views"] == 4 * one["n_views"]
+    sets = ["exploit.fit.epochs=1", "exploit.finetune_decoder=false"]
+    res = exploit_3daae(run, tmp_path / "ex", exploit_config(json_cfg(run), ["exploit.shift_grid=2", *sets]),
+                        scenes=sphere_scenes(2, prefix="n", seed=3))
+    one = exploit_3daae(run, tmp_path / "ex1", exploit_config(json_cfg(run), sets), scenes=sphere_scenes(2, prefix="n", seed=3))
+    from safetensors.torch import load_file
+
+    assert res["n_views"] == one["n_views"]  # the source views; the budget per scene is the same
+    assert res["stages"]["exploit_fit"]["steps"] == one["stages"]["exploit_fit"]["steps"] > 0
+    cached = [load_file(str(tmp_path / d / "cache" / "latents-exploit.safetensors"))["latents"] for d in ("ex", "ex1")]
+    assert cached[0].shape[0] == 4 * cached[1].shape[0] and torch.equal(cached[0][: cached[1].shape[0]], cached[1])
+    assert json.loads((tmp_path / "ex" / "manifest.json").read_text())["view_copies"] == 4
 
 
 def test_tiny_cpu_exploit_budget_is_per_scene_and_an_explicit_steps_override_wins():
