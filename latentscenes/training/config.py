@@ -52,6 +52,14 @@ class DataSelection:
         use_dataset_render: take near/far/box_size from the dataset's ``manifest.json`` ``"render"`` entry when
             it has one, else derive them from the cameras (``data.bounds``; printed); set false to keep
             ``render.*`` as configured. Bounds that cannot see the box from some camera are refused either way.
+        shift_grid: g >= 1. With g > 1 every train view is also used shifted by (k * 8 / g, l * 8 / g) pixels,
+            k, l < g, with the principal point moved to match (``training.data.shift_views``): the g^2 copies
+            put the 8x8 latent grid at g^2 sub-latent-pixel offsets, so the latent targets constrain a scene
+            at g times the latent resolution along each axis (with 8x8 latents a view alone gives 64 rays).
+            Applies to training (Alg. 1: the joint stage then also pulls the encoder toward latents that agree
+            across sub-pixel offsets) and to exploit batches. Stage ``epochs`` still count passes over the
+            source views (a view-update draws one copy): the per-scene cost is the same for every g but for the
+            g^2 encodes per view. Measured in docs/fidelity.md.
     """
 
     path: str | None = None
@@ -62,6 +70,7 @@ class DataSelection:
     n_exploit_scenes: int | None = None
     max_views: int | None = None
     use_dataset_render: bool = True
+    shift_grid: int = 1
 
 
 @dataclass
@@ -139,12 +148,6 @@ class ExploitConfig:
             (the "Ours-No-Prior" ablation of Tab. 2).
         reinit_mlp: re-initialise the tiny MLP before exploiting (the authors' code does; Alg. 2 does not).
         finetune_decoder: run the decoder fine-tuning phase (Alg. 2 lines 13-23).
-        shift_grid: g >= 1. With g > 1 every train view is also used shifted by (k * 8 / g, l * 8 / g) pixels,
-            k, l < g, with the principal point moved to match (``training.data.shift_views``): the g^2 copies
-            put the 8x8 latent grid at g^2 sub-latent-pixel offsets, so the latent targets constrain the scene
-            at g times the latent resolution along each axis (with 8x8 latents a view alone gives 64 rays).
-            Stage budgets given in ``epochs`` still count passes over the source views (a view-update draws
-            one of the copies), so the per-scene cost is the same for every g but the g^2 encodes per view.
         fit: the scene-fitting stage; its ``lambda_enc`` / ``lambda_dec`` are the strategy's (:func:`strategy_weights`;
             ``training.pipeline.exploit_config`` writes them when it resolves a batch's config).
         finetune: the decoder fine-tuning stage (L_Dec, decoder trainable; defaults ``lambda_enc`` 0, ``lambda_dec`` 1).
@@ -157,7 +160,6 @@ class ExploitConfig:
     no_prior: bool = False
     reinit_mlp: bool = False
     finetune_decoder: bool = True
-    shift_grid: int = 1
     fit: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=lambda: StageConfig(lambda_enc=0.0, lambda_dec=1.0))
 
@@ -248,6 +250,8 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         v = getattr(cfg.data, k)
         if v is not None and v < 1:
             bad(f"data.{k}", v, "must be >= 1 (or null for all)")
+    if cfg.data.shift_grid < 1 or 8 % cfg.data.shift_grid:
+        bad("data.shift_grid", cfg.data.shift_grid, "must be 1, 2, 4 or 8 (it divides the 8x downsampling)")
     rc = cfg.render
     if not (math.isfinite(rc.near) and math.isfinite(rc.far) and 0 <= rc.near < rc.far):
         bad("render.near/far", (rc.near, rc.far), "need 0 <= near < far")

@@ -506,12 +506,13 @@ def train_3daae(
     H, W = table.resolution
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
+    table = shift_views(table, cfg.data.shift_grid, int(ae.downsample_factor))
     mark_folder(out, "train")
     save_config(cfg, out / "config.json")
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
-        "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table), "image_size": [H, W],
-        "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
+        "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
+        "view_copies": table.copies, "image_size": [H, W], "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
     }
     if resume and (out / "manifest.json").exists():
         manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
@@ -551,7 +552,7 @@ def train_3daae(
     finally:
         logger.close()
     return {
-        "run_dir": str(out), "device": str(device), "scene_ids": table.scene_ids, "n_views": len(table),
+        "run_dir": str(out), "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
         "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
     }
@@ -846,7 +847,7 @@ def exploit_3daae(
     # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
     check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
-    table = shift_views(table, cfg.exploit.shift_grid, int(trained.ae.downsample_factor))
+    table = shift_views(table, cfg.data.shift_grid, int(trained.ae.downsample_factor))
     mark_folder(out, "exploit")
     save_config(cfg, out / "config.json")
     ae = trained.ae
@@ -876,7 +877,7 @@ def exploit_3daae(
         # "shipped" is resolved again at load time: the package may be installed elsewhere later.
         "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
         "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids,
-        "n_views": table.n_source_views, "view_copies": table.copies,  # copies: exploit.shift_grid ** 2
+        "n_views": table.n_source_views, "view_copies": table.copies,  # copies: data.shift_grid ** 2
         "image_size": list(table.resolution), "stage_configs": {k: to_dict(v) for k, v in effective.items()},
         "stages": {},
         "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"

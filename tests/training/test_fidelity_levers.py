@@ -118,12 +118,12 @@ def test_shift_views_moves_the_principal_point_with_the_image():
         shift_views(table, 3, 8)
 
 
-def test_exploit_with_shift_grid_encodes_every_copy(tmp_path):
+def test_shift_grid_encodes_every_copy_at_the_same_budget(tmp_path):
     torch.set_num_threads(1)
     run = tmp_path / "run"
     train_3daae(small_config(), run, scenes=sphere_scenes(2))
     sets = ["exploit.fit.epochs=1", "exploit.finetune_decoder=false"]
-    res = exploit_3daae(run, tmp_path / "ex", exploit_config(json_cfg(run), ["exploit.shift_grid=2", *sets]),
+    res = exploit_3daae(run, tmp_path / "ex", exploit_config(json_cfg(run), ["data.shift_grid=2", *sets]),
                         scenes=sphere_scenes(2, prefix="n", seed=3))
     one = exploit_3daae(run, tmp_path / "ex1", exploit_config(json_cfg(run), sets), scenes=sphere_scenes(2, prefix="n", seed=3))
     from safetensors.torch import load_file
@@ -133,6 +133,15 @@ def test_exploit_with_shift_grid_encodes_every_copy(tmp_path):
     cached = [load_file(str(tmp_path / d / "cache" / "latents-exploit.safetensors"))["latents"] for d in ("ex", "ex1")]
     assert cached[0].shape[0] == 4 * cached[1].shape[0] and torch.equal(cached[0][: cached[1].shape[0]], cached[1])
     assert json.loads((tmp_path / "ex" / "manifest.json").read_text())["view_copies"] == 4
+    # training (Alg. 1) takes it too: every copy in the table, the stages' budgets unchanged
+    tr = train_3daae(dataclasses.replace(small_config(), data=dataclasses.replace(small_config().data, shift_grid=2)),
+                     tmp_path / "run2", scenes=sphere_scenes(2))
+    assert json.loads((tmp_path / "run2" / "manifest.json").read_text())["view_copies"] == 4
+    assert tr["n_views"] == json.loads((run / "manifest.json").read_text())["n_views"]
+    from latentscenes.training.config import validate_pipeline
+
+    with pytest.raises(ValueError, match="shift_grid"):
+        validate_pipeline(exploit_config(json_cfg(run), ["data.shift_grid=3"]))
 
 
 def test_tiny_cpu_exploit_budget_is_per_scene_and_an_explicit_steps_override_wins():
