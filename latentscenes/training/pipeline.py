@@ -318,7 +318,10 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
         return None
     manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
     saved_dict = read_json(path)
-    saved = _flat(as_ran(saved_dict, manifest) if as_ran is not None else saved_dict)
+    saved_dict = as_ran(saved_dict, manifest) if as_ran is not None else saved_dict
+    # Keys a newer version added are absent from older saved configs: they ran with the default, so compare
+    # the saved config with its defaults filled in (from_dict), not as "missing".
+    saved = _flat(json.loads(json.dumps(to_dict(from_dict(PipelineConfig, saved_dict, where=str(path))))))
     new = _flat(json.loads(json.dumps(to_dict(cfg))))
     if manifest.get("status") == "done":
         done = set(stages)
