@@ -163,3 +163,21 @@ def test_resume_of_a_finished_exploit_batch_changes_no_file(tmp_path, monkeypatc
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "exploit.finetune.steps: 4 -> 9" in text and "Traceback" not in text, text
     assert _file_bytes(batch) == before
+
+
+def test_a_run_saved_before_a_config_key_existed_resumes(tmp_path, monkeypatch):
+    """A key a newer version added (absent from the saved config.json) ran with its default: resuming the
+    older run must not read it as a change of a finished stage."""
+    import json
+
+    cfg = small_config(warmup=2, joint=2)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 10)  # warm-up finished, joint interrupted
+        with pytest.raises(Interrupt):
+            train_3daae(cfg, tmp_path / "cut", scenes=sphere_scenes(3))
+    p = tmp_path / "cut" / "config.json"
+    saved = json.loads(p.read_text())
+    del saved["render"]["supersample"], saved["data"]["shift_grid"]  # as written before these keys existed
+    p.write_text(json.dumps(saved))
+    res = train_3daae(cfg, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
+    assert res["stages"]["joint"]["resumed_from"] == 2
