@@ -6,7 +6,8 @@ connects gets a :class:`Session`: its own controls, its own camera, and a worker
   * a *preview* (``preview_height`` px high, JPEG) whenever the camera moved since the last frame: while the
     camera moves frames follow each other as fast as they render; with ``auto`` preview size the height is
     lowered (raised) by one step when a preview took more than 120 ms (less than 60 ms), so the view keeps
-    moving at about 8 frames per second or more;
+    moving at about 8 frames per second, but never below :meth:`Viewer.preview_floor` (a latent decoded much
+    smaller than the training images shows other colours);
   * the *full* view (``full_height`` px, PNG) once the camera has been still for 0.25 s, or at once after a
     change of scene, run or display mode.
 
@@ -252,6 +253,7 @@ class Viewer:
         self.port = bound
         self.server = server
         server.gui.configure_theme(control_width="large", show_share_button=False, dark_mode=False)
+        server.gui.main_panel.dock_right()  # the canvas ends where the controls start: nothing of the view hidden
         server.scene.set_up_direction("+z")
         eye = self.default_c2w()[:3, 3]
         server.initial_camera.position = tuple(float(v) for v in eye)
@@ -295,6 +297,18 @@ class Viewer:
                 self._sessions_changed.wait(left)
             return next(iter(self.sessions.values()))
 
+    def preview_floor(self) -> int:
+        """Smallest automatic preview height (px): 3/4 of the largest image size of the latent runs (rounded up to
+        a multiple of 8), 16 for RGB runs, never above :attr:`full_height`.
+
+        Decoding a latent much smaller than the training images changes what the decoder draws (an object a few
+        latent pixels wide comes out in other colours), so a latent preview is not made smaller than that.
+        """
+        m = self.multiple
+        lat = [int(r.resolution) for r in self.runs if r.is_latent and r.resolution]
+        lo = max(16, math.ceil(0.75 * max(lat) / m) * m) if lat else 16
+        return max(m, min(lo, self.full_height // m * m))
+
     # ---------------------------------------------------------------------------------------------- shared
     def thumbnail(self, run_index: int, scene_id: str) -> np.ndarray:
         """``uint8 [64, 64, 3]`` RGB of ``scene_id`` from the default camera (cached)."""
@@ -325,7 +339,8 @@ class Session:
         m = viewer.multiple
         self.full_height = max(m, viewer.full_height // m * m)
         self.auto_preview = viewer.preview_height is None
-        start = viewer.preview_height or min(self.full_height, 32 if m > 1 else 48)
+        self.preview_floor = viewer.preview_floor()
+        start = viewer.preview_height or self.preview_floor
         self.preview_height = max(m, int(start) // m * m)
         self.frames: collections.deque = collections.deque(maxlen=200)
         self.last: Frame | None = None
@@ -684,8 +699,7 @@ class Session:
         if not self.auto_preview:
             return
         m = self.viewer.multiple
-        lo = 2 * m if m > 1 else 16
-        if ms > PREVIEW_BUDGET_MS and self.preview_height - m >= lo:
+        if ms > PREVIEW_BUDGET_MS and self.preview_height - m >= self.preview_floor:
             self.preview_height -= m
         elif ms < PREVIEW_BUDGET_MS / 2 and self.preview_height + m <= self.full_height:
             self.preview_height += m
@@ -701,6 +715,12 @@ class Session:
         now = time.time()
         ts = [t for t, q, _ in list(self.frames) if q == "preview" and now - t <= window_s]
         return (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) >= 2 and ts[-1] > ts[0] else 0.0
+
+    def settled(self) -> bool:
+        """Whether the worker has nothing left to do: the last camera and control changes are shown at full
+        quality and the thumbnails of the page are rendered."""
+        return (self._done_cam == self._cam_v and self._done_gui == self._gui_v and not self._need_full
+                and all((self.primary, r.scene_id) in self.viewer.thumbs for r in self._page_rows()))
 
     def wait_for_frame(self, accept: Callable[[Frame], bool], timeout: float = 30.0) -> Frame:
         """Block until a frame for which ``accept(frame)`` is true has been sent (``TimeoutError`` after)."""

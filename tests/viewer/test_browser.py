@@ -139,6 +139,29 @@ def test_the_browser_shows_the_python_render_of_its_camera(viewer_runs, browser,
         saved = np.asarray(Image.open(next((tmp_path / "out").glob("ex00_rgb_*.png"))))
         assert saved.shape == (64,) + (dragged.panel_hw[1], 3)
 
+        # the turntable button writes an MP4 with Run.turntable (the dataset's camera distance)
+        browser.find_element(By.XPATH, "//button[normalize-space()='Turntable as MP4']").click()
+        mp4 = tmp_path / "out" / "ex00_turntable" / "turntable.mp4"
+        end = time.time() + 60
+        while time.time() < end and not (mp4.is_file() and "wrote" in s.g_export.content):
+            time.sleep(0.2)
+        import imageio.v3 as iio
+
+        assert iio.imread(mp4, index=None).shape[:3] == (24, 32, 32)
+
+        # ground-truth mode: go to a held-out view; its PSNR is the one `latentscenes eval` wrote for that view
+        import json
+
+        view = json.loads(viewer_runs["metrics"].read_text())["scenes"]["ex00"]["views"][0]
+        sv = batch.views("ex00")
+        from latentscenes.viewer.camera import fov_from_intrinsics
+
+        s.set_camera(sv.c2w[view["index"]].numpy(), fov_from_intrinsics(sv.K[view["index"]].numpy()))
+        s.set_mode("gt")
+        gt = s.wait_for_frame(lambda f: f.quality == "gt" and f.info["view"] == view["index"], 60)
+        assert gt.info["split"] == "test" and gt.info["psnr"]["batch"] == pytest.approx(view["psnr"], abs=0.05)
+        assert gt.image.shape == (2 * 32 + 4, 2 * 32 + 4, 3)  # [truth | render] over [blank | error]
+
         window = screenshot(browser, canvas_only=False)
         Image.fromarray(window).save(tmp_path / "viewer.png")
         if os.environ.get("LATENTSCENES_VIEWER_SCREENSHOT"):

@@ -92,6 +92,8 @@ def test_viewer_checks_and_defaults(viewer_runs):
 
     cam = camera_defaults_from_views([batch.views("tr00")], split="train")
     assert v.radius == pytest.approx(cam.radius) and v.elevation == pytest.approx(cam.elevation)
+    assert v.preview_floor() == 24  # 3/4 of the 32-px images: previews are not decoded from smaller latents
+    assert Viewer([rgb]).preview_floor() == 16
     c2w = v.default_c2w()
     assert abs(float((c2w[:3, 3] ** 2).sum()) ** 0.5 - cam.radius) < 1e-5
 
