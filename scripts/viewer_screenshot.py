@@ -63,9 +63,11 @@ def main() -> int:
         end = t0 + args.seconds
         step = 0
         while time.time() < end:
-            chain = ActionChains(drv, duration=20).move_to_element_with_offset(canvas, -W // 5, 0).click_and_hold()
+            sign, dx = (1 if step % 2 == 0 else -1), max(2, W // 60)
+            chain = ActionChains(drv, duration=20).move_to_element_with_offset(canvas, -sign * W // 6, 0)
+            chain.click_and_hold()
             for _ in range(20):
-                chain.move_by_offset(8 if step % 2 == 0 else -8, 1 if step % 2 == 0 else -1).pause(0.03)
+                chain.move_by_offset(sign * dx, sign).pause(0.03)
             chain.release().perform()
             step += 1
         t1 = time.time()
