@@ -20,7 +20,6 @@ lock (one render at a time).
 from __future__ import annotations
 
 import collections
-import io
 import math
 import socket
 import threading
@@ -141,14 +140,6 @@ def _label_runs(runs: Sequence[Any]) -> list[str]:
     return [o if out.count(o) == 1 else f"{o} ({i + 1})" for i, o in enumerate(out)]
 
 
-def _png_bytes(img: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 class Viewer:
     """A viser server showing the scenes of one or more runs.
 
@@ -235,7 +226,8 @@ class Viewer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> str:
-        """Start serving (returns at once; the server runs in background threads). Returns :attr:`url`.
+        """Render one thumbnail per run (the first renders are slow), then start serving in background threads
+        and return :attr:`url`.
 
         Raises:
             PortInUseError: the port is taken (checked before, and again after binding).
@@ -311,13 +303,18 @@ class Viewer:
 
     # ---------------------------------------------------------------------------------------------- shared
     def thumbnail(self, run_index: int, scene_id: str) -> np.ndarray:
-        """``uint8 [64, 64, 3]`` RGB of ``scene_id`` from the default camera (cached)."""
+        """``uint8 [64, 64, 3]`` RGB of ``scene_id`` from the default camera (cached; a scene whose render fails
+        gets a dark grey tile, and the error is raised once)."""
         key = (run_index, scene_id)
         if key not in self.thumbs:
             run = self.runs[run_index]
             K = vcam.panel_intrinsics(self.fov_y, 1.0)
-            with self.lock:
-                out = run.render(scene_id, self.default_c2w(), K, THUMB_PX, THUMB_PX)
+            try:
+                with self.lock:
+                    out = run.render(scene_id, self.default_c2w(), K, THUMB_PX, THUMB_PX)
+            except Exception:
+                self.thumbs[key] = vimg.blank((THUMB_PX, THUMB_PX), 90)  # dark grey: not tried again
+                raise
             self.thumbs[key] = vimg.to_uint8(out["rgb"])
         return self.thumbs[key]
 
@@ -656,7 +653,6 @@ class Session:
                      sv.K[j].numpy(), None, ms, time.time(), info)
 
     def _show(self, quality: str) -> None:
-        v = self.viewer
         if self.mode == "gt":
             c2w, _, aspect = self._camera()
             sv = self._views(self.primary)
