@@ -92,9 +92,12 @@ def check_runs(runs: Sequence[Any], labels: Sequence[str] | None = None) -> None
     labels = list(labels or [str(r.path) for r in runs])
     for r, lab in zip(runs, labels):
         if not r.scenes:
+            from latentscenes.training.pipeline import SHIPPED_RUN
+
+            spec = "shipped" if Path(r.path) == SHIPPED_RUN else str(r.path)
             what = "a pre-trained 3Da-AE package" if r.kind == "pretrained" else f"a {r.kind} run"
-            raise NoScenesError(f"{lab} holds no scenes ({what}): learn scenes with it (latentscenes exploit --run "
-                                f"{lab} --data D --out OUT) and view OUT")
+            raise NoScenesError(f"{spec} holds no scenes ({what}): learn scenes with it (latentscenes exploit --run "
+                                f"{spec} --data D --out OUT) and view OUT")
     first = set(runs[0].scenes)
     for r, lab in zip(runs[1:], labels[1:]):
         if not first & set(r.scenes):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import latentscenes as ls
+from viewer_fixtures import tiny_runs
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +50,11 @@ def _stable_screenshot(drv, previous: np.ndarray | None, timeout: float = 20.0) 
         last = shot
         time.sleep(0.3)
     raise TimeoutError("the canvas did not settle on a new picture")
+
+
+@pytest.fixture(scope="module")
+def viewer_runs(tmp_path_factory) -> dict:
+    return tiny_runs(tmp_path_factory)
 
 
 @pytest.fixture()

@@ -17,7 +17,13 @@ import pytest
 import typer.testing
 
 import latentscenes as ls
+from viewer_fixtures import tiny_runs
 from latentscenes.viewer.server import NoScenesError, PortInUseError, Viewer, ViewerError, check_port
+
+
+@pytest.fixture(scope="module")
+def viewer_runs(tmp_path_factory) -> dict:
+    return tiny_runs(tmp_path_factory)
 
 
 def invoke(*args: object):
@@ -55,7 +61,7 @@ def test_port_in_use_is_refused_before_loading_anything(busy_port, tmp_path):
 
 def test_refusals_on_real_runs(viewer_runs, tmp_path):
     r = invoke("view", "--run", "shipped", "--port", 0)
-    _one_line_error(r, "holds no scenes", "exploit")
+    _one_line_error(r, "shipped holds no scenes", "latentscenes exploit --run shipped --data D --out OUT")
     r = invoke("view", "--run", viewer_runs["pkg"], "--port", 0, "--device", "cpu")
     _one_line_error(r, "holds no scenes")
     r = invoke("view", "--run", viewer_runs["batch"], "--scene", "ex0", "--port", 0, "--device", "cpu")

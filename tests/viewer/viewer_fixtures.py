@@ -1,21 +1,26 @@
 """Tiny real runs for the viewer tests: a ``test``-preset 3Da-AE training run on two sphere scenes, an exploit
-batch learning a third, a Tri-Planes (RGB) folder on that third scene, and their evaluation file."""
+batch learning a third, a Tri-Planes (RGB) folder on that third scene, and their evaluation file.
+
+(A uniquely named module, not conftest.py: other test folders import their conftest.py by that name. Each test
+module wraps :func:`tiny_runs` in a fixture; the runs are trained once per session.)"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from helpers_3daae import single_thread, small_config, write_sphere_dataset  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def viewer_runs(tmp_path_factory) -> dict:
+_RUNS: dict = {}
+
+
+def tiny_runs(tmp_path_factory) -> dict:
     """``{"data", "run" (tr00, tr01), "batch" (tr00, tr01 + ex00), "rgb" (ex00), "pkg" (no scenes),
-    "metrics" (eval JSON of the batch)}``."""
+    "metrics" (eval JSON of the batch)}``, trained on the first call of the session."""
+    if _RUNS:
+        return _RUNS
     from latentscenes.config import get_preset
     from latentscenes.data import MultiSceneDataset
     from latentscenes.evaluation.evaluate import write_metrics_json
@@ -36,5 +41,6 @@ def viewer_runs(tmp_path_factory) -> dict:
                        scene_ids=["ex00"])
         export_pretrained(tmp / "run", tmp / "pkg")
         metrics = write_metrics_json(ls.load(tmp / "batch", device="cpu").evaluate(max_views=1), tmp / "metrics.json")
-    return {"data": data, "run": tmp / "run", "batch": tmp / "batch", "rgb": tmp / "rgb", "pkg": tmp / "pkg",
-            "metrics": metrics}
+    _RUNS.update({"data": data, "run": tmp / "run", "batch": tmp / "batch", "rgb": tmp / "rgb", "pkg": tmp / "pkg",
+                  "metrics": metrics})
+    return _RUNS
