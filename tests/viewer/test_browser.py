@@ -87,10 +87,15 @@ def test_the_browser_shows_the_python_render_of_its_camera(viewer_runs, browser,
         first = s.wait_for_frame(lambda f: f.quality == "full", 60)
         assert first.scene_id == "tr00"  # no evaluation file: the run's order
 
-        # select a scene with the page's own button
-        browser.find_element(By.XPATH, "//button[normalize-space()='ex00']").click()
+        # select a scene with the page's own button, then narrow the list with its filter box: the selection
+        # follows the first (only) match
+        browser.find_element(By.XPATH, "//button[normalize-space()='tr01']").click()
+        s.wait_for_frame(lambda f: f.scene_id == "tr01" and f.quality == "full", 60)
+        box = [i for i in browser.find_elements(By.TAG_NAME, "input")  # the only empty, visible text box
+               if i.get_attribute("type") == "text" and i.is_displayed() and not i.get_attribute("value")][0]
+        box.send_keys("ex")
         s.wait_for_frame(lambda f: f.scene_id == "ex00" and f.quality == "full", 60)
-        assert s.scene_id == "ex00"
+        assert [r.scene_id for r in s._matches] == ["ex00"] and s.g_count.content.startswith("1 of 3 scenes")
 
         x, y, W, H = canvas_box(browser)
         shots, renders = {}, {}
