@@ -140,6 +140,18 @@ def test_the_browser_shows_the_python_render_of_its_camera(viewer_runs, browser,
         exp = _expected_on_canvas(batch.render("ex00", dragged.c2w, K, *dragged.panel_hw)["rgb"], (W, H))
         assert err(shot, exp) < 0.01
 
+        # depth: no decoder; the latent run renders an 8x larger latent image so that depth has the shown size
+        from latentscenes.viewer.images import mode_image
+
+        s.set_mode("depth")
+        dep = s.wait_for_frame(lambda f: f.mode == "depth" and f.quality == "full", 60)
+        h, w = dep.panel_hw
+        assert h == 64 and dep.image.shape == (h, w, 3)
+        raw = batch.render("ex00", dep.c2w, dep.K, 8 * h, 8 * w, decode=False)
+        np.testing.assert_array_equal(dep.image, mode_image(raw, "depth", (h, w), batch.near, batch.far))
+        s.set_mode("rgb")
+        s.wait_for_frame(lambda f: f.mode == "rgb" and f.quality == "full", 60)
+
         # the save button writes the view as a PNG
         browser.find_element(By.XPATH, "//button[normalize-space()='Save view as PNG']").click()
         end = time.time() + 30

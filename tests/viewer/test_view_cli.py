@@ -127,3 +127,21 @@ def test_the_command_serves_the_page_and_stops_on_ctrl_c(viewer_runs, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_render_without_decoding(viewer_runs):
+    """Run.render(decode=False): a latent run's latent, depth and opacity without the decoder, the very arrays of a
+    decoded render (the viewer's latent / depth / opacity views); RGB runs ignore it."""
+    import numpy as np
+
+    batch = ls.load(viewer_runs["batch"], device="cpu")
+    c2w, K = ls.look_at([1.2, 0.4, 0.5]), ls.intrinsics(45.0, 24, 16)
+    full = batch.render("ex00", c2w, K, 16, 24)
+    raw = batch.render("ex00", c2w, K, 16, 24, decode=False)
+    assert set(raw) == {"latent", "depth", "opacity"} and raw["depth"].shape == (2, 3)
+    for k in raw:
+        np.testing.assert_array_equal(raw[k], full[k])
+    two = batch.render("ex00", np.stack([c2w, ls.look_at([0.3, 1.2, 0.2])]), K, 16, 24, decode=False)
+    assert two["latent"].shape[:3] == (2, 2, 3) and not np.allclose(two["depth"][0], two["depth"][1])
+    rgb = ls.load(viewer_runs["rgb"], device="cpu")
+    assert set(rgb.render("ex00", c2w, K, 16, 24, decode=False)) >= {"rgb", "depth", "opacity"}
