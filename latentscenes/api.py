@@ -140,7 +140,8 @@ class Run:
                                      f"e.g. {examples})")
 
     # ------------------------------------------------------------------------------------------ rendering
-    def render(self, scene_id: str, c2w: Any, K: Any, height: int, width: int) -> dict[str, np.ndarray]:
+    def render(self, scene_id: str, c2w: Any, K: Any, height: int, width: int, *,
+               decode: bool = True) -> dict[str, np.ndarray]:
         """Render ``scene_id`` from one camera (or a batch), deterministically (no sampling noise, no autograd).
 
         Args:
@@ -148,6 +149,9 @@ class Run:
             c2w: ``[4, 4]`` or ``[N, 4, 4]`` OpenCV camera-to-world (world units).
             K: ``[3, 3]`` or ``[N, 3, 3]`` intrinsics normalised by the image size (fx/W, fy/H, cx/W, cy/H).
             height, width: output image size in pixels; latent runs need multiples of :attr:`downsample` (8).
+            decode: latent runs only: ``False`` skips the decoder (much of the cost on a CPU) and returns no
+                ``rgb``, only ``depth``, ``opacity`` and ``latent`` (what the viewer's latent/depth/opacity views
+                show). Ignored for RGB runs.
         Returns:
             float32 numpy arrays (a leading ``N`` axis when ``c2w`` is ``[N, 4, 4]``):
 
@@ -183,6 +187,8 @@ class Run:
                              "image size (row 0 / W, row 1 / H), e.g. cx/W = 0.5 for a centred camera")
         if int(height) < 1 or int(width) < 1:
             raise ValueError(f"image size must be >= 1 px, got {height}x{width}")
+        if not decode and self.model.kind == "latent":
+            return self._render_latent(scene_id, c2w_t, K_t, (int(height), int(width)), single)
         frames = render_path(self.model, scene_id, c2w_t, K_t, (int(height), int(width)))
         out = {"rgb": to_unit_range(frames.rgb).permute(0, 2, 3, 1)}
         if frames.depth is not None:
@@ -192,6 +198,23 @@ class Run:
         if frames.latent is not None:
             out["latent"] = frames.latent.permute(0, 2, 3, 1)
         arrays = {k: v.contiguous().numpy().astype(np.float32, copy=False) for k, v in out.items()}
+        return {k: v[0] for k, v in arrays.items()} if single else arrays
+
+    def _render_latent(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int],
+                       single: bool) -> dict[str, np.ndarray]:
+        """:meth:`render` without the decoder: latent, depth and opacity at the latent size."""
+        from latentscenes.evaluation.model import render_resolution
+
+        lhw = render_resolution(self.model, hw)
+        parts: dict[str, list[torch.Tensor]] = {"latent": [], "depth": [], "opacity": []}
+        with torch.no_grad():
+            for i in range(c2w.shape[0]):
+                o = self.model.render(scene_id, c2w[i : i + 1], K[i : i + 1], lhw)
+                parts["latent"].append(o.image.detach().float().cpu().permute(0, 2, 3, 1))
+                for key, v in (("depth", o.depth), ("opacity", o.opacity)):
+                    if v is not None:
+                        parts[key].append(v.detach().float().cpu()[:, 0])
+        arrays = {k: torch.cat(v).contiguous().numpy() for k, v in parts.items() if len(v) == c2w.shape[0]}
         return {k: v[0] for k, v in arrays.items()} if single else arrays
 
     # ------------------------------------------------------------------------------------------ dataset

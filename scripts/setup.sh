@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh Debian machine: the built-in dataset's Debian package, a virtual environment,
-# the CPU build of torch, and latentscenes with its dependencies. Safe to run again (it skips what is there).
+# One-time set-up on a fresh Debian machine: the built-in dataset's Debian package, Chromium and its driver (the
+# viewer's browser test), a virtual environment, the CPU build of torch, and latentscenes with its dependencies.
+# Safe to run again (it skips what is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,9 @@ need_apt=()
 [ -d /usr/share/games/flightgear/AI/Aircraft ] || need_apt+=(flightgear-data-ai)
 # pyassimp (PyPI) is a ctypes binding: it needs the libassimp shared library from Debian.
 ldconfig -p 2>/dev/null | grep -q 'libassimp\.so' || need_apt+=(libassimp5)
+# The viewer's browser test (tests/viewer/test_browser.py) drives Debian's headless Chromium through its driver.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

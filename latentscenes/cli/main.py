@@ -1,7 +1,7 @@
 """The ``latentscenes`` command. Each command group lives in its own module and registers itself here.
 
 Commands: ``data build flightgear | data validate``, ``fit-rgb``, ``ae pretrain | ae eval``,
-``train``, ``exploit``, ``export``, ``eval``, ``render``, ``demo``, ``bench``.
+``train``, ``exploit``, ``export``, ``eval``, ``render``, ``demo``, ``bench``, ``view``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ _COMMAND_MODULES = [
     "latentscenes.cli.pipeline",
     "latentscenes.cli.evaluate",
     "latentscenes.cli.bench",
+    "latentscenes.cli.view",
 ]
 
 @app.command()

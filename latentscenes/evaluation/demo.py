@@ -401,6 +401,10 @@ def run_demo(
         "most ground-truth pixels (chosen from the ground truth only, before any fitting); the first table row "
         "averages over every exploit scene. PSNR includes the white background, so nearly empty frames score "
         "high: compare methods on the same scenes (second and third rows).",
+        f"- *viewer*: `latentscenes view --run {runs / 'exploit'}"
+        + (f" --run {runs / 'rgb'}" if rgb_res else "")
+        + "` opens these runs in a web page (scenes sorted by held-out PSNR, worst first; free camera; "
+        "side by side; docs/evaluation.md, \"Viewer\").",
     ]
     res = evaluate_and_report(
         out, ours_run.model, rgb_model, scenes, plan, camera, ours_fit, rgb_fit, clock.seconds,

@@ -1,0 +1,98 @@
+"""``latentscenes view``: the local web viewer (docs/evaluation.md, "Viewer"), built on :mod:`latentscenes.api`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from latentscenes.cli.common import fail
+from latentscenes.cli.evaluate import eval_errors
+
+
+def resolve_metrics(runs: list, given: list[Path]) -> tuple[list[dict], list[str | None]]:
+    """Per run: ``{scene_id: PSNR}`` and the file read (``--metrics`` files in run order, else found beside it).
+
+    Raises:
+        MetricsError: a given file that is unreadable, of no known format, or naming none of its run's scenes.
+        ViewerError: more ``--metrics`` files than runs.
+    """
+    from latentscenes.viewer.scenes import MetricsError, discover_metrics, read_psnr
+    from latentscenes.viewer.server import ViewerError
+
+    if len(given) > len(runs):
+        raise ViewerError(f"{len(given)} --metrics files for {len(runs)} runs: give at most one per --run, in order")
+    psnr: list[dict] = []
+    files: list[str | None] = []
+    for i, run in enumerate(runs):
+        path = given[i] if i < len(given) else None
+        if path is not None:
+            vals = read_psnr(path, run.path, run.scenes)
+            if not set(vals) & set(run.scenes):
+                raise MetricsError(f"{path}: evaluates none of the scenes of {run.path} (it names e.g. "
+                                   f"{sorted(vals)[:3]}, the run holds e.g. {run.scenes[:3]})")
+        else:
+            path = discover_metrics(run.path, run.is_latent)
+            vals = {}
+            if path is not None:
+                try:
+                    vals = read_psnr(path, run.path, run.scenes)
+                except MetricsError:
+                    vals = {}
+            if not set(vals) & set(run.scenes):
+                path, vals = None, {}
+        psnr.append(vals)
+        files.append(str(path) if path is not None else None)
+    return psnr, files
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``view`` command to the root app."""
+
+    @app.command("view")
+    def view_cmd(
+        run: List[Path] = typer.Option(..., "--run", help="A 3Da-AE training run, an exploit batch or an RGB baseline "
+                                       "folder; repeat to compare runs side by side (same scenes)."),
+        metrics: Optional[List[Path]] = typer.Option(None, "--metrics", help="Evaluation JSON of each --run, in order "
+                                                     "(latentscenes eval --out FILE; default: found beside the run)."),
+        port: int = typer.Option(8080, "--port", help="Port to serve on (0: any free port)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on (0.0.0.0: reachable from other machines)."),
+        scene: Optional[str] = typer.Option(None, "--scene", help="Scene to show first (default: the worst PSNR)."),
+        size: Optional[int] = typer.Option(None, "--size", help="Height (px) of the still view (default: the run's image size)."),
+        preview: Optional[int] = typer.Option(None, "--preview", help="Height (px) of the view while moving (default: automatic)."),
+        out: Path = typer.Option(Path("viewer_out"), "--out", help="Folder for saved PNGs and MP4 turntables."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (ground-truth views, turntables; default: the run's)."),
+        device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+    ) -> None:
+        """Web viewer: browse the scenes (worst held-out PSNR first), orbit a free camera, show RGB, latent channels,
+        depth, opacity or the nearest ground-truth view with its error, two runs side by side; save PNG / MP4."""
+        import time
+
+        from latentscenes.api import load
+        from latentscenes.utils.device import set_cpu_threads
+        from latentscenes.utils.progress import console
+        from latentscenes.viewer.scenes import MetricsError
+        from latentscenes.viewer.server import Viewer, ViewerError, check_port
+
+        viewer = None
+        with eval_errors():
+            try:
+                set_cpu_threads()
+                check_port(host, port)  # before loading anything: a taken port fails at once
+                runs = [load(r, "all", device) for r in run]
+                psnr, files = resolve_metrics(runs, list(metrics or []))
+                viewer = Viewer(runs, psnr, files, host=host, port=port, out_dir=out, full_height=size,
+                                preview_height=preview, scene=scene, data=data)
+                url = viewer.start()
+            except (ViewerError, MetricsError) as e:
+                fail(e)
+        console.print(f"latentscenes viewer: {url}  ({len(runs)} run(s), {len(runs[0].scenes)} scenes; Ctrl-C stops it)",
+                      markup=False, highlight=False, soft_wrap=True)
+        try:
+            while True:
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            viewer.stop()
