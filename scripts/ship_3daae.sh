@@ -1,41 +1,56 @@
 #!/usr/bin/env bash
 # How the shipped pre-trained 3Da-AE (latentscenes/pretrained/3daae-airliners-64, `exploit --run shipped`) is
 # made and measured. Every step resumes or skips what is done, so the script can be re-run after any interruption.
-# Usage: ship_3daae.sh [JOINT_STEP]   (JOINT_STEP: export that joint checkpoint instead of the finished run)
-# Env: RUN (runs/ship3da), PKG (latentscenes/pretrained/3daae-airliners-64), OMP_NUM_THREADS (1).
+# Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2), PKG (latentscenes/pretrained/3daae-airliners-64),
+#      OMP_NUM_THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-RUN=${RUN:-runs/ship3da}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
+BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
 e('data/fg128', 40, 20, views=24, test_views=8, resolution=128)"
-# 2. Alg. 1 on the first 40 train-split scenes at 64 px with the base autoencoder: 3,000 warm-up steps
-#    (600 view-updates per scene), then up to 2,000 joint steps (lambda_ae 1), checkpointed every 200.
-latentscenes train --data data/fg128 --out "$RUN" --preset tiny-cpu --ae shipped --resume \
-  --set data.resolution=64 --set data.n_train_scenes=40 --set warmup.steps=3000 --set joint.steps=2000 \
-  --set warmup.checkpoint_every=500 --set joint.checkpoint_every=200 --set logging.progress=false
-# 3. The package: the run's shared weights (autoencoder, MLP, global planes) and config, without its scenes.
-if [ -n "${1:-}" ]; then
-  step=$(python -c "import json;print(json.load(open('$RUN/stages/joint/ckpt/state.json'))['step'])")
-  [ "$step" = "$1" ] || { echo "the joint checkpoint is at step $step, not $1"; exit 1; }
-  latentscenes export --run "$RUN" --stage joint --out "$PKG"
-else
-  latentscenes export --run "$RUN" --out "$PKG"
+# 2. Alg. 1's warm-up on the first 40 train-split scenes at 64 px with the base autoencoder: 3,000 steps (600
+#    view-updates per scene), one view per latent grid (data.shift_grid 1), checkpointed every 500. (The first
+#    package continued this run with a 1,400-step joint stage; docs/fidelity.md keeps its figures.)
+if [ ! -f "$BASE/stages/warmup/ckpt/state.json" ] || [ "$(python -c "import json;print(json.load(open('$BASE/stages/warmup/ckpt/state.json'))['step'])")" != 3000 ]; then
+  latentscenes train --data data/fg128 --out "$BASE" --preset tiny-cpu --ae shipped --resume \
+    --set data.resolution=64 --set data.n_train_scenes=40 --set data.shift_grid=1 --set warmup.steps=3000 \
+    --set joint.steps=0 --set warmup.checkpoint_every=500 --set logging.progress=false
 fi
-# 4. The figures of its MODEL_CARD.md: the same 10 new scenes learned with the package and with the plain
-#    autoencoder (the warm-up checkpoint of the same run), 80 held-out views; and the consistency probe of both.
-[ -d runs/pkgs/warm3000 ] || latentscenes export --run "$RUN" --stage warmup --out runs/pkgs/warm3000
-bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-warm3000
-bash scripts/experiments/pkg_exploit.sh "$PKG" shipped
-python scripts/experiments/summarize.py runs/pkg/plain-warm3000.metrics.json runs/pkg/shipped.metrics.json
+# 3. The joint stage (Eq. 5, lambda_ae 1), 400 steps, with every view also at 2 x 2 sub-latent-pixel offsets
+#    (data.shift_grid 2), continued from that warm-up in a copy of the run. data.* is fixed once a stage has
+#    finished (`--resume` refuses to change it), so the copy's config.json is edited before resuming: the
+#    warm-up really ran with shift_grid 1, and the manifest's stage record says so.
+if [ ! -d "$RUN" ]; then
+  cp -r "$BASE" "$RUN"
+  rm -rf "$RUN/stages/joint" "$RUN/model"
+  python - "$RUN/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["data"]["shift_grid"], c["joint"]["steps"] = 2, 400
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+fi
+latentscenes train --data data/fg128 --out "$RUN" --resume --set data.resolution=64 --set data.n_train_scenes=40 \
+  --set warmup.steps=3000 --set joint.steps=400 --set joint.checkpoint_every=100 --set logging.progress=false
+# 4. The package: the run's shared weights (autoencoder, MLP, global planes) and config, without its scenes.
+[ -f "$PKG/manifest.json" ] || latentscenes export --run "$RUN" --out "$PKG"
+# 5. The figures of its MODEL_CARD.md: the same 10 new scenes learned with the package and with the plain
+#    autoencoder (the warm-up checkpoint of the same run), both with views at 2 x 2 offsets, 80 held-out views;
+#    and the consistency probe of both.
+[ -d runs/pkgs/warm3000 ] || latentscenes export --run "$BASE" --stage warmup --out runs/pkgs/warm3000
+bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-shift2 --set data.shift_grid=2
+bash scripts/experiments/pkg_exploit.sh "$PKG" shipped-shift2
+python scripts/experiments/summarize.py runs/pkg/plain-shift2.metrics.json runs/pkg/shipped-shift2.metrics.json
 for p in runs/pkgs/warm3000 "$PKG"; do
   n=$(basename "$p"); [ -f "runs/pkg/probe-$n.json" ] && continue
   latentscenes probe --run "$p" --data data/fg128 --scenes exploit --n-scenes 10 \
     --set data.resolution=64 --out "runs/pkg/probe-$n.json"
 done
-# 5. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
-python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-warm3000.metrics.json runs/pkg/shipped.metrics.json \
-  runs/pkg/probe-warm3000.json "runs/pkg/probe-$(basename "$PKG").json" docs/fidelity-runs/ship_card_note.md
+# 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
+python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2.metrics.json \
+  runs/pkg/shipped-shift2.metrics.json runs/pkg/probe-warm3000.json "runs/pkg/probe-$(basename "$PKG").json" \
+  docs/fidelity-runs/ship2_card_note.md

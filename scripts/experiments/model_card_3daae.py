@@ -45,7 +45,10 @@ lines = [
     f"background; `config.json`: the run's resolved `PipelineConfig` (sizes, render settings, exploit recipe).",
     f"- Trained from the shipped base autoencoder on the first {len(man['train_scene_ids'])} train-split scenes of "
     "the built-in FlightGear airliners (24 views per scene, loaded at 64x64; the exploit split's airframe meshes "
-    "were never seen), with `--preset tiny-cpu`.",
+    "were never seen), with `--preset tiny-cpu`"
+    + ("; " + " + ".join(f"{n:,} {k} steps" for k, n in src["stage_steps"].items()) if src.get("stage_steps") else "")
+    + (f"; the joint stage used every view at {cfg['data']['shift_grid']}x{cfg['data']['shift_grid']} sub-latent-pixel "
+       "offsets (`data.shift_grid`, docs/training.md)" if cfg["data"].get("shift_grid", 1) > 1 else "") + ".",
     f"- Taken from: stage `{src['stage']}`" + (f", step {src['step']}" if src.get("step") is not None else "")
     + f" of `{src['run']}`. Joint stage (Alg. 1, Eq. 5): lambda_ae {j['lambda_ae']}, lambda_Enc {j['lambda_enc']}, "
     f"lambda_Dec {j['lambda_dec']}, lr encoder/decoder {j['lr_encoder']:g}/{j['lr_decoder']:g}, batch "
@@ -59,7 +62,9 @@ lines = [
     "## Measured (10 new scenes of the exploit split, 8 held-out views each, 64x64)",
     "",
     "Both rows learn the same new scenes with the same exploit recipe (`tiny-cpu`: Encode-Scene 400 view-updates",
-    "per scene, decoder fine-tune 48 with L_Dec + L_ae); *plain* uses the base autoencoder with the warm-up",
+    "per scene, decoder fine-tune 48 with L_Dec + L_ae"
+    + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
+    + "); *plain* uses the base autoencoder with the warm-up",
     "checkpoint's MLP and planes of the same run (no joint stage) = the plain-AE ablation.",
     "",
     "| autoencoder | held-out PSNR (dB) | SSIM | AE ceiling D(E(x)) after exploit | consistency probe (dB) | probe's AE ceiling |",
@@ -74,7 +79,7 @@ lines = [
     f"{bae['hi']:+.2f}]. Consistency gap (AE ceiling minus probe): plain {ae_plain - p_plain:.2f} dB, this 3Da-AE "
     f"{ae_ours - p_ours:.2f} dB.",
     "",
-    "Result files: `docs/fidelity-runs/ship_*.json` (copies of `runs/pkg/*.json`).",
+    f"Result files: {', '.join('`' + str(p) + '`' for p in (plain_p, ours_p, probe_plain_p, probe_ours_p))}.",
 ]
 text = "\n".join(lines) + "\n" + (("\n" + note) if note else "")
 (pkg / "MODEL_CARD.md").write_text(text)
