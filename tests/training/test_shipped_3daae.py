@@ -22,7 +22,10 @@ def test_shipped_package_is_complete_and_consistent():
     system = load_trained("shipped", "cpu")  # sizes in config.json match the weights
     assert system.bank.scene_ids == [] and system.bank.global_planes is not None
     # the card quotes the package it sits in
-    assert f"step {m['source']['step']}" in (SHIPPED_RUN / "MODEL_CARD.md").read_text()
+    card, src = (SHIPPED_RUN / "MODEL_CARD.md").read_text(), m["source"]
+    assert f"stage `{src['stage']}`" in card and f"`{src['run']}`" in card
+    assert src.get("step") is None or f"step {src['step']}" in card
+    assert f"data.shift_grid = {cfg.data.shift_grid}" in card or cfg.data.shift_grid == 1
     assert resolve_run("shipped") == SHIPPED_RUN
 
 
