@@ -14,7 +14,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
-from helpers_3daae import single_thread, small_config, write_sphere_dataset  # noqa: E402
+from helpers_3daae import tiny_run_set  # noqa: E402
 
 import latentscenes as ls  # noqa: E402
 from latentscenes.evaluation.cameras import orbit_cameras  # noqa: E402
@@ -23,23 +23,7 @@ from latentscenes.evaluation.metrics import psnr_per_image  # noqa: E402
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    from latentscenes.config import get_preset
-    from latentscenes.data import MultiSceneDataset
-    from latentscenes.training.pipeline import exploit_3daae, export_pretrained, train_3daae
-    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
-
-    with single_thread():
-        tmp = tmp_path_factory.mktemp("api")
-        data = write_sphere_dataset(tmp / "data")  # train tr00, tr01; exploit ex00; 32 px, 4 train + 2 test views
-        cfg = small_config()
-        cfg.data.path = str(data)
-        cfg.warmup.steps, cfg.joint.steps = 1, 2  # a finished run is needed, not a good one
-        train_3daae(cfg, tmp / "run", data_root=data)
-        exploit_3daae(tmp / "run", tmp / "batch", data_root=data)
-        fit_rgb_scenes(MultiSceneDataset(data), get_preset(RGBFitConfig, "test"), out_dir=tmp / "rgb",
-                       scene_ids=["ex00"])
-        export_pretrained(tmp / "run", tmp / "pkg")
-    return {"data": data, "run": tmp / "run", "batch": tmp / "batch", "rgb": tmp / "rgb", "pkg": tmp / "pkg"}
+    return tiny_run_set(tmp_path_factory.mktemp("api"))
 
 
 def test_load_every_run_kind_and_list_its_scenes(runs):

@@ -91,3 +91,28 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(n)
+
+
+def tiny_run_set(tmp) -> dict:
+    """Every kind of result folder, tiny and finished (not good), trained with one thread in ``tmp``: a
+    ``test``-preset 3Da-AE run on a sphere dataset (train tr00, tr01; exploit ex00; 32 px, 4 train + 2 test
+    views), its exploit batch, a Tri-Planes (RGB) fit of ex00 and an exported package without scenes.
+
+    Returns ``{"data", "run", "batch", "rgb", "pkg"}`` (paths).
+    """
+    from latentscenes.config import get_preset
+    from latentscenes.data import MultiSceneDataset
+    from latentscenes.training.pipeline import exploit_3daae, export_pretrained, train_3daae
+    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+
+    with single_thread():
+        data = write_sphere_dataset(tmp / "data")
+        cfg = small_config()
+        cfg.data.path = str(data)
+        cfg.warmup.steps, cfg.joint.steps = 1, 2  # a finished run is needed, not a good one
+        train_3daae(cfg, tmp / "run", data_root=data)
+        exploit_3daae(tmp / "run", tmp / "batch", data_root=data)
+        fit_rgb_scenes(MultiSceneDataset(data), get_preset(RGBFitConfig, "test"), out_dir=tmp / "rgb",
+                       scene_ids=["ex00"])
+        export_pretrained(tmp / "run", tmp / "pkg")
+    return {"data": data, "run": tmp / "run", "batch": tmp / "batch", "rgb": tmp / "rgb", "pkg": tmp / "pkg"}
