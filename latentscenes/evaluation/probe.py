@@ -63,7 +63,8 @@ def consistency_probe(
         ae: a ``LatentAutoencoder``; its weights are not changed (its parameters are left with
             ``requires_grad=False``).
         scenes: scenes with ``test`` views (images ``[V,3,H,W]`` in [0,1] at the resolution to probe).
-        cfg: pipeline config: tri-plane sizes, renderer, warm-up learning rates, seed, ``data.resolution``.
+        cfg: pipeline config: tri-plane sizes, renderer, warm-up learning rates, seed, ``data.resolution``,
+            ``data.shift_grid`` (the fit's views at g x g sub-latent-pixel offsets; the budget per scene is the same).
         probe: the fit's budget (:class:`ProbeConfig`).
     Returns:
         ``{"n_scenes", "steps", "fit_s", "heldout": evaluation result (docs/evaluation.md layout) on the
@@ -75,7 +76,7 @@ def consistency_probe(
     from latentscenes.data.types import DatasetError
     from latentscenes.evaluation.evaluate import evaluate_model
     from latentscenes.evaluation.runs import latent_system_model
-    from latentscenes.training.data import build_view_table
+    from latentscenes.training.data import build_view_table, shift_views
     from latentscenes.training.pipeline import build_system, encode_views
     from latentscenes.training.stages import run_stage
 
@@ -85,7 +86,10 @@ def consistency_probe(
         if not s.view_indices("test"):
             raise DatasetError(f"scene {s.scene_id!r}: the probe needs held-out (test) views")
     fit_scenes = [_all_views_train(s) for s in scenes]
-    table = build_view_table(fit_scenes, "train", None, cfg.data.resolution)
+    # With data.shift_grid > 1 the fit also sees every view at sub-latent-pixel offsets (as training and exploit
+    # do), so the probe then measures how one field explains the latents of all views at all those offsets.
+    table = shift_views(build_view_table(fit_scenes, "train", None, cfg.data.resolution), cfg.data.shift_grid,
+                        int(ae.downsample_factor))
     for p in ae.parameters():
         p.requires_grad_(False)
     system = build_system(cfg, ae, table.scene_ids, seed_tag="probe-init")

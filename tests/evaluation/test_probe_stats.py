@@ -56,6 +56,11 @@ def test_consistency_probe_fits_all_views_and_reports_the_gap():
     assert s["consistency_gap_db"] == pytest.approx(s["ae_psnr"] - s["probe_psnr"])
     assert res["heldout"]["groups"]["probe"]["n_views"] == 4  # the 2 test views of each scene
     assert all(torch.equal(before[k], v) for k, v in ae.state_dict().items())  # the autoencoder is frozen
+    # with data.shift_grid the fit sees every view at 2 x 2 offsets (4x the latent cache), same budget
+    shifted = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, shift_grid=2))
+    res2 = consistency_probe(ae, scenes, shifted, ProbeConfig(view_updates_per_scene=8, batch_size=4))
+    assert res2["steps"] == res["steps"] and res2["heldout"]["groups"]["probe"]["n_views"] == 4
+    assert res2["summary"]["probe_psnr"] != s["probe_psnr"]
 
 
 def test_probe_needs_heldout_views():
