@@ -75,6 +75,7 @@ from latentscenes.training.stages import (
     StageResult,
     load_scene_shards,
     load_shared_into,
+    resolve_steps,
     run_stage,
     save_scene_shards,
     save_shared,
@@ -311,7 +312,9 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
         RunError: a key of a stage that already finished differs (``warmup.*`` / ``joint.*`` of a run,
             ``exploit.finetune.*`` of a batch), or a key every stage depends on (data, autoencoder, tri-planes,
             renderer, seed, exploit defaults) once a stage finished; the message names the keys, the saved and
-            the new values.
+            the new values. Raising the update count (``steps`` / ``epochs``) of the folder's *last* stage is
+            allowed, also when the folder is finished: that stage continues from its final checkpoint, exactly
+            as a run started with the larger count (``train --resume --set joint.steps=1600``).
     """
     path = out / "config.json"
     if not path.is_file():
@@ -330,13 +333,25 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
     missing = object()
     changed = sorted(k for k in saved.keys() | new.keys()
                      if saved.get(k, missing) != new.get(k, missing) and key_stage(k) is not None)
-    refused = [k for k in changed if key_stage(k) in done or (key_stage(k) == "all" and done)]
+    # The last stage of a finished folder may be continued for more updates: its learning-rate schedule is per
+    # epoch and its batches are drawn per (seed, stage, step), so the longer stage performs exactly the updates a
+    # run started with the larger count would have (no later stage depends on it).
+    extended = [k for k in changed if _extends_last_stage(k, saved, new, stages, key_stage)]
+    refused = [k for k in changed if k not in extended and (key_stage(k) in done or (key_stage(k) == "all" and done))]
     if refused:
         what = "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in refused[:3])
         raise RunError(f"{out}: --resume would change the config of stage(s) that already finished "
                        f"({', '.join(s for s in stages if s in done)}): {what}"
                        f"{' ...' if len(refused) > 3 else ''}; start a new run with another --out")
     return manifest if manifest.get("status") == "done" and not changed else None
+
+
+def _extends_last_stage(key: str, saved: dict, new: dict, stages: tuple[str, ...], key_stage: Any) -> bool:
+    """True when ``key`` raises the update count (``steps``; ``epochs`` when set) of the folder's last stage."""
+    if key_stage(key) != stages[-1] or key.rsplit(".", 1)[-1] not in ("steps", "epochs"):
+        return False
+    old_v, new_v = saved.get(key), new.get(key)
+    return isinstance(old_v, (int, float)) and isinstance(new_v, (int, float)) and new_v > old_v
 
 
 def _finished_result(out: Path, cfg: PipelineConfig, manifest: dict) -> dict[str, Any]:
@@ -395,7 +410,9 @@ def _run_or_reuse(
     stage_dir = out / "stages" / stage
     if resume:
         done = _stage_done(stage_dir)
-        if done is not None:
+        # A finished stage whose update count was raised since (check_resume_config allows it for the last
+        # stage) continues from its final checkpoint instead of being skipped.
+        if done is not None and int(done.get("steps_total", done["step"])) >= resolve_steps(scfg, table.n_source_views):
             _load_ckpt_into(system, stage_dir)
             logger.log({"event": "stage_skipped", "stage": stage, "reason": "finished before resume"})
             return done["result"]

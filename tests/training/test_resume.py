@@ -159,9 +159,9 @@ def test_resume_of_a_finished_exploit_batch_changes_no_file(tmp_path, monkeypatc
     r = runner.invoke(app, args + ["--resume"])
     assert r.exit_code == 0, r.output
     assert _file_bytes(batch) == before
-    r = runner.invoke(app, args + ["--resume", "--set", "exploit.finetune.steps=9"])
+    r = runner.invoke(app, args + ["--resume", "--set", "exploit.finetune.steps=2"])  # fewer: refused (more: continues)
     text = " ".join(r.output.split())
-    assert r.exit_code == 2 and "exploit.finetune.steps: 4 -> 9" in text and "Traceback" not in text, text
+    assert r.exit_code == 2 and "exploit.finetune.steps: 4 -> 2" in text and "Traceback" not in text, text
     assert _file_bytes(batch) == before
 
 
@@ -181,3 +181,23 @@ def test_a_run_saved_before_a_config_key_existed_resumes(tmp_path, monkeypatch):
     p.write_text(json.dumps(saved))
     res = train_3daae(cfg, tmp_path / "cut", scenes=sphere_scenes(3), resume=True)
     assert res["stages"]["joint"]["resumed_from"] == 2
+
+
+def test_a_finished_run_continued_for_more_steps_equals_the_longer_run(tmp_path, uninterrupted):
+    """``train --resume --set joint.steps=N`` with N above a finished run's: the last stage continues from its
+    final checkpoint and gives exactly the parameters of a run started with N (per-epoch schedule, per-step
+    batches); an earlier stage's count stays fixed."""
+    import dataclasses
+
+    from latentscenes.training.pipeline import RunError
+
+    cfg = small_config(warmup=2, joint=2)
+    short = dataclasses.replace(cfg, joint=dataclasses.replace(cfg.joint, steps=2))
+    train_3daae(short, tmp_path / "run", scenes=sphere_scenes(3))
+    more_warmup = dataclasses.replace(cfg, warmup=dataclasses.replace(cfg.warmup, steps=cfg.warmup.steps + 2))
+    with pytest.raises(RunError, match=r"warmup\.steps"):
+        train_3daae(more_warmup, tmp_path / "run", scenes=sphere_scenes(3), resume=True)
+    res = train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(3), resume=True)
+    assert res["stages"]["joint"]["resumed_from"] == 2 and res["stages"]["joint"]["steps"] == cfg.joint.steps == 4
+    assert load_run_config(tmp_path / "run").joint.steps == 4
+    assert_same_params(params_of(load_trained(tmp_path / "run", "cpu")), uninterrupted)
