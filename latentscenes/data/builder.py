@@ -107,8 +107,8 @@ class MeshBuildOptions:
         """The folder that instances' ``mesh_id`` paths are relative to."""
         raise NotImplementedError
 
-    def manifest_source(self) -> dict[str, Any]:
-        """The manifest's ``source`` section (package, root, ...)."""
+    def manifest_source(self, scenes: dict[str, Any]) -> dict[str, Any]:
+        """The manifest's ``source`` section (package, root, ...); ``scenes``: the built scenes' metadata."""
         raise NotImplementedError
 
     def scene_meta_extra(self, alphas: list[np.ndarray]) -> dict[str, Any]:
@@ -397,7 +397,7 @@ def build_mesh_dataset(cfg: Any, enumerate_fn: Callable[[], tuple[list[Any], lis
         "format": "srn",
         "name": cfg.DATASET_NAME,
         "generator": cfg.COMMAND,
-        "source": cfg.manifest_source(),
+        "source": cfg.manifest_source(scenes),
         "resolution": [cfg.resolution, cfg.resolution],
         "render": cfg.render_range(),
         "camera": {"distribution": cfg.CAMERA_DISTRIBUTION,

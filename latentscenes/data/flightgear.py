@@ -32,6 +32,7 @@ from latentscenes.data.builder import (  # noqa: F401  (re-exported: callers imp
     stable_int,
     write_srn_scene,
 )
+from latentscenes.data.meshes import ac_texture_names, find_file  # noqa: F401  (ac_texture_names re-exported)
 from latentscenes.data.types import DatasetError
 
 DEFAULT_FG_ROOT = Path("/usr/share/games/flightgear/AI/Aircraft")
@@ -107,7 +108,7 @@ class FlightGearBuildConfig(MeshBuildOptions):
         """Instances' ``mesh_id`` are relative to the ``AI/Aircraft`` folder."""
         return Path(self.fg_root)
 
-    def manifest_source(self) -> dict[str, Any]:
+    def manifest_source(self, scenes: dict[str, Any]) -> dict[str, Any]:
         return {"package": "flightgear-data-ai", "root": str(self.fg_root)}
 
 
@@ -161,30 +162,6 @@ def _resolve_chain(xml: Path, aircraft_dir: Path, depth: int = 0) -> tuple[Path 
     if d is not None and d.text and d.text.strip():
         desc = d.text.strip()
     return mesh, tex, desc, tex_base
-
-
-_AC_TEX = re.compile(rb'^texture\s+"([^"]*)"', re.MULTILINE)
-
-
-def ac_texture_names(ac: Path) -> list[str]:
-    """Texture file names referenced by an AC3D file (``texture "..."`` lines), sorted and unique."""
-    return sorted({m.decode("utf-8", "replace") for m in _AC_TEX.findall(ac.read_bytes()) if m.strip()})
-
-
-def _find_file(folder: Path, name: str) -> Path | None:
-    cand = folder / name
-    if cand.is_file():
-        return cand.resolve()
-    base = Path(name).name
-    cand = folder / base
-    if cand.is_file():
-        return cand.resolve()
-    if folder.is_dir():
-        low = base.lower()
-        for f in folder.iterdir():
-            if f.name.lower() == low and f.is_file():
-                return f.resolve()
-    return None
 
 
 def _exclusion(aircraft_dir: str, mesh: Path) -> str | None:
@@ -256,7 +233,7 @@ def enumerate_instances(fg_root: str | Path) -> tuple[list[Instance], list[dict[
         for n in names:
             hit = None
             for fo in folders:
-                hit = _find_file(fo, n)
+                hit = find_file(fo, n)
                 if hit is not None:
                     break
             if hit is None:
