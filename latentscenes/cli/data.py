@@ -1,4 +1,4 @@
-"""``latentscenes data build flightgear`` and ``latentscenes data validate``."""
+"""``latentscenes data build flightgear``, ``latentscenes data build torcs`` and ``latentscenes data validate``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from latentscenes.cli.common import fail, user_errors
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``data`` sub-app (``build flightgear``, ``validate``) to ``app``."""
+    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``validate``) to ``app``."""
     data_app = typer.Typer(help="Build and validate multi-view datasets.", no_args_is_help=True)
     build_app = typer.Typer(help="Build a dataset.", no_args_is_help=True)
     data_app.add_typer(build_app, name="build")
@@ -60,6 +60,53 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"built {c['built']} scenes ({c['train']} train, {c['exploit']} exploit, {c['meshes']} meshes) into {path} "
             f"in {time.time() - t0:.1f} s; {c['dropped']} candidates dropped (see {path / 'build_log.txt'})"
+        )
+
+    @build_app.command("torcs")
+    def build_torcs_cmd(
+        out: Path = typer.Option(Path("data/torcs"), "--out", help="Output folder (an interrupted build there resumes)."),
+        num_instances: Optional[int] = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable)."),
+        views: int = typer.Option(24, "--views", help="Training views per instance."),
+        test_views: int = typer.Option(8, "--test-views", help="Held-out test views per instance."),
+        resolution: int = typer.Option(128, "--resolution", help="Image side in pixels."),
+        supersample: int = typer.Option(2, "--supersample", help="Render at this multiple and box-downsample."),
+        seed: int = typer.Option(0, "--seed", help="Seed of splits, subset and cameras."),
+        workers: int = typer.Option(2, "--workers", help="Rendering processes."),
+        torcs_root: Path = typer.Option(Path("/usr/share/games/torcs"), "--torcs-root", help="TORCS data folder (holds cars/ and drivers/)."),
+        distance: float = typer.Option(2.3, "--distance", help="Camera distance from the origin."),
+        distance_jitter: float = typer.Option(0.0, "--distance-jitter", help="Relative uniform jitter of the distance."),
+        fov_deg: float = typer.Option(52.0, "--fov", help="Full field of view, degrees (52: SRN cars)."),
+        elevation_min: float = typer.Option(0.0, "--elevation-min", help="Lowest camera elevation, degrees."),
+        elevation_max: float = typer.Option(90.0, "--elevation-max", help="Highest camera elevation, degrees."),
+        radius: float = typer.Option(0.9, "--radius", help="Normalised object radius (farthest vertex)."),
+        exploit_mesh_fraction: float = typer.Option(0.2, "--exploit-mesh-fraction", help="Fraction of car meshes held out of train."),
+    ) -> None:
+        """Render the TORCS cars (Debian torcs-data) into an SRN-cars-like dataset (128 px, white, upper hemisphere)."""
+        from latentscenes.data.torcs import TorcsBuildConfig, build_torcs
+        from latentscenes.utils.progress import console
+
+        cfg = TorcsBuildConfig(
+            out=out, num_instances=num_instances, views=views, test_views=test_views, resolution=resolution,
+            supersample=supersample, seed=seed, workers=workers, torcs_root=torcs_root, radius=radius,
+            distance=distance, distance_jitter=distance_jitter, fov_deg=fov_deg, elevation_min_deg=elevation_min,
+            elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
+        )
+        t0 = time.time()
+        with user_errors():
+            try:
+                cfg.validate()
+            except ValueError as e:
+                fail(e)
+            path = build_torcs(cfg)
+        import json
+
+        man = json.loads((path / "manifest.json").read_text())
+        c = man["counts"]
+        cov = man.get("object_coverage", {}).get("mean")
+        console.print(
+            f"built {c['built']} scenes ({c['train']} train, {c['exploit']} exploit, {c['meshes']} meshes) into {path} "
+            f"in {time.time() - t0:.1f} s; mean object coverage {100 * cov:.1f} %; {c['dropped']} candidates dropped "
+            f"(see {path / 'build_log.txt'})"
         )
 
     @data_app.command("validate")

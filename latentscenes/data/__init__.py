@@ -1,7 +1,9 @@
-"""Datasets: loaders (SRN, EG3D dataset.json, transforms.json), the FlightGear builder, validation.
+"""Datasets: loaders (SRN, EG3D dataset.json, transforms.json), the offline builders, validation.
 
 Public API: :class:`SceneViews`, :class:`DatasetError`, :func:`load_scene`, :class:`MultiSceneDataset`;
-the builder is :func:`latentscenes.data.flightgear.build_flightgear` (imported lazily: it needs pybullet).
+the builders are :func:`latentscenes.data.flightgear.build_flightgear` (airliners) and
+:func:`latentscenes.data.torcs.build_torcs` (cars), over :mod:`latentscenes.data.builder` (imported lazily:
+they need pybullet).
 """
 
 from latentscenes.data.dataset import MultiSceneDataset

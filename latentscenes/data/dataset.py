@@ -1,6 +1,6 @@
 """A multi-scene dataset: a folder of scenes in any supported layout, with an optional ``manifest.json``.
 
-``manifest.json`` (written by ``latentscenes data build flightgear``; optional for other data) may hold:
+``manifest.json`` (written by ``latentscenes data build flightgear`` / ``torcs``; optional for other data) may hold:
   * ``"scenes"``: ``{scene_id: {metadata...}}``; when present it is the list of scenes;
   * ``"splits"``: ``{"train": [...], "exploit": [...]}`` dataset-level scene splits (without a manifest,
     or without ``"splits"``, every scene is in ``"train"`` and ``"exploit"`` is empty);

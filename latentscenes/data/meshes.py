@@ -3,17 +3,20 @@
 Library choice: the maintained Assimp library reads AC3D (``.ac``) files, including per-surface UVs,
 ``texrep``/``texoff``, child transforms and materials; its Python binding ``pyassimp`` (PyPI, ctypes over
 the system ``libassimp``) was checked to load the FlightGear ``.ac`` files with their UVs and texture names,
-so no own AC3D parser is written. Assimp's post-processing triangulates polygons, flattens the node
-hierarchy (``PreTransformVertices``) and splits line/point primitives into separate meshes that are dropped
-here (AC3D ``SURF`` line types are not surfaces).
+and TORCS's ``.acc`` variant (triangle-strip surfaces ``SURF 0x?4``, vertex lines that also carry a normal,
+several ``texture`` layers per object, of which Assimp keeps the first, the base layer), so no own AC3D
+parser is written. Assimp's post-processing triangulates polygons, flattens the node hierarchy
+(``PreTransformVertices``) and splits line/point primitives into separate meshes that are dropped here (AC3D
+``SURF`` line types are not surfaces).
 
-Canonical frame: the FlightGear models are y-up with the fuselage along x. They are rotated to z-up with
-``(x, y, z) -> (x, -z, y)``, centred on the bounding-box centre and scaled so the farthest vertex lies at
-``radius`` (0.9 by default), so every scene fits the same tri-plane box [-1, 1]^3.
+Canonical frame: the FlightGear and TORCS models are y-up with the fuselage / car body along x. They are
+rotated to z-up with ``(x, y, z) -> (x, -z, y)``, centred on the bounding-box centre and scaled so the
+farthest vertex lies at ``radius`` (0.9 by default), so every scene fits the same tri-plane box [-1, 1]^3.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,32 @@ from latentscenes.data.render import MeshPart
 from latentscenes.data.types import DatasetError
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+# AC3D ``texture "name"`` lines; TORCS's ``.acc`` files add a layer word after the name (``texture "x.rgb" base``)
+_AC_TEX = re.compile(rb'^texture\s+"([^"]*)"', re.MULTILINE)
+
+
+def ac_texture_names(ac: Path) -> list[str]:
+    """Texture file names referenced by an AC3D file (``texture "..."`` lines), sorted and unique."""
+    return sorted({m.decode("utf-8", "replace") for m in _AC_TEX.findall(ac.read_bytes()) if m.strip()})
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """``folder/name``, else ``folder/<basename of name>``, else a case-insensitive match of the basename
+    (model files name their textures loosely); the resolved path, or None."""
+    cand = folder / name
+    if cand.is_file():
+        return cand.resolve()
+    base = Path(name).name
+    cand = folder / base
+    if cand.is_file():
+        return cand.resolve()
+    if folder.is_dir():
+        low = base.lower()
+        for f in folder.iterdir():
+            if f.name.lower() == low and f.is_file():
+                return f.resolve()
+    return None
 
 
 @dataclass

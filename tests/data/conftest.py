@@ -22,3 +22,12 @@ def fake_fg(tmp_path: Path) -> Path:
     if not pyassimp_available():
         pytest.skip("pyassimp / libassimp not available")
     return make_fake_flightgear(tmp_path / "Aircraft")
+
+
+@pytest.fixture
+def fake_torcs(tmp_path: Path) -> Path:
+    if not pyassimp_available():
+        pytest.skip("pyassimp / libassimp not available")
+    from datafixtures import make_fake_torcs
+
+    return make_fake_torcs(tmp_path / "deb")

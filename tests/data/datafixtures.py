@@ -133,3 +133,56 @@ def pyassimp_available() -> bool:
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj))
+
+
+# ------------------------------------------------------------------------------------------ fake TORCS
+def _torcs_car_xml(name: str, display: str, category: str, mesh: str) -> str:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<params name="{display}" type="template">\n'
+            f' <section name="Graphic Objects">\n  <attstr name="env" val="{name}.acc"/>\n'
+            f'  <section name="Ranges">\n   <section name="1">\n    <attnum name="threshold" val="0"/>\n'
+            f'    <attstr name="car" val="{mesh}"/>\n   </section>\n   <section name="2">\n'
+            f'    <attstr name="car" val="{name}-lod1.acc"/>\n   </section>\n  </section>\n </section>\n'
+            f' <section name="Car">\n  <attstr name="category" val="{category}"/>\n </section>\n</params>\n')
+
+
+def make_fake_torcs(root: Path) -> Path:
+    """A tiny installed ``torcs-data``: ``<root>/usr/share/games/torcs`` (returned) with 3 cars, one robot
+    with liveries, and the package's ``copyright`` / ``changelog.Debian.gz``; plus what the builder must drop."""
+    import gzip
+
+    tr = root / "usr" / "share" / "games" / "torcs"
+    cars = {"AAA": ((4.4, 1.2, 1.9), "Aaa Coupe", "trb1", (200, 30, 30)),
+            "BBB": ((4.0, 1.4, 1.8), "Bbb Saloon", "stock1", (30, 30, 200)),
+            "CCC": ((3.6, 0.9, 1.6), "Ccc Roadster", "trb1", (30, 160, 30))}
+    for name, (dims, display, cat, col) in cars.items():
+        d = tr / "cars" / name
+        d.mkdir(parents=True)
+        (d / f"{name}.acc").write_text(ac_box(dims, f"{name}.rgb", extra=(0.0, dims[1] / 2 + 0.1, 0.0)))
+        (d / f"{name}-lod1.acc").write_text(ac_box(dims, f"{name}.rgb"))  # a lower level of detail: not used
+        _tex(d / f"{name}.rgb", col)  # SGI, as TORCS's textures (Pillow writes it from the extension)
+        (d / f"{name}.xml").write_text(_torcs_car_xml(name, display, cat, f"{name}.acc"))
+    # a car folder whose mesh is missing -> dropped
+    (tr / "cars" / "DDD").mkdir()
+    (tr / "cars" / "DDD" / "DDD.xml").write_text(_torcs_car_xml("DDD", "Ddd", "trb1", "DDD.acc"))
+    # robot "bot": 1 -> AAA with its own paint, 2 -> AAA without (the default paint: duplicate),
+    # 3 -> a car of another package (dropped), 4 -> BBB with its own paint
+    bot = tr / "drivers" / "bot"
+    bot.mkdir(parents=True)
+    _tex(bot / "1" / "AAA.rgb", (240, 200, 20))
+    _tex(bot / "4" / "BBB.rgb", (20, 200, 200))
+    entries = {"1": "AAA", "2": "AAA", "3": "pw-other", "4": "BBB"}
+    secs = "".join(f'   <section name="{i}">\n    <attstr name="name" val="bot {i}"/>\n'
+                   f'    <attstr name="car name" val="{c}"/>\n   </section>\n' for i, c in entries.items())
+    (bot / "bot.xml").write_text(f'<?xml version="1.0"?>\n<params name="bot" type="robotdef">\n <section name="Robots">\n'
+                                 f'  <section name="index">\n{secs}  </section>\n </section>\n</params>\n')
+    doc = root / "usr" / "share" / "doc" / "torcs-data"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: TORCS\n\n"
+        "Files: *\nCopyright: 2000, Someone\nLicense: GPL-2+\n\n"
+        "Files: data/cars/models/AAA/*\n       data/cars/models/CCC/*\nCopyright: 2002, Someone Else\n"
+        "License: Free-Art-License\n\n"
+        "License: GPL-2+\n On Debian systems the full text is in /usr/share/common-licenses/GPL-2.\n")
+    with gzip.open(doc / "changelog.Debian.gz", "wt") as f:
+        f.write("torcs (9.9.9-1) unstable; urgency=medium\n\n  * Fake.\n")
+    return tr
