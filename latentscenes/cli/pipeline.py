@@ -48,6 +48,27 @@ def _print_summary(res: dict) -> None:
     typer.echo(json.dumps({k: v for k, v in _summary(res).items() if k != "stages"}, default=str))
 
 
+def n_scenes_override(value: str | None, overrides: list[str] | None) -> list[str]:
+    """``--n-scenes N|all`` as the ``--set`` it stands for (``data.n_exploit_scenes=N`` or ``=null``).
+
+    Raises:
+        ConfigError: ``value`` is neither a positive integer nor ``all``, or ``--set data.n_exploit_scenes`` is
+            given too.
+    """
+    from latentscenes.config import ConfigError
+
+    if value is None:
+        return []
+    if any(o.split("=", 1)[0].strip() == "data.n_exploit_scenes" for o in overrides or []):
+        raise ConfigError("give --n-scenes or --set data.n_exploit_scenes, not both")
+    v = value.strip().lower()
+    if v == "all":
+        return ["data.n_exploit_scenes=null"]
+    if not v.isdigit() or int(v) < 1:
+        raise ConfigError(f"--n-scenes must be a positive number of scenes or 'all', not {value!r}")
+    return [f"data.n_exploit_scenes={int(v)}"]
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train`` and ``exploit`` commands to the root app."""
 
@@ -96,6 +117,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Folder for this exploit batch (scenes, fine-tuned decoder)."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the run's)."),
         scenes: str = typer.Option("exploit", "--scenes", help="Dataset split to learn ('exploit' or 'train')."),
+        n_scenes: Optional[str] = typer.Option(
+            None, "--n-scenes", help="Learn the first N scenes of the split (sorted ids), or 'all' of them, in this "
+                                     "one batch (= --set data.n_exploit_scenes=N|null; default: the run's setting)."),
         strategy: Optional[str] = typer.Option(
             None, "--strategy", help="Scene-fitting objective: encode-scene (paper), decode-scene, encode-decode-scene."
         ),
@@ -112,6 +136,7 @@ def register(app: typer.Typer) -> None:
 
         with pipeline_errors():
             set_cpu_threads()
+            set_ = list(set_ or []) + n_scenes_override(n_scenes, set_)
             check_out_folder(out, "exploit", resume=resume, resumable=True)
             if resume and (out / "config.json").exists():
                 cfg = exploit_config(load_run_config(out), set_, strategy, True if no_prior else None)

@@ -55,12 +55,20 @@ def object_extent(scenes: Sequence[SceneViews]) -> float | None:
     return best
 
 
-def derive_bounds(scenes: Sequence[SceneViews], box_size: float) -> dict[str, float]:
+#: ``derive_bounds(extent=MEASURE)``: measure the object extent in the scenes' images.
+MEASURE = "measure"
+
+
+def derive_bounds(scenes: Sequence[SceneViews], box_size: float, extent: float | None | str = MEASURE) -> dict[str, float]:
     """``{"near", "far", "box_size", "d_min", "d_max", "radius"}`` from the cameras and the object extent
-    (module docstring); near is rounded down and far up to 1e-3."""
+    (module docstring); near is rounded down and far up to 1e-3.
+
+    ``extent``: :data:`MEASURE` (measure it in ``scenes``' images), or the value :func:`object_extent` gave when
+    the scenes were loaded one at a time (a float, or None for no foreground); ``scenes`` may then hold cameras
+    only."""
     d = camera_distances(scenes)
     d_min, d_max = float(d.min()), float(d.max())
-    ext = object_extent(scenes)
+    ext = object_extent(scenes) if isinstance(extent, str) and extent == MEASURE else extent
     r = box_size / 2.0 if ext is None else max(box_size / 2.0, EXTENT_MARGIN * ext)
     near = max(d_min - r, 0.05 * d_min)
     return {"near": math.floor(near * 1000) / 1000, "far": math.ceil((d_max + r) * 1000) / 1000,

@@ -47,16 +47,25 @@ def flatten_state(obj: Any, prefix: str = "s") -> tuple[dict[str, torch.Tensor],
         obj: e.g. ``optimizer.state_dict()``. Dict keys may be ``str`` or ``int`` (kept distinct).
         prefix: key prefix of the returned tensors.
     Returns:
-        ``(tensors, skeleton)``: ``tensors`` maps unique dotted keys to tensors; ``skeleton`` is JSON-able and
-        references them. :func:`unflatten_state` rebuilds ``obj`` from both.
+        ``(tensors, skeleton)``: ``tensors`` maps unique dotted keys to tensors (the state's own CPU tensors when
+        contiguous, not copies: write them before the state changes); ``skeleton`` is JSON-able and references them. :func:`unflatten_state` rebuilds ``obj`` from both.
     Raises:
         TypeError: for a value that is neither a tensor, a JSON scalar nor a container.
     """
     tensors: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
 
     def walk(v: Any, path: str) -> Any:
         if isinstance(v, torch.Tensor):
-            tensors[path] = v.detach().clone().contiguous().cpu()
+            # No copy of a CPU tensor that is contiguous (the state is saved before anything changes it again): a
+            # copy of every optimiser state would double the per-scene Adam moments at each checkpoint. A tensor
+            # sharing its storage with one already taken is copied (safetensors refuses shared storage).
+            t = v.detach().contiguous().cpu()
+            ptr = t.untyped_storage().data_ptr()
+            if ptr in storages:
+                t = t.clone()
+            storages.add(t.untyped_storage().data_ptr())
+            tensors[path] = t
             return {_TENSOR: path}
         if isinstance(v, dict):
             # int and str keys are both legal in torch state dicts; keep the type in the key.

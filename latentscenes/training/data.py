@@ -1,11 +1,17 @@
 """Training views in memory, the Encode-Scene latent cache, and the deterministic batch order.
 
-* :class:`ViewTable` holds the train views of a list of scenes as flat tensors (every view of every scene,
-  one row each), with the row of its scene, so that a mini-batch can mix views of many scenes (Alg. 1-2,
-  "for {s, p, x_p} in shuffle(X)").
+* :class:`ViewTable` holds the train views of a list of scenes (every view of every scene, one row each), with
+  the row of its scene, so that a mini-batch can mix views of many scenes (Alg. 1-2, "for {s, p, x_p} in
+  shuffle(X)"). Its images are resident as **integer pixel codes** (``uint8`` for 8-bit images at their own
+  size, ``uint16`` for 8-bit images area-resized by an integer factor), converted to float per batch
+  (:meth:`ViewTable.batch_images`); the copies at sub-latent-pixel offsets (:func:`shift_views`) are cut per
+  batch from the same codes, never stored. docs/scale.md gives the bytes per scene.
+* :func:`build_view_table` takes the scenes as an iterable, so a caller that loads them one at a time
+  (:func:`latentscenes.training.pipeline.load_view_table`) never holds more than one loaded scene.
 * :func:`cache_latents` encodes every view once with the frozen autoencoder (Encode-Scene targets, paper
-  Sec. 3.2.1) and keeps them in memory; :func:`save_latent_cache` / :func:`load_latent_cache` write them
-  as **one** safetensors file (the authors' ``CachedDataset`` wrote one ``.pt`` per image).
+  Sec. 3.2.1); :func:`save_latent_cache` writes them as **one** safetensors file (the authors' ``CachedDataset``
+  wrote one ``.pt`` per image) and :func:`load_latent_cache` memory-maps it (read-only pages of the file, not a
+  copy in the process's heap).
 * :func:`batch_indices` is a pure function of (seed, step): resuming at step k draws exactly the batches an
   uninterrupted run would have drawn.
 """
@@ -13,66 +19,169 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from latentscenes.data.types import DatasetError, SceneViews
-from latentscenes.utils.io import atomic_save_safetensors
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
+
+#: Denominators tried for integer pixel codes, smallest first: an 8-bit image is ``k / 255``; its area-resize by an
+#: integer factor f averages f^2 such values (``S / (255 f^2)``); RGBA composited on white is ``m / 255^2``. All fit
+#: ``uint16``. Smaller denominators are tried first, so 8-bit images at their own size get ``uint8`` codes.
+CODE_DENOMINATORS = tuple(sorted({255 * f * f for f in range(1, 17)} | {255 * 255}))
+#: Largest difference between a decoded code and the value it stands for that is accepted as float rounding: 4 ulps
+#: of float32 at 1 (the loader's area average of f^2 rounded values carries a few ulps of its own). A value that is not
+#: a code over D lies ~1 / (4 D) away on average; one such pixel in a scene refuses D.
+CODE_TOLERANCE = 4 * torch.finfo(torch.float32).eps
+
+
+def pixel_codes(x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Integer codes of images whose values are multiples of ``1 / D`` for one ``D`` of :data:`CODE_DENOMINATORS`.
+
+    Args:
+        x: ``[V, 3, H, W]`` float in [0, 1] (a loader's images).
+    Returns:
+        ``(codes, D)``: ``codes`` ``uint8`` (D = 255) or ``uint16``, the smallest D whose decoded codes
+        (``codes.float() / D``, as :meth:`ViewTable.batch_images` computes them) lie within
+        :data:`CODE_TOLERANCE` of ``x`` everywhere (bit-identical for 8-bit images at their own size); or
+        ``(x as float32, 1.0)`` when no denominator fits (images already in float, e.g. bilinear-resized or
+        synthetic): those stay float32, exact, at 4 bytes per value.
+    """
+    xf = x.detach().float()
+    if xf.numel() and float(xf.min()) >= 0.0 and float(xf.max()) <= 1.0:
+        for D in CODE_DENOMINATORS:
+            codes = (xf.double() * D).round()
+            if float((codes.float() / D - xf).abs().max()) <= CODE_TOLERANCE:
+                return codes.to(torch.uint8 if D <= 255 else torch.uint16), float(D)
+    return xf.contiguous(), 1.0
 
 
 @dataclass
 class ViewTable:
-    """Train views of several scenes, flattened.
+    """Train views of several scenes, flattened; images held as pixel codes and decoded per batch.
+
+    Rows: ``copies * n`` rows for ``n`` source views. Row ``r`` is copy ``c = r // n`` of source view ``r % n``;
+    copy ``c`` is the image moved by ``(ox, oy) = ((c % g) * downsample // g, (c // g) * downsample // g)``
+    pixels (:func:`shift_views`; g = ``shift_grid``, copy 0 is the view itself).
 
     Attributes:
         scene_ids: ``S`` scene ids; ``scene_rows[i]`` indexes this list.
-        images: ``[N, 3, H, W]`` float32 in [-1, 1] (model space, ``2 x - 1`` of the dataset images).
-        c2w: ``[N, 4, 4]`` float32, OpenCV camera-to-world.
-        K: ``[N, 3, 3]`` float32, intrinsics normalised by image size (serve the image and its latent).
-        scene_rows: ``[N]`` int64, index into ``scene_ids`` of each view.
-        copies: how many copies of every source view the table holds (``shift_views``: g^2; else 1).
+        codes: ``[n, 3, H, W]`` pixel codes of the source views: ``uint8`` / ``uint16`` integers, or ``float32``
+            values (see :func:`pixel_codes`). The only per-view image memory of the table.
+        scale: ``[n]`` float32, the denominator of each source view's codes (pixel value in [0, 1] = code / scale).
+        c2w: ``[copies * n, 4, 4]`` float32, OpenCV camera-to-world of every row.
+        K: ``[copies * n, 3, 3]`` float32, intrinsics normalised by image size (serve the image and its latent);
+            the principal point of a shifted copy is moved with its image.
+        scene_rows: ``[copies * n]`` int64, index into ``scene_ids`` of each row.
+        copies: how many copies of every source view the table has (``shift_views``: g^2; else 1).
+        shift_grid: g (``copies == shift_grid ** 2``).
+        downsample: the autoencoder's image-to-latent factor the shifts are measured against (8).
     """
 
     scene_ids: list[str]
-    images: torch.Tensor
+    codes: torch.Tensor
+    scale: torch.Tensor
     c2w: torch.Tensor
     K: torch.Tensor
     scene_rows: torch.Tensor
     copies: int = 1
+    shift_grid: int = 1
+    downsample: int = 8
+
+    @classmethod
+    def from_images(cls, scene_ids: list[str], images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
+                    scene_rows: torch.Tensor) -> "ViewTable":
+        """A table of one copy per view from images ``[n, 3, H, W]`` in [0, 1] (stored as :func:`pixel_codes`)."""
+        codes, d = pixel_codes(images)
+        return cls(list(scene_ids), codes, torch.full((codes.shape[0],), d), c2w.float(), K.float(),
+                   torch.as_tensor(scene_rows, dtype=torch.long))
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.scene_rows.shape[0])
 
     @property
     def n_source_views(self) -> int:
         """Views before :func:`shift_views` copied them: what a stage's ``epochs`` count passes over, so a
         stage's budget per scene does not change with ``shift_grid``."""
-        return len(self) // self.copies
+        return int(self.codes.shape[0])
 
     @property
     def resolution(self) -> tuple[int, int]:
-        return int(self.images.shape[-2]), int(self.images.shape[-1])
+        return int(self.codes.shape[-2]), int(self.codes.shape[-1])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """Shape of every row's images as one tensor ``[copies * n, 3, H, W]`` (never materialised)."""
+        return (len(self), *self.codes.shape[1:])
+
+    def offsets(self, copy: int) -> tuple[int, int]:
+        """``(ox, oy)`` pixels by which copy ``copy`` of a view is moved (left, up)."""
+        step = self.downsample // self.shift_grid
+        return (copy % self.shift_grid) * step, (copy // self.shift_grid) * step
+
+    def batch_images(self, rows: torch.Tensor) -> torch.Tensor:
+        """The images of ``rows`` in model space, decoded now.
+
+        Args:
+            rows: ``[B]`` int64 rows (any order, repeats allowed).
+        Returns:
+            ``[B, 3, H, W]`` float32 in [-1, 1] (``2 x - 1`` of the dataset images), a new tensor. A shifted copy's
+            new pixel (i, j) is the view's pixel (i + oy, j + ox), the uncovered right / bottom border repeating
+            the edge pixels (:func:`shift_views`).
+        """
+        rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1)
+        n = self.n_source_views
+        src, copy = rows % n, rows // n
+        # Decode exactly as the float table used to be computed: x in [0, 1] (one division), then 2 x - 1.
+        x = self.codes[src].float() / self.scale[src].view(-1, 1, 1, 1)
+        x = x * 2.0 - 1.0
+        if self.copies > 1:
+            H, W = self.resolution
+            for c in torch.unique(copy).tolist():
+                if c == 0:
+                    continue
+                ox, oy = self.offsets(c)
+                sel = (copy == c).nonzero().flatten()
+                padded = F.pad(x[sel], (0, ox, 0, oy), mode="replicate")
+                x[sel] = padded[..., oy : oy + H, ox : ox + W]
+        return x
+
+    def resident_bytes(self) -> dict[str, int]:
+        """Bytes the table holds: ``{"images": codes + scales, "cameras": c2w + K + scene rows}``."""
+        return {"images": int(self.codes.nbytes + self.scale.nbytes),
+                "cameras": int(self.c2w.nbytes + self.K.nbytes + self.scene_rows.nbytes)}
+
+    def storage(self) -> dict[str, object]:
+        """What the images are stored as (recorded in run manifests): code dtype, denominators, bytes."""
+        return {"dtype": str(self.codes.dtype).replace("torch.", ""),
+                "denominators": sorted({float(d) for d in self.scale.unique().tolist()}),
+                "bytes": self.resident_bytes()["images"], "source_views": self.n_source_views, "copies": self.copies}
 
 
 def build_view_table(
-    scenes: Sequence[SceneViews], split: str = "train", max_views: int | None = None, resolution: int | None = None
+    scenes: Iterable[SceneViews], split: str = "train", max_views: int | None = None, resolution: int | None = None
 ) -> ViewTable:
-    """Flatten the ``split`` views of ``scenes`` into a :class:`ViewTable`.
+    """Flatten the ``split`` views of ``scenes`` into a :class:`ViewTable` (images as pixel codes).
 
     Args:
-        scenes: loaded scenes (images ``[V,3,H,W]`` in [0,1]).
+        scenes: loaded scenes (images ``[V,3,H,W]`` in [0,1]); any iterable: a generator that loads one scene
+            at a time keeps only that scene in memory next to the table's codes.
         split: which views to keep (``"train"``; evaluation uses ``"test"``).
         max_views: keep the first ``max_views`` views of that split per scene (``None`` = all).
         resolution: resize images to ``resolution x resolution`` (antialiased bilinear) when they differ;
-            the normalised intrinsics stay valid.
+            the normalised intrinsics stay valid. (Loaders resize at load time with area averaging; this is for
+            scenes given in memory at another size, whose values then stay float32.)
     Raises:
         DatasetError: if a scene has no view in ``split``, or the scenes' image sizes differ.
     """
-    imgs, c2ws, Ks, rows = [], [], [], []
+    codes, scales, c2ws, Ks, rows, ids = [], [], [], [], [], []
     size = None
     for r, sc in enumerate(scenes):
         idx = sc.view_indices(split)
@@ -88,15 +197,22 @@ def build_view_table(
             size = tuple(x.shape[-2:])
         elif tuple(x.shape[-2:]) != size:
             raise DatasetError(f"scene {sc.scene_id!r}: image size {tuple(x.shape[-2:])} differs from {size}; set data.resolution")
-        imgs.append(x * 2.0 - 1.0)
+        c, d = pixel_codes(x)
+        codes.append(c)
+        scales.append(torch.full((len(idx),), d, dtype=torch.float32))
         c2ws.append(sc.c2w[idx].float())
         Ks.append(sc.K[idx].float())
         rows.append(torch.full((len(idx),), r, dtype=torch.long))
-    if not imgs:
+        ids.append(sc.scene_id)
+    if not codes:
         raise DatasetError("no scenes selected")
+    # One dtype for the table: the widest the scenes need (uint8 -> uint16 -> float32 keeps every value exactly).
+    order = (torch.uint8, torch.uint16, torch.float32)
+    dtype = max((c.dtype for c in codes), key=order.index)
     return ViewTable(
-        scene_ids=[s.scene_id for s in scenes],
-        images=torch.cat(imgs),
+        scene_ids=ids,
+        codes=torch.cat([c.to(dtype) for c in codes]),
+        scale=torch.cat(scales),
         c2w=torch.cat(c2ws),
         K=torch.cat(Ks),
         scene_rows=torch.cat(rows),
@@ -104,7 +220,7 @@ def build_view_table(
 
 
 def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
-    """The views of ``table`` at ``grid x grid`` sub-latent-pixel offsets (exploit ``shift_grid``).
+    """The views of ``table`` at ``grid x grid`` sub-latent-pixel offsets (``data.shift_grid``).
 
     Copy (k, l) of a view holds the image moved by ``ox = k * downsample // grid`` pixels left and
     ``oy = l * downsample // grid`` pixels up (new pixel (i, j) = old pixel (i + oy, j + ox); the uncovered
@@ -113,36 +229,39 @@ def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
     Encoded, each copy gives latents whose pixels sit ``(ox, oy)`` image pixels away from the original's:
     together they sample the scene at ``grid`` times the latent resolution along each axis.
 
+    The copies share ``table``'s pixel codes: only their cameras (100 bytes a row) are stored; their images are
+    cut per batch by :meth:`ViewTable.batch_images`.
+
     Args:
-        table: views with images ``[N, 3, H, W]``.
+        table: views with images ``[N, 3, H, W]`` (a table without copies).
         grid: g >= 1 (1 returns ``table`` unchanged); ``downsample`` must be a multiple of g.
         downsample: the autoencoder's image-to-latent factor (8).
     Returns:
         a table of ``g^2 * N`` rows (``copies`` g^2): copy 0 is ``table`` itself, then the shifted copies in
         (l, k) order.
     Raises:
-        ValueError: ``grid < 1`` or ``downsample`` not a multiple of ``grid``.
+        ValueError: ``grid < 1``, ``downsample`` not a multiple of ``grid``, or ``table`` already has copies.
     """
     if grid < 1 or downsample % grid:
         raise ValueError(f"shift_grid must be >= 1 and divide the downsampling factor {downsample}, got {grid}")
     if grid == 1:
         return table
+    if table.copies != 1:
+        raise ValueError(f"shift_views: the table already has {table.copies} copies of each view")
     H, W = table.resolution
-    imgs, Ks = [table.images], [table.K]
+    Ks = [table.K]
     for oy in range(0, downsample, downsample // grid):
         for ox in range(0, downsample, downsample // grid):
             if ox == 0 and oy == 0:
                 continue
-            padded = F.pad(table.images, (0, ox, 0, oy), mode="replicate")
-            imgs.append(padded[..., oy : oy + H, ox : ox + W])
             K = table.K.clone()
             K[:, 0, 2] -= ox / W
             K[:, 1, 2] -= oy / H
             Ks.append(K)
-    n = len(imgs)
+    n = len(Ks)
     return ViewTable(
-        scene_ids=list(table.scene_ids), images=torch.cat(imgs), c2w=table.c2w.repeat(n, 1, 1), K=torch.cat(Ks),
-        scene_rows=table.scene_rows.repeat(n), copies=table.copies * n,
+        scene_ids=list(table.scene_ids), codes=table.codes, scale=table.scale, c2w=table.c2w.repeat(n, 1, 1),
+        K=torch.cat(Ks), scene_rows=table.scene_rows.repeat(n), copies=n, shift_grid=grid, downsample=downsample,
     )
 
 
@@ -154,54 +273,122 @@ def cache_latents(
     """Encode every view once (Encode-Scene targets, paper Sec. 3.2.1 "encoded once, and then cached").
 
     Args:
-        table: views to encode.
+        table: views to encode (every row, copies included).
         encode: maps ``[B,3,H,W]`` in [-1,1] to the **normalised** latent ``[B,C,H/8,W/8]`` in (-1, 1), e.g.
             ``lambda x: ae.normalize(ae.encode(x))``. Called under ``no_grad``.
         device: where to run the encoder.
         batch_size: views per forward pass.
         progress: optional callback receiving the number of views just encoded.
     Returns:
-        ``[N, C, h, w]`` float32 on the CPU, row-aligned with ``table``.
+        ``[N, C, h, w]`` float32 on the CPU, row-aligned with ``table`` (one allocation, filled batch by batch).
     """
-    out = []
+    out: torch.Tensor | None = None
     for i in range(0, len(table), batch_size):
-        x = table.images[i : i + batch_size].to(device)
-        out.append(encode(x).float().cpu())
+        rows = torch.arange(i, min(i + batch_size, len(table)))
+        z = encode(table.batch_images(rows).to(device)).float().cpu()
+        if out is None:
+            out = torch.empty((len(table), *z.shape[1:]), dtype=torch.float32)
+        out[i : i + z.shape[0]] = z
         if progress is not None:
-            progress(int(x.shape[0]))
-    return torch.cat(out)
+            progress(int(z.shape[0]))
+    if out is None:
+        raise DatasetError("no views to encode")
+    return out
 
 
-def table_fingerprint(table: ViewTable) -> str:
-    """Short hash of the scene ids, view count and image content (detects a stale latent cache)."""
+#: Values hashed by :func:`table_fingerprint` (a subsample: hashing every byte of a large table costs seconds).
+FINGERPRINT_SAMPLES = 65536
+
+
+def table_fingerprint(table: ViewTable, chunk_rows: int = 256) -> str:
+    """Short hash of the scene ids, view count and image content (detects a stale latent cache).
+
+    The hashed values are those a table of float images in model space would give (every ``step``-th value of
+    all rows, copies included, flattened), decoded ``chunk_rows`` rows at a time: a cache written before the
+    images were held as codes stays valid when the decoded images are bit-identical (8-bit images at their own
+    size).
+    """
     h = hashlib.sha256()
     h.update("|".join(table.scene_ids).encode())
-    h.update(str(tuple(table.images.shape)).encode())
-    # Subsample pixels: hashing every byte of a large table costs seconds; these catch changed data.
-    flat = table.images.reshape(-1)
-    step = max(1, flat.numel() // 65536)
-    h.update(flat[::step].numpy().tobytes())
-    h.update(table.c2w.numpy().tobytes())
+    h.update(str(table.image_shape).encode())
+    per_row = int(np.prod(table.image_shape[1:]))
+    numel = len(table) * per_row
+    step = max(1, numel // FINGERPRINT_SAMPLES)
+    flat_idx = torch.arange(0, numel, step)
+    row_of = flat_idx // per_row
+    needed = torch.unique(row_of)
+    parts = []
+    for i in range(0, needed.numel(), chunk_rows):
+        rows = needed[i : i + chunk_rows]
+        imgs = table.batch_images(rows).reshape(len(rows), -1)
+        sel = (row_of >= rows[0]) & (row_of <= rows[-1])
+        pos = torch.searchsorted(rows, row_of[sel])
+        parts.append(imgs[pos, flat_idx[sel] - row_of[sel] * per_row])
+    h.update(torch.cat(parts).numpy().tobytes())
+    h.update(table.c2w.contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
+class LatentCacheError(UnreadableFileError):
+    """A latent cache file that cannot be used: truncated or damaged, or not the views' latents. Names the file."""
+
+
 def save_latent_cache(latents: torch.Tensor, path: Path, fingerprint: str, ae_fingerprint: str) -> None:
-    """Write the cached latents as one safetensors file (atomically)."""
-    atomic_save_safetensors({"latents": latents}, path, metadata={"views": fingerprint, "ae": ae_fingerprint})
+    """Write the cached latents as one safetensors file (atomically): tensor ``latents`` ``[N, C, h, w]`` float32,
+    metadata ``views`` (:func:`table_fingerprint`) and ``ae`` (the encoder's fingerprint)."""
+    atomic_save_safetensors({"latents": latents.contiguous()}, path,
+                            metadata={"views": fingerprint, "ae": ae_fingerprint})
 
 
-def load_latent_cache(path: Path, fingerprint: str, ae_fingerprint: str) -> torch.Tensor | None:
-    """The cached latents if ``path`` exists and matches both fingerprints, else ``None``."""
-    from safetensors import safe_open
+def load_latent_cache(path: Path, fingerprint: str, ae_fingerprint: str,
+                      rows: int | None = None) -> torch.Tensor | None:
+    """The cached latents of ``path``, memory-mapped, if it exists and was written for these views and encoder.
+
+    The tensor is backed by a copy-on-write mapping of the file (numpy ``memmap`` at the offset the safetensors
+    header gives): its pages are read on first use and stay the kernel's page cache (reclaimable), not heap.
+
+    Args:
+        path: the cache file. fingerprint / ae_fingerprint: what it must have been written for.
+        rows: the number of rows it must hold (the table's length); None = not checked.
+    Returns:
+        ``[N, C, h, w]`` float32 (CPU, memory-mapped), or ``None`` when the file does not exist or its
+        fingerprints differ (other views or another encoder: a stale cache, to be encoded again).
+    Raises:
+        LatentCacheError: naming ``path``: the file is truncated or damaged, has no float32 ``latents``
+            tensor of 4 dimensions, or holds another number of rows than ``rows`` although its fingerprints
+            match (delete it: the latents are encoded again).
+    """
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.exists():
         return None
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("views") != fingerprint or meta.get("ae") != ae_fingerprint:
-            return None
-        return f.get_tensor("latents")
+    fix = "delete it and run again (the latents are encoded again)"
+    try:
+        with safe_open(str(path), framework="pt") as f:  # validates the header against the file's size
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+    except SafetensorError as e:
+        raise LatentCacheError(f"{path}: latent cache is truncated or damaged ({e}); {fix}") from None
+    if meta.get("views") != fingerprint or meta.get("ae") != ae_fingerprint:
+        return None
+    if keys != ["latents"]:
+        raise LatentCacheError(f"{path}: latent cache holds tensors {keys}, expected only 'latents'; {fix}")
+    with open(path, "rb") as fh:
+        (n_header,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n_header))
+    info = header["latents"]
+    shape, (begin, end) = tuple(info["shape"]), info["data_offsets"]
+    if info["dtype"] != "F32" or len(shape) != 4 or end - begin != 4 * int(np.prod(shape)):
+        raise LatentCacheError(f"{path}: latent cache tensor is {info['dtype']} of shape {list(shape)}, expected "
+                               f"float32 [N, C, h, w]; {fix}")
+    if rows is not None and shape[0] != rows:
+        raise LatentCacheError(f"{path}: latent cache holds {shape[0]} rows for {rows} views although its "
+                               f"fingerprints match; {fix}")
+    # mode "c": pages shared with the page cache until written (nothing writes them); a writable array, so
+    # torch.from_numpy does not warn about read-only memory.
+    arr = np.memmap(path, dtype=np.float32, mode="c", offset=8 + n_header + begin, shape=shape)
+    return torch.from_numpy(arr)
 
 
 def step_generator(seed: int, stage: str, step: int) -> int:

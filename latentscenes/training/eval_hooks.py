@@ -52,7 +52,7 @@ def heldout_psnr_eval(
                                                   for i in range(len(table.scene_ids))).cpu()
             for i in range(0, keep.numel(), batch_size):
                 rows = keep[i : i + batch_size]
-                x = table.images[rows].to(system.device)
+                x = table.batch_images(rows).to(system.device)
                 out = system.render_latents(bank_rows_of_scene[table.scene_rows[rows]], table.c2w[rows], table.K[rows],
                                             H // ds, W // ds)
                 target = system.ae.normalize(system.ae.encode_distribution(x).mean)

@@ -129,6 +129,62 @@ def load_scenes(cfg: PipelineConfig, split_name: str, n_max: int | None, data_ro
     return [ds.load(i) for i in ids], _recorded_render(cfg, ds)
 
 
+def cameras_only(sv: SceneViews) -> SceneViews:
+    """``sv`` without its pixels (images ``[V, 3, 0, 0]``, no masks): what the bounds checks read (cameras, view
+    names, splits), a few hundred bytes per view."""
+    return SceneViews(scene_id=sv.scene_id, images=sv.images.new_empty((sv.num_views, 3, 0, 0)), c2w=sv.c2w.clone(),
+                      K=sv.K.clone(), split=list(sv.split), masks=None, view_names=list(sv.view_names),
+                      meta=dict(sv.meta))
+
+
+def load_view_table(
+    cfg: PipelineConfig, split_name: str, n_max: int | None, data_root: str | Path | None = None, *,
+    measure_extent: bool = False,
+) -> tuple[ViewTable, list[SceneViews], float | None, dict]:
+    """The train views of a dataset split as a :class:`ViewTable`, loading one scene at a time.
+
+    Memory: the table's pixel codes plus one loaded scene (the dataset's scene cache is kept to one scene), never
+    the split's loaded scenes all at once (docs/scale.md).
+
+    Args:
+        cfg: ``data.*`` selects the views (``max_views``, ``resolution``). split_name / n_max / data_root: as
+            :func:`load_scenes`.
+        measure_extent: also measure the objects' extent in the images (``data.bounds.object_extent``), for
+            bounds derived from the cameras.
+    Returns:
+        ``(table, scenes without pixels (cameras_only), extent or None, the dataset's recorded render defaults)``.
+    Raises:
+        DatasetError: no dataset path, an empty split, a loader error, scenes of different image sizes.
+    """
+    from latentscenes.data import MultiSceneDataset
+    from latentscenes.data.bounds import object_extent
+
+    root = data_root or cfg.data.path
+    if not root:
+        raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
+    ds = MultiSceneDataset(root, resolution=cfg.data.resolution, cache_size=1)
+    ids = list(ds.split_scene_ids(split_name))
+    if n_max is not None:
+        ids = ids[:n_max]
+    if not ids:
+        raise DatasetError(f"{root}: split {split_name!r} has no scenes")
+    cams: list[SceneViews] = []
+    extent: list[float] = []
+
+    def scenes():
+        for i in ids:
+            sv = ds.load(i)
+            cams.append(cameras_only(sv))
+            if measure_extent:
+                e = object_extent([sv])
+                if e is not None:
+                    extent.append(e)
+            yield sv
+
+    table = build_view_table(scenes(), "train", cfg.data.max_views, cfg.data.resolution)
+    return table, cams, (max(extent) if extent else None), _recorded_render(cfg, ds)
+
+
 def _recorded_render(cfg: PipelineConfig, ds: Any) -> dict:
     # Only what the manifest records (not the loader's fallbacks), so a preset's values stay otherwise.
     recorded = ds.manifest.get("render") if isinstance(getattr(ds, "manifest", None), dict) else None
@@ -165,13 +221,14 @@ def _derives_render(cfg: PipelineConfig, data_root: str | Path | None) -> bool:
     return not isinstance(ds.manifest.get("render"), dict)
 
 
-def with_camera_bounds(cfg: PipelineConfig, scenes: Sequence[SceneViews]) -> PipelineConfig:
+def with_camera_bounds(cfg: PipelineConfig, scenes: Sequence[SceneViews], extent: float | None | str = "measure") -> PipelineConfig:
     """``cfg`` with near/far/box_size derived from the scenes' cameras (:mod:`latentscenes.data.bounds`),
-    printed, for a dataset that states none."""
+    printed, for a dataset that states none. ``extent``: the objects' extent measured already (float or None,
+    e.g. by :func:`load_view_table` while loading), or ``"measure"`` to measure it in ``scenes``' images."""
     from latentscenes.data.bounds import derive_bounds, describe
     from latentscenes.utils.progress import console
 
-    b = derive_bounds(scenes, cfg.render.box_size)
+    b = derive_bounds(scenes, cfg.render.box_size, extent=extent)
     console.print(describe(b))
     return apply_render_defaults(cfg, b)
 
@@ -195,15 +252,26 @@ def encode_views(
 ) -> tuple[torch.Tensor, float, bool]:
     """Encode-Scene targets: ``normalize(E(x).mean)`` for every view, reusing ``cache_path`` when valid.
 
+    With ``cache_path`` the latents are written once (atomically) and returned **memory-mapped** from that file
+    (:func:`~latentscenes.training.data.load_latent_cache`), so they are not a copy in the process's heap; a cache
+    written for other views or another encoder is not used: it is said (naming the file) and encoded again.
+
     Returns:
         ``(latents [N, C, h, w] on the CPU, seconds spent encoding, whether the cache file was reused)``.
+    Raises:
+        LatentCacheError: the cache file is truncated or damaged (the message names it; delete it to re-encode).
     """
     ae = system.ae
     fp_views, fp_ae = table_fingerprint(table), _encoder_fingerprint(ae)
     if cache_path is not None:
-        cached = load_latent_cache(cache_path, fp_views, fp_ae)
+        cached = load_latent_cache(cache_path, fp_views, fp_ae, rows=len(table))
         if cached is not None:
             return cached, 0.0, True
+        if cache_path.exists():
+            from latentscenes.utils.progress import console
+
+            console.print(f"latent cache {cache_path} was written for other views or another encoder: not used, "
+                          "encoding again", markup=False, highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
     was_training = ae.training
     ae.eval()
@@ -223,6 +291,12 @@ def encode_views(
     dt = time.perf_counter() - t0
     if cache_path is not None:
         save_latent_cache(lat, cache_path, fp_views, fp_ae)
+        # The encoded copy is dropped for the file's mapping: every later use reads the same bytes, and the
+        # pages are the kernel's page cache (reclaimable) rather than this process's heap.
+        mapped = load_latent_cache(cache_path, fp_views, fp_ae, rows=len(table))
+        if mapped is None:  # the file was replaced under us: keep what was encoded
+            return lat, dt, False
+        lat = mapped
     return lat, dt, False
 
 
@@ -238,6 +312,34 @@ def _load_ckpt_into(system: LatentSystem, stage_dir: Path) -> None:
     found = existing_checkpoint_dir(stage_dir / "ckpt")
     load_shared_into(system, found / "shared.safetensors")
     load_scene_shards(system.bank, found / "scenes")
+
+
+def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) -> None:
+    """On ``--resume`` of a folder whose stages have begun, the views must be those it began with.
+
+    A stage checkpoint holds the parameters (and optimiser moments) of the scenes the folder started with, and
+    its batches were drawn from that table: resuming with other scenes (another ``--n-scenes`` /
+    ``data.n_exploit_scenes``, another dataset) or another view count would mix the two silently.
+
+    Raises:
+        RunError: naming ``out``, the scene or view counts and a few differing ids, before anything is written.
+    """
+    mp = out / "manifest.json"
+    if not mp.is_file() or not any(existing_checkpoint_dir(out / "stages" / s / "ckpt") is not None for s in stages):
+        return
+    m = read_json(mp)
+    old = m.get("scene_ids")
+    if old is not None and list(old) != list(table.scene_ids):
+        gone = [s for s in old if s not in set(table.scene_ids)][:3]
+        new = [s for s in table.scene_ids if s not in set(old)][:3]
+        raise RunError(f"{out}: --resume with other scenes than it started with ({len(old)} scenes, now "
+                       f"{len(table.scene_ids)}; missing now {gone}, new {new}); its checkpoints hold the scenes it "
+                       f"started with: resume with the same data settings (e.g. --n-scenes {len(old)}) or use "
+                       "another --out")
+    for key, now in (("n_views", table.n_source_views), ("view_copies", table.copies)):
+        if key in m and m[key] != now:
+            raise RunError(f"{out}: --resume with {now} {key.replace('_', ' ')} where it started with {m[key]}; "
+                           "resume with the same data settings or use another --out")
 
 
 def _check_out(out: Path, resume: bool, command: str) -> None:
@@ -516,23 +618,30 @@ def train_3daae(
     else:
         ae = ae.to(device)
     if scenes is None:
-        scenes, _ = load_scenes(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root)
+        # One scene loaded at a time: the table keeps pixel codes, the bounds checks the cameras (docs/scale.md).
+        table, scenes, extent, _ = load_view_table(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root,
+                                                   measure_extent=derive)
         if derive:
-            cfg = with_camera_bounds(cfg, scenes)
+            cfg = with_camera_bounds(cfg, scenes, extent)
+        check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
-    check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
-    table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+        check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
+        table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    scenes = None  # the table holds what training needs
     H, W = table.resolution
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
     table = shift_views(table, cfg.data.shift_grid, int(ae.downsample_factor))
+    if resume:
+        check_resume_scenes(out, TRAIN_STAGES, table)
     mark_folder(out, "train")
     save_config(cfg, out / "config.json")
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
         "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
-        "view_copies": table.copies, "image_size": [H, W], "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
+        "view_copies": table.copies, "image_size": [H, W], "image_storage": table.storage(),
+        "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
     }
     if resume and (out / "manifest.json").exists():
         manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
@@ -861,13 +970,17 @@ def exploit_3daae(
     device = trained.device
     ex = cfg.exploit
     if scenes is None:
-        scenes, _ = load_scenes(cfg, split, cfg.data.n_exploit_scenes, data_root)
+        # One scene loaded at a time: the table keeps pixel codes, the bounds check the cameras (docs/scale.md).
+        table, scenes, _, _ = load_view_table(cfg, split, cfg.data.n_exploit_scenes, data_root)
     else:
         scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
+        table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
     check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
-    table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+    scenes = None  # the table holds what the stages need
     table = shift_views(table, cfg.data.shift_grid, int(trained.ae.downsample_factor))
+    if resume:
+        check_resume_scenes(out, EXPLOIT_STAGES, table)
     mark_folder(out, "exploit")
     save_config(cfg, out / "config.json")
     ae = trained.ae
@@ -898,7 +1011,8 @@ def exploit_3daae(
         "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
         "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids,
         "n_views": table.n_source_views, "view_copies": table.copies,  # copies: data.shift_grid ** 2
-        "image_size": list(table.resolution), "stage_configs": {k: to_dict(v) for k, v in effective.items()},
+        "image_size": list(table.resolution), "image_storage": table.storage(),
+        "stage_configs": {k: to_dict(v) for k, v in effective.items()},
         "stages": {},
         "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
                         " the encoder is the source run's.",

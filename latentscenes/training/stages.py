@@ -390,7 +390,10 @@ def stage_losses(
         present. With ``encode_live``, ``latents`` (when given) are only the reference of the latent-scale anchor.
     """
     dev = system.device
-    x = table.images[rows].to(dev)  # [B,3,H,W] in [-1,1]
+    # [B,3,H,W] in [-1,1], decoded from the table's pixel codes only when a term compares with the images (an
+    # Encode-Scene fit on cached latents never looks at them).
+    need_images = encode_live or cfg.lambda_ae > 0 or cfg.lambda_dec > 0
+    x = table.batch_images(rows).to(dev) if need_images else None
     H, W = table.resolution
     ds = system.downsample
     out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], H // ds, W // ds, generator)
@@ -603,7 +606,7 @@ def run_stage(
         torch.cuda.reset_peak_memory_stats(dev)
     if eval_fn is not None and cfg.eval_every > 0 and start == 0:
         run_eval(0)
-    bar = _Bar(f"{stage}", n_steps, start, progress)
+    bar = _Bar(f"{stage} ({len(table.scene_ids)} scenes)", n_steps, start, progress)
     # A checkpoint that is due is written one step late, once the parameters it holds gave a finite loss on the
     # next batch: a diverging update (finite but huge parameters) shows up only there, and a checkpoint written
     # right after it would make the advised "lower the learning rates and --resume" fail again.
@@ -641,8 +644,10 @@ def run_stage(
             if logger is not None and (done_steps % max(1, cfg.log_every) == 0 or done_steps == n_steps):
                 rec = {k: sum(v) / len(v) for k, v in window.items()}
                 result.final_losses = rec
+                # eta_s: this stage's remaining steps at this session's mean step time (for runs without a bar).
+                eta = (n_steps - done_steps) * sum(step_times) / len(step_times)
                 logger.log({"event": "train", "stage": stage, "step": done_steps, "train_s": round(result.train_s, 4),
-                            "lr_factor": factor, "step_ms": round(1000 * dt, 3), **rec})
+                            "lr_factor": factor, "step_ms": round(1000 * dt, 3), "eta_s": round(eta, 1), **rec})
                 window = {}
             bar.update(done_steps, vals["total"])
             if eval_fn is not None and cfg.eval_every > 0 and done_steps % cfg.eval_every == 0 and done_steps < n_steps:

@@ -30,7 +30,7 @@ def test_lambda_ae_uses_cached_latents_with_a_frozen_encoder():
     bank_rows = system.bank.rows(table.scene_ids)[table.scene_rows[rows]]
     st = StageConfig(lambda_enc=0.0, lambda_dec=1.0, lambda_ae=1.0, lr_decoder=1e-4)
     _, terms = stage_losses(system, table, lat, rows, bank_rows, st, torch.Generator().manual_seed(0), False)
-    x = table.images[rows]
+    x = table.batch_images(rows)
     with torch.no_grad():
         want = torch.mean((system.ae.decode(system.ae.denormalize(lat[rows])) - x) ** 2)
     assert torch.allclose(terms["ae"], want, rtol=1e-4, atol=1e-6)
@@ -103,16 +103,21 @@ def test_shift_views_moves_the_principal_point_with_the_image():
     img = torch.rand(2, 3, 16, 16) * 2 - 1
     K = torch.tensor([[1.2, 0.0, 0.5], [0.0, 1.1, 0.45], [0.0, 0.0, 1.0]]).repeat(2, 1, 1)
     c2w = torch.eye(4).repeat(2, 1, 1)
-    table = ViewTable(["a", "b"], img, c2w, K, torch.tensor([0, 1]))
+    table = ViewTable.from_images(["a", "b"], (img + 1) / 2, c2w, K, torch.tensor([0, 1]))
+    img = table.batch_images(torch.arange(2))  # the table's model-space images ((x + 1) / 2 * 2 - 1 rounds)
     s = shift_views(table, 2, 8)
-    assert len(s) == 8 and s.scene_rows.tolist() == [0, 1] * 4 and torch.equal(s.images[:2], img)
+    images = s.batch_images(torch.arange(len(s)))
+    assert len(s) == 8 and s.scene_rows.tolist() == [0, 1] * 4 and torch.equal(images[:2], img)
+    assert s.codes is table.codes  # the copies are cut per batch from the same codes, not stored
     o0, d0 = generate_rays(c2w[:1], K[:1], 16, 16)
     for copy, (ox, oy) in enumerate([(4, 0), (0, 4), (4, 4)], start=1):
         row = 2 * copy
         _, d = generate_rays(s.c2w[row : row + 1], s.K[row : row + 1], 16, 16)
         # pixel (i, j) of the copy is pixel (i + oy, j + ox) of the original, seen along the same ray
         assert torch.allclose(d.reshape(16, 16, 3)[: 16 - oy, : 16 - ox], d0.reshape(16, 16, 3)[oy:, ox:], atol=1e-6)
-        assert torch.equal(s.images[row][:, : 16 - oy, : 16 - ox], img[0][:, oy:, ox:])
+        assert torch.equal(images[row][:, : 16 - oy, : 16 - ox], img[0][:, oy:, ox:])
+        # the uncovered right / bottom border repeats the edge pixels
+        assert torch.equal(images[row][:, : 16 - oy, 16 - ox :], img[0][:, oy:, 15:].expand(-1, -1, ox))
     assert shift_views(table, 1) is table
     with pytest.raises(ValueError, match="divide"):
         shift_views(table, 3, 8)

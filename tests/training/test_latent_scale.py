@@ -25,7 +25,7 @@ from helpers_3daae import small_config, sphere_scenes
 
 def _latent_std(system, table) -> float:
     with torch.no_grad():
-        z = system.ae.normalize(system.ae.encode_distribution(table.images).mean)
+        z = system.ae.normalize(system.ae.encode_distribution(table.batch_images(torch.arange(len(table)))).mean)
     return float(z.flatten(2).std(-1).mean())
 
 
