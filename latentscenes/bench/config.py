@@ -19,13 +19,15 @@ was trained on (``data/fg128``: 24 train + 8 held-out views per scene rendered a
     (the whole exploit split of ``data/fg128``) + 4 re-learned train scenes of the package, for Ours, Ours-No-Prior
     and the plain-AE ablation (~8-9 min each: the demo measured 427 s for 20 scenes with the package);
   * the plain-AE ablation repeats the package's warm-up (3,000 steps on its 40 train scenes, one view per latent
-    grid, base autoencoder, no joint stage): ~6-11 min (665 s at 1 thread when the package was made);
+    grid, base autoencoder, no joint stage): ~4-11 min (665 s at 1 thread on a shared machine when the package
+    was made; the cpu-own run did 1,500 warm-up steps in 110 s at 2 threads);
   * Ours-Micro / Ours-Macro are not run (a fair comparison needs two more packages; ``cpu-own`` runs them);
   * Tri-Planes (RGB) and Tri-Planes-Macro (RGB) at the baseline's ``tiny-cpu`` settings (random batches of
     1 024 rays) but 800 steps per scene instead of 400, so that the baseline is near its plateau (Fig. 6 shows
     it), on 4 exploit + 2 train scenes (~10-11 min each: 594 s and 688 s measured in the 2026-12-01 run);
   * fidelity diagnosis (AE ceilings, consistency probe of 8 scenes with 600 view-updates each, twice) ~5 min;
-    evaluation, render timing and data loading: ~3 min. Total about 60-70 min on an otherwise idle machine.
+    evaluation, render timing and data loading: ~3 min. Total about 1 h (55-70 min) on an otherwise idle machine
+    (estimated from phases measured in earlier runs, not from a run of this preset).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
