@@ -108,6 +108,7 @@ def table1_markdown(r: dict) -> str:
         f"Entry costs: t_EC = t_warmup + t_train = {_min(tm['t_warmup'])} + {_min(tm['t_train'])} = "
         f"**{_min(tm['t_ec'])} min**; t_exploit + t_exploit_ft = {_min(tm['t_exploit'])} + {_min(tm['t_exploit_ft'])} min "
         f"for N_exploit = {n}.",
+        *_entry_cost_lines(ours.get("entry_cost")),
         f"m_EC = m_E + m_D + m_B (+ shared MLP etc.) = {_mb(mm['m_e'])} + {_mb(mm['m_d'])} + {_mb(mm['m_b'])} "
         f"(+ {_mb(mm['m_shared_other'])}) = **{_mb(mm['m_ec'])} MB**; per scene m_T + m_W = "
         f"{_mb(mm['m_t'] / n)} + {_mb(mm['m_w'] / n)} MB.",
@@ -121,6 +122,16 @@ def table1_markdown(r: dict) -> str:
         else "Break-even: never (the measured t_scene of ours is not below the baseline's)."
     )
     return "\n".join(parts)
+
+
+def _entry_cost_lines(ec: dict | None) -> list[str]:
+    """Where t_EC came from when Ours is a pre-trained 3Da-AE (``table1.ours.entry_cost``); none otherwise."""
+    if not ec:
+        return []
+    parts = ", ".join(f"{k} from {v}" for k, v in (ec.get("from") or {}).items())
+    where = "" if str(ec.get("pretrained")) == str(ec.get("package")) else f" ({ec.get('package')})"
+    return [f"t_EC is the pre-trained 3Da-AE `{ec.get('pretrained')}`'s{where} entry cost, "
+            f"{ec.get('note')}: {parts}."]
 
 
 def table2_markdown(r: dict) -> str:
@@ -148,6 +159,9 @@ def table2_markdown(r: dict) -> str:
     )
     ae = r["table2"].get("ae_upper_bound")
     lines = ["\n".join(rows), "", note]
+    skipped = r.get("skipped_methods") or {}
+    if skipped:  # one line: the same reason for every method left out
+        lines.append(f"Not run: {', '.join(skipped)}: {next(iter(skipped.values()))}.")
     by_key = {row["key"]: row for row in r["table2"]["rows"]}
     ours, rgb = by_key.get("ours"), by_key.get("rgb")
     if ours and rgb:
@@ -220,6 +234,18 @@ def fig7_markdown(r: dict) -> str:
     return "\n".join(rows)
 
 
+def _pretrained_lines(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    src = p.get("source") or {}
+    where = "" if str(p.get("spec")) == str(p.get("path")) else f"{p.get('path')}; "
+    return [f"- Ours = the pre-trained 3Da-AE `{p.get('spec')}` ({where}weights sha256 "
+            f"{str(p.get('sha256_shared'))[:12]}, from stage `{src.get('stage')}` of `{src.get('run')}`), trained on "
+            f"{len(p.get('train_scene_ids') or [])} scenes of the train split, not trained in this benchmark; the "
+            f"plain-AE ablation repeats its warm-up ({(p.get('plain_ae_warmup') or {}).get('stage', {}).get('steps')} "
+            f"steps, data.shift_grid {(p.get('plain_ae_warmup') or {}).get('shift_grid')}) on those scenes."]
+
+
 def summary_markdown(r: dict) -> str:
     cfg = r.get("config", {})
     data = r.get("data", {})
@@ -236,6 +262,7 @@ def summary_markdown(r: dict) -> str:
         f"- `{data.get('root')}` at {data.get('resolution')} px; train scenes {data.get('n_train')}, exploit scenes "
         f"{data.get('n_exploit')}, RGB baseline scenes {data.get('n_rgb')}; held-out views per scene "
         f"{data.get('test_views_per_scene')}.",
+        *_pretrained_lines(r.get("pretrained")),
         "",
         "## Table 1: costs per scene (Eq. 8-11)",
         table1_markdown(r),

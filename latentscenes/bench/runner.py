@@ -10,6 +10,11 @@ Order of work (docs/benchmark.md gives the protocol):
   5. render latency at 128x128 (no autograd) for ours and Tri-Planes (RGB) on the same views;
   6. bytes read back from the saved safetensors files; Eq. 8-11 (:mod:`latentscenes.bench.accounting`).
 
+With ``cfg.pretrained`` (a pre-trained 3Da-AE, e.g. the shipped one; docs/benchmark.md) step 3 trains no 3Da-AE for
+Ours: its run folder is the package, Table 1 charges the entry cost its manifest records
+(:mod:`latentscenes.bench.pretrained`), the plain-AE ablation repeats the package's warm-up on the package's
+training scenes, and Ours-Micro / Ours-Macro are not run (the results say so).
+
 The times entering Table 1 are the stages' own optimisation clocks (``StageResult.train_s``, and the RGB fit's
 per-scene clock): evaluation callbacks and checkpoint writes are excluded on both sides; the encoding of the
 Encode-Scene targets (``latent_cache_s``) is included, because only our method pays for it.
@@ -31,6 +36,7 @@ import torch
 from latentscenes.bench import accounting as acc
 from latentscenes.bench.config import ALL_METHODS, BenchConfig
 from latentscenes.bench.machine import Phase, machine_info
+from latentscenes.bench.pretrained import BenchPackage, load_package, package_entry_cost, warmup_recipe
 from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
 from latentscenes.config import ConfigError, apply_overrides, from_dict, get_preset, save_config, to_dict
@@ -45,22 +51,56 @@ RGB_METHODS = ("rgb", "rgb-macro")
 
 
 # ============================================================================================ configs
-def pipeline_config(cfg: BenchConfig, device: torch.device):
+#: ``pipeline_overrides`` refused with a pre-trained 3Da-AE: they describe a training the benchmark does not run
+#: (the package's autoencoder, warm-up and joint stage are fixed; the plain-AE ablation repeats its warm-up).
+PACKAGE_FIXED_KEYS = ("ae.", "warmup.", "joint.")
+
+
+def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: BenchPackage | None = None):
     """The :class:`PipelineConfig` of "Ours" for this benchmark (preset + overrides + the bench's settings).
 
-    Checkpoints are written only at the end of each stage (``checkpoint_every = 0``): the RGB baseline writes
-    none while fitting, and the times used exclude checkpoint writes anyway.
+    With ``cfg.pretrained``: the package's saved config (its sizes match its weights; its data settings, e.g.
+    ``data.shift_grid``, and exploit recipe are kept) + ``cfg.pipeline_overrides`` + the bench's settings, at
+    the package's image size. Checkpoints are written only at the end of each stage (``checkpoint_every = 0``):
+    the RGB baseline writes none while fitting, and the times used exclude checkpoint writes anyway.
+
+    Args:
+        package: the already-read package of ``cfg.pretrained`` (read here when None).
+    Raises:
+        ConfigError: with a package, ``cfg.resolution`` (or an override) differs from the package's image size,
+            or an override of ``ae.*`` / ``warmup.*`` / ``joint.*``.
     """
     from latentscenes.training.config import PipelineConfig
 
-    p = apply_overrides(get_preset(PipelineConfig, cfg.pipeline_preset), cfg.pipeline_overrides)
-    data = dataclasses.replace(
-        p.data,
-        resolution=cfg.resolution if cfg.resolution is not None else p.data.resolution,
-        n_train_scenes=cfg.n_train_scenes,
-        n_exploit_scenes=None,
-        max_views=None,  # the benchmark selects the train views itself (same views for every method)
-    )
+    if cfg.pretrained:
+        pkg = package or load_package(cfg.pretrained)
+        fixed = [ov for ov in cfg.pipeline_overrides if ov.split("=", 1)[0].strip().startswith(PACKAGE_FIXED_KEYS)]
+        if fixed:
+            raise ConfigError(
+                f"pipeline_overrides {fixed} cannot apply with pretrained={cfg.pretrained!r}: the package fixes the "
+                "autoencoder, the warm-up and the joint stage (set pretrained=null to train a 3Da-AE in the benchmark)"
+            )
+        p = apply_overrides(dataclasses.replace(pkg.config), cfg.pipeline_overrides)
+        size = pkg.image_size
+        for what, res in (("the benchmark's resolution", cfg.resolution), ("pipeline_overrides' data.resolution", p.data.resolution)):
+            if res is not None and int(res) != size:
+                raise ConfigError(
+                    f"{what} is {res} px but the pre-trained 3Da-AE {cfg.pretrained!r} ({pkg.path}) was trained on "
+                    f"{size} px images: its latents are {size // 8}x{size // 8}; set resolution={size} (or null)"
+                )
+        data = dataclasses.replace(
+            p.data, path=None, resolution=size, n_train_scenes=len(pkg.train_scene_ids), n_exploit_scenes=None,
+            max_views=None,
+        )
+    else:
+        p = apply_overrides(get_preset(PipelineConfig, cfg.pipeline_preset), cfg.pipeline_overrides)
+        data = dataclasses.replace(
+            p.data,
+            resolution=cfg.resolution if cfg.resolution is not None else p.data.resolution,
+            n_train_scenes=cfg.n_train_scenes,
+            n_exploit_scenes=None,
+            max_views=None,  # the benchmark selects the train views itself (same views for every method)
+        )
     stages = {k: dataclasses.replace(getattr(p, k), checkpoint_every=0, eval_every=0) for k in ("warmup", "joint")}
     ex = dataclasses.replace(
         p.exploit,
@@ -89,6 +129,19 @@ def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int =
     ft = stage(ex.finetune, cfg.finetune_view_updates_per_scene)
     ex = dataclasses.replace(ex, fit=fit, finetune=ft, finetune_decoder=ex.finetune_decoder and ft.steps > 0)
     return dataclasses.replace(pcfg, exploit=ex)
+
+
+def package_plain_ae_config(pcfg, recipe: dict):
+    """The plain-AE ablation's training config with a pre-trained 3Da-AE: the package's warm-up as it ran
+    (:func:`latentscenes.bench.pretrained.warmup_recipe`: stage settings, ``data.shift_grid``, its training
+    scenes) with the base autoencoder (``pcfg.ae``, the package's saved one) and no joint stage. Checkpoints and
+    evaluations at the stage's end only, as every stage of the benchmark."""
+    warm = dataclasses.replace(recipe["warmup"], checkpoint_every=0, eval_every=0)
+    return dataclasses.replace(
+        pcfg, warmup=warm, joint=dataclasses.replace(pcfg.joint, steps=0, epochs=None),
+        data=dataclasses.replace(pcfg.data, shift_grid=int(recipe["shift_grid"]),
+                                 n_train_scenes=len(recipe["train_scene_ids"])),
+    )
 
 
 def variant_config(pcfg, method: str):
@@ -150,17 +203,44 @@ def preflight_autoencoder(pcfg, device: torch.device) -> None:
 
 
 # ============================================================================================ data
-def load_bench_scenes(cfg: BenchConfig, pcfg, root: Path) -> tuple[list[SceneViews], list[SceneViews], dict]:
-    """Train and exploit scenes (N of each split, evenly spread over its sorted ids) at the pipeline's image size."""
+def load_bench_scenes(cfg: BenchConfig, pcfg, root: Path, train_ids: Sequence[str] | None = None
+                      ) -> tuple[list[SceneViews], list[SceneViews], dict]:
+    """Train and exploit scenes (N of each split, evenly spread over its sorted ids) at the pipeline's image size.
+
+    Args:
+        train_ids: the train scenes to load instead of ``cfg.n_train_scenes`` spread over the split (a
+            pre-trained 3Da-AE's ``train_scene_ids``, in that order); each must be in the train split.
+    Raises:
+        DatasetError: too few scenes; ``train_ids`` missing from the train split; exploit scenes that are also
+            train scenes (the exploit scenes must never have been seen in training).
+    """
     from latentscenes.data import MultiSceneDataset
 
     ds = MultiSceneDataset(root, resolution=pcfg.data.resolution)
-    train_ids = spread_ids(ds.split_scene_ids(pcfg.data.train_split), cfg.n_train_scenes)
+    split_train = ds.split_scene_ids(pcfg.data.train_split)
+    if train_ids is None:
+        train_ids = spread_ids(split_train, cfg.n_train_scenes)
+        n_train = cfg.n_train_scenes
+    else:
+        train_ids, n_train = list(train_ids), len(train_ids)
+        missing = [i for i in train_ids if i not in set(split_train)]
+        if missing:
+            raise DatasetError(
+                f"{root}: {len(missing)} of the pre-trained 3Da-AE's {len(train_ids)} training scenes are not in the "
+                f"dataset's {pcfg.data.train_split!r} split (e.g. {missing[:3]}); benchmark it on the data it was "
+                "trained on (the cpu preset's data/fg128)"
+            )
     exploit_ids = spread_ids(ds.split_scene_ids(pcfg.data.exploit_split), cfg.n_exploit_scenes)
-    if len(train_ids) < cfg.n_train_scenes or len(exploit_ids) < cfg.n_exploit_scenes:
+    if len(train_ids) < n_train or len(exploit_ids) < cfg.n_exploit_scenes:
         raise DatasetError(
-            f"{root}: the benchmark needs {cfg.n_train_scenes} train and {cfg.n_exploit_scenes} exploit scenes, "
+            f"{root}: the benchmark needs {n_train} train and {cfg.n_exploit_scenes} exploit scenes, "
             f"the dataset has {len(train_ids)} / {len(exploit_ids)} (lower n_train_scenes / n_exploit_scenes)"
+        )
+    seen = sorted(set(exploit_ids) & set(train_ids))
+    if seen:
+        raise DatasetError(
+            f"{root}: {len(seen)} exploit scene(s) are also training scenes of the 3Da-AE (e.g. {seen[:3]}); the "
+            f"{pcfg.data.exploit_split!r} split must hold scenes never seen in training"
         )
     defaults = dict(getattr(ds, "render_defaults", None) or {})
     return [_keep_train_views(ds.load(i), cfg.max_train_views) for i in train_ids], [
@@ -508,6 +588,19 @@ def run_benchmark(
     if unknown:
         raise ConfigError(f"unknown benchmark method(s) {sorted(unknown)}; known: {list(ALL_METHODS)}")
     methods = [m for m in ALL_METHODS if m in set(cfg.methods) | {"ours", "rgb"}]
+    # A pre-trained 3Da-AE as Ours: read and checked (weights, image size, overrides) before anything is written.
+    device = pick_device(cfg.device)
+    pkg = load_package(cfg.pretrained) if cfg.pretrained else None
+    pcfg = pipeline_config(cfg, device, pkg)
+    skipped: dict[str, str] = {}
+    if pkg is not None:
+        # Ours-Micro / Ours-Macro train their own 3Da-AE with another plane layout: compared with a package they
+        # would differ in the recipe too (and be charged their training while Ours is not); two more packages
+        # trained like this one would be needed.
+        why = (f"with pretrained={cfg.pretrained!r} a fair comparison needs two more packages trained with the same "
+               "recipe and F_mic = F / F_mac = F (preset cpu-own trains all three 3Da-AEs in the benchmark)")
+        skipped = {m: why for m in ("ours-micro", "ours-macro") if m in methods}
+        methods = [m for m in methods if m not in skipped]
     out_dir = Path(out_dir)
     check_out_folder(out_dir, "bench", replaces_own=True)  # its runs/ is removed below: never another's
     mark_folder(out_dir, "bench")
@@ -516,7 +609,6 @@ def run_benchmark(
         shutil.rmtree(runs)  # a fresh benchmark: stale runs of an earlier one must not be mixed in
     runs.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.json")  # rerun exactly with --config OUT/config.json
-    device = pick_device(cfg.device)
     if device.type == "cpu":
         set_cpu_threads()
     seed_everything(cfg.seed)
@@ -527,16 +619,38 @@ def run_benchmark(
     from latentscenes.training.pipeline import apply_render_defaults, exploit_3daae, exploit_config, train_3daae
     from latentscenes.training.rgb_baseline import fit_rgb_scenes
 
-    pcfg = pipeline_config(cfg, device)
-    preflight_autoencoder(pcfg, device)
+    preflight_autoencoder(pcfg, device)  # the base autoencoder (with a package: its plain-AE ablation's)
+    recipe = warmup_recipe(pkg) if pkg is not None else None
+    entry = package_entry_cost(pkg) if pkg is not None else None
     with Phase("load data", device) as ph_load:
-        train_scenes, exploit_scenes, defaults = load_bench_scenes(cfg, pcfg, Path(data_root))
-    pcfg = apply_render_defaults(pcfg, defaults)
+        train_scenes, exploit_scenes, defaults = load_bench_scenes(
+            cfg, pcfg, Path(data_root), train_ids=pkg.train_scene_ids if pkg is not None else None)
+    notes: list[str] = []
+    if pkg is None:
+        pcfg = apply_render_defaults(pcfg, defaults)
+    else:
+        # The package's MLP and planes learned with its own near/far/box: it keeps them (exploit_3daae does too),
+        # and so do the RGB baselines (same renderer for every method). Exploit refuses cameras that cannot see
+        # the box with them.
+        differ = {k: (getattr(pcfg.render, k), defaults[k]) for k in ("near", "far", "box_size")
+                  if defaults.get(k) is not None and float(defaults[k]) != float(getattr(pcfg.render, k))}
+        if differ:
+            notes.append(f"the dataset records other render bounds than the pre-trained 3Da-AE (package, dataset): "
+                         f"{differ}; every method renders with the package's")
+        # The plain-AE ablation's warm-up must see the views the package's did (max_train_views, another build).
+        n_views = sum(len(s.view_indices("train")) for s in train_scenes)
+        if pkg.manifest.get("n_views") is not None and n_views != int(pkg.manifest["n_views"]):
+            notes.append(f"the package's training scenes have {n_views} train views here, its warm-up used "
+                         f"{pkg.manifest['n_views']}: the plain-AE ablation does not see the same views")
     by_id = {s.scene_id: s for s in train_scenes + exploit_scenes}
     for s in by_id.values():
         if not s.view_indices("test"):
             raise DatasetError(f"scene {s.scene_id!r} has no held-out (test) views to evaluate on")
-    relearn = train_scenes[: cfg.n_train_relearn]
+    if pkg is None:
+        relearn = train_scenes[: cfg.n_train_relearn]
+    else:
+        # Evenly spread over the package's training scenes (as the train split is for a benchmark that trains).
+        relearn = [by_id[i] for i in spread_ids(pkg.train_scene_ids, cfg.n_train_relearn)]
     rgb_ids = {
         "exploit": [s.scene_id for s in exploit_scenes[: cfg.n_rgb_exploit]],
         "train": [s.scene_id for s in relearn[: cfg.n_rgb_train]],
@@ -544,7 +658,6 @@ def run_benchmark(
     rgb_scenes = [by_id[i] for i in rgb_ids["exploit"] + rgb_ids["train"]]
     curve_scenes = [by_id[i] for i in rgb_ids["exploit"][: max(1, cfg.curve_scenes)]]
     phases: dict[str, dict] = {"load data": ph_load.record.to_dict()}
-    notes: list[str] = []
     stage_results: dict[str, Any] = {}
     evaluations: dict[str, dict] = {}
     groups = {"train": [s.scene_id for s in relearn], "exploit": [s.scene_id for s in exploit_scenes]}
@@ -583,7 +696,10 @@ def run_benchmark(
     exploited: dict[str, Path] = {}
 
     def train(method: str) -> Path:
-        vcfg = variant_config(pcfg, method)
+        if pkg is not None and method == "plain-ae":
+            vcfg = package_plain_ae_config(pcfg, recipe)  # the package's warm-up, base autoencoder, no joint stage
+        else:
+            vcfg = variant_config(pcfg, method)
         run_dir = runs / method / "train"
         console.print(f"[bold]{method}[/bold]: 3Da-AE training on {len(train_scenes)} scenes")
         with Phase(f"{method}/train", device) as ph:
@@ -630,7 +746,12 @@ def run_benchmark(
 
     latent_models: dict[str, list] = {}
     for m in [x for x in methods if x in LATENT_METHODS]:
-        if m == "ours-no-prior":
+        if m == "ours" and pkg is not None:
+            run_dir = pkg.path  # not trained here: Table 1 charges the entry cost its manifest records
+            trained[m] = run_dir
+            console.print(f"[bold]ours[/bold]: the pre-trained 3Da-AE {cfg.pretrained!r} ({run_dir}), entry cost "
+                          f"{entry['t_ec_s'] / 60:.1f} min as measured when it was made")
+        elif m == "ours-no-prior":
             run_dir = trained["ours"]
         else:
             run_dir = train(m)
@@ -650,10 +771,17 @@ def run_benchmark(
     phases["diagnosis"] = ph.record.to_dict()
 
     # ------------------------------------------------------------------ Table 1 parts
-    tr = stage_results["ours/train"]
     ex = stage_results["ours/exploit"]
-    t_warm = tr["latent_cache_s"] + tr["stages"]["warmup"]["train_s"]
-    t_joint = tr["stages"]["joint"]["train_s"]
+    if pkg is None:
+        tr = stage_results["ours/train"]
+        t_warm = tr["latent_cache_s"] + tr["stages"]["warmup"]["train_s"]
+        t_joint = tr["stages"]["joint"]["train_s"]
+        ec_bytes, ec_stages = tr["bytes"], tr["stages"]
+    else:
+        # Eq. 9's t_EC as the package's manifest records it (measured when it was made; package_entry_cost)
+        t_warm, t_joint = entry["t_warmup_s"], entry["t_train_s"]
+        ec_bytes = pkg.manifest.get("bytes") or {}
+        ec_stages = {k: v for k, v in (pkg.manifest.get("stages") or {}).items() if isinstance(v, dict)}
     t_fit = ex["latent_cache_s"] + ex["stages"]["exploit_fit"]["train_s"]
     t_ft = ex["stages"].get("exploit_finetune", {}).get("train_s", 0.0)
     ours_bytes = latent_bytes(trained["ours"], exploited["ours"])
@@ -665,7 +793,7 @@ def run_benchmark(
         "global_planes_bytes_match": ours_bytes["m_b"] == mb["global_planes"],
         "mlp_bytes_match": ours_bytes["mlp"] == mb["mlp"],
         "per_scene_bytes_match": ours_bytes["m_t"] + ours_bytes["m_w"] == n_ex * mb["per_scene"],
-        "encoder_bytes_match": ours_bytes["m_e"] == tr["bytes"]["encoder"],
+        "encoder_bytes_match": ours_bytes["m_e"] == ec_bytes.get("encoder"),
     }
     if not all(checks.values()):
         notes.append(f"byte cross-check failed (files vs live tensors): {checks}")
@@ -674,11 +802,17 @@ def run_benchmark(
     timing_scenes = [by_id[i] for i in rgb_ids["exploit"]]
     render_ours = time_renders(ours_model, timing_scenes, cfg.render_resolution, cfg.render_views, cfg.render_repeats, device)
     render_rgb = time_renders(rgb_model, timing_scenes, cfg.render_resolution, cfg.render_views, cfg.render_repeats, device)
-    ours_peak = max(phases[k]["rss_peak_bytes"] for k in ("ours/train", "ours/exploit"))
+    ours_phases = [k for k in ("ours/train", "ours/exploit") if k in phases]
+    ours_peak = max(phases[k]["rss_peak_bytes"] for k in ours_phases)
+    if pkg is not None:
+        # the package's training needed memory too: its stages' recorded peak RSS (ru_maxrss of the run that made it)
+        pkg_rss = [int(float(s_.get("peak_rss_mb") or 0.0) * 2**20) for s_ in ec_stages.values()]
+        ours_peak = max([ours_peak] + pkg_rss)
     # run_stage resets the CUDA peak at each stage start: take the stages' own peaks too
-    ours_gpu = [phases[k]["gpu_peak_bytes"] for k in ("ours/train", "ours/exploit") if phases[k]["gpu_peak_bytes"] is not None]
+    ours_gpu = [phases[k]["gpu_peak_bytes"] for k in ours_phases if phases[k]["gpu_peak_bytes"] is not None]
     if ours_gpu:
-        ours_gpu += [int(s_["cuda_peak_mb"] * 2**20) for r_ in (tr, ex) for s_ in r_["stages"].values()]
+        ours_gpu += [int((s_.get("cuda_peak_mb") or 0.0) * 2**20)
+                     for s_ in list(ec_stages.values()) + list(ex["stages"].values())]
     rgb_res = rgb_results["rgb"]
     rb = rgb_bytes(runs / "rgb", rgb_res)
     table1 = build_table1(
@@ -702,11 +836,13 @@ def run_benchmark(
     rgb_cpu = [r_.get("cpu_time_s") for r_ in rgb_res["scenes"]]
     table1["cpu_time"] = {
         "ours_t_scene_cpu_s": (ex_ph["cpu_s"] - ex_ph["extra"].get("eval_cpu_s", 0.0)) / n_ex,
-        "ours_t_ec_cpu_s": phases["ours/train"]["cpu_s"],
+        # a package records the wall time of its training only
+        "ours_t_ec_cpu_s": phases["ours/train"]["cpu_s"] if "ours/train" in phases else None,
         "rgb_t_scene_cpu_s": (sum(rgb_cpu) / len(rgb_cpu)) if rgb_cpu and None not in rgb_cpu else None,
-        "note": "process CPU seconds (all threads); ours' figures include set-up and checkpoint writes (upper bound)",
+        "note": "process CPU seconds (all threads); ours' figures include set-up and checkpoint writes (upper bound)"
+                + ("; the pre-trained 3Da-AE's CPU time is not recorded, so no CPU-time t_scene_eff" if pkg else ""),
     }
-    if table1["cpu_time"]["rgb_t_scene_cpu_s"]:
+    if table1["cpu_time"]["rgb_t_scene_cpu_s"] and table1["cpu_time"]["ours_t_ec_cpu_s"] is not None:
         c = table1["cpu_time"]
         c["ours_t_scene_eff_ref_cpu_s"] = acc.effective_time_per_scene(c["ours_t_ec_cpu_s"], c["ours_t_scene_cpu_s"], cfg.n_ref)
         c["t_scene_eff_ref_change"] = acc.relative_change(c["ours_t_scene_eff_ref_cpu_s"], c["rgb_t_scene_cpu_s"])
@@ -714,7 +850,11 @@ def run_benchmark(
     table2_checks = {"rgb_fit_vs_shared_eval_max_psnr_diff_db": rgb_psnr_check}
     table1["ours"]["bytes_files"] = ours_bytes["files"]
     table1["rgb"]["bytes_files"] = rb["files"]
-    table1["ours"]["peak_rss_delta_bytes"] = max(phases[k]["rss_peak_delta_bytes"] for k in ("ours/train", "ours/exploit"))
+    table1["ours"]["peak_rss_delta_bytes"] = max(phases[k]["rss_peak_delta_bytes"] for k in ours_phases)
+    if pkg is not None:
+        table1["ours"]["entry_cost"] = {**entry, "package": str(pkg.path), "pretrained": cfg.pretrained}
+        table1["ours"]["peak_rss_note"] = ("max of the exploit phase's peak and the pre-trained 3Da-AE's stages' "
+                                           "recorded peak RSS (manifest stages.*.peak_rss_mb)")
     table1["rgb"]["peak_rss_delta_bytes"] = phases["rgb/fit"]["rss_peak_delta_bytes"]
 
     # ------------------------------------------------------------------ time to quality, Fig. 7
@@ -746,7 +886,22 @@ def run_benchmark(
             f"resumed benchmark: {len(resumed)} phases were reused from an earlier session ({', '.join(resumed)}); "
             "their times come from their saved results, their memory figures are not of this process"
         )
-    if cfg.name == "cpu":
+    if pkg is not None:
+        notes.append(
+            f"ours is the pre-trained 3Da-AE {cfg.pretrained!r} ({pkg.path}; weights sha256 {pkg.shared_sha256[:12]}), not "
+            f"trained here: t_EC = {entry['t_ec_s'] / 60:.2f} min is its manifest's entry cost, {entry['note']}"
+        )
+        notes.append(
+            f"plain-ae repeats the package's warm-up ({recipe['warmup'].steps} steps, data.shift_grid "
+            f"{recipe['shift_grid']}) on its {len(pkg.train_scene_ids)} training scenes with the base autoencoder, "
+            "no joint stage; then the same exploit recipe"
+        )
+        notes.extend(recipe["notes"])
+        if entry["sum_matches_entry_cost"] is False:
+            notes.append(f"the package's stage times do not add up to its entry_cost_s ({entry['entry_cost_s']:.1f} s)")
+    if skipped:
+        notes.append(f"not run: {', '.join(skipped)}: {next(iter(skipped.values()))}")
+    if cfg.name in ("cpu", "cpu-own"):
         notes.append(
             "cpu preset: tiny sizes (pipeline preset 'tiny-cpu'); absolute PSNRs are capped by the small "
             "autoencoder's reconstruction PSNR (Table 2 upper bound); compare ratios, not absolute values."
@@ -768,6 +923,15 @@ def run_benchmark(
         "machine": info,
         "config": to_dict(cfg),
         "pipeline_config": to_dict(pcfg),
+        "pretrained": None if pkg is None else {
+            "spec": cfg.pretrained, "path": str(pkg.path), "manifest_sha256": pkg.manifest_sha256,
+            "sha256_shared": pkg.shared_sha256, "source": pkg.manifest.get("source"),
+            "train_scene_ids": pkg.train_scene_ids, "image_size": pkg.image_size,
+            "entry_cost": entry,
+            "plain_ae_warmup": {"stage": to_dict(recipe["warmup"]), "shift_grid": recipe["shift_grid"],
+                                "from": recipe["from"]},
+        },
+        "skipped_methods": skipped,
         "rgb_config": {m: r["config"] for m, r in rgb_results.items()},
         "data": {
             "root": str(data_root),

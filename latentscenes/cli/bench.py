@@ -1,9 +1,10 @@
 """``latentscenes bench``: the paper's cost and quality tables (Tables 1-2, Fig. 6-7), measured in one run.
 
-Example (2-core CPU, < 60 min)::
+Example (2-core CPU, about 1 h; the shipped pre-trained 3Da-AE against Tri-Planes (RGB))::
 
-    latentscenes bench --preset cpu --out reports/bench-cpu     # builds (or reuses) the FlightGear subset
-    latentscenes bench --preset cpu --data data/flightgear --out reports/bench-cpu
+    latentscenes bench --preset cpu --out reports/bench-cpu     # builds (or reuses) data/fg128, its training data
+    latentscenes bench --preset cpu --data data/fg128 --out reports/bench-cpu
+    latentscenes bench --preset cpu-own --out reports/bench-cpu-own   # trains its own 3Da-AEs (< 60 min)
 
 Writes ``OUT/results.json`` (machine, versions, config, every figure), ``OUT/summary.md`` and PNG plots.
 The protocol is in docs/benchmark.md.
@@ -22,15 +23,24 @@ from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
 
 
 def default_bench_data(cfg) -> Path:
-    """Build (or reuse, or grow) the FlightGear subset that ``cfg`` needs, in the folder ``demo`` uses."""
+    """Build (or reuse, or grow) the FlightGear subset that ``cfg`` needs: in ``cfg.build_dir`` (default the folder
+    ``demo`` uses, ``data/flightgear-demo-<res>``) at ``cfg.build_resolution`` (default the benchmark's image size).
+
+    With ``cfg.pretrained`` the subset must also hold the package's training scenes: the ``cpu`` preset builds (or
+    reuses) exactly the shipped package's data, ``data/fg128`` (scripts/ship_3daae.sh step 1). The builder's
+    deterministic subsets share their instances and splits, so those scenes are in it; the benchmark checks it.
+    """
+    from latentscenes.bench.pretrained import load_package
     from latentscenes.bench.runner import pipeline_config
     from latentscenes.data.subsets import default_subset_dir, ensure_flightgear_subset
     from latentscenes.utils.progress import console
 
     res = pipeline_config(cfg, "cpu").data.resolution
-    root = default_subset_dir(res)
-    ensure_flightgear_subset(root, cfg.n_train_scenes, cfg.n_exploit_scenes, views=cfg.build_views,
-                             test_views=cfg.build_test_views, resolution=res, seed=0, log=console.print)
+    root = Path(cfg.build_dir) if cfg.build_dir else default_subset_dir(res)
+    n_train = len(load_package(cfg.pretrained).train_scene_ids) if cfg.pretrained else cfg.n_train_scenes
+    ensure_flightgear_subset(root, n_train, cfg.n_exploit_scenes, views=cfg.build_views,
+                             test_views=cfg.build_test_views, resolution=cfg.build_resolution or res, seed=0,
+                             log=console.print)
     return root
 
 
@@ -39,7 +49,8 @@ def register(app: typer.Typer) -> None:
     def bench(
         data: Optional[Path] = typer.Option(
             None, "--data", help="Multi-scene dataset root (with train / exploit scene splits). Default: build or "
-            "reuse the built-in FlightGear subset data/flightgear-demo-<res> (shared with `latentscenes demo`)."),
+            "reuse the preset's built-in FlightGear subset (cpu: data/fg128, the shipped 3Da-AE's data; others: "
+            "data/flightgear-demo-<res>, shared with `latentscenes demo`)."),
         out: Path = typer.Option(Path("reports/bench"), "--out", help="Output folder for results.json, summary.md and the plots."),
         preset: Optional[str] = PRESET_OPT,
         config: Optional[Path] = CONFIG_OPT,
@@ -54,7 +65,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Benchmark ours vs Tri-Planes (RGB) on the same scenes, views and machine: Tables 1-2, Fig. 6-7.
 
-        Presets: ``cpu`` (2-core CPU, under 60 minutes), ``paper`` (paper sizes, for a GPU), ``test`` (seconds).
+        Presets: ``cpu`` (2-core CPU, about 1 h: the shipped pre-trained 3Da-AE), ``cpu-own`` (2-core CPU, under
+        60 minutes, 3Da-AEs trained in the benchmark), ``paper`` (paper sizes, for a GPU), ``test`` (seconds).
         """
         from latentscenes.bench.config import BenchConfig
         from latentscenes.config import resolve_config
@@ -71,6 +83,14 @@ def register(app: typer.Typer) -> None:
             if resume and config is None and preset is None and (out / "config.json").is_file():
                 config = out / "config.json"  # continue with exactly the interrupted run's settings
             cfg = resolve_config(BenchConfig, preset or (None if config else "cpu"), config, overrides)
+            if ae is not None and cfg.pretrained:
+                from latentscenes.config import ConfigError
+
+                raise ConfigError(
+                    f"--ae chooses the autoencoder of 3Da-AEs the benchmark trains; with pretrained={cfg.pretrained!r} "
+                    "Ours is that package (its plain-AE ablation uses the package's base autoencoder): drop --ae, "
+                    "or add --set pretrained=null (or --preset cpu-own) to train one"
+                )
             if ae is not None:
                 src = ae if ae in ("shipped", "scratch") else "path"
                 extra = [f"ae.source={src}"] + ([f"ae.path={ae}"] if src == "path" else [])

@@ -25,7 +25,10 @@ run folder without its scenes, so that new scenes can be learned without paying 
     PKG/config.json                the source run's resolved config (``data.path`` cleared)
     PKG/manifest.json              format = RUN_FORMAT, kind "pretrained", ``scenes_included: false``, source run,
                                    stage and step it was taken from, sha256 of the weights, the source run's
-                                   ``stage_configs`` of the stages the weights went through (when it recorded them)
+                                   ``stage_configs`` of the stages the weights went through (when it recorded them),
+                                   its training scene ids (``train_scene_ids``), per-stage results (``stages``:
+                                   ``train_s``, ``view_copies``, ...), ``entry_cost_s`` (stages' ``train_s`` +
+                                   ``latent_cache_s``) and ``measured_on`` (device, torch threads when recorded)
     PKG/model/shared.safetensors   autoencoder, MLP, global planes B, latent background (as in a run)
 """
 
@@ -642,6 +645,9 @@ def train_3daae(
         "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
         "view_copies": table.copies, "image_size": [H, W], "image_storage": table.storage(),
         "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
+        # The stages' clocks (Eq. 9's entry cost, quoted by packages exported from this run) depend on the threads;
+        # the last session's count (a resumed run may have run earlier stages with another).
+        "torch_threads": torch.get_num_threads(),
     }
     if resume and (out / "manifest.json").exists():
         manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
@@ -774,8 +780,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         if m.get("status") != "done" or not src.is_file():
             raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
         step, steps_info = None, {k: v.get("steps") for k, v in m.get("stages", {}).items() if isinstance(v, dict)}
+        cache_s = float(m.get("latent_cache_s", 0.0))
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in m.get("stages", {}).values() if isinstance(v, dict))
-                   + float(m.get("latent_cache_s", 0.0)))
+                   + cache_s)
     else:
         found = existing_checkpoint_dir(run_dir / "stages" / stage / "ckpt")
         if found is None:
@@ -787,8 +794,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         order = ["warmup", "joint"]
         earlier = order[: order.index(stage)] if stage in order else []
         before = [v for k, v in m.get("stages", {}).items() if k in earlier and isinstance(v, dict)]
+        cache_s = _logged_cache_s(run_dir)
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in before)
-                   + float(state.get("result", {}).get("train_s", 0.0)) + _logged_cache_s(run_dir))
+                   + float(state.get("result", {}).get("train_s", 0.0)) + cache_s)
     check_out_folder(out, "export", error=RunError)
     tmp = out.parent / f".{out.name}.tmp-export"
     if tmp.exists():
@@ -810,8 +818,11 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         "model": {"shared": "model/shared.safetensors", "scenes": [],
                   "sha256_shared": _sha256(tmp / "model" / "shared.safetensors")},
         "bytes": m.get("bytes"), "notes": extra or {},
-        # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding).
+        # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding), its
+        # latent-encoding part, and where it was measured (the benchmark quotes them: docs/benchmark.md).
         "entry_cost_s": entry_s,
+        "latent_cache_s": cache_s,
+        "measured_on": {"device": m.get("device"), "torch_threads": m.get("torch_threads")},
     }
     write_json(tmp / "manifest.json", manifest)
     if out.exists():

@@ -326,6 +326,10 @@ class StageResult:
         final_losses: mean of each loss term over the last ``log_every`` steps.
         curve: ``[{"train_s": t, "step": k, **metrics}]`` from the evaluation callback (PSNR-vs-time).
         resumed_from: step the session started at (0 = fresh).
+        view_copies: copies of every source view in the stage's view table (``data.shift_grid ** 2``,
+            ``training.data.shift_views``; 1 = each view at one offset). Recorded with the result because a run
+            continued with another ``data.shift_grid`` (scripts/ship_3daae.sh) runs its stages with different
+            views, and the benchmark's plain-AE ablation repeats the warm-up as it ran.
     """
 
     stage: str
@@ -341,6 +345,7 @@ class StageResult:
     final_losses: dict[str, float] = field(default_factory=dict)
     curve: list[dict[str, float]] = field(default_factory=list)
     resumed_from: int = 0
+    view_copies: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         import dataclasses
@@ -536,7 +541,7 @@ def run_stage(
         raise ValueError(f"stage {stage!r}: lambda_enc > 0 needs cached latents (or encode_live)")
     opts = StageOptimizers(system, cfg)
     steps_per_epoch = max(1.0, table.n_source_views / cfg.batch_size)
-    result = StageResult(stage=stage)
+    result = StageResult(stage=stage, view_copies=int(table.copies))
     start = 0
     ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"
 

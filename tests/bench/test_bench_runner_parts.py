@@ -71,14 +71,22 @@ def test_combine_evaluations_means_over_scenes():
     assert c["overall"]["mean"]["psnr"] == pytest.approx(24.0) and c["overall"]["n_views"] == 5
 
 
-@pytest.mark.parametrize("name", ["test", "cpu", "tiny-cpu", "paper"])
+@pytest.mark.parametrize("name", ["test", "cpu", "tiny-cpu", "cpu-own", "paper"])
 def test_presets_resolve_to_consistent_configs(name):
     from latentscenes.bench.config import BenchConfig
     from latentscenes.config import get_preset
+    from latentscenes.training.pipeline import SHIPPED_RUN
 
     cfg = get_preset(BenchConfig, name)
+    if cfg.pretrained == "shipped" and not (SHIPPED_RUN / "model" / "shared.safetensors").is_file():
+        pytest.skip("no shipped pre-trained 3Da-AE in this checkout")
     p = pipeline_config(cfg, torch.device("cpu"))
-    assert p.data.n_train_scenes == cfg.n_train_scenes
+    if cfg.pretrained:  # the package's own training scenes
+        from latentscenes.bench.pretrained import load_package
+
+        assert p.data.n_train_scenes == len(load_package(cfg.pretrained).train_scene_ids)
+    else:
+        assert p.data.n_train_scenes == cfg.n_train_scenes
     assert cfg.n_rgb_exploit <= cfg.n_exploit_scenes and cfg.n_rgb_train <= cfg.n_train_relearn
     e = per_scene_exploit(p, cfg, cfg.n_exploit_scenes)
     assert e.exploit.fit.steps > 0
