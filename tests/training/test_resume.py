@@ -201,3 +201,30 @@ def test_a_finished_run_continued_for_more_steps_equals_the_longer_run(tmp_path,
     assert res["stages"]["joint"]["resumed_from"] == 2 and res["stages"]["joint"]["steps"] == cfg.joint.steps == 4
     assert load_run_config(tmp_path / "run").joint.steps == 4
     assert_same_params(params_of(load_trained(tmp_path / "run", "cpu")), uninterrupted)
+
+
+@pytest.mark.parametrize("stop_after, allowed", [(3, False), (7, True), (10, False)],
+                         ids=["in-warmup", "between-stages", "in-joint"])
+def test_view_copies_may_change_between_stages_not_inside_one(tmp_path, monkeypatch, stop_after, allowed):
+    """scripts/ship_3daae.sh runs the warm-up with one view per latent grid and the joint stage with 2 x 2 offsets
+    (config.json edited before ``--resume``); a stage with a checkpoint that has not finished keeps its views."""
+    import dataclasses
+    import json
+
+    from latentscenes.training.pipeline import RunError
+
+    cfg = small_config(warmup=2, joint=2)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, stop_after)  # 7: the warm-up finished (6 + 1 calls), the joint stage has no checkpoint
+        with pytest.raises(Interrupt):
+            train_3daae(cfg, tmp_path / "run", scenes=sphere_scenes(3))
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    saved["data"]["shift_grid"] = 2
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    shifted = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, shift_grid=2))
+    if not allowed:
+        with pytest.raises(RunError, match="4 view copies where it started with 1"):
+            train_3daae(shifted, tmp_path / "run", scenes=sphere_scenes(3), resume=True)
+        return
+    res = train_3daae(shifted, tmp_path / "run", scenes=sphere_scenes(3), resume=True)
+    assert res["stages"]["joint"]["view_copies"] == 4 and res["stages"]["joint"]["resumed_from"] == 0
