@@ -11,8 +11,8 @@ Sizing of the ``cpu`` preset (2-core CPU, about 1 h; per-step costs measured on 
 docs/benchmark.md: 64x64 images, 8x8x4 latents, T=32, F 10+22, M=10, 24+24 samples). It measures the **shipped
 pre-trained 3Da-AE** (``pretrained="shipped"``, what ``latentscenes exploit --run shipped`` uses), on the data it
 was trained on (``data/fg128``: 24 train + 8 held-out views per scene rendered at 128 px, loaded at 64 px):
-  * Ours is not trained: Eq. 9's t_EC is the package's measured entry cost (its manifest: 3,000 warm-up + 400
-    joint steps on its 40 train scenes, 35.9 min at 1 thread when it was made);
+  * Ours is not trained: Eq. 9's t_EC is the package's measured entry cost (its manifest: 3,000 warm-up + 800
+    joint steps on its 40 train scenes, 59.3 min at 1 thread when it was made);
   * every scene keeps its first 24 train views (all of them in ``data/fg128``) and its 8 held-out views;
   * exploit with the package's recipe (views at 2 x 2 sub-latent-pixel offsets, ``data.shift_grid`` 2: 4x the
     encodes): 400 view-updates per scene (batch 8) + 48 fine-tune view-updates per scene; 20 exploit scenes
