@@ -1,4 +1,4 @@
-"""``latentscenes ae pretrain | eval``: pre-train the base autoencoder, measure an autoencoder's reconstruction.
+"""``latentscenes ae pretrain | finetune | eval``: pre-train the base autoencoder, adapt it to a dataset, measure it.
 
 docs/autoencoder.md describes the recipe, the shipped weights and the evaluation protocol.
 """
@@ -131,6 +131,69 @@ def pretrain_cmd(
         )
 
 
+@ae_app.command("finetune")
+def finetune_cmd(
+    data: Path = typer.Option(..., "--data", help="Your multi-scene dataset: its train-split scenes' train views are used."),
+    out: Path = typer.Option(Path("runs/ae-finetune"), "--out", help="Run folder (ae.safetensors, finetune.json, checkpoint)."),
+    ae: str = typer.Option("shipped", "--ae", help="Start from: shipped, or a local checkpoint (ae.safetensors, diffusers folder)."),
+    preset: Optional[str] = typer.Option("finetune", "--preset", help="Recipe preset (PretrainConfig)."),
+    set_: Optional[list[str]] = SET_OPT,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (default: the preset's 800)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget in minutes instead (stops cleanly)."),
+    resolution: list[int] = typer.Option([64, 128], "--resolution", help="Resolution(s) of the before/after figures (repeatable)."),
+    eval_scenes: int = typer.Option(16, "--eval-scenes", help="Held-out scenes measured before and after (0 = all)."),
+    max_scenes: int = typer.Option(0, "--max-scenes", help="Use at most this many train scenes (0 = all)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors with its saved config."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda if present), cpu or cuda."),
+) -> None:
+    """Adapt the shipped base autoencoder to your objects (a few minutes on CPU); prints held-out figures before/after.
+
+    Then train your 3Da-AE from it: ``latentscenes train --data DATA --ae OUT/ae.safetensors`` (docs/autoencoder.md).
+    """
+    from latentscenes.autoencoder.finetune import finetune_autoencoder
+    from latentscenes.autoencoder.model import AEConfig
+    from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config
+    from latentscenes.config import apply_overrides, resolve_config
+    from latentscenes.utils.device import pick_device, set_cpu_threads
+    from latentscenes.utils.folders import check_out_folder, mark_folder
+    from latentscenes.utils.progress import console
+
+    with ae_errors():
+        set_cpu_threads()
+        check_out_folder(out, "ae finetune", resume=resume, resumable=True)
+        if resume:
+            cfg_path = out / "config.json"
+            if not cfg_path.is_file():
+                raise FileNotFoundError(f"--resume: no run at {out} (missing {cfg_path})")
+            cfg = apply_overrides(load_pretrain_config(cfg_path), set_)
+        else:
+            cfg = resolve_config(PretrainConfig, preset, None, set_)
+            cfg.ae = AEConfig.from_option(ae, cfg.ae)
+        if steps is not None:
+            cfg.steps = int(steps)
+        if minutes is not None:
+            cfg.minutes = float(minutes)
+        provenance = {
+            "command": "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "data": {"dataset": str(data), "views": "train-split views of train-split scenes"},
+            "machine": machine_info(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        console.print(f"ae finetune: from {ae}, data {data}, steps {cfg.steps or '-'}, minutes {cfg.minutes or '-'}")
+        mark_folder(out, "ae finetune")
+        r = finetune_autoencoder(cfg, data, out, resolutions=tuple(resolution), max_scenes=max_scenes,
+                                 eval_scenes=eval_scenes, resume=resume, device=pick_device(device),
+                                 provenance=provenance)
+        console.print(f"held-out views: {r['held_out']['description']}; {r['train_images']['n']} training images "
+                      f"of {r['train_images']['scenes']} scenes; {r['steps']} steps in {r['wall_s']:.0f} s")
+        for res, a in r["after"].items():
+            b, d = r["before"][res], r["change"][res]
+            console.print(f"{res}x{res}: PSNR {b['psnr']:.2f} -> {a['psnr']:.2f} dB ({d['psnr']:+.2f}), SSIM "
+                          f"{b['ssim']:.4f} -> {a['ssim']:.4f}, chroma error {b['chroma_err']:.4f} -> "
+                          f"{a['chroma_err']:.4f} ({a['n_scenes']} scenes, {a['n_views']} views)")
+        console.print(f"wrote {r['ae']} and {out / 'finetune.json'}; next: latentscenes train --data {data} "
+                      f"--ae {r['ae']} --out RUN")
+
+
 @ae_app.command("eval")
 def eval_cmd(
     ae: str = typer.Option("shipped", "--ae", help="shipped, or a local checkpoint (ae.safetensors, diffusers folder or state dict)."),
@@ -173,5 +236,5 @@ def eval_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``ae`` command group (``pretrain``, ``eval``) to the main app."""
+    """Add the ``ae`` command group (``pretrain``, ``finetune``, ``eval``) to the main app."""
     app.add_typer(ae_app, name="ae")

@@ -23,6 +23,7 @@ KINDS = {
     "export": "pre-trained 3Da-AE",
     "fit-rgb": "Tri-Planes (RGB) fit",
     "ae pretrain": "autoencoder pre-training run",
+    "ae finetune": "autoencoder fine-tuning run",
     "bench": "benchmark",
     "demo": "demo report",
 }
