@@ -39,8 +39,10 @@ from latentscenes.bench.machine import Phase, machine_info
 from latentscenes.bench.pretrained import BenchPackage, load_package, package_entry_cost, warmup_recipe
 from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
-from latentscenes.config import ConfigError, apply_overrides, from_dict, get_preset, save_config, to_dict
+from latentscenes.config import ConfigError, apply_overrides, get_preset, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.evaluation.runs import load_rgb_run
+from latentscenes.training import rgb_format
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
@@ -281,56 +283,6 @@ def latent_scene_model(system, name: str):
     )
 
 
-def _merge_models(models: Sequence[Any], name: str):
-    """One :class:`SceneModel` dispatching by scene id over several models of the same kind."""
-    from latentscenes.evaluation.model import CallableSceneModel
-
-    by_id = {sid: m for m in models for sid in m.scene_ids}
-    first = models[0]
-    return CallableSceneModel(
-        kind=first.kind, name=name, scene_ids=list(by_id),
-        render_fn=lambda sid, c2w, K, hw: by_id[sid].render(sid, c2w, K, hw),
-        autoencoder=first.autoencoder, near=first.near, far=first.far,
-    )
-
-
-def rgb_scene_model(fit_dir: Path, results: dict, name: str, device: torch.device):
-    """Rebuild the RGB baseline's scenes from the files it saved (so evaluation and byte counting use exactly
-    what is on disk) and wrap them as one :class:`SceneModel`."""
-    from latentscenes.evaluation.runs import triplane_scene_model
-    from latentscenes.rendering.decoder import TriplaneDecoder
-    from latentscenes.rendering.renderer import RenderConfig
-    from latentscenes.scenes.bank import SceneBank, TriplaneConfig
-
-    tcfg = from_dict(TriplaneConfig, results["triplane_used"])
-    rcfg = from_dict(RenderConfig, results["render_used"])
-    white = torch.ones(3)
-    sdir = fit_dir / "scenes"
-
-    def decoder_from(path: Path) -> TriplaneDecoder:
-        from safetensors.torch import load_file
-
-        dec = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden)
-        dec.load_state_dict(load_file(str(path)), strict=True)
-        return dec
-
-    if results["variant"] == "micro":
-        models = []
-        for r in results["scenes"]:
-            sid = r["scene_id"]
-            bank = SceneBank(tcfg, [])
-            bank.load_shard(sdir / f"{sid}.safetensors")
-            models.append(
-                triplane_scene_model("rgb", name, bank, decoder_from(sdir / f"{sid}.decoder.safetensors"), rcfg, white,
-                                     device=device)
-            )
-        return _merge_models(models, name)
-    bank = SceneBank(tcfg, [])
-    bank.load_shard(sdir / "coefs.safetensors")
-    bank.load_shared(sdir / "global_planes.safetensors")
-    return triplane_scene_model("rgb", name, bank, decoder_from(sdir / "decoder.safetensors"), rcfg, white, device=device)
-
-
 # ============================================================================================ measuring
 def curve_eval_fn(scenes: Sequence[SceneViews], n_views: int, cpu_spent: dict | None = None) -> Callable:
     """``eval_fn(system, stage, step) -> {"psnr": ...}`` for :func:`run_stage`: mean held-out PSNR of the first
@@ -418,10 +370,9 @@ def _finished_run(folder: Path) -> dict | None:
 
 def _finished_rgb_fit(fit_dir: Path, scenes: Sequence[SceneViews]) -> dict | None:
     """The results of an RGB fit finished in an earlier session of this benchmark (same scenes), or None."""
-    p = fit_dir / "results.json"
-    if not p.is_file():
+    if not rgb_format.is_rgb_fit(fit_dir):
         return None
-    res = json.loads(p.read_text())
+    res = rgb_format.read_results(fit_dir)
     if [r["scene_id"] for r in res.get("scenes", [])] != [s.scene_id for s in scenes]:
         return None
     return res
@@ -504,7 +455,7 @@ def latent_bytes(run_dir: Path, exploit_dir: Path) -> dict[str, Any]:
 def rgb_bytes(fit_dir: Path, results: dict) -> dict[str, Any]:
     """Bytes of every tensor the RGB fit saved: per scene planes + its own MLP (micro), or coefficients plus the
     shared global planes and MLP (macro)."""
-    files = sorted((fit_dir / "scenes").glob("*.safetensors"))
+    files = rgb_format.fit_files(fit_dir)
     total = sum(acc.safetensors_payload_bytes(p) for p in files)
     return {"bytes_total": total, "n_scenes": len(results["scenes"]), "files": [str(p) for p in files]}
 
@@ -679,7 +630,8 @@ def run_benchmark(
                 ph.record.extra["resumed"] = True
         phases[f"{m}/fit"] = ph.record.to_dict()
         rgb_results[m] = res
-        model = rgb_scene_model(fit_dir, res, m, device)
+        # reloaded from the files it saved, so that evaluation and byte counting use exactly what is on disk
+        model = load_rgb_run(fit_dir, device=device, name=m)
         rgb_models[m] = model
         ev = evaluate_model(model, by_id, {g: [i for i in ids] for g, ids in rgb_ids.items()}, "test",
                             cfg.eval_max_views, show_progress=False)

@@ -10,7 +10,6 @@ resolved config and the command) and ``OUT/config.json``; planes go to ``OUT/sce
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -39,9 +38,9 @@ def register(app: typer.Typer) -> None:
         """
         from latentscenes.config import resolve_config, save_config
         from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+        from latentscenes.training.rgb_format import write_results
         from latentscenes.utils.device import pick_device
         from latentscenes.utils.folders import check_out_folder, mark_folder
-        from latentscenes.utils.io import atomic_write_text
         from latentscenes.utils.progress import console
 
         with user_errors():
@@ -83,7 +82,7 @@ def register(app: typer.Typer) -> None:
             results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, render_defaults=bounds,
                                      log=lambda s: console.print(s))
             results["command"] = "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-            atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+            write_results(out, results)
         s = results["summary"]
         msg = (
             f"{s['n_scenes']} scene(s): held-out PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f},"

@@ -110,7 +110,8 @@ class CompositeSceneModel:
     """Several models of the same kind shown as one, each scene rendered (and decoded) by the model holding it.
 
     3Da-AE needs this: the training scenes are decoded by the trained run's decoder, while every exploit batch
-    has its own fine-tuned decoder, MLP and global planes (Alg. 2).
+    has its own fine-tuned decoder, MLP and global planes (Alg. 2). Tri-Planes (RGB) too: each scene has its own MLP.
+    ``info``: free-form details for reports (as :class:`CallableSceneModel`'s).
 
     Raises:
         ValueError: (at construction) for mixed kinds, no parts, or a scene held by two parts.
@@ -118,6 +119,7 @@ class CompositeSceneModel:
 
     name: str
     parts: list
+    info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.parts:

@@ -15,8 +15,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from latentscenes.evaluation.model import CallableSceneModel, RenderOutput
+from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput
 from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
+from latentscenes.training.rgb_format import RGBFitFolder, is_rgb_fit, load_rgb_fit_folder
 
 
 def triplane_scene_model(
@@ -124,72 +125,44 @@ def latent_system_model(system: Any, name: str = "3Da-AE (ours)", info: dict | N
     )
 
 
-def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu", name: str = "Tri-Planes (RGB)") -> CallableSceneModel:
+def rgb_fit_model(fit: RGBFitFolder, device: torch.device | str = "cpu",
+                  name: str = "Tri-Planes (RGB)") -> CompositeSceneModel | CallableSceneModel:
+    """An ``"rgb"`` :class:`SceneModel` over a read Tri-Planes (RGB) folder: one part per MLP (per scene for
+    micro, one for macro), combined by :class:`CompositeSceneModel`.
+
+    ``info`` = the ``results.json`` summary and per-scene records (time_s, param_bytes), the variant and the folder.
+    """
+    res = fit.results
+    info = {"summary": res.get("summary", {}), "scenes": {r["scene_id"]: r for r in res["scenes"]},
+            "variant": res.get("variant"), "run": str(fit.path)}
+    if not fit.parts:  # a results.json that lists no scene: a model of no scene (load_run refuses it, saying so)
+        return CallableSceneModel(kind="rgb", name=name, scene_ids=[], render_fn=_no_scene, near=float(fit.render.near),
+                                  far=float(fit.render.far), info=info)
+    parts = [triplane_scene_model("rgb", name, p.bank, p.decoder, fit.render, fit.background, device=device)
+             for p in fit.parts]
+    return CompositeSceneModel(name, parts, info=info)
+
+
+def _no_scene(sid: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int]) -> RenderOutput:
+    raise KeyError(sid)  # never reached: CallableSceneModel.render refuses a scene it does not hold
+
+
+def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu",
+                 name: str = "Tri-Planes (RGB)") -> CompositeSceneModel | CallableSceneModel:
     """Load a Tri-Planes (RGB) baseline folder written by ``fit_rgb_scenes`` / ``latentscenes fit-rgb``.
 
-    Layout read: ``results.json`` (``variant``, ``triplane_used``, ``render_used``, ``scenes``) and, under
-    ``scenes/``, per scene ``<id>.safetensors`` + ``<id>.decoder.safetensors`` (variant ``micro``: one MLP per
-    scene) or ``coefs.safetensors`` + ``global_planes.safetensors`` + ``decoder.safetensors`` (``macro``).
-    Only safetensors and JSON are read.
+    The folder is read by :func:`latentscenes.training.rgb_format.load_rgb_fit_folder` (its layout is documented
+    there; only safetensors and JSON are read) and wrapped by :func:`rgb_fit_model`.
 
     Returns:
-        an ``"rgb"`` :class:`SceneModel` (white background), ``info`` = the ``results.json`` summary and
+        an ``"rgb"`` :class:`SceneModel` (the fit's background, white), ``info`` = the ``results.json`` summary and
         per-scene records (time_s, param_bytes).
     Raises:
         FileNotFoundError: missing ``results.json`` or planes (the message names the file and the fix).
+        UnreadableFileError: (a ``ValueError``) a damaged ``results.json`` or weights file, naming it.
         DatasetError: a scene id in ``results.json`` that is not one plain path component.
     """
-    from safetensors.torch import load_file
-
-    from latentscenes.config import from_dict
-    from latentscenes.data.types import check_scene_id
-    from latentscenes.rendering.decoder import TriplaneDecoder
-    from latentscenes.scenes.bank import SceneBank, TriplaneConfig
-
-    run_dir = Path(run_dir)
-    res_path = run_dir / "results.json"
-    if not res_path.is_file():
-        raise FileNotFoundError(f"{res_path}: not an RGB baseline folder (no results.json; run `latentscenes fit-rgb`)")
-    res = json.loads(res_path.read_text())
-    tcfg = from_dict(TriplaneConfig, res["triplane_used"], where=f"{res_path}:triplane_used")
-    rcfg = from_dict(RenderConfig, res["render_used"], where=f"{res_path}:render_used")
-    bg = torch.tensor(res.get("config", {}).get("bg", [1.0, 1.0, 1.0]), dtype=torch.float32)
-    sdir = run_dir / "scenes"
-    # The ids name the files read under scenes/: one plain component each, so nothing outside is read.
-    ids = [check_scene_id(r["scene_id"], str(res_path)) for r in res["scenes"]]
-    models: dict[str, CallableSceneModel] = {}
-
-    def decoder_from(path: Path) -> TriplaneDecoder:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: decoder weights missing (fit-rgb was run with save_planes=False?)")
-        dec = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden)
-        dec.load_state_dict(load_file(str(path)))
-        return dec
-
-    if res.get("variant", "micro") == "macro":
-        bank = SceneBank(tcfg, [])
-        bank.load_shared(sdir / "global_planes.safetensors")
-        bank.load_shard(sdir / "coefs.safetensors")
-        shared = triplane_scene_model("rgb", name, bank, decoder_from(sdir / "decoder.safetensors"), rcfg, bg, device=device)
-        models = {s: shared for s in ids}
-    else:
-        for s in ids:
-            shard = sdir / f"{s}.safetensors"
-            if not shard.is_file():
-                raise FileNotFoundError(f"{shard}: planes of scene {s!r} missing (fit-rgb was run with save_planes=False?)")
-            bank = SceneBank(tcfg, [])
-            bank.load_shard(shard)
-            models[s] = triplane_scene_model("rgb", name, bank, decoder_from(sdir / f"{s}.decoder.safetensors"), rcfg, bg,
-                                             device=device)
-
-    def render(sid: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int]) -> RenderOutput:
-        return models[sid].render(sid, c2w, K, hw)
-
-    return CallableSceneModel(
-        kind="rgb", name=name, scene_ids=ids, render_fn=render, near=float(rcfg.near), far=float(rcfg.far),
-        info={"summary": res.get("summary", {}), "scenes": {r["scene_id"]: r for r in res["scenes"]},
-              "variant": res.get("variant"), "run": str(run_dir)},
-    )
+    return rgb_fit_model(load_rgb_fit_folder(run_dir), device=device, name=name)
 
 
 # ============================================================================================ run folders
@@ -256,7 +229,6 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
 
 def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedRun:
     """:func:`load_run` without the check that some scene was loaded."""
-    from latentscenes.evaluation.model import CompositeSceneModel
     from latentscenes.training import pipeline as pl
 
     if scenes not in ("train", "exploit", "all"):
@@ -267,11 +239,12 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
         raise NotARunError(f"{run_dir}: run folder not found")
     man_path = run_dir / "manifest.json"
     if not man_path.is_file():
-        if (run_dir / "results.json").is_file():
+        if is_rgb_fit(run_dir):
             from latentscenes.utils.device import pick_device
 
-            model = load_rgb_run(run_dir, device=pick_device(str(device)) if not isinstance(device, torch.device) else device)
-            res = _read_json(run_dir / "results.json")
+            fit = load_rgb_fit_folder(run_dir)
+            model = rgb_fit_model(fit, device=pick_device(str(device)) if not isinstance(device, torch.device) else device)
+            res = fit.results
             data = res.get("data") if isinstance(res.get("data"), dict) else {}
             root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
             return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, res.get("config", {}).get("resolution"), res)

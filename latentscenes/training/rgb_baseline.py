@@ -19,7 +19,6 @@ Recorded per scene: wall time of the optimisation (evaluation excluded), paramet
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +35,8 @@ from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.rays import generate_rays
 from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays, render_views_no_grad
 from latentscenes.scenes.bank import SceneBank, SceneOptimizer, TriplaneConfig
+from latentscenes.training.rgb_format import load_rgb_fit_folder, save_macro, save_micro_scene, write_results
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
-from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
 
 
 @dataclass
@@ -255,9 +254,7 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     psnr, ssim = _evaluate(bank.planes(rows).detach(), decoder, test, rcfg, bg, device)
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
     if out_dir is not None and cfg.save_planes:
-        sdir = Path(out_dir) / "scenes"
-        bank.save_shard(sdir / f"{scene.scene_id}.safetensors")
-        atomic_save_safetensors(dict(decoder.state_dict()), sdir / f"{scene.scene_id}.decoder.safetensors")
+        save_micro_scene(out_dir, scene.scene_id, bank, decoder)
     result = {
         "scene_id": scene.scene_id,
         "time_s": clock,
@@ -329,10 +326,7 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
             "n_test_views": test.num_views, "final_loss": float(loss.detach()), "curve": [[t / len(ids), p] for t, p in curve],
         })
     if out_dir is not None and cfg.save_planes:
-        sdir = Path(out_dir) / "scenes"
-        bank.save_shard(sdir / "coefs.safetensors")
-        bank.save_shared(sdir / "global_planes.safetensors")
-        atomic_save_safetensors(dict(decoder.state_dict()), sdir / "decoder.safetensors")
+        save_macro(out_dir, bank, decoder)
     shared = {"global_planes_bytes": bank.shared_bytes(), "decoder_bytes": dec_bytes, "total_time_s": clock,
               "joint_curve": [[t, p] for t, p in curve]}
     return results, shared, (bank, decoder)
@@ -451,13 +445,14 @@ def fit_rgb_scenes(
         "shared": shared,
     }
     if out_dir is not None:
-        atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
+        write_results(out_dir, results)
     return results
 
 
 # ----------------------------------------------------------------------------------------------- loading fits
 class RGBFit:
-    """Scenes fitted by :func:`fit_rgb_scenes`, reloaded from its ``out_dir`` for evaluation and rendering.
+    """Scenes fitted by :func:`fit_rgb_scenes`, reloaded from its ``out_dir`` for evaluation and rendering
+    (the folder is read by :func:`latentscenes.training.rgb_format.load_rgb_fit_folder`).
 
     Attributes:
         scene_ids: fitted scenes; ``render_cfg``: the renderer settings used (deterministic on);
@@ -465,42 +460,17 @@ class RGBFit:
     """
 
     def __init__(self, out_dir: str | Path, device: str = "cpu") -> None:
-        from latentscenes.config import from_dict
-        from safetensors.torch import load_file
-
-        out_dir = Path(out_dir)
-        res_path = out_dir / "results.json"
-        if not res_path.exists():
-            raise FileNotFoundError(f"{res_path}: no RGB fit results here")
-        res = json.loads(res_path.read_text())
+        fit = load_rgb_fit_folder(out_dir)
         self.device = torch.device(device)
-        self.variant = res["variant"]
-        self.render_cfg = dataclasses.replace(from_dict(RenderConfig, res["render_used"]), deterministic=True)
+        self.variant = fit.variant
+        self.render_cfg = dataclasses.replace(fit.render, deterministic=True)
         self.near, self.far = self.render_cfg.near, self.render_cfg.far
-        tcfg = from_dict(TriplaneConfig, res["triplane_used"])
-        # The ids name the files read under scenes/: one plain component each, so nothing outside is read.
-        self.scene_ids = [check_scene_id(r["scene_id"], str(res_path)) for r in res["scenes"]]
-        self.bg = torch.tensor(res["config"]["bg"], dtype=torch.float32, device=self.device)
-        sdir = out_dir / "scenes"
+        self.scene_ids = list(fit.scene_ids)
+        self.bg = fit.background.to(self.device)
         self._models: dict[str, tuple[SceneBank, TriplaneDecoder]] = {}
-
-        def decoder_from(path: Path) -> TriplaneDecoder:
-            dec = TriplaneDecoder(tcfg.features, 3, self.render_cfg.decoder_hidden)
-            dec.load_state_dict(load_file(str(path)))
-            return dec.to(self.device).eval()
-
-        if self.variant == "micro":
-            for sid in self.scene_ids:
-                bank = SceneBank(tcfg)
-                bank.load_shard(sdir / f"{sid}.safetensors")
-                self._models[sid] = (bank.to(self.device), decoder_from(sdir / f"{sid}.decoder.safetensors"))
-        else:
-            bank = SceneBank(tcfg)
-            bank.load_shard(sdir / "coefs.safetensors")
-            bank.load_shared(sdir / "global_planes.safetensors")
-            bank = bank.to(self.device)
-            dec = decoder_from(sdir / "decoder.safetensors")
-            for sid in self.scene_ids:
+        for part in fit.parts:
+            bank, dec = part.bank.to(self.device), part.decoder.to(self.device)
+            for sid in part.scene_ids:
                 self._models[sid] = (bank, dec)
 
     def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -528,6 +498,7 @@ def load_rgb_fit(out_dir: str | Path, device: str = "cpu") -> RGBFit:
 
     Raises:
         FileNotFoundError: if ``out_dir`` holds no results or a shard is missing.
+        UnreadableFileError: (a ``ValueError``) a damaged ``results.json`` or weights file, naming it.
         DatasetError: a scene id in ``results.json`` that is not one plain path component.
     """
     return RGBFit(out_dir, device)
