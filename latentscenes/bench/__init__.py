@@ -3,7 +3,8 @@
 * :mod:`latentscenes.bench.accounting`: Eq. 8-11, byte counting from saved safetensors files, curve
   interpolation, break-even (pure functions);
 * :mod:`latentscenes.bench.tables`: Table 1 / Table 2 / Fig. 6 / Fig. 7 assembled from measured parts (pure);
-* :mod:`latentscenes.bench.machine`: machine description and per-phase wall/CPU time and peak memory;
+* :mod:`latentscenes.bench.machine`: per-phase wall/CPU time and peak memory (the machine description is
+  :mod:`latentscenes.utils.machine`);
 * :mod:`latentscenes.bench.config`: :class:`BenchConfig` and its presets ``test``, ``cpu``, ``paper``;
 * :mod:`latentscenes.bench.runner`: :func:`run_benchmark`, the whole run (``latentscenes bench``);
 * :mod:`latentscenes.bench.report`: ``summary.md`` and the PNG plots from ``results.json``.

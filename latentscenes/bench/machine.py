@@ -1,7 +1,8 @@
-"""What the benchmark ran on, and how much time and memory each measured phase used.
+"""How much time and memory each measured phase of the benchmark used.
 
-* :func:`machine_info`: CPU model, cores (logical, usable by this process, torch threads), RAM, GPU, OS,
-  library versions and the git commit, so that a results file says where its numbers come from.
+What the benchmark ran on (CPU model, cores, RAM, GPU, OS, library versions, the git commit) is
+:func:`latentscenes.utils.machine.machine_info`, shared with the other commands that record it.
+
 * :class:`Phase`: a context manager that times one phase (wall clock ``time.perf_counter`` and this
   process's CPU time), samples the process's resident memory (RSS, from ``/proc/self/statm``) in a
   background thread to record the phase's **peak RSS**, and on CUDA the peak allocated GPU memory. It also
@@ -11,15 +12,11 @@
 from __future__ import annotations
 
 import os
-import platform
 import resource
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
-from pathlib import Path
 
 import torch
 
@@ -39,96 +36,6 @@ def max_rss_bytes() -> int:
     """Peak RSS of this process since it started, bytes (``getrusage``; kB on Linux)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r) * (1 if sys.platform == "darwin" else 1024)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _total_ram_bytes() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
-    except OSError:
-        pass
-    return []
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit(repo: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=False,
-        )
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def machine_info(device: torch.device | None = None) -> dict:
-    """Describe the machine and software (JSON-able dict)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    info: dict = {
-        "cpu_model": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "ram_bytes": _total_ram_bytes(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "device": str(device) if device is not None else None,
-        "gpu": None,
-        "versions": {
-            name: _version(name)
-            for name in ("latentscenes", "torch", "numpy", "diffusers", "torchmetrics", "safetensors", "matplotlib")
-        },
-        "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {
-            "name": props.name,
-            "memory_bytes": int(props.total_memory),
-            "count": torch.cuda.device_count(),
-            "cuda": torch.version.cuda,
-        }
-    return info
 
 
 @dataclass

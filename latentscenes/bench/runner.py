@@ -35,7 +35,7 @@ import torch
 
 from latentscenes.bench import accounting as acc
 from latentscenes.bench.config import ALL_METHODS, BenchConfig
-from latentscenes.bench.machine import Phase, machine_info
+from latentscenes.bench.machine import Phase
 from latentscenes.bench.pretrained import BenchPackage, load_package, package_entry_cost, warmup_recipe
 from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
@@ -46,6 +46,7 @@ from latentscenes.training import rgb_format
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.machine import machine_info
 from latentscenes.utils.progress import console
 
 LATENT_METHODS = ("ours", "ours-no-prior", "plain-ae", "ours-micro", "ours-macro")

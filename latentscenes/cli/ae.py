@@ -6,7 +6,6 @@ docs/autoencoder.md describes the recipe, the shipped weights and the evaluation
 from __future__ import annotations
 
 import json
-import platform
 import shlex
 import sys
 import time
@@ -36,25 +35,6 @@ def ae_errors() -> Iterator[None]:
             fail(e)
 
 
-def machine_info() -> dict:
-    """CPU model, threads, torch version and GPU (if any): recorded with pre-training runs and evaluations."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 @ae_app.command("pretrain")
 def pretrain_cmd(
     data: Path = typer.Option(Path(DEFAULT_DATA), "--data", help="Multi-scene dataset: its train-split scenes' train views are used."),
@@ -80,6 +60,7 @@ def pretrain_cmd(
     from latentscenes.config import apply_overrides, resolve_config
     from latentscenes.utils.device import pick_device, set_cpu_threads
     from latentscenes.utils.folders import check_out_folder, mark_folder
+    from latentscenes.utils.machine import machine_brief
     from latentscenes.utils.progress import console
 
     with ae_errors():
@@ -120,7 +101,7 @@ def pretrain_cmd(
         )
         provenance = {
             "command": "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "data": source, "machine": machine_info(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "data": source, "machine": machine_brief(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         mark_folder(out, "ae pretrain")
         model, summary = pretrain(cfg, train_u8, eval_u8, out, resume=resume, device=dev, provenance=provenance)
@@ -156,6 +137,7 @@ def finetune_cmd(
     from latentscenes.config import apply_overrides, resolve_config
     from latentscenes.utils.device import pick_device, set_cpu_threads
     from latentscenes.utils.folders import check_out_folder, mark_folder
+    from latentscenes.utils.machine import machine_brief
     from latentscenes.utils.progress import console
 
     with ae_errors():
@@ -176,7 +158,7 @@ def finetune_cmd(
         provenance = {
             "command": "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "data": {"dataset": str(data), "views": "train-split views of train-split scenes"},
-            "machine": machine_info(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_brief(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         console.print(f"ae finetune: from {ae}, data {data}, steps {cfg.steps or '-'}, minutes {cfg.minutes or '-'}")
         mark_folder(out, "ae finetune")
@@ -213,6 +195,7 @@ def eval_cmd(
     from latentscenes.config import resolve_config
     from latentscenes.utils.device import pick_device, set_cpu_threads
     from latentscenes.utils.io import atomic_write_text
+    from latentscenes.utils.machine import machine_brief
     from latentscenes.utils.progress import console
 
     with ae_errors():
@@ -221,7 +204,7 @@ def eval_cmd(
         base = resolve_config(AEConfig, preset, None, set_)
         cfg = AEConfig.from_option(ae, base)
         model = load_autoencoder(cfg, pick_device(device))
-        report = {"ae": ae, "data": str(data), "scenes": scenes, "views": views, "machine": machine_info(),
+        report = {"ae": ae, "data": str(data), "scenes": scenes, "views": views, "machine": machine_brief(),
                   "results": {}}
         for res in resolution:
             r = evaluate_on_dataset(model, data, scenes, None if views == "all" else views, res, max_scenes)

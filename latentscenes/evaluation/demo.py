@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 from latentscenes.config import ConfigError, apply_overrides, get_preset, register_presets, resolve_config, to_dict
 from latentscenes.evaluation.render import TurntableConfig
 from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.machine import machine_line
 from latentscenes.utils.progress import console
 
 
@@ -226,25 +224,6 @@ def most_visible(scenes: list) -> list[str]:
     return [sid for _, _, sid in sorted(fr)]
 
 
-def _machine() -> str:
-    import os
-
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {n} cores available, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
-
-
 def run_demo(
     preset: str = "tiny-cpu",
     data: str | Path | None = None,
@@ -290,7 +269,7 @@ def run_demo(
     from latentscenes.data.subsets import default_subset_dir
 
     default_dir = Path(default_data_dir) if default_data_dir else default_subset_dir(demo.resolution)
-    console.print(f"[bold]latentscenes demo[/bold] preset={preset} out={out} machine: {_machine()}")
+    console.print(f"[bold]latentscenes demo[/bold] preset={preset} out={out} machine: {machine_line()}")
 
     with clock("data"):
         root, data_info = prepare_data(demo, data, s.overrides["build"], default_dir)
@@ -373,7 +352,7 @@ def run_demo(
     held = ": held-out airframe meshes, never seen in training" if man.get("held_out_meshes") else ""
     dname = "FlightGear airliners" if "flightgear" in str(man.get("name", "")).lower() else (man.get("name") or root.name)
     summary = "\n".join([
-        f"- **Machine**: {_machine()}",
+        f"- **Machine**: {machine_line()}",
         f"- **Dataset**: `{root}` ({data_info.get('manifest') or 'dataset'}), images {H}x{H}, latents "
         f"{H // 8}x{H // 8}; "
         f"{tr['n_train'] if demo.pretrained else len(train_ids)} training scenes (train split"
