@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from latentscenes.cli.common import fail, user_errors
+
+# Options that ``data build flightgear`` and ``data build torcs`` declare alike (the others differ in defaults or help).
+NUM_INSTANCES_OPT = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable).")
+RESOLUTION_OPT = typer.Option(128, "--resolution", help="Image side in pixels.")
+SUPERSAMPLE_OPT = typer.Option(2, "--supersample", help="Render at this multiple and box-downsample.")
+SEED_OPT = typer.Option(0, "--seed", help="Seed of splits, subset and cameras.")
+WORKERS_OPT = typer.Option(2, "--workers", help="Rendering processes.")
+DISTANCE_OPT = typer.Option(2.3, "--distance", help="Camera distance from the origin.")
+DISTANCE_JITTER_OPT = typer.Option(0.0, "--distance-jitter", help="Relative uniform jitter of the distance.")
+RADIUS_OPT = typer.Option(0.9, "--radius", help="Normalised object radius (farthest vertex).")
+
+
+def build_and_report(cfg: Any, build: Callable[[Any], Path], coverage: bool = False) -> None:
+    """The tail of every ``data build`` command: check ``cfg``, run ``build(cfg)`` and print what its manifest counts.
+
+    Args:
+        cfg: the builder's config (``validate()`` raises ``ValueError`` for a bad value: one line, exit code 2).
+        build: the builder; returns the dataset folder (which holds ``manifest.json``).
+        coverage: also print the manifest's mean object coverage (``object_coverage.mean``).
+    """
+    from latentscenes.utils.progress import console
+
+    t0 = time.time()
+    with user_errors():
+        try:
+            cfg.validate()
+        except ValueError as e:
+            fail(e)
+        path = build(cfg)
+    man = json.loads((path / "manifest.json").read_text())
+    c = man["counts"]
+    cov = f"mean object coverage {100 * man.get('object_coverage', {}).get('mean'):.1f} %; " if coverage else ""
+    console.print(
+        f"built {c['built']} scenes ({c['train']} train, {c['exploit']} exploit, {c['meshes']} meshes) into {path} "
+        f"in {time.time() - t0:.1f} s; {cov}{c['dropped']} candidates dropped (see {path / 'build_log.txt'})"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -20,25 +57,24 @@ def register(app: typer.Typer) -> None:
     @build_app.command("flightgear")
     def build_flightgear_cmd(
         out: Path = typer.Option(Path("data/flightgear"), "--out", help="Output folder (an interrupted build there resumes)."),
-        num_instances: Optional[int] = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable)."),
+        num_instances: Optional[int] = NUM_INSTANCES_OPT,
         views: int = typer.Option(50, "--views", help="Training views per instance."),
         test_views: int = typer.Option(10, "--test-views", help="Held-out test views per instance."),
-        resolution: int = typer.Option(128, "--resolution", help="Image side in pixels."),
-        supersample: int = typer.Option(2, "--supersample", help="Render at this multiple and box-downsample."),
-        seed: int = typer.Option(0, "--seed", help="Seed of splits, subset and cameras."),
-        workers: int = typer.Option(2, "--workers", help="Rendering processes."),
+        resolution: int = RESOLUTION_OPT,
+        supersample: int = SUPERSAMPLE_OPT,
+        seed: int = SEED_OPT,
+        workers: int = WORKERS_OPT,
         fg_root: Path = typer.Option(Path("/usr/share/games/flightgear/AI/Aircraft"), "--fg-root", help="FlightGear AI/Aircraft folder."),
-        distance: float = typer.Option(2.3, "--distance", help="Camera distance from the origin."),
-        distance_jitter: float = typer.Option(0.0, "--distance-jitter", help="Relative uniform jitter of the distance."),
+        distance: float = DISTANCE_OPT,
+        distance_jitter: float = DISTANCE_JITTER_OPT,
         fov_deg: float = typer.Option(50.0, "--fov", help="Full field of view, degrees."),
         elevation_min: float = typer.Option(-15.0, "--elevation-min", help="Lowest camera elevation, degrees."),
         elevation_max: float = typer.Option(60.0, "--elevation-max", help="Highest camera elevation, degrees."),
-        radius: float = typer.Option(0.9, "--radius", help="Normalised object radius (farthest vertex)."),
+        radius: float = RADIUS_OPT,
         exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Fraction of airframe meshes held out of train."),
     ) -> None:
         """Render the FlightGear AI airliners (Debian flightgear-data-ai) into an SRN-layout dataset."""
         from latentscenes.data.flightgear import FlightGearBuildConfig, build_flightgear
-        from latentscenes.utils.progress import console
 
         cfg = FlightGearBuildConfig(
             out=out, num_instances=num_instances, views=views, test_views=test_views, resolution=resolution,
@@ -46,44 +82,29 @@ def register(app: typer.Typer) -> None:
             distance_jitter=distance_jitter, fov_deg=fov_deg, elevation_min_deg=elevation_min,
             elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
         )
-        t0 = time.time()
-        with user_errors():
-            try:
-                cfg.validate()
-            except ValueError as e:
-                fail(e)
-            path = build_flightgear(cfg)
-        import json
-
-        man = json.loads((path / "manifest.json").read_text())
-        c = man["counts"]
-        console.print(
-            f"built {c['built']} scenes ({c['train']} train, {c['exploit']} exploit, {c['meshes']} meshes) into {path} "
-            f"in {time.time() - t0:.1f} s; {c['dropped']} candidates dropped (see {path / 'build_log.txt'})"
-        )
+        build_and_report(cfg, build_flightgear)
 
     @build_app.command("torcs")
     def build_torcs_cmd(
         out: Path = typer.Option(Path("data/torcs"), "--out", help="Output folder (an interrupted build there resumes)."),
-        num_instances: Optional[int] = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable)."),
+        num_instances: Optional[int] = NUM_INSTANCES_OPT,
         views: int = typer.Option(24, "--views", help="Training views per instance."),
         test_views: int = typer.Option(8, "--test-views", help="Held-out test views per instance."),
-        resolution: int = typer.Option(128, "--resolution", help="Image side in pixels."),
-        supersample: int = typer.Option(2, "--supersample", help="Render at this multiple and box-downsample."),
-        seed: int = typer.Option(0, "--seed", help="Seed of splits, subset and cameras."),
-        workers: int = typer.Option(2, "--workers", help="Rendering processes."),
+        resolution: int = RESOLUTION_OPT,
+        supersample: int = SUPERSAMPLE_OPT,
+        seed: int = SEED_OPT,
+        workers: int = WORKERS_OPT,
         torcs_root: Path = typer.Option(Path("/usr/share/games/torcs"), "--torcs-root", help="TORCS data folder (holds cars/ and drivers/)."),
-        distance: float = typer.Option(2.3, "--distance", help="Camera distance from the origin."),
-        distance_jitter: float = typer.Option(0.0, "--distance-jitter", help="Relative uniform jitter of the distance."),
+        distance: float = DISTANCE_OPT,
+        distance_jitter: float = DISTANCE_JITTER_OPT,
         fov_deg: float = typer.Option(52.0, "--fov", help="Full field of view, degrees (52: SRN cars)."),
         elevation_min: float = typer.Option(0.0, "--elevation-min", help="Lowest camera elevation, degrees."),
         elevation_max: float = typer.Option(90.0, "--elevation-max", help="Highest camera elevation, degrees."),
-        radius: float = typer.Option(0.9, "--radius", help="Normalised object radius (farthest vertex)."),
+        radius: float = RADIUS_OPT,
         exploit_mesh_fraction: float = typer.Option(0.2, "--exploit-mesh-fraction", help="Fraction of car meshes held out of train."),
     ) -> None:
         """Render the TORCS cars (Debian torcs-data) into an SRN-cars-like dataset (128 px, white, upper hemisphere)."""
         from latentscenes.data.torcs import TorcsBuildConfig, build_torcs
-        from latentscenes.utils.progress import console
 
         cfg = TorcsBuildConfig(
             out=out, num_instances=num_instances, views=views, test_views=test_views, resolution=resolution,
@@ -91,23 +112,7 @@ def register(app: typer.Typer) -> None:
             distance=distance, distance_jitter=distance_jitter, fov_deg=fov_deg, elevation_min_deg=elevation_min,
             elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
         )
-        t0 = time.time()
-        with user_errors():
-            try:
-                cfg.validate()
-            except ValueError as e:
-                fail(e)
-            path = build_torcs(cfg)
-        import json
-
-        man = json.loads((path / "manifest.json").read_text())
-        c = man["counts"]
-        cov = man.get("object_coverage", {}).get("mean")
-        console.print(
-            f"built {c['built']} scenes ({c['train']} train, {c['exploit']} exploit, {c['meshes']} meshes) into {path} "
-            f"in {time.time() - t0:.1f} s; mean object coverage {100 * cov:.1f} %; {c['dropped']} candidates dropped "
-            f"(see {path / 'build_log.txt'})"
-        )
+        build_and_report(cfg, build_torcs, coverage=True)
 
     @data_app.command("validate")
     def validate_cmd(
@@ -116,8 +121,6 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", help="Loader threads."),
     ) -> None:
         """Check every scene and print counts, sizes and camera statistics; exit 1 on problems."""
-        import json
-
         from latentscenes.data.validate import validate_dataset
         from latentscenes.utils.progress import console
 
