@@ -41,7 +41,7 @@ from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
 from latentscenes.config import ConfigError, apply_overrides, get_preset, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
-from latentscenes.evaluation.runs import load_rgb_run
+from latentscenes.evaluation.runs import latent_system_model, load_rgb_run
 from latentscenes.training import rgb_format
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
@@ -273,17 +273,6 @@ def _keep_train_views(scene: SceneViews, max_train: int | None) -> SceneViews:
     return scene.subset(keep)
 
 
-# ============================================================================================ models
-def latent_scene_model(system, name: str):
-    """A :class:`SceneModel` over a trained/exploited ``LatentSystem`` (evaluation's own adapter)."""
-    from latentscenes.evaluation.runs import autoencoder_view, triplane_scene_model
-
-    return triplane_scene_model(
-        "latent", name, system.bank, system.mlp, system.render, system.background(),
-        autoencoder=autoencoder_view(system.ae), device=system.device,
-    )
-
-
 # ============================================================================================ measuring
 def curve_eval_fn(scenes: Sequence[SceneViews], n_views: int, cpu_spent: dict | None = None) -> Callable:
     """``eval_fn(system, stage, step) -> {"psnr": ...}`` for :func:`run_stage`: mean held-out PSNR of the first
@@ -296,7 +285,7 @@ def curve_eval_fn(scenes: Sequence[SceneViews], n_views: int, cpu_spent: dict | 
 
     def fn(system, stage: str, step: int) -> dict[str, float]:
         c0 = time.process_time()
-        model = latent_scene_model(system, "curve")
+        model = latent_system_model(system, "curve")
         vals = [evaluate_scene(model, s, "test", n_views)["mean"]["psnr"] for s in scenes if s.scene_id in model.scene_ids]
         if cpu_spent is not None:
             cpu_spent["s"] = cpu_spent.get("s", 0.0) + time.process_time() - c0
@@ -692,7 +681,7 @@ def run_benchmark(
 
         models, evs = [], []
         for group, d in batches.items():
-            model = latent_scene_model(load_exploited(d, device), method)
+            model = latent_system_model(load_exploited(d, device), method)
             models.append(model)
             evs.append(evaluate_model(model, by_id, {group: groups[group]}, "test", cfg.eval_max_views, show_progress=False))
         return combine_evaluations(evs), models
