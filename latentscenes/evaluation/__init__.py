@@ -7,7 +7,7 @@ Public API (docs/evaluation.md):
     ``camera_defaults_from_views``, ``camera_defaults_from_manifest`` (the paths themselves, ``orbit_cameras`` and
     ``look_at_opencv``, live in :mod:`latentscenes.rendering.cameras`);
   * :mod:`.report` / :mod:`.reporting`: ``write_report``, ``comparison_grid``, ``evaluate_and_report``;
-  * :mod:`.runs`: ``load_run``, ``load_rgb_run``, ``latent_system_model``, ``triplane_scene_model``, ``NotARunError``;
+  * :mod:`.runs`: ``load_run``, ``load_rgb_run``, ``rgb_fit_model``, ``latent_system_model``, ``triplane_scene_model``, ``NotARunError``;
   * :mod:`.demo`: ``run_demo``, ``DemoConfig`` (``latentscenes demo``).
 
 Submodules are imported on use (the package import stays light for the CLI). The user-facing Python API over

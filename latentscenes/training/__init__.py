@@ -7,7 +7,8 @@ Public entry points (see docs/training.md):
   * :func:`load_trained`, :func:`load_exploited`, :func:`load_model`: learned scenes ready to render.
 
 Submodules are imported lazily by the names above so that ``import latentscenes.training`` stays cheap and
-the RGB baseline (``training/rgb_baseline.py``, another area) does not depend on this one.
+the RGB baseline (``training/rgb_baseline.py`` and its folder format ``training/rgb_format.py``, another area)
+does not depend on this one.
 """
 
 from __future__ import annotations
