@@ -104,17 +104,19 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoints."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default: cuda when present), cpu or cuda."),
     ) -> None:
-        """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training."""
+        """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training.
+
+        Under torchrun (several processes): the scenes are shared out among the processes (docs/scale.md)."""
         from latentscenes.autoencoder.model import AEConfig
         from latentscenes.config import apply_overrides, resolve_config
+        from latentscenes.training import distributed
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import load_run_config, train_3daae
-        from latentscenes.utils.device import set_cpu_threads
         from latentscenes.utils.folders import check_out_folder
         from latentscenes.utils.progress import console
 
         with pipeline_errors():
-            set_cpu_threads()
+            _set_threads()
             # Before its config.json is read: another command's config would give a misleading error.
             check_out_folder(out, "train", resume=resume, resumable=True)
             if resume and config is None and (out / "config.json").exists():
@@ -126,10 +128,17 @@ def register(app: typer.Typer) -> None:
                 cfg.ae = AEConfig.from_option(ae, cfg.ae)
             if device:
                 cfg.device = device
+            # torchrun: one process group for the command (gloo on the CPU, nccl on GPUs); nothing otherwise.
+            cfg.device = distributed.init_from_env(cfg.device)
+            rank, world_size = distributed.world()
             root = data or (Path(cfg.data.path) if cfg.data.path else None)
-            console.print(f"[bold]train[/bold] -> {out} (preset {preset or 'from config'}, device {cfg.device})")
+            if rank == 0:
+                console.print(f"[bold]train[/bold] -> {out} (preset {preset or 'from config'}, device {cfg.device}"
+                              + (f", {world_size} processes, backend {_backend()})" if world_size > 1 else ")"))
             res = train_3daae(cfg, out, data_root=root, resume=resume)
-            _print_summary(res)
+            if rank == 0:
+                _print_summary(res)
+            distributed.shutdown()
 
     @app.command("exploit")
     def exploit(

@@ -621,14 +621,22 @@ def train_3daae(
     ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
     returns the stored results.
     """
+    from latentscenes.training import distributed
+
     out = Path(out)
     # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
     # would block the corrected re-run).
     validate_pipeline(cfg)
     effective = stage_configs(cfg, TRAIN_STAGES)  # what each stage runs with; recorded in the manifest
+    # Several processes (torchrun; training/distributed.py): rank 0 writes every shared file, after every rank
+    # has read what it needs (the barriers); with one process every _sync is a no-op.
+    rank, world_size = distributed.world()
+    main = rank == 0
     _check_out(out, resume, "train")
-    if resume and out.is_dir():
+    _sync(world_size)
+    if resume and out.is_dir() and main:
         clean_for_resume(out)
+    _sync(world_size)
     derive = False
     if scenes is None:
         cfg = with_dataset(cfg, data_root)
@@ -641,6 +649,7 @@ def train_3daae(
         finished = check_resume_config(out, cfg)
         if finished is not None:  # nothing to do: not a byte of the run may change (exploit batches hash it)
             return _finished_result(out, cfg, finished)
+        distributed.check_resume_world(out, TRAIN_STAGES, world_size)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
     if ae is None:
@@ -653,12 +662,18 @@ def train_3daae(
     if scenes is None:
         # One scene loaded at a time: the table keeps pixel codes, the bounds checks the cameras (docs/scale.md).
         table, scenes, extent, _ = load_view_table(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root,
-                                                   measure_extent=derive)
+                                                   measure_extent=derive, rank=rank, world_size=world_size)
         if derive:
-            cfg = with_camera_bounds(cfg, scenes, extent)
+            if world_size > 1:  # the bounds of every rank's cameras, the same on every rank
+                every, extent = _gather_cameras(scenes, extent, world_size)
+                cfg = (with_camera_bounds(cfg, every, extent) if main else
+                       apply_render_defaults(cfg, _derive_bounds(cfg, every, extent)))
+            else:
+                cfg = with_camera_bounds(cfg, scenes, extent)
         check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
+        scenes = _own_scenes(scenes, rank, world_size)
         check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
         table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     scenes = None  # the table holds what training needs
@@ -666,38 +681,48 @@ def train_3daae(
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
     table = shift_views(table, cfg.data.shift_grid, int(ae.downsample_factor))
+    # This rank's part of the run (None with one process): every scene id and view count of the run.
+    shard = distributed.Shard.from_table(table) if world_size > 1 else None
+    whole = table if shard is None else shard  # scene_ids, n_source_views, copies of the whole run
     if resume:
-        check_resume_scenes(out, TRAIN_STAGES, table)
-    mark_folder(out, "train")
-    save_config(cfg, out / "config.json")
+        check_resume_scenes(out, TRAIN_STAGES, whole)
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
-        "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
-        "view_copies": table.copies, "image_size": [H, W], "image_storage": table.storage(),
+        "device": str(device), "scene_ids": whole.scene_ids, "n_views": whole.n_source_views,
+        "view_copies": table.copies, "image_size": [H, W], "image_storage": _image_storage(table, shard),
         "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
         # The stages' clocks (Eq. 9's entry cost, quoted by packages exported from this run) depend on the threads;
         # the last session's count (a resumed run may have run earlier stages with another).
         "torch_threads": torch.get_num_threads(),
     }
+    if shard is not None:
+        manifest[distributed.MANIFEST_KEY] = _distributed_record(shard)
     if resume and (out / "manifest.json").exists():
         manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
-    write_json(out / "manifest.json", manifest)
-    system = build_system(cfg, ae, table.scene_ids)
-    logger = _logger(cfg, out)
+    _sync(world_size)  # every rank has read the folder's manifest before rank 0 rewrites it
+    if main:
+        mark_folder(out, "train")
+        save_config(cfg, out / "config.json")
+        write_json(out / "manifest.json", manifest)
+    system = build_system(cfg, ae, whole.scene_ids)
+    if shard is not None:  # the single-process initialisation, this rank's scenes kept
+        system.bank = system.bank.select(table.scene_ids)
+    logger = _logger(cfg, out) if main else _NullLogger()
     try:
-        logger.log({"event": "start", "kind": "train", "resume": resume, "scenes": len(table.scene_ids),
-                    "views": len(table), "device": str(device)})
-        latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-train.safetensors",
-                                                cfg.encode_batch_size, cfg.logging.progress)
+        logger.log({"event": "start", "kind": "train", "resume": resume, "scenes": len(whole.scene_ids),
+                    "views": len(whole), "device": str(device)})
+        latents, cache_s, reused = encode_views(system, table, out / "cache" / _cache_name("train", shard),
+                                                cfg.encode_batch_size, cfg.logging.progress and main)
         logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
         results: dict[str, Any] = {}
         # Warm-up (Sec. 3.5.1, last paragraph): AE frozen, only planes/W/B/MLP on cached latents.
         results["warmup"] = _run_or_reuse(system, table, "warmup", effective["warmup"], out, cfg, resume=resume,
                                           logger=logger,
                                           eval_fn=eval_fn, latents=latents, encode_live=False,
-                                          shared_parts=("encoder", "decoder"))
+                                          shared_parts=("encoder", "decoder"), shard=shard)
         manifest["stages"]["warmup"] = results["warmup"]
-        write_json(out / "manifest.json", manifest)
+        if main:
+            write_json(out / "manifest.json", manifest)
         # Joint 3Da-AE training (Alg. 1, Eq. 5). The encoder learns through L_Enc only when it is trainable;
         # otherwise the cached targets stay valid and are used.
         # With a live encoder the cached latents (pre-trained encoder) are the latent-scale anchor's reference.
@@ -705,19 +730,22 @@ def train_3daae(
         results["joint"] = _run_or_reuse(system, table, "joint", effective["joint"], out, cfg, resume=resume,
                                          logger=logger,
                                          eval_fn=eval_fn, latents=latents, encode_live=live,
-                                         shared_parts=("encoder", "decoder"))
+                                         shared_parts=("encoder", "decoder"), shard=shard)
         manifest["stages"]["joint"] = results["joint"]
-        manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"))
-        manifest["model"]["sha256_shared"] = _sha256(out / "model" / "shared.safetensors")
+        manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"), shard)
+        if main:
+            manifest["model"]["sha256_shared"] = _sha256(out / "model" / "shared.safetensors")
         manifest["latent_cache_s"] = cache_s
         manifest["status"] = "done"
         manifest["bytes"] = model_bytes(system)
-        write_json(out / "manifest.json", manifest)
+        if main:
+            write_json(out / "manifest.json", manifest)
         logger.log({"event": "done", "kind": "train"})
+        _sync(world_size)
     finally:
         logger.close()
     return {
-        "run_dir": str(out), "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
+        "run_dir": str(out), "device": str(device), "scene_ids": whole.scene_ids, "n_views": whole.n_source_views,
         "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
     }
@@ -961,6 +989,25 @@ def _image_storage(table: ViewTable, shard: Any) -> dict:
             "denominators": sorted({d for g in got for d in g["denominators"]}),
             "bytes": sum(g["bytes"] for g in got), "source_views": sum(g["source_views"] for g in got),
             "copies": mine["copies"]}
+
+
+def _gather_cameras(scenes: list, extent: float | None, world_size: int) -> tuple[list, float | None]:
+    """Every rank's scenes without pixels (``cameras_only``) and the largest object extent (collective): what
+    bounds derived from the cameras need, so that every rank derives the same."""
+    import torch.distributed as dist
+
+    got: list[Any] = [None] * world_size
+    dist.all_gather_object(got, (list(scenes), extent))
+    every = [s for g in got for s in g[0]]
+    exts = [g[1] for g in got if g[1] is not None]
+    return every, (max(exts) if exts else None)
+
+
+def _derive_bounds(cfg: PipelineConfig, scenes: list, extent: float | None) -> dict:
+    """:func:`with_camera_bounds`' bounds without printing them (ranks other than 0)."""
+    from latentscenes.data.bounds import derive_bounds
+
+    return derive_bounds(scenes, cfg.render.box_size, extent=extent)
 
 
 def _distributed_record(shard: Any) -> dict:
