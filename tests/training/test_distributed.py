@@ -1,6 +1,6 @@
-"""``exploit`` in several processes on ``torch.distributed`` (gloo; training/distributed.py, docs/scale.md "Many
-processes: torchrun"): every scene learned exactly once by the rank that owns it, the single-process file layout,
-the single-process updates, and ``--resume`` after a rank died.
+"""``train`` and ``exploit`` in several processes on ``torch.distributed`` (gloo; training/distributed.py,
+docs/scale.md "Many processes: torchrun"): every scene learned exactly once by the rank that owns it, the
+single-process file layout, the single-process updates, and ``--resume`` after a rank died.
 
 Equivalence with one process: a K-process stage draws the single-process batch of each step and splits it by scene
 owner, weighting each rank's loss terms by its share of the batch, so the summed gradients are the single-process
@@ -47,21 +47,64 @@ IDS = ["ex00", "ex01", "ex02", "ex03", "ex04"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A ``test``-preset run (deterministic renderer) on a dataset of 5 exploit scenes; the same exploit batch
-    learned by one process (in this one) and by two gloo processes."""
+def trained(tmp_path_factory):
+    """A dataset of 5 train and 5 exploit scenes without recorded ray bounds (every rank derives them from all
+    cameras), and the same ``test``-preset run (deterministic renderer) trained by one and by two processes."""
     root = tmp_path_factory.mktemp("dist")
+    data = write_sphere_dataset(root / "data", n_train=5, n_exploit=5)
+    manifest = json.loads((data / "manifest.json").read_text())
+    del manifest["render"]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    cfg = small_config(warmup=2)
+    cfg.warmup.steps, cfg.joint.steps = 4, 2
+    cfg.render.deterministic = True
     with single_thread():
-        data = write_sphere_dataset(root / "data", n_train=2, n_exploit=5)
-        cfg = small_config()
-        cfg.warmup.steps, cfg.joint.steps = 2, 1
-        cfg.render.deterministic = True
         train_3daae(cfg, root / "run", data_root=data)
-        ecfg = exploit_config(load_run_config(root / "run"), SETS)
-        exploit_3daae(root / "run", root / "one", ecfg, data_root=data)
-    reports = spawn_exploit(root / "run", root / "two", ecfg, data, root / "reports-two")
-    return {"root": root, "data": data, "run": root / "run", "cfg": ecfg, "one": root / "one",
+    reports = spawn_exploit(None, root / "run2", cfg, data, root / "reports-run2", kind="train")
+    return {"root": root, "data": data, "cfg": cfg, "run": root / "run", "run2": root / "run2", "reports": reports}
+
+
+@pytest.fixture(scope="module")
+def runs(trained):
+    """The same exploit batch (5 scenes) of the one-process run learned by one process and by two."""
+    root, data = trained["root"], trained["data"]
+    ecfg = exploit_config(load_run_config(trained["run"]), SETS)
+    with single_thread():
+        exploit_3daae(trained["run"], root / "one", ecfg, data_root=data)
+    reports = spawn_exploit(trained["run"], root / "two", ecfg, data, root / "reports-two")
+    return {"root": root, "data": data, "run": trained["run"], "cfg": ecfg, "one": root / "one",
             "two": root / "two", "reports": reports}
+
+
+def _same_layout_and_close(one: Path, two: Path, tol: dict[str, float]) -> None:
+    """``two`` (two processes) has the files, tensors, shapes and scene order of ``one`` (one process, the latent
+    caches aside), and its tensors are within ``tol[stage or "model"]`` of ``one``'s."""
+    assert _files(two) == _files(one)
+    m1, m2 = (json.loads((f / "manifest.json").read_text()) for f in (one, two))
+    assert set(m2) == set(m1) | {"distributed"} and m2["distributed"]["world_size"] == 2
+    for key in ("scene_ids", "n_views", "view_copies", "image_size", "image_storage", "bytes", "status"):
+        assert m2[key] == m1[key], key
+    assert m2["model"]["scenes"] == m1["model"]["scenes"]
+    for rel in sorted(_files(one)):
+        if not rel.endswith(".safetensors"):
+            continue
+        (a, meta_a), (b, meta_b) = _tensors(one / rel), _tensors(two / rel)
+        assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}, rel
+        assert meta_a.get("scene_ids") == meta_b.get("scene_ids"), rel
+        t = next((v for k, v in tol.items() if k in rel), tol["model"])
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], atol=t, rtol=t, msg=f"{rel}: {k}")
+
+
+def test_train_in_two_processes_is_the_single_process_run(trained):
+    reports = trained["reports"]
+    ids = [f"tr{i:02d}" for i in range(5)]
+    assert reports[1]["bank_scenes"] == ["tr01", "tr03"] and reports[0]["bank_scenes"] == ids
+    assert reports[0]["shared"] == reports[1]["shared"], "the replicated parameters differ between the ranks"
+    assert all(r["steps"] == {"warmup": 4, "joint": 2} for r in reports)
+    c1, c2 = (json.loads((trained[k] / "config.json").read_text())["render"] for k in ("run", "run2"))
+    assert c2 == c1, "the ray bounds derived from the cameras differ"
+    _same_layout_and_close(trained["run"], trained["run2"], {"warmup": 1e-5, "model": 1e-4})
 
 
 def _files(folder: Path) -> set[str]:
@@ -91,25 +134,12 @@ def test_two_processes_learn_every_scene_once_in_the_single_process_layout(runs)
     assert reports[0]["shared"] == reports[1]["shared"], "the replicated parameters differ between the ranks"
     assert all(r["steps"] == {"exploit_fit": 6, "exploit_finetune": 2} for r in reports)
 
-    # The same files (the latent caches aside: one per rank), tensors, shapes and scene order as one process.
-    assert _files(two) == _files(one)
+    # The same files (the latent caches aside: one per rank), tensors, shapes and scene order as one process, and
+    # the single-process updates up to float rounding (module docstring): tight after the fit, wider once the
+    # decoder fine-tuning has amplified it.
     assert sorted(p.name for p in (two / "cache").iterdir()) == [
         "latents-exploit-rank0of2.safetensors", "latents-exploit-rank1of2.safetensors"]
-    m1, m2 = (json.loads((f / "manifest.json").read_text()) for f in (one, two))
-    assert set(m2) == set(m1) | {"distributed"} and m2["distributed"]["world_size"] == 2
-    for key in ("scene_ids", "n_views", "view_copies", "image_size", "image_storage", "model", "bytes", "status"):
-        assert m2[key] == m1[key], key
-    for rel in sorted(_files(one)):
-        if not rel.endswith(".safetensors"):
-            continue
-        (a, meta_a), (b, meta_b) = _tensors(one / rel), _tensors(two / rel)
-        assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}, rel
-        assert meta_a.get("scene_ids") == meta_b.get("scene_ids"), rel
-        # The single-process updates, up to float rounding (module docstring): tight after the fit, wider once
-        # the decoder fine-tuning has amplified it.
-        tol = 1e-5 if "exploit_fit" in rel else 2e-3
-        for k in a:
-            torch.testing.assert_close(b[k], a[k], atol=tol, rtol=tol, msg=f"{rel}: {k}")
+    _same_layout_and_close(one, two, {"exploit_fit": 1e-5, "model": 2e-3})
 
     # Every scene learned: its parameters moved from the initialisation (the same in both runs).
     ae = load_run_autoencoder(runs["run"], "cpu")
@@ -166,3 +196,21 @@ def test_the_documented_torchrun_command_runs_with_two_cpu_processes(runs, tmp_p
         a, b = _tensors(runs["two"] / rel)[0], _tensors(out / rel)[0]
         assert all(torch.equal(a[k], b[k]) for k in a), rel
     shutil.rmtree(out)
+
+
+@pytest.mark.slow
+def test_train_with_a_rank_killed_in_the_warmup_resumes_to_the_same_run(trained):
+    root, cut = trained["root"], trained["root"] / "run-cut"
+    # Rank 1 raises at its 4th loss (warm-up step 3): the warm-up's checkpoint of step 2 is on disk.
+    with pytest.raises(Exception):
+        spawn_exploit(None, cut, trained["cfg"], trained["data"], root / "reports-run-cut", kind="train",
+                      fail_rank=1, fail_after=3)
+    state = json.loads((cut / "stages" / "warmup" / "ckpt" / "state.json").read_text())
+    assert (state["step"], state["done"]) == (2, False)
+    spawn_exploit(None, cut, trained["cfg"], trained["data"], root / "reports-run-resumed", kind="train",
+                  resume=True)
+    m = json.loads((cut / "manifest.json").read_text())
+    assert m["status"] == "done" and m["stages"]["warmup"]["resumed_from"] == 2
+    for rel in ("model/shared.safetensors", "model/scenes/scenes-00000.safetensors"):
+        a, b = _tensors(trained["run2"] / rel)[0], _tensors(cut / rel)[0]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), rel
