@@ -190,7 +190,16 @@ class Shard:
         copies = {g[2] for g in got}
         if len(copies) != 1:
             raise ValueError(f"the ranks' view tables have different copies per view: {sorted(copies)}")
-        mine = owned(n, rank, ws)
+        shard = cls.build(rank, ws, ids, views, copies.pop(), group)
+        if shard.n_local_source != n_src:
+            raise ValueError(f"rank {rank}: {n_src} source views in its table, {shard.n_local_source} expected")
+        return shard
+
+    @classmethod
+    def build(cls, rank: int, world_size: int, scene_ids: list[str], views: list[int], copies: int,
+              group: Any = None) -> "Shard":
+        """The shard of rank ``rank`` from every scene's id and source-view count (no communication)."""
+        mine = owned(len(scene_ids), rank, world_size)
         starts = [0]
         for v in views:
             starts.append(starts[-1] + v)
@@ -199,9 +208,7 @@ class Shard:
         for k in mine:
             local[starts[k] : starts[k + 1]] = torch.arange(pos, pos + views[k])
             pos += views[k]
-        if pos != n_src:
-            raise ValueError(f"rank {rank}: {n_src} source views in its table, {pos} expected")
-        return cls(rank, ws, ids, mine, views, copies.pop(), local, n_src, group)
+        return cls(rank, world_size, list(scene_ids), mine, list(views), int(copies), local, pos, group)
 
     # ------------------------------------------------------------------------------------- sizes and batches
     @property

@@ -214,3 +214,32 @@ def test_train_with_a_rank_killed_in_the_warmup_resumes_to_the_same_run(trained)
     for rel in ("model/shared.safetensors", "model/scenes/scenes-00000.safetensors"):
         a, b = _tensors(trained["run2"] / rel)[0], _tensors(cut / rel)[0]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), rel
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_the_ranks_rows_of_a_batch_are_the_single_process_rows(world_size):
+    """``Shard.local_rows`` with view copies (``data.shift_grid = 2``) and scenes of different view counts: the
+    rows every rank takes of a batch, looked up in its own table, are the single-process batch's (scene, view,
+    copy), each exactly once."""
+    from latentscenes.training.data import build_view_table, shift_views
+    from latentscenes.training.distributed import Shard, owned
+
+    from helpers_3daae import sphere_scenes
+
+    scenes = sphere_scenes(5, n_views=6, resolution=16)
+    scenes[1].split[0] = "test"  # scene s01 has 3 train views, the others 4
+    one = shift_views(build_view_table(scenes), 2)
+    views = torch.bincount(one.scene_rows[: one.n_source_views]).tolist()
+    ids = [s.scene_id for s in scenes]
+    tables = [shift_views(build_view_table([scenes[k] for k in owned(5, r, world_size)]), 2) for r in range(world_size)]
+    shards = [Shard.build(r, world_size, ids, views, one.copies) for r in range(world_size)]
+    for step in range(12):
+        rows = batch_indices(len(one), 5, 0, "fit", step)
+
+        def key(t, r):  # (scene, camera) of a row: the camera identifies source view and copy
+            return (t.scene_ids[int(t.scene_rows[r])], tuple(t.K[r].flatten().tolist()), tuple(t.c2w[r].flatten().tolist()))
+
+        want = sorted(key(one, r) for r in rows.tolist())
+        got = sorted(key(t, r) for t, sh in zip(tables, shards) for r in sh.local_rows(rows).tolist())
+        assert got == want
+        assert sum(len(sh.local_rows(rows)) for sh in shards) == len(rows)
