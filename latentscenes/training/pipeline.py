@@ -620,6 +620,10 @@ def train_3daae(
 
     ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
     returns the stored results.
+
+    In a ``torch.distributed`` process group of several processes (torchrun; the caller creates it), every process
+    calls this with the same arguments: each learns its own scenes, rank 0 writes the run
+    (training/distributed.py); the result's ``system`` holds every scene on rank 0, its own elsewhere.
     """
     from latentscenes.training import distributed
 
@@ -1083,6 +1087,8 @@ def exploit_3daae(
         NonFiniteLossError, DatasetError: as for training. ConfigError: the run's near/far cannot see the box
             from some camera of the new scenes; a stage setting that contradicts the stage or the strategy
             (:func:`~latentscenes.training.config.stage_configs`).
+
+    Several processes (torchrun): as :func:`train_3daae`.
     """
     from latentscenes.training import distributed
 
