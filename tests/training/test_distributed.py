@@ -230,15 +230,16 @@ def test_the_ranks_rows_of_a_batch_are_the_single_process_rows(world_size):
     scenes[1].split[0] = "test"  # scene s01 has 3 train views, the others 4
     one = shift_views(build_view_table(scenes), 2)
     views = torch.bincount(one.scene_rows[: one.n_source_views]).tolist()
+    assert views == [4, 3, 4, 4, 4] and one.copies == 4
     ids = [s.scene_id for s in scenes]
     tables = [shift_views(build_view_table([scenes[k] for k in owned(5, r, world_size)]), 2) for r in range(world_size)]
     shards = [Shard.build(r, world_size, ids, views, one.copies) for r in range(world_size)]
+
+    def key(t, r):  # (scene, camera) of a row: the camera identifies the source view and the copy
+        return t.scene_ids[int(t.scene_rows[r])], tuple(t.K[r].flatten().tolist()), tuple(t.c2w[r].flatten().tolist())
+
     for step in range(12):
         rows = batch_indices(len(one), 5, 0, "fit", step)
-
-        def key(t, r):  # (scene, camera) of a row: the camera identifies source view and copy
-            return (t.scene_ids[int(t.scene_rows[r])], tuple(t.K[r].flatten().tolist()), tuple(t.c2w[r].flatten().tolist()))
-
         want = sorted(key(one, r) for r in rows.tolist())
         got = sorted(key(t, r) for t, sh in zip(tables, shards) for r in sh.local_rows(rows).tolist())
         assert got == want
