@@ -48,6 +48,27 @@ def _print_summary(res: dict) -> None:
     typer.echo(json.dumps({k: v for k, v in _summary(res).items() if k != "stages"}, default=str))
 
 
+def _set_threads() -> None:
+    """Torch threads: every core (``set_cpu_threads``), or the cores divided among the CPU processes torchrun
+    started on this machine."""
+    import torch
+
+    from latentscenes.training.distributed import cpu_threads_per_process
+    from latentscenes.utils.device import set_cpu_threads
+
+    n = cpu_threads_per_process()
+    if n is None:
+        set_cpu_threads()
+    else:
+        torch.set_num_threads(n)
+
+
+def _backend() -> str:
+    import torch.distributed as dist
+
+    return str(dist.get_backend())
+
+
 def n_scenes_override(value: str | None, overrides: list[str] | None) -> list[str]:
     """``--n-scenes N|all`` as the ``--set`` it stands for (``data.n_exploit_scenes=N`` or ``=null``).
 
@@ -83,17 +104,19 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoints."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default: cuda when present), cpu or cuda."),
     ) -> None:
-        """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training."""
+        """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training.
+
+        Under torchrun (several processes): the scenes are shared out among the processes (docs/scale.md)."""
         from latentscenes.autoencoder.model import AEConfig
         from latentscenes.config import apply_overrides, resolve_config
+        from latentscenes.training import distributed
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import load_run_config, train_3daae
-        from latentscenes.utils.device import set_cpu_threads
         from latentscenes.utils.folders import check_out_folder
         from latentscenes.utils.progress import console
 
         with pipeline_errors():
-            set_cpu_threads()
+            _set_threads()
             # Before its config.json is read: another command's config would give a misleading error.
             check_out_folder(out, "train", resume=resume, resumable=True)
             if resume and config is None and (out / "config.json").exists():
@@ -105,10 +128,17 @@ def register(app: typer.Typer) -> None:
                 cfg.ae = AEConfig.from_option(ae, cfg.ae)
             if device:
                 cfg.device = device
+            # torchrun: one process group for the command (gloo on the CPU, nccl on GPUs); nothing otherwise.
+            cfg.device = distributed.init_from_env(cfg.device)
+            rank, world_size = distributed.world()
             root = data or (Path(cfg.data.path) if cfg.data.path else None)
-            console.print(f"[bold]train[/bold] -> {out} (preset {preset or 'from config'}, device {cfg.device})")
+            if rank == 0:
+                console.print(f"[bold]train[/bold] -> {out} (preset {preset or 'from config'}, device {cfg.device}"
+                              + (f", {world_size} processes, backend {_backend()})" if world_size > 1 else ")"))
             res = train_3daae(cfg, out, data_root=root, resume=resume)
-            _print_summary(res)
+            if rank == 0:
+                _print_summary(res)
+            distributed.shutdown()
 
     @app.command("exploit")
     def exploit(
@@ -128,14 +158,16 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue the batch in --out from its last checkpoints."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default), cpu or cuda."),
     ) -> None:
-        """Learn new scenes with a trained 3Da-AE (paper Alg. 2): Encode-Scene, then decoder fine-tuning."""
+        """Learn new scenes with a trained 3Da-AE (paper Alg. 2): Encode-Scene, then decoder fine-tuning.
+
+        Under torchrun (several processes): the scenes are shared out among the processes (docs/scale.md)."""
+        from latentscenes.training import distributed
         from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_run_config
-        from latentscenes.utils.device import set_cpu_threads
         from latentscenes.utils.folders import check_out_folder
         from latentscenes.utils.progress import console
 
         with pipeline_errors():
-            set_cpu_threads()
+            _set_threads()
             set_ = list(set_ or []) + n_scenes_override(n_scenes, set_)
             check_out_folder(out, "exploit", resume=resume, resumable=True)
             if resume and (out / "config.json").exists():
@@ -144,13 +176,20 @@ def register(app: typer.Typer) -> None:
                 cfg = exploit_config(load_run_config(run), set_, strategy, True if no_prior else None)
             if device:
                 cfg.device = device
+            # torchrun: one process group for the command (gloo on the CPU, nccl on GPUs); nothing otherwise.
+            cfg.device = distributed.init_from_env(cfg.device)
+            rank, world_size = distributed.world()
             root = data or (Path(cfg.data.path) if cfg.data.path else None)
-            console.print(
-                f"[bold]exploit[/bold] {run} -> {out} (split {scenes}, strategy {cfg.exploit.strategy}, "
-                f"no_prior {cfg.exploit.no_prior})"
-            )
+            if rank == 0:
+                console.print(
+                    f"[bold]exploit[/bold] {run} -> {out} (split {scenes}, strategy {cfg.exploit.strategy}, "
+                    f"no_prior {cfg.exploit.no_prior}"
+                    + (f", {world_size} processes, backend {_backend()})" if world_size > 1 else ")")
+                )
             res = exploit_3daae(run, out, cfg, data_root=root, split=scenes, resume=resume)
-            _print_summary(res)
+            if rank == 0:
+                _print_summary(res)
+            distributed.shutdown()
 
     @app.command("export")
     def export(

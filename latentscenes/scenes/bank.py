@@ -169,6 +169,47 @@ class SceneBank(nn.Module):
         self.scene_ids.extend(ids)
         return torch.arange(start, start + n, dtype=torch.long, device=self._device())
 
+    def select(self, ids: Sequence[str]) -> "SceneBank":
+        """A new bank holding copies of the per-scene rows of ``ids`` (in that order) and **sharing** this bank's
+        global planes (the same ``nn.Parameter``). Used to keep one rank's scenes of a multi-process run.
+
+        Raises:
+            KeyError: an id not in this bank.
+        """
+        ids = list(ids)
+        rows = self.rows(ids)
+        new = SceneBank(self.cfg, [], sparse_grad=self.sparse_grad, generator=torch.Generator().manual_seed(0))
+        new.global_planes = self.global_planes
+        with torch.no_grad():
+            if self.local is not None:
+                new.local = nn.Parameter(self.local.detach()[rows].clone())
+            if self.coefs is not None:
+                new.coefs = nn.Parameter(self.coefs.detach()[rows].clone())
+        new.scene_ids = ids
+        new._rows = {s: i for i, s in enumerate(ids)}
+        return new.to(self._device())
+
+    def set_scenes(self, ids: Sequence[str], tensors: dict[str, torch.Tensor]) -> None:
+        """Replace every scene of the bank by ``ids`` with the per-scene tensors ``tensors`` (as
+        :meth:`per_scene_state` returns them, rows in ``ids`` order)."""
+        ids = list(ids)
+        with torch.no_grad():
+            if self.local is not None:
+                self.local = nn.Parameter(tensors["local"].reshape(len(ids), -1).to(self.local))
+            if self.coefs is not None:
+                self.coefs = nn.Parameter(tensors["coefs"].to(self.coefs))
+        self.scene_ids = ids
+        self._rows = {s: i for i, s in enumerate(ids)}
+
+    def assign(self, ids: Sequence[str], tensors: dict[str, torch.Tensor]) -> None:
+        """Overwrite the per-scene rows of ``ids`` (scenes of this bank) with ``tensors`` (rows in ``ids`` order)."""
+        rows = self.rows(ids)
+        with torch.no_grad():
+            if self.local is not None:
+                self.local.data[rows] = tensors["local"].reshape(len(rows), -1).to(self.local)
+            if self.coefs is not None:
+                self.coefs.data[rows] = tensors["coefs"].to(self.coefs)
+
     # ----------------------------------------------------------------------------------- planes
     def _gather(self, p: nn.Parameter, rows: torch.Tensor) -> torch.Tensor:
         if self.sparse_grad:

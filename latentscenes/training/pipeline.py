@@ -142,7 +142,7 @@ def cameras_only(sv: SceneViews) -> SceneViews:
 
 def load_view_table(
     cfg: PipelineConfig, split_name: str, n_max: int | None, data_root: str | Path | None = None, *,
-    measure_extent: bool = False,
+    measure_extent: bool = False, rank: int = 0, world_size: int = 1,
 ) -> tuple[ViewTable, list[SceneViews], float | None, dict]:
     """The train views of a dataset split as a :class:`ViewTable`, loading one scene at a time.
 
@@ -154,6 +154,8 @@ def load_view_table(
             :func:`load_scenes`.
         measure_extent: also measure the objects' extent in the images (``data.bounds.object_extent``), for
             bounds derived from the cameras.
+        rank, world_size: load only the scenes rank ``rank`` of ``world_size`` processes owns (scene k of the
+            selection when ``k % world_size == rank``; training/distributed.py).
     Returns:
         ``(table, scenes without pixels (cameras_only), extent or None, the dataset's recorded render defaults)``.
     Raises:
@@ -171,6 +173,11 @@ def load_view_table(
         ids = ids[:n_max]
     if not ids:
         raise DatasetError(f"{root}: split {split_name!r} has no scenes")
+    if world_size > 1:
+        from latentscenes.training.distributed import check_enough_scenes, owned
+
+        check_enough_scenes(len(ids), world_size, f"{root}: split {split_name!r}")
+        ids = [ids[k] for k in owned(len(ids), rank, world_size)]
     cams: list[SceneViews] = []
     extent: list[float] = []
 
@@ -311,10 +318,13 @@ def _stage_done(stage_dir: Path) -> dict | None:
     return st if st.get("done") else None
 
 
-def _load_ckpt_into(system: LatentSystem, stage_dir: Path) -> None:
+def _load_ckpt_into(system: LatentSystem, stage_dir: Path, shard: Any = None) -> None:
     found = existing_checkpoint_dir(stage_dir / "ckpt")
     load_shared_into(system, found / "shared.safetensors")
-    load_scene_shards(system.bank, found / "scenes")
+    if shard is None:
+        load_scene_shards(system.bank, found / "scenes")
+    else:
+        shard.load_own_scenes(system.bank, found / "scenes")
 
 
 def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) -> None:
@@ -517,7 +527,7 @@ def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
 def _run_or_reuse(
     system: LatentSystem, table: ViewTable, stage: str, scfg: StageConfig, out: Path, cfg: PipelineConfig, *,
     resume: bool, logger: MetricsLogger, eval_fn: EvalFn | None, latents: torch.Tensor | None,
-    encode_live: bool, shared_parts: tuple[str, ...],
+    encode_live: bool, shared_parts: tuple[str, ...], shard: Any = None,
 ) -> dict:
     """Run a stage, or -- when resuming and it already finished -- load its final state and return its result."""
     stage_dir = out / "stages" / stage
@@ -525,21 +535,33 @@ def _run_or_reuse(
         done = _stage_done(stage_dir)
         # A finished stage whose update count was raised since (check_resume_config allows it for the last
         # stage) continues from its final checkpoint instead of being skipped.
-        if done is not None and int(done.get("steps_total", done["step"])) >= resolve_steps(scfg, table.n_source_views):
-            _load_ckpt_into(system, stage_dir)
+        n_views = table.n_source_views if shard is None else shard.n_source_views
+        if done is not None and int(done.get("steps_total", done["step"])) >= resolve_steps(scfg, n_views):
+            _load_ckpt_into(system, stage_dir, shard)
             logger.log({"event": "stage_skipped", "stage": stage, "reason": "finished before resume"})
             return done["result"]
     res = run_stage(
         system, table, stage, scfg, seed=cfg.seed, latents=latents, encode_live=encode_live, ckpt_dir=stage_dir,
         resume=resume, logger=logger, eval_fn=eval_fn, progress=cfg.logging.progress, shared_parts=shared_parts,
+        shard=shard,
     )
     return res.to_dict()
 
 
-def _write_model(system: LatentSystem, folder: Path, parts: tuple[str, ...]) -> dict:
+def _write_model(system: LatentSystem, folder: Path, parts: tuple[str, ...], shard: Any = None) -> dict:
+    """Write ``model/`` (shared weights, scene shards). With several processes (collective): every rank's scenes are
+    gathered and rank 0 writes the single-process layout; ``system.bank`` becomes the whole bank on rank 0."""
+    if shard is not None:
+        full, _ = shard.gather_bank(system.bank)
+        if not shard.is_main:
+            shard.barrier()
+            return {"shared": "model/shared.safetensors", "scenes": []}
+        system.bank = full
     folder.mkdir(parents=True, exist_ok=True)
     save_shared(system, folder / "shared.safetensors", parts)
     shards = save_scene_shards(system.bank, folder / "scenes")
+    if shard is not None:
+        shard.barrier()
     return {"shared": "model/shared.safetensors", "scenes": [f"model/scenes/{s}" for s in shards]}
 
 
@@ -598,15 +620,27 @@ def train_3daae(
 
     ``resume`` on a finished run changes no file of it (exploit batches record its weights' sha256) and
     returns the stored results.
+
+    In a ``torch.distributed`` process group of several processes (torchrun; the caller creates it), every process
+    calls this with the same arguments: each learns its own scenes, rank 0 writes the run
+    (training/distributed.py); the result's ``system`` holds every scene on rank 0, its own elsewhere.
     """
+    from latentscenes.training import distributed
+
     out = Path(out)
     # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
     # would block the corrected re-run).
     validate_pipeline(cfg)
     effective = stage_configs(cfg, TRAIN_STAGES)  # what each stage runs with; recorded in the manifest
+    # Several processes (torchrun; training/distributed.py): rank 0 writes every shared file, after every rank
+    # has read what it needs (the barriers); with one process every _sync is a no-op.
+    rank, world_size = distributed.world()
+    main = rank == 0
     _check_out(out, resume, "train")
-    if resume and out.is_dir():
+    _sync(world_size)
+    if resume and out.is_dir() and main:
         clean_for_resume(out)
+    _sync(world_size)
     derive = False
     if scenes is None:
         cfg = with_dataset(cfg, data_root)
@@ -619,6 +653,7 @@ def train_3daae(
         finished = check_resume_config(out, cfg)
         if finished is not None:  # nothing to do: not a byte of the run may change (exploit batches hash it)
             return _finished_result(out, cfg, finished)
+        distributed.check_resume_world(out, TRAIN_STAGES, world_size)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
     if ae is None:
@@ -631,12 +666,18 @@ def train_3daae(
     if scenes is None:
         # One scene loaded at a time: the table keeps pixel codes, the bounds checks the cameras (docs/scale.md).
         table, scenes, extent, _ = load_view_table(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root,
-                                                   measure_extent=derive)
+                                                   measure_extent=derive, rank=rank, world_size=world_size)
         if derive:
-            cfg = with_camera_bounds(cfg, scenes, extent)
+            if world_size > 1:  # the bounds of every rank's cameras, the same on every rank
+                every, extent = _gather_cameras(scenes, extent, world_size)
+                cfg = (with_camera_bounds(cfg, every, extent) if main else
+                       apply_render_defaults(cfg, _derive_bounds(cfg, every, extent)))
+            else:
+                cfg = with_camera_bounds(cfg, scenes, extent)
         check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
+        scenes = _own_scenes(scenes, rank, world_size)
         check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
         table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     scenes = None  # the table holds what training needs
@@ -644,38 +685,48 @@ def train_3daae(
     if H % ae.downsample_factor or W % ae.downsample_factor:
         raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
     table = shift_views(table, cfg.data.shift_grid, int(ae.downsample_factor))
+    # This rank's part of the run (None with one process): every scene id and view count of the run.
+    shard = distributed.Shard.from_table(table) if world_size > 1 else None
+    whole = table if shard is None else shard  # scene_ids, n_source_views, copies of the whole run
     if resume:
-        check_resume_scenes(out, TRAIN_STAGES, table)
-    mark_folder(out, "train")
-    save_config(cfg, out / "config.json")
+        check_resume_scenes(out, TRAIN_STAGES, whole)
     manifest: dict[str, Any] = {
         "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
-        "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
-        "view_copies": table.copies, "image_size": [H, W], "image_storage": table.storage(),
+        "device": str(device), "scene_ids": whole.scene_ids, "n_views": whole.n_source_views,
+        "view_copies": table.copies, "image_size": [H, W], "image_storage": _image_storage(table, shard),
         "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
         # The stages' clocks (Eq. 9's entry cost, quoted by packages exported from this run) depend on the threads;
         # the last session's count (a resumed run may have run earlier stages with another).
         "torch_threads": torch.get_num_threads(),
     }
+    if shard is not None:
+        manifest[distributed.MANIFEST_KEY] = _distributed_record(shard)
     if resume and (out / "manifest.json").exists():
         manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
-    write_json(out / "manifest.json", manifest)
-    system = build_system(cfg, ae, table.scene_ids)
-    logger = _logger(cfg, out)
+    _sync(world_size)  # every rank has read the folder's manifest before rank 0 rewrites it
+    if main:
+        mark_folder(out, "train")
+        save_config(cfg, out / "config.json")
+        write_json(out / "manifest.json", manifest)
+    system = build_system(cfg, ae, whole.scene_ids)
+    if shard is not None:  # the single-process initialisation, this rank's scenes kept
+        system.bank = system.bank.select(table.scene_ids)
+    logger = _logger(cfg, out) if main else _NullLogger()
     try:
-        logger.log({"event": "start", "kind": "train", "resume": resume, "scenes": len(table.scene_ids),
-                    "views": len(table), "device": str(device)})
-        latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-train.safetensors",
-                                                cfg.encode_batch_size, cfg.logging.progress)
+        logger.log({"event": "start", "kind": "train", "resume": resume, "scenes": len(whole.scene_ids),
+                    "views": len(whole), "device": str(device)})
+        latents, cache_s, reused = encode_views(system, table, out / "cache" / _cache_name("train", shard),
+                                                cfg.encode_batch_size, cfg.logging.progress and main)
         logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
         results: dict[str, Any] = {}
         # Warm-up (Sec. 3.5.1, last paragraph): AE frozen, only planes/W/B/MLP on cached latents.
         results["warmup"] = _run_or_reuse(system, table, "warmup", effective["warmup"], out, cfg, resume=resume,
                                           logger=logger,
                                           eval_fn=eval_fn, latents=latents, encode_live=False,
-                                          shared_parts=("encoder", "decoder"))
+                                          shared_parts=("encoder", "decoder"), shard=shard)
         manifest["stages"]["warmup"] = results["warmup"]
-        write_json(out / "manifest.json", manifest)
+        if main:
+            write_json(out / "manifest.json", manifest)
         # Joint 3Da-AE training (Alg. 1, Eq. 5). The encoder learns through L_Enc only when it is trainable;
         # otherwise the cached targets stay valid and are used.
         # With a live encoder the cached latents (pre-trained encoder) are the latent-scale anchor's reference.
@@ -683,19 +734,22 @@ def train_3daae(
         results["joint"] = _run_or_reuse(system, table, "joint", effective["joint"], out, cfg, resume=resume,
                                          logger=logger,
                                          eval_fn=eval_fn, latents=latents, encode_live=live,
-                                         shared_parts=("encoder", "decoder"))
+                                         shared_parts=("encoder", "decoder"), shard=shard)
         manifest["stages"]["joint"] = results["joint"]
-        manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"))
-        manifest["model"]["sha256_shared"] = _sha256(out / "model" / "shared.safetensors")
+        manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"), shard)
+        if main:
+            manifest["model"]["sha256_shared"] = _sha256(out / "model" / "shared.safetensors")
         manifest["latent_cache_s"] = cache_s
         manifest["status"] = "done"
         manifest["bytes"] = model_bytes(system)
-        write_json(out / "manifest.json", manifest)
+        if main:
+            write_json(out / "manifest.json", manifest)
         logger.log({"event": "done", "kind": "train"})
+        _sync(world_size)
     finally:
         logger.close()
     return {
-        "run_dir": str(out), "device": str(device), "scene_ids": table.scene_ids, "n_views": table.n_source_views,
+        "run_dir": str(out), "device": str(device), "scene_ids": whole.scene_ids, "n_views": whole.n_source_views,
         "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
     }
@@ -892,6 +946,82 @@ def _eval_mode(system: LatentSystem) -> LatentSystem:
     return system
 
 
+# ============================================================================================ several processes
+def _sync(world_size: int) -> None:
+    """A barrier of every process when there are several (training/distributed.py); nothing with one."""
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+class _NullLogger:
+    """The metrics logger of a rank other than 0 (only rank 0 writes metrics.jsonl)."""
+
+    def log(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _own_scenes(scenes: list, rank: int, world_size: int) -> list:
+    """The loaded scenes rank ``rank`` of ``world_size`` owns (all of them with one process)."""
+    if world_size <= 1:
+        return scenes
+    from latentscenes.training.distributed import check_enough_scenes, owned
+
+    check_enough_scenes(len(scenes), world_size, "the scenes given")
+    return [scenes[k] for k in owned(len(scenes), rank, world_size)]
+
+
+def _cache_name(split: str, shard: Any) -> str:
+    """The latent cache file of a split: one per rank with several processes (each encodes its own views)."""
+    if shard is None:
+        return f"latents-{split}.safetensors"
+    return f"latents-{split}-rank{shard.rank}of{shard.world_size}.safetensors"
+
+
+def _image_storage(table: ViewTable, shard: Any) -> dict:
+    """``table.storage()`` of the whole run (every rank's images summed; collective with several processes)."""
+    mine = table.storage()
+    if shard is None:
+        return mine
+    got = shard.gather_objects(mine) or [mine]
+    order = ["uint8", "uint16", "float32"]
+    return {"dtype": max((g["dtype"] for g in got), key=lambda d: order.index(d) if d in order else len(order)),
+            "denominators": sorted({d for g in got for d in g["denominators"]}),
+            "bytes": sum(g["bytes"] for g in got), "source_views": sum(g["source_views"] for g in got),
+            "copies": mine["copies"]}
+
+
+def _gather_cameras(scenes: list, extent: float | None, world_size: int) -> tuple[list, float | None]:
+    """Every rank's scenes without pixels (``cameras_only``) and the largest object extent (collective): what
+    bounds derived from the cameras need, so that every rank derives the same."""
+    import torch.distributed as dist
+
+    got: list[Any] = [None] * world_size
+    dist.all_gather_object(got, (list(scenes), extent))
+    every = [s for g in got for s in g[0]]
+    exts = [g[1] for g in got if g[1] is not None]
+    return every, (max(exts) if exts else None)
+
+
+def _derive_bounds(cfg: PipelineConfig, scenes: list, extent: float | None) -> dict:
+    """:func:`with_camera_bounds`' bounds without printing them (ranks other than 0)."""
+    from latentscenes.data.bounds import derive_bounds
+
+    return derive_bounds(scenes, cfg.render.box_size, extent=extent)
+
+
+def _distributed_record(shard: Any) -> dict:
+    """What a multi-process run records in its manifest (``--resume`` checks ``world_size``)."""
+    import torch.distributed as dist
+
+    return {"world_size": shard.world_size, "backend": str(dist.get_backend()),
+            "scene_owner": "scene k of scene_ids belongs to rank k % world_size"}
+
+
 # ============================================================================================ exploiting
 def exploit_config(
     base: PipelineConfig, overrides: list[str] | None = None, strategy: str | None = None, no_prior: bool | None = None
@@ -957,7 +1087,11 @@ def exploit_3daae(
         NonFiniteLossError, DatasetError: as for training. ConfigError: the run's near/far cannot see the box
             from some camera of the new scenes; a stage setting that contradicts the stage or the strategy
             (:func:`~latentscenes.training.config.stage_configs`).
+
+    Several processes (torchrun): as :func:`train_3daae`.
     """
+    from latentscenes.training import distributed
+
     run_spec = str(run_dir)
     run_dir, out = resolve_run(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():
@@ -966,9 +1100,15 @@ def exploit_3daae(
     cfg = cfg if cfg is not None else exploit_config(base)
     validate_pipeline(cfg)
     effective = stage_configs(cfg, EXPLOIT_STAGES)  # what each stage runs with; recorded in the manifest
+    # Several processes (torchrun; training/distributed.py): rank 0 writes every shared file, after every rank
+    # has read what it needs (the barriers); with one process every _sync is a no-op.
+    rank, world_size = distributed.world()
+    main = rank == 0
     _check_out(out, resume, "exploit")  # nothing is written before every check passed
-    if resume and out.is_dir():
+    _sync(world_size)
+    if resume and out.is_dir() and main:
         clean_for_resume(out)
+    _sync(world_size)
     split = split or cfg.data.exploit_split
     if scenes is None and data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
@@ -985,30 +1125,40 @@ def exploit_3daae(
         finished = check_resume_config(out, cfg, EXPLOIT_STAGES, _exploit_key_stage, _legacy_exploit_as_ran)
         if finished is not None:  # nothing to do: not a byte of the batch may change
             return _finished_exploit_result(out, run_dir, cfg, finished)
+        distributed.check_resume_world(out, EXPLOIT_STAGES, world_size)
     trained = load_trained(run_dir, cfg.device)
     device = trained.device
     ex = cfg.exploit
     if scenes is None:
         # One scene loaded at a time: the table keeps pixel codes, the bounds check the cameras (docs/scale.md).
-        table, scenes, _, _ = load_view_table(cfg, split, cfg.data.n_exploit_scenes, data_root)
+        table, scenes, _, _ = load_view_table(cfg, split, cfg.data.n_exploit_scenes, data_root, rank=rank,
+                                              world_size=world_size)
     else:
         scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
+        scenes = _own_scenes(scenes, rank, world_size)
         table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
     check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     scenes = None  # the table holds what the stages need
     table = shift_views(table, cfg.data.shift_grid, int(trained.ae.downsample_factor))
+    # This rank's part of the batch (None with one process): every scene id and view count of the batch.
+    shard = distributed.Shard.from_table(table) if world_size > 1 else None
+    whole = table if shard is None else shard  # scene_ids, n_source_views, copies of the whole batch
     if resume:
-        check_resume_scenes(out, EXPLOIT_STAGES, table)
-    mark_folder(out, "exploit")
-    save_config(cfg, out / "config.json")
+        check_resume_scenes(out, EXPLOIT_STAGES, whole)
+    _sync(world_size)  # every rank has read the folder's manifest before rank 0 rewrites it
+    if main:
+        mark_folder(out, "exploit")
+        save_config(cfg, out / "config.json")
     ae = trained.ae
     ae.use_mean = cfg.ae.use_mean
     for p in ae.parameters():
         p.requires_grad_(True)  # StageOptimizers decides per stage which groups learn
     # New scenes: fresh T_mic and W ("Random initialization: T_mic, W", Alg. 2); B and the MLP come from
     # training unless the No-Prior ablation / MLP re-initialisation is asked for.
-    system = build_system(cfg, ae, table.scene_ids, seed_tag="exploit-init")
+    system = build_system(cfg, ae, whole.scene_ids, seed_tag="exploit-init")
+    if shard is not None:  # the single-process initialisation, this rank's scenes kept
+        system.bank = system.bank.select(table.scene_ids)
     fresh_global = None if system.bank.global_planes is None else system.bank.global_planes.detach().clone()
     fresh_mlp = copy.deepcopy(system.mlp.state_dict())
     with torch.no_grad():
@@ -1028,30 +1178,33 @@ def exploit_3daae(
         "source_run": str(run_dir.resolve()), "source_sha256_shared": src_sha,
         # "shipped" is resolved again at load time: the package may be installed elsewhere later.
         "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
-        "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": table.scene_ids,
-        "n_views": table.n_source_views, "view_copies": table.copies,  # copies: data.shift_grid ** 2
-        "image_size": list(table.resolution), "image_storage": table.storage(),
+        "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": whole.scene_ids,
+        "n_views": whole.n_source_views, "view_copies": table.copies,  # copies: data.shift_grid ** 2
+        "image_size": list(table.resolution), "image_storage": _image_storage(table, shard),
         "stage_configs": {k: to_dict(v) for k, v in effective.items()},
         "stages": {},
         "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
                         " the encoder is the source run's.",
     }
-    write_json(out / "manifest.json", manifest)
-    logger = _logger(cfg, out)
+    if shard is not None:
+        manifest[distributed.MANIFEST_KEY] = _distributed_record(shard)
+    if main:
+        write_json(out / "manifest.json", manifest)
+    logger = _logger(cfg, out) if main else _NullLogger()
     try:
-        logger.log({"event": "start", "kind": "exploit", "resume": resume, "scenes": len(table.scene_ids),
-                    "views": len(table), "strategy": ex.strategy, "no_prior": ex.no_prior})
+        logger.log({"event": "start", "kind": "exploit", "resume": resume, "scenes": len(whole.scene_ids),
+                    "views": len(whole), "strategy": ex.strategy, "no_prior": ex.no_prior})
         fit, ft = effective["exploit_fit"], effective.get("exploit_finetune")
         latents = None
         cache_s = 0.0
         if fit.lambda_enc > 0 or (ft is not None and ft.lambda_ae > 0):
-            latents, cache_s, reused = encode_views(system, table, out / "cache" / "latents-exploit.safetensors",
-                                                    cfg.encode_batch_size, cfg.logging.progress)
+            latents, cache_s, reused = encode_views(system, table, out / "cache" / _cache_name("exploit", shard),
+                                                    cfg.encode_batch_size, cfg.logging.progress and main)
             logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
         results: dict[str, Any] = {}
         results["exploit_fit"] = _run_or_reuse(system, table, "exploit_fit", fit, out, cfg, resume=resume,
                                                logger=logger, eval_fn=eval_fn, latents=latents, encode_live=False,
-                                               shared_parts=("decoder",))
+                                               shared_parts=("decoder",), shard=shard)
         if ft is not None:
             # Decoder fine-tuning (Alg. 2 lines 13-23): L_Dec, decoder trainable, encoder frozen.
             # lambda_ae > 0 adds L_ae on the cached posterior means (frozen encoder): it keeps the decoder an
@@ -1059,19 +1212,21 @@ def exploit_3daae(
             results["exploit_finetune"] = _run_or_reuse(system, table, "exploit_finetune", ft, out, cfg,
                                                         resume=resume, logger=logger, eval_fn=eval_fn,
                                                         latents=latents if ft.lambda_ae > 0 else None,
-                                                        encode_live=False, shared_parts=("decoder",))
+                                                        encode_live=False, shared_parts=("decoder",), shard=shard)
         manifest["stages"] = results
-        manifest["model"] = _write_model(system, out / "model", ("decoder",))
+        manifest["model"] = _write_model(system, out / "model", ("decoder",), shard)
         manifest["latent_cache_s"] = cache_s
         manifest["bytes"] = model_bytes(system)
         manifest["status"] = "done"
-        write_json(out / "manifest.json", manifest)
+        if main:
+            write_json(out / "manifest.json", manifest)
         logger.log({"event": "done", "kind": "exploit"})
+        _sync(world_size)
     finally:
         logger.close()
     return {
-        "out_dir": str(out), "run_dir": str(run_dir), "device": str(device), "scene_ids": table.scene_ids,
-        "n_views": table.n_source_views, "latent_cache_s": cache_s, "stages": results,
+        "out_dir": str(out), "run_dir": str(run_dir), "device": str(device), "scene_ids": whole.scene_ids,
+        "n_views": whole.n_source_views, "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
     }
 

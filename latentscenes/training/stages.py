@@ -452,13 +452,66 @@ def _step_batch(
     return gen, rows, bank_rows_of_scene[table.scene_rows[rows]].to(dev)
 
 
+#: Loss terms summed over the batch (``triplane_tv``); the others are means over it. A rank of a multi-process stage
+#: weights a mean term by its share of the global batch and a summed one by 1 (training/distributed.py).
+SUMMED_TERMS = ("tv",)
+#: The config weight of each loss term of :func:`stage_losses`.
+TERM_LAMBDA = {"enc": "lambda_enc", "anchor": "lambda_latent_anchor", "ae": "lambda_ae", "dec": "lambda_dec",
+               "tv": "lambda_tv"}
+
+
+def _shard_batch(
+    table: ViewTable, shard: Any, bank_rows_of_scene: torch.Tensor, cfg: StageConfig, seed: int, stage: str,
+    step: int, dev: torch.device,
+) -> tuple[torch.Generator, torch.Tensor, torch.Tensor, float]:
+    """:func:`_step_batch` of one rank of a multi-process stage: the single-process batch of ``step`` (over every
+    view of the run), cut to this rank's rows. Returns ``(generator, rows, bank rows, share of the batch)``; a rank
+    with no row in the batch gets one stand-in row of its own and share 0 (it still joins the all-reduce)."""
+    s = step_generator(seed, stage, step)
+    torch.manual_seed(s)
+    gen = torch.Generator(device=dev).manual_seed(s)
+    rows = shard.local_rows(batch_indices(len(shard), cfg.batch_size, seed, stage, step))
+    share = rows.numel() / cfg.batch_size
+    if rows.numel() == 0:
+        rows = torch.zeros(1, dtype=torch.long)
+    return gen, rows, bank_rows_of_scene[table.scene_rows[rows]].to(dev), share
+
+
+def _shard_losses(
+    system: "LatentSystem", table: ViewTable, latents: torch.Tensor | None, rows: torch.Tensor,
+    bank_rows: torch.Tensor, cfg: StageConfig, generator: torch.Generator | None, encode_live: bool, share: float,
+    shard: Any,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """This rank's part of the global batch's loss (to back-propagate) and the whole batch's loss terms (summed
+    over the ranks: the same values on every rank, NaN on every rank when some rank's loss is not finite)."""
+    _, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, generator, encode_live)
+    part = None
+    parts = []
+    for k, v in terms.items():
+        w = 0.0 if share == 0 else (1.0 if k in SUMMED_TERMS else share)
+        term = (getattr(cfg, TERM_LAMBDA[k]) * w) * v
+        part = term if part is None else part + term
+        parts.append(w * v.detach().double())
+    if part is None:
+        raise ValueError("stage with no loss term")
+    vec = torch.stack(parts + [part.detach().double()]).to(system.device)
+    shard.all_reduce_sum(vec)
+    got = vec.tolist()
+    vals = {k: got[i] for i, k in enumerate(terms)}
+    vals["total"] = got[-1]
+    return part, vals
+
+
 def _probe_losses(
     system: LatentSystem, table: ViewTable, latents: torch.Tensor | None, bank_rows_of_scene: torch.Tensor,
-    cfg: StageConfig, seed: int, stage: str, step: int, encode_live: bool,
+    cfg: StageConfig, seed: int, stage: str, step: int, encode_live: bool, shard: Any = None,
 ) -> dict[str, float]:
     """The loss terms of ``step``'s batch without gradients; the RNG state is left as it was."""
     dev = system.device
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch.no_grad():
+        if shard is not None:
+            gen, rows, bank_rows, share = _shard_batch(table, shard, bank_rows_of_scene, cfg, seed, stage, step, dev)
+            return _shard_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live, share, shard)[1]
         gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
         total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
     return {**{k: float(v) for k, v in terms.items()}, "total": float(total)}
@@ -507,6 +560,7 @@ def run_stage(
     progress: bool = False,
     save_extra: Callable[[Path], None] | None = None,
     shared_parts: tuple[str, ...] = ("encoder", "decoder"),
+    shard: Any = None,
 ) -> StageResult:
     """Run one optimisation stage for ``resolve_steps(cfg, table.n_source_views)`` updates.
 
@@ -525,6 +579,9 @@ def run_stage(
         progress: show a progress bar with ETA.
         save_extra: called with the temporary checkpoint folder to add files (the run's manifest pieces).
         shared_parts: AE parts written to the checkpoint's shared file.
+        shard: this rank's :class:`~latentscenes.training.distributed.Shard` in a multi-process stage (``table`` and
+            ``system.bank`` then hold its own scenes; batches, step counts and checkpoints are the whole run's:
+            training/distributed.py); None = a single process.
     Returns:
         :class:`StageResult`.
     Raises:
@@ -535,25 +592,44 @@ def run_stage(
         ValueError: inconsistent inputs (scenes missing from the bank, no latents for an Encode-Scene stage).
     """
     dev = system.device
-    n_steps = resolve_steps(cfg, table.n_source_views)
+    n_views = table.n_source_views if shard is None else shard.n_source_views
+    n_steps = resolve_steps(cfg, n_views)
     bank_rows_of_scene = system.bank.rows(table.scene_ids).cpu()
     if cfg.lambda_enc > 0 and not encode_live and latents is None:
         raise ValueError(f"stage {stage!r}: lambda_enc > 0 needs cached latents (or encode_live)")
+    if shard is not None and cfg.optimizer != "sparse":
+        raise ValueError(f"stage {stage!r}: several processes need optimizer 'sparse' (per-scene Adam states are "
+                         f"sharded by scene), not {cfg.optimizer!r}")
+    if shard is not None and eval_fn is not None:
+        raise ValueError(f"stage {stage!r}: eval_fn is not supported with several processes")
     opts = StageOptimizers(system, cfg)
-    steps_per_epoch = max(1.0, table.n_source_views / cfg.batch_size)
+    main = shard is None or shard.is_main
+    if not main:
+        logger, progress, save_extra = None, False, None
+    steps_per_epoch = max(1.0, n_views / cfg.batch_size)
     result = StageResult(stage=stage, view_copies=int(table.copies))
     start = 0
     ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"
 
     if resume and ckpt_path is not None:
-        found = recover_checkpoint_dir(ckpt_path)
+        if shard is None:
+            found = recover_checkpoint_dir(ckpt_path)
+        else:  # rank 0 settles an interrupted swap; the others read once it has
+            found = recover_checkpoint_dir(ckpt_path) if shard.is_main else None
+            shard.barrier()
+            found = existing_checkpoint_dir(ckpt_path)
         if found is not None:
             state = read_json(found / "state.json")
             if state.get("stage") != stage:
                 raise ValueError(f"{found}: checkpoint of stage {state.get('stage')!r}, expected {stage!r}")
             load_shared_into(system, found / "shared.safetensors")
-            load_scene_shards(system.bank, found / "scenes")
-            opts.load(load_states(found / "optim.safetensors"))
+            if shard is None:
+                load_scene_shards(system.bank, found / "scenes")
+                opts.load(load_states(found / "optim.safetensors"))
+            else:
+                shard.load_own_scenes(system.bank, found / "scenes")
+                states = load_states(found / "optim.safetensors")
+                opts.load({k: (shard.own_rows_of_states(v) if k.startswith("lazy.") else v) for k, v in states.items()})
             start = int(state["step"])
             prev = state.get("result", {})
             for k in ("train_s", "eval_s", "checkpoint_s", "latent_cache_s"):
@@ -572,23 +648,35 @@ def run_stage(
         not finite: a checkpoint that cannot be resumed would replace the last one that can.
         """
         bad = non_finite_tensors(system, opts)
+        if shard is not None and shard.any(bool(bad), dev) and not bad:
+            bad = ["(a tensor of another process)"]
         if bad:
             raise NonFiniteStateError(stage, step, bad, last_good())
         if ckpt_path is None:
             return 0.0
         t0 = time.perf_counter()
         result.steps = step
+        bank, opt_state = system.bank, None
+        if shard is not None:  # every rank's scenes and per-scene Adam moments, on rank 0 (collective)
+            opt_state = opts.state()
+            lazy = {k: v for k, v in opt_state.items() if k.startswith("lazy.")}
+            bank, merged = shard.gather_bank(system.bank, lazy)
+            if merged is not None:
+                opt_state.update(merged)
 
         def write(tmp: Path) -> None:
             save_shared(system, tmp / "shared.safetensors", shared_parts)
-            save_scene_shards(system.bank, tmp / "scenes")
-            save_states(opts.state(), tmp / "optim.safetensors")
+            save_scene_shards(bank, tmp / "scenes")
+            save_states(opts.state() if opt_state is None else opt_state, tmp / "optim.safetensors")
             if save_extra is not None:
                 save_extra(tmp)
             write_json(tmp / "state.json", {"stage": stage, "step": step, "steps_total": n_steps, "done": done,
                                             "result": result.to_dict()})
 
-        write_checkpoint_dir(ckpt_path, write)
+        if main:
+            write_checkpoint_dir(ckpt_path, write)
+        if shard is not None:
+            shard.barrier()
         dt = time.perf_counter() - t0
         result.checkpoint_s += dt
         return dt
@@ -611,7 +699,8 @@ def run_stage(
         torch.cuda.reset_peak_memory_stats(dev)
     if eval_fn is not None and cfg.eval_every > 0 and start == 0:
         run_eval(0)
-    bar = _Bar(f"{stage} ({len(table.scene_ids)} scenes)", n_steps, start, progress)
+    n_scenes = len(table.scene_ids) if shard is None else len(shard.scene_ids)
+    bar = _Bar(f"{stage} ({n_scenes} scenes)", n_steps, start, progress)
     # A checkpoint that is due is written one step late, once the parameters it holds gave a finite loss on the
     # next batch: a diverging update (finite but huge parameters) shows up only there, and a checkpoint written
     # right after it would make the advised "lower the learning rates and --resume" fail again.
@@ -619,21 +708,33 @@ def run_stage(
     try:
         for step in range(start, n_steps):
             t0 = time.perf_counter()
-            gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
+            skip = set()
+            if shard is None:
+                gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
+            else:
+                gen, rows, bank_rows, share = _shard_batch(table, shard, bank_rows_of_scene, cfg, seed, stage, step,
+                                                           dev)
+                if share == 0:  # none of this rank's scenes in the batch: its stand-in row must not move
+                    skip.update(opts.lazy)
             factor = cfg.lr_gamma_per_epoch ** (step / steps_per_epoch) if cfg.lr_gamma_per_epoch != 1.0 else 1.0
             opts.set_lr_factor(factor)
             opts.zero_grad()
-            total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
-            vals = {k: float(v.detach()) for k, v in terms.items()}
-            vals["total"] = float(total.detach())
+            if shard is None:
+                total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
+                vals = {k: float(v.detach()) for k, v in terms.items()}
+                vals["total"] = float(total.detach())
+            else:
+                total, vals = _shard_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live, share,
+                                            shard)
             if not all(math.isfinite(v) for v in vals.values()):
                 opts.zero_grad()
                 raise NonFiniteLossError(stage, step, vals, last_good())
             total.backward()
+            if shard is not None:  # the replicated parameters' gradients: summed over the ranks
+                shard.all_reduce_grads([p for o in opts.dense.values() for g in o.param_groups for p in g["params"]])
             ckpt_s = 0.0
             if pending is not None:
                 ckpt_s, pending = write_ckpt(pending, done=False), None
-            skip = set()
             if cfg.freeze_mlp_fraction is not None and step >= cfg.freeze_mlp_fraction * n_steps:
                 skip.add("mlp")
             opts.step(bank_rows, skip)
@@ -665,7 +766,8 @@ def run_stage(
         # The final state has no next step to vouch for it: one forward pass on the batch that step would use
         # (its time counts as checkpointing: it guards the final checkpoint).
         t0 = time.perf_counter()
-        vals = _probe_losses(system, table, latents, bank_rows_of_scene, cfg, seed, stage, n_steps, encode_live)
+        vals = _probe_losses(system, table, latents, bank_rows_of_scene, cfg, seed, stage, n_steps, encode_live,
+                             shard)
         result.checkpoint_s += time.perf_counter() - t0
         if not all(math.isfinite(v) for v in vals.values()):
             raise NonFiniteLossError(stage, n_steps, vals, last_good())
