@@ -26,8 +26,7 @@ was trained on (``data/fg128``: 24 train + 8 held-out views per scene rendered a
     1 024 rays) but 800 steps per scene instead of 400, so that the baseline is near its plateau (Fig. 6 shows
     it), on 4 exploit + 2 train scenes (~10-11 min each: 594 s and 688 s measured in the 2026-12-01 run);
   * fidelity diagnosis (AE ceilings, consistency probe of 8 scenes with 600 view-updates each, twice) ~5 min;
-    evaluation, render timing and data loading: ~3 min. Total about 1 h (55-70 min) on an otherwise idle machine
-    (estimated from phases measured in earlier runs, not from a run of this preset).
+    evaluation, render timing and data loading: ~3 min. Measured: 48.7 min in all (2026-12-03, docs/benchmark.md).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
