@@ -34,6 +34,7 @@ from latentscenes.autoencoder.model import AEConfig, LatentAutoencoder, load_aut
 from latentscenes.config import from_dict, register_presets, save_config, to_dict
 from latentscenes.evaluation.metrics import opponent_chroma
 from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
+from latentscenes.utils.machine import bf16_is_fast
 
 
 @dataclass
@@ -62,7 +63,9 @@ class PretrainConfig:
             existed). Plain L1 on mostly white, mostly grey airframes let those stages become colour-blind
             (docs/autoencoder.md, "Colour"); this term weights the colour of the few coloured pixels up.
         train_latent: decode the posterior ``"mean"`` or a ``"sample"`` during training.
-        amp: bf16 autocast for forward/backward (weights stay fp32); ~2x faster on CPUs with AMX/AVX512-bf16.
+        amp: bf16 autocast for forward/backward (weights stay fp32) where the device computes bf16 natively
+            (``utils.machine.bf16_is_fast``: CUDA with bf16, CPUs with AVX512-bf16 / AMX; 2.3x faster there);
+            elsewhere fp32 is used, since emulated bf16 is many times slower. ``summary.json`` records ``amp_used``.
         grad_clip: max gradient norm (0 = off).
         init_output_bias: for a scratch autoencoder, start the decoder's output bias at the training images'
             mean colour (near white here), so training does not first have to learn the white background
@@ -313,7 +316,9 @@ def pretrain(
             total = 0  # the wall-clock budget ends the run
     if cfg.steps <= 0 and cfg.minutes <= 0 and total <= 0:
         raise ValueError("set steps and/or minutes for pre-training")
-    amp = bool(cfg.amp)
+    # bf16 autocast only where the hardware computes bf16 natively: elsewhere it is emulated and many times
+    # slower than fp32 (the run records which was used).
+    amp = bool(cfg.amp) and bf16_is_fast(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 2) if cfg.train_latent == "sample" else None
     metrics_file = out / "metrics.jsonl"
     log_lines: list[str] = metrics_file.read_text().splitlines(keepends=True) if (resume and metrics_file.exists()) else []
@@ -429,7 +434,7 @@ def pretrain(
         "tanh_scale": ae.tanh_scale, "train_images": int(train_images.shape[0]),
         "train_resolution": list(train_images.shape[-2:]), "crop": sampler.crop,
         "params": {"encoder": ae.num_parameters("encoder"), "decoder": ae.num_parameters("decoder")},
-        "last_eval": eval_hist[-1] if eval_hist else None, "config": to_dict(cfg),
+        "last_eval": eval_hist[-1] if eval_hist else None, "amp_used": amp, "config": to_dict(cfg),
     }
     ae.info = {"source": "pretrain", "pretrain": {k: v for k, v in summary.items() if k != "config"},
                "pretrain_config": to_dict(cfg), **(provenance or {})}

@@ -63,6 +63,29 @@ def _cpu_flags() -> list[str]:
     return []
 
 
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """Whether bf16 autocast speeds training up on ``device``, rather than emulating bf16 in software.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the CPU has native bf16 arithmetic (``avx512_bf16`` or
+    ``amx_bf16`` in /proc/cpuinfo). Measured: on a Xeon with AMX bf16 autocast made autoencoder training 2.3x
+    faster than fp32; on an AMD EPYC with AVX2 only it made a fine-tuning step ~12 s against well under a second
+    in fp32 (docs/autoencoder.md).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
