@@ -35,6 +35,37 @@ def ae_errors() -> Iterator[None]:
             fail(e)
 
 
+def _recipe(out: Path, command: str, resume: bool, preset: Optional[str], config: Optional[Path],
+            set_: Optional[list[str]], ae: Optional[str], steps: Optional[int], minutes: Optional[float]):
+    """The ``PretrainConfig`` of ``ae pretrain`` / ``ae finetune``: the run's saved one on ``--resume`` (with
+    ``--set``), else the preset + config + overrides with ``--ae``; ``--steps`` / ``--minutes`` on top.
+
+    Raises:
+        OutFolderError: ``out`` belongs to another command or exists without ``--resume``.
+        FileNotFoundError: ``--resume`` of a folder without ``config.json``.
+    """
+    from latentscenes.autoencoder.model import AEConfig
+    from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config
+    from latentscenes.config import apply_overrides, resolve_config
+    from latentscenes.utils.folders import check_out_folder
+
+    check_out_folder(out, command, resume=resume, resumable=True)
+    if resume:
+        cfg_path = out / "config.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"--resume: no run at {out} (missing {cfg_path})")
+        cfg = apply_overrides(load_pretrain_config(cfg_path), set_)
+    else:
+        cfg = resolve_config(PretrainConfig, preset, config, set_)
+        if ae:
+            cfg.ae = AEConfig.from_option(ae, cfg.ae)
+    if steps is not None:
+        cfg.steps = int(steps)
+    if minutes is not None:
+        cfg.minutes = float(minutes)
+    return cfg
+
+
 @ae_app.command("pretrain")
 def pretrain_cmd(
     data: Path = typer.Option(Path(DEFAULT_DATA), "--data", help="Multi-scene dataset: its train-split scenes' train views are used."),
@@ -55,30 +86,15 @@ def pretrain_cmd(
 ) -> None:
     """Pre-train the base autoencoder (diffusers AutoencoderKL) on images; see docs/autoencoder.md."""
     from latentscenes.autoencoder.data import load_dataset_views, load_image_folder
-    from latentscenes.autoencoder.model import AEConfig
-    from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config, pretrain
-    from latentscenes.config import apply_overrides, resolve_config
+    from latentscenes.autoencoder.pretrain import pretrain
     from latentscenes.utils.device import pick_device, set_cpu_threads
-    from latentscenes.utils.folders import check_out_folder, mark_folder
+    from latentscenes.utils.folders import mark_folder
     from latentscenes.utils.machine import machine_brief
     from latentscenes.utils.progress import console
 
     with ae_errors():
         set_cpu_threads()
-        check_out_folder(out, "ae pretrain", resume=resume, resumable=True)
-        if resume:
-            cfg_path = out / "config.json"
-            if not cfg_path.is_file():
-                raise FileNotFoundError(f"--resume: no run at {out} (missing {cfg_path})")
-            cfg = apply_overrides(load_pretrain_config(cfg_path), set_)
-        else:
-            cfg = resolve_config(PretrainConfig, preset, config, set_)
-            if ae:
-                cfg.ae = AEConfig.from_option(ae, cfg.ae)
-        if minutes is not None:
-            cfg.minutes = float(minutes)
-        if steps is not None:
-            cfg.steps = int(steps)
+        cfg = _recipe(out, "ae pretrain", resume, preset, config, set_, ae, steps, minutes)
         dev = pick_device(device)
         eval_u8 = None
         if images is not None:
@@ -132,29 +148,14 @@ def finetune_cmd(
     Then train your 3Da-AE from it: ``latentscenes train --data DATA --ae OUT/ae.safetensors`` (docs/autoencoder.md).
     """
     from latentscenes.autoencoder.finetune import finetune_autoencoder
-    from latentscenes.autoencoder.model import AEConfig
-    from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config
-    from latentscenes.config import apply_overrides, resolve_config
     from latentscenes.utils.device import pick_device, set_cpu_threads
-    from latentscenes.utils.folders import check_out_folder, mark_folder
+    from latentscenes.utils.folders import mark_folder
     from latentscenes.utils.machine import machine_brief
     from latentscenes.utils.progress import console
 
     with ae_errors():
         set_cpu_threads()
-        check_out_folder(out, "ae finetune", resume=resume, resumable=True)
-        if resume:
-            cfg_path = out / "config.json"
-            if not cfg_path.is_file():
-                raise FileNotFoundError(f"--resume: no run at {out} (missing {cfg_path})")
-            cfg = apply_overrides(load_pretrain_config(cfg_path), set_)
-        else:
-            cfg = resolve_config(PretrainConfig, preset, None, set_)
-            cfg.ae = AEConfig.from_option(ae, cfg.ae)
-        if steps is not None:
-            cfg.steps = int(steps)
-        if minutes is not None:
-            cfg.minutes = float(minutes)
+        cfg = _recipe(out, "ae finetune", resume, preset, None, set_, ae, steps, minutes)
         provenance = {
             "command": "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "data": {"dataset": str(data), "views": "train-split views of train-split scenes"},
