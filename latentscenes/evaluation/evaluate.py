@@ -44,6 +44,46 @@ PROTOCOL = {
 
 METRIC_KEYS = ("psnr", "ssim", "latent_psnr", "latent_ssim", "ae_psnr", "ae_ssim", "render_ms", "decode_ms", "total_ms")
 
+#: A scene whose PSNR or latent PSNR lies this many dB below its group's median is listed as an outlier.
+OUTLIER_DB = 3.0
+
+
+def find_outliers(per_scene: dict[str, dict], margin_db: float = OUTLIER_DB) -> list[dict]:
+    """Scenes far below the others of their group: the ones to look at first (a collapsed fit, a bad pose).
+
+    A learned scene can fail while the batch's mean looks normal (docs/fidelity.md: two exploit fits of ten
+    collapsed to a grey blob, 4-5 dB down in RGB and latent PSNR). Groups of fewer than 4 scenes are skipped
+    (no meaningful median).
+
+    Args:
+        per_scene: :func:`evaluate_model`'s ``scenes`` (``{id: {"group", "mean": {"psnr", "latent_psnr"?, ...}}}``).
+        margin_db: how far below the group's median (dB) a scene's PSNR or latent PSNR must be.
+    Returns:
+        worst first: ``[{"scene", "group", "metric", "value", "median", "below_db"}]``, one entry per scene (its
+        larger shortfall).
+    """
+    import statistics
+
+    by_group: dict[str, list[str]] = {}
+    for sid, r in per_scene.items():
+        by_group.setdefault(r.get("group", ""), []).append(sid)
+    out = []
+    for g, ids in by_group.items():
+        if len(ids) < 4:
+            continue
+        worst: dict[str, dict] = {}
+        for key in ("psnr", "latent_psnr"):
+            vals = {s: per_scene[s]["mean"][key] for s in ids if key in per_scene[s]["mean"]
+                    and math.isfinite(per_scene[s]["mean"][key])}
+            if len(vals) < 4:
+                continue
+            med = statistics.median(vals.values())
+            for s, v in vals.items():
+                if med - v > margin_db and (s not in worst or med - v > worst[s]["below_db"]):
+                    worst[s] = {"scene": s, "group": g, "metric": key, "value": v, "median": med, "below_db": med - v}
+        out.extend(worst.values())
+    return sorted(out, key=lambda o: -o["below_db"])
+
 
 @dataclass
 class ViewPredictions:
@@ -246,6 +286,7 @@ def evaluate_model(
         "groups": {g: summary(ids) for g, ids in groups.items() if ids},
         "overall": summary([sid for _, sid in order]),
         "scenes": per_scene,
+        "outliers": find_outliers(per_scene),
     }
 
 
@@ -264,8 +305,8 @@ def subset_result(result: dict, ids: list[str], group: str = "subset") -> dict:
         "n_views": int(sum(scenes[s]["n_views"] for s in ids)),
         "mean": _mean_dict([scenes[s]["mean"] for s in ids]),
     }
-    return {**{k: v for k, v in result.items() if k not in ("groups", "overall", "scenes")},
-            "groups": {group: summ}, "overall": summ, "scenes": scenes}
+    return {**{k: v for k, v in result.items() if k not in ("groups", "overall", "scenes", "outliers")},
+            "groups": {group: summ}, "overall": summ, "scenes": scenes, "outliers": find_outliers(scenes)}
 
 
 def write_metrics_json(result: dict, path: str | Path) -> Path:
@@ -288,4 +329,10 @@ def format_summary(result: dict) -> str:
         if "total_ms" in m:
             parts.append(f"{m['total_ms']:.1f} ms/view")
         lines.append(f"  {name:8s} {s['n_scenes']:4d} scenes {s['n_views']:5d} views  " + ", ".join(parts))
+    outliers = result.get("outliers") or []
+    if outliers:
+        shown = ", ".join(f"{o['scene']} ({o['metric'].replace('_', ' ')} {o['value']:.2f} dB, {o['below_db']:.1f} below "
+                          f"the median)" for o in outliers[:5])
+        lines.append(f"  {len(outliers)} scene(s) more than {OUTLIER_DB:g} dB below their group's median, worst first: "
+                     f"{shown}{' ...' if len(outliers) > 5 else ''}; look at them (`latentscenes view`, `render`)")
     return "\n".join(lines)
