@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,6 @@ def find_outliers(per_scene: dict[str, dict], margin_db: float = OUTLIER_DB) -> 
         worst first: ``[{"scene", "group", "metric", "value", "median", "below_db"}]``, one entry per scene (its
         larger shortfall).
     """
-    import statistics
-
     by_group: dict[str, list[str]] = {}
     for sid, r in per_scene.items():
         by_group.setdefault(r.get("group", ""), []).append(sid)
