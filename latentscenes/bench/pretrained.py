@@ -16,12 +16,12 @@ benchmark takes from it:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 from latentscenes.config import ConfigError, from_dict
+from latentscenes.utils.io import file_sha256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,13 +56,6 @@ class BenchPackage:
             return int(size[0])
         return int(self.config.data.resolution)
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_package(spec: str | Path) -> BenchPackage:
@@ -99,7 +92,7 @@ def load_package(spec: str | Path) -> BenchPackage:
     shared = path / "model" / "shared.safetensors"
     if not shared.is_file():
         raise ConfigError(f"pretrained={str(spec)!r}: {shared} is missing")
-    sha = _sha256(shared)
+    sha = file_sha256(shared)
     want = (m.get("model") or {}).get("sha256_shared")
     if want and sha != want:
         raise ConfigError(f"pretrained={str(spec)!r}: {shared} has sha256 {sha[:12]}..., its manifest records "
@@ -108,7 +101,7 @@ def load_package(spec: str | Path) -> BenchPackage:
         config = load_run_config(path)
     except RunError as e:
         raise ConfigError(f"pretrained={str(spec)!r}: {e}") from None
-    return BenchPackage(spec=str(spec), path=path, manifest=m, config=config, manifest_sha256=_sha256(mp),
+    return BenchPackage(spec=str(spec), path=path, manifest=m, config=config, manifest_sha256=file_sha256(mp),
                         shared_sha256=sha)
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
-import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import numpy as np
 from latentscenes.data.builder import MeshBuildOptions, build_mesh_dataset, render_instance, sanitize
 from latentscenes.data.meshes import ac_texture_names, find_file
 from latentscenes.data.types import DatasetError
+from latentscenes.utils.io import file_sha256
 
 DEFAULT_TORCS_ROOT = Path("/usr/share/games/torcs")
 PACKAGE = "torcs-data"
@@ -272,10 +272,6 @@ def robot_cars(robot_xml: Path) -> dict[str, str]:
     return {s.get("name", ""): car for s in idx.findall("section") if (car := _attstr(s, "car name"))}
 
 
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def enumerate_instances(torcs_root: str | Path) -> tuple[list[Instance], list[dict[str, str]]]:
     """Find every (car mesh, livery) instance under ``torcs_root`` (the folder holding ``cars/`` and ``drivers/``).
 
@@ -339,7 +335,7 @@ def enumerate_instances(torcs_root: str | Path) -> tuple[list[Instance], list[di
             return
         for t in textures.values():
             if t not in digests:
-                digests[t] = _file_digest(t)
+                digests[t] = file_sha256(t)
         key = (rel(mesh), tuple(sorted((n, digests[t]) for n, t in textures.items())))
         if key in seen:
             dropped.append({"xml": xml, "reason": f"duplicate of {seen[key]} (same mesh and identical texture files)"})

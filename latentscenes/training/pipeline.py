@@ -85,6 +85,7 @@ from latentscenes.training.stages import (
 )
 from latentscenes.utils.device import pick_device
 from latentscenes.utils.folders import check_out_folder, mark_folder
+from latentscenes.utils.io import file_sha256
 
 RUN_FORMAT = "latentscenes-3daae-run"
 #: The pre-trained 3Da-AE shipped in the package (``exploit --run shipped``): docs/fidelity.md, its MODEL_CARD.md.
@@ -565,13 +566,6 @@ def _write_model(system: LatentSystem, folder: Path, parts: tuple[str, ...], sha
     return {"shared": "model/shared.safetensors", "scenes": [f"model/scenes/{s}" for s in shards]}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def model_bytes(system: LatentSystem) -> dict[str, int]:
     """Sizes in bytes (fp32 as saved) for the cost accounting of paper Eq. 10-11: encoder m_E, decoder m_D,
@@ -738,7 +732,7 @@ def train_3daae(
         manifest["stages"]["joint"] = results["joint"]
         manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"), shard)
         if main:
-            manifest["model"]["sha256_shared"] = _sha256(out / "model" / "shared.safetensors")
+            manifest["model"]["sha256_shared"] = file_sha256(out / "model" / "shared.safetensors")
         manifest["latent_cache_s"] = cache_s
         manifest["status"] = "done"
         manifest["bytes"] = model_bytes(system)
@@ -878,7 +872,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         "stages": m.get("stages", {}) if stage is None else {},
         "stage_configs": {k: v for k, v in m.get("stage_configs", {}).items() if k in through},
         "model": {"shared": "model/shared.safetensors", "scenes": [],
-                  "sha256_shared": _sha256(tmp / "model" / "shared.safetensors")},
+                  "sha256_shared": file_sha256(tmp / "model" / "shared.safetensors")},
         "bytes": m.get("bytes"), "notes": extra or {},
         # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding), its
         # latent-encoding part, and where it was measured (the benchmark quotes them: docs/benchmark.md).
@@ -1263,7 +1257,7 @@ def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> 
     if not (run_dir / "model" / "shared.safetensors").exists():
         raise RunError(f"{out_dir}: its source run {run_dir} is missing")
     sha = m.get("source_sha256_shared")
-    if sha and _sha256(run_dir / "model" / "shared.safetensors") != sha:
+    if sha and file_sha256(run_dir / "model" / "shared.safetensors") != sha:
         raise RunError(f"{out_dir}: the source run's weights changed since this batch was learned")
     cfg = load_run_config(out_dir)
     dev = pick_device(str(device)) if not isinstance(device, torch.device) else device

@@ -11,6 +11,7 @@ one behind, which :func:`remove_temporaries` deletes when the folder is resumed.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import tempfile
@@ -139,3 +140,16 @@ def atomic_save_safetensors(tensors: dict, path: str | Path, metadata: dict[str,
 
     cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write(path, lambda p: save_file(cpu, str(p), metadata=metadata))
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks (weights files are tens of MB).
+
+    Raises:
+        OSError: the file cannot be read (the message names it).
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
