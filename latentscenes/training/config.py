@@ -151,6 +151,10 @@ class ExploitConfig:
         fit: the scene-fitting stage; its ``lambda_enc`` / ``lambda_dec`` are the strategy's (:func:`strategy_weights`;
             ``training.pipeline.exploit_config`` writes them when it resolves a batch's config).
         finetune: the decoder fine-tuning stage (L_Dec, decoder trainable; defaults ``lambda_enc`` 0, ``lambda_dec`` 1).
+        refit_margin_db: after the fit, a scene whose latent PSNR on its own train views lies more than this many
+            dB below the batch's median is fitted again from a fresh draw, and the better fit is kept
+            (``training/refit.py``; batches of >= 4 scenes, Encode-Scene or Encode-Decode-Scene fits). ``None``:
+            off. Not in the paper: a fit that collapses to a grey blob otherwise stays (docs/fidelity.md).
 
     What each stage is fixes some of its fields; :func:`stage_configs` refuses a config that contradicts them.
     """
@@ -162,6 +166,7 @@ class ExploitConfig:
     finetune_decoder: bool = True
     fit: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=lambda: StageConfig(lambda_enc=0.0, lambda_dec=1.0))
+    refit_margin_db: float | None = 2.0
 
 
 @dataclass
@@ -243,6 +248,9 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         for k in ("checkpoint_every", "log_every", "eval_every"):
             if getattr(st, k) < 0:
                 bad(f"{name}.{k}", getattr(st, k), "must be >= 0")
+    m = cfg.exploit.refit_margin_db
+    if m is not None and not (math.isfinite(m) and m > 0):
+        bad("exploit.refit_margin_db", m, "must be a finite number > 0 (or null: no refits)")
     r = cfg.data.resolution
     if r is not None and (r < 8 or r % 8):
         bad("data.resolution", r, "must be a positive multiple of 8 (the autoencoder downsamples by 8)")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from latentscenes.data.loaders import resize_area
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
 
@@ -175,9 +176,9 @@ def build_view_table(
             at a time keeps only that scene in memory next to the table's codes.
         split: which views to keep (``"train"``; evaluation uses ``"test"``).
         max_views: keep the first ``max_views`` views of that split per scene (``None`` = all).
-        resolution: resize images to ``resolution x resolution`` (antialiased bilinear) when they differ;
-            the normalised intrinsics stay valid. (Loaders resize at load time with area averaging; this is for
-            scenes given in memory at another size, whose values then stay float32.)
+        resolution: resize images to ``resolution x resolution`` when they differ, with the loaders' area
+            average (``data.loaders.resize_area``: the one resize filter of the project, so a scene given in
+            memory trains on the values the loader would give); the normalised intrinsics stay valid.
     Raises:
         DatasetError: if a scene has no view in ``split``, or the scenes' image sizes differ.
     """
@@ -191,8 +192,7 @@ def build_view_table(
             idx = idx[:max_views]
         x = sc.images[idx].float()
         if resolution is not None and tuple(x.shape[-2:]) != (resolution, resolution):
-            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-            x = x.clamp(0.0, 1.0)
+            x = resize_area(x, resolution)
         if size is None:
             size = tuple(x.shape[-2:])
         elif tuple(x.shape[-2:]) != size:

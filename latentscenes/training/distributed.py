@@ -274,6 +274,14 @@ class Shard:
             p.grad.copy_(flat[pos : pos + n].view_as(p.grad))
             pos += n
 
+    def all_gather_objects(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, on every rank (a list by rank; CPU group; collective)."""
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj, group=self.group)
+        return out
+
     def gather_objects(self, obj: Any) -> list[Any] | None:
         """``obj`` of every rank on rank 0 (a list by rank), None elsewhere (CPU group; collective)."""
         import torch.distributed as dist

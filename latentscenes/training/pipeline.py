@@ -72,6 +72,7 @@ from latentscenes.training.data import (
     table_fingerprint,
 )
 from latentscenes.training.metrics_log import MetricsLogger
+from latentscenes.training.refit import refit_scenes
 from latentscenes.training.stages import (
     EvalFn,
     LatentSystem,
@@ -1199,6 +1200,12 @@ def exploit_3daae(
         results["exploit_fit"] = _run_or_reuse(system, table, "exploit_fit", fit, out, cfg, resume=resume,
                                                logger=logger, eval_fn=eval_fn, latents=latents, encode_live=False,
                                                shared_parts=("decoder",), shard=shard)
+        if ex.refit_margin_db is not None and latents is not None and fit.lambda_enc > 0:
+            # Collapsed fits learned again (training/refit.py); repeated exactly on --resume (no checkpoint of its
+            # own: a decoder fine-tune that already started holds its result in its checkpoint).
+            results["exploit_refit"] = refit_scenes(
+                system, table, latents, fit, ex.refit_margin_db, seed=cfg.seed, n_views_batch=whole.n_source_views,
+                gather=None if shard is None else shard.all_gather_objects, logger=logger)
         if ft is not None:
             # Decoder fine-tuning (Alg. 2 lines 13-23): L_Dec, decoder trainable, encoder frozen.
             # lambda_ae > 0 adds L_ae on the cached posterior means (frozen encoder): it keeps the decoder an

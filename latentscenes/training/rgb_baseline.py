@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from latentscenes.config import get_preset, register_presets, to_dict
 from latentscenes.data.bounds import check_bounds, derive_bounds, describe
+from latentscenes.data.loaders import resize_area
 from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
 from latentscenes.evaluation.metrics import rgb_metrics
 from latentscenes.rendering.decoder import TriplaneDecoder
@@ -162,7 +163,7 @@ def _resize(scene: SceneViews, resolution: int | None) -> SceneViews:
     """Area-resample the images to ``resolution`` (K is normalised, so cameras need no change)."""
     if resolution is None or scene.resolution == (resolution, resolution):
         return scene
-    images = F.interpolate(scene.images, size=(resolution, resolution), mode="area")
+    images = resize_area(scene.images, resolution)
     return dataclasses.replace(scene, images=images, masks=None)
 
 

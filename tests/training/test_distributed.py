@@ -132,7 +132,13 @@ def test_two_processes_learn_every_scene_once_in_the_single_process_layout(runs)
     assert reports[1]["bank_scenes"] == ["ex01", "ex03"]
     assert reports[0]["bank_scenes"] == IDS
     assert reports[0]["shared"] == reports[1]["shared"], "the replicated parameters differ between the ranks"
-    assert all(r["steps"] == {"exploit_fit": 6, "exploit_finetune": 2} for r in reports)
+    # The refit of collapsed fits (training/refit.py) picks the same scenes from the whole batch's median and
+    # refits each on its owner alone: the same scenes and update counts as one process.
+    refit = {d: json.loads((d / "manifest.json").read_text())["stages"]["exploit_refit"] for d in (one, two)}
+    assert [r["scene"] for r in refit[two]["scenes"]] == [r["scene"] for r in refit[one]["scenes"]]
+    assert refit[two]["checked"] == refit[one]["checked"] == len(IDS)
+    assert all(r["steps"] == {"exploit_fit": 6, "exploit_refit": refit[one]["steps"], "exploit_finetune": 2}
+               for r in reports)
 
     # The same files (the latent caches aside: one per rank), tensors, shapes and scene order as one process, and
     # the single-process updates up to float rounding (module docstring): tight after the fit, wider once the
