@@ -36,8 +36,7 @@ from typing import Any, Sequence
 
 import torch
 
-#: The run manifest's key recording the world size of a multi-process run (absent: one process).
-MANIFEST_KEY = "distributed"
+from latentscenes.training import run_format as rf
 
 
 def world() -> tuple[int, int]:
@@ -123,16 +122,15 @@ def check_resume_world(out: Path, stages: Sequence[str], world_size: int) -> Non
     Raises:
         RunError: one line naming both world sizes (on every rank alike), before anything is written.
     """
-    from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json
+    from latentscenes.training.checkpoint import existing_checkpoint_dir
     from latentscenes.training.pipeline import RunError
 
-    mp = out / "manifest.json"
-    if not mp.is_file() or not any(existing_checkpoint_dir(out / "stages" / s / "ckpt") is not None for s in stages):
+    if not rf.has_manifest(out) or not any(existing_checkpoint_dir(rf.ckpt_dir(out, s)) is not None for s in stages):
         return
-    m = read_json(mp)
-    if m.get("status") == "done":
+    m = rf.read_manifest(out)
+    if rf.is_done(m):
         return  # a finished folder: nothing will be computed or written
-    started = int((m.get(MANIFEST_KEY) or {}).get("world_size", 1))
+    started = rf.recorded_world_size(m)
     if started != world_size:
         raise RunError(f"{out}: --resume with {world_size} process(es) where it started with {started}; its "
                        f"checkpoints and batches follow the world size: resume with torchrun --nproc_per_node "
@@ -352,7 +350,7 @@ class Shard:
 
         mine = set(bank.scene_ids)
         loaded: list[str] = []
-        for p in sorted(Path(folder).glob("scenes-*.safetensors")):
+        for p in sorted(Path(folder).glob(rf.SCENE_SHARD_GLOB)):
             with safe_open(str(p), framework="pt") as f:
                 ids = json.loads((f.metadata() or {}).get("scene_ids", "[]"))
                 pick = [j for j, s in enumerate(ids) if s in mine]

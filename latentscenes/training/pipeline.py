@@ -1,6 +1,7 @@
 """Run folders for training 3Da-AE (Alg. 1) and exploiting it (Alg. 2), with exact ``--resume``.
 
-Training run folder (``latentscenes train --out RUN``)::
+Training run folder (``latentscenes train --out RUN``); the layout, file names and manifest keys are
+:mod:`latentscenes.training.run_format`'s (the one module that names them)::
 
     RUN/config.json                resolved PipelineConfig (what ``--resume`` and ``exploit`` read)
     RUN/manifest.json              status, scene ids, the effective StageConfig of every stage (``stage_configs``,
@@ -23,7 +24,7 @@ Pre-trained 3Da-AE (``latentscenes export --run RUN --out PKG``; the shipped one
 run folder without its scenes, so that new scenes can be learned without paying the entry cost again::
 
     PKG/config.json                the source run's resolved config (``data.path`` cleared)
-    PKG/manifest.json              format = RUN_FORMAT, kind "pretrained", ``scenes_included: false``, source run,
+    PKG/manifest.json              format = run_format.RUN_FORMAT, kind "pretrained", ``scenes_included: false``, source run,
                                    stage and step it was taken from, sha256 of the weights, the source run's
                                    ``stage_configs`` of the stages the weights went through (when it recorded them),
                                    its training scene ids (``train_scene_ids``), per-stage results (``stages``:
@@ -50,7 +51,7 @@ from latentscenes.data.bounds import check_bounds
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
-from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, recover_checkpoint_dir, write_json
+from latentscenes.training.checkpoint import existing_checkpoint_dir, read_json, recover_checkpoint_dir
 from latentscenes.training.config import (
     EXPLOIT_STAGES,
     TRAIN_STAGES,
@@ -71,6 +72,7 @@ from latentscenes.training.data import (
     step_generator,
     table_fingerprint,
 )
+from latentscenes.training import run_format as rf
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.training.refit import refit_scenes
 from latentscenes.training.stages import (
@@ -86,13 +88,9 @@ from latentscenes.training.stages import (
 )
 from latentscenes.utils.device import pick_device
 from latentscenes.utils.folders import check_out_folder, mark_folder
-from latentscenes.utils.io import file_sha256
 
-RUN_FORMAT = "latentscenes-3daae-run"
 #: The pre-trained 3Da-AE shipped in the package (``exploit --run shipped``): docs/fidelity.md, its MODEL_CARD.md.
 SHIPPED_RUN = Path(__file__).resolve().parent.parent / "pretrained" / "3daae-airliners-64"
-EXPLOIT_FORMAT = "latentscenes-3daae-exploit"
-FORMAT_VERSION = 1
 
 
 class RunError(ValueError):
@@ -313,7 +311,7 @@ def encode_views(
 
 
 def _stage_done(stage_dir: Path) -> dict | None:
-    found = existing_checkpoint_dir(stage_dir / "ckpt")
+    found = existing_checkpoint_dir(stage_dir / rf.CKPT_DIR)
     if found is None:
         return None
     st = read_json(found / "state.json")
@@ -321,12 +319,12 @@ def _stage_done(stage_dir: Path) -> dict | None:
 
 
 def _load_ckpt_into(system: LatentSystem, stage_dir: Path, shard: Any = None) -> None:
-    found = existing_checkpoint_dir(stage_dir / "ckpt")
-    load_shared_into(system, found / "shared.safetensors")
+    found = existing_checkpoint_dir(stage_dir / rf.CKPT_DIR)
+    load_shared_into(system, found / rf.SHARED_FILE)
     if shard is None:
-        load_scene_shards(system.bank, found / "scenes")
+        load_scene_shards(system.bank, found / rf.SCENES_DIR)
     else:
-        shard.load_own_scenes(system.bank, found / "scenes")
+        shard.load_own_scenes(system.bank, found / rf.SCENES_DIR)
 
 
 def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) -> None:
@@ -340,10 +338,9 @@ def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) ->
     Raises:
         RunError: naming ``out``, the scene or view counts and a few differing ids, before anything is written.
     """
-    mp = out / "manifest.json"
-    if not mp.is_file() or not any(existing_checkpoint_dir(out / "stages" / s / "ckpt") is not None for s in stages):
+    if not rf.has_manifest(out) or not any(existing_checkpoint_dir(rf.ckpt_dir(out, s)) is not None for s in stages):
         return
-    m = read_json(mp)
+    m = rf.read_manifest(out)
     old = m.get("scene_ids")
     if old is not None and list(old) != list(table.scene_ids):
         gone = [s for s in old if s not in set(table.scene_ids)][:3]
@@ -355,8 +352,8 @@ def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) ->
     # The view copies (data.shift_grid) may change between stages (scripts/ship_3daae.sh runs the warm-up with one
     # and the joint stage with four), not inside one: a stage checkpointed but not finished drew its batches and
     # counts its epochs from the table it began with.
-    finished = m.get("stages", {})
-    mid_stage = any(s not in finished and existing_checkpoint_dir(out / "stages" / s / "ckpt") is not None
+    finished = rf.stage_results(m)
+    mid_stage = any(s not in finished and existing_checkpoint_dir(rf.ckpt_dir(out, s)) is not None
                     for s in stages)
     checks = [("n_views", table.n_source_views)] + ([("view_copies", table.copies)] if mid_stage else [])
     for key, now in checks:
@@ -441,20 +438,20 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
             allowed, also when the folder is finished: that stage continues from its final checkpoint, exactly
             as a run started with the larger count (``train --resume --set joint.steps=1600``).
     """
-    path = out / "config.json"
+    path = rf.config_path(out)
     if not path.is_file():
         return None
-    manifest = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
+    manifest = rf.read_manifest_if_any(out)
     saved_dict = read_json(path)
     saved_dict = as_ran(saved_dict, manifest) if as_ran is not None else saved_dict
     # Keys a newer version added are absent from older saved configs: they ran with the default, so compare
     # the saved config with its defaults filled in (from_dict), not as "missing".
     saved = _flat(json.loads(json.dumps(to_dict(from_dict(PipelineConfig, saved_dict, where=str(path))))))
     new = _flat(json.loads(json.dumps(to_dict(cfg))))
-    if manifest.get("status") == "done":
+    if rf.is_done(manifest):
         done = set(stages)
     else:
-        done = {s for s in stages if _stage_done(out / "stages" / s) is not None}
+        done = {s for s in stages if _stage_done(rf.stage_dir(out, s)) is not None}
     missing = object()
     changed = sorted(k for k in saved.keys() | new.keys()
                      if saved.get(k, missing) != new.get(k, missing) and key_stage(k) is not None)
@@ -468,7 +465,7 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
         raise RunError(f"{out}: --resume would change the config of stage(s) that already finished "
                        f"({', '.join(s for s in stages if s in done)}): {what}"
                        f"{' ...' if len(refused) > 3 else ''}; start a new run with another --out")
-    return manifest if manifest.get("status") == "done" and not changed else None
+    return manifest if rf.is_done(manifest) and not changed else None
 
 
 def _extends_last_stage(key: str, saved: dict, new: dict, stages: tuple[str, ...], key_stage: Any) -> bool:
@@ -481,27 +478,15 @@ def _extends_last_stage(key: str, saved: dict, new: dict, stages: tuple[str, ...
 
 def _finished_result(out: Path, cfg: PipelineConfig, manifest: dict) -> dict[str, Any]:
     """``train_3daae``'s result for a finished run, from its manifest and model (nothing is written)."""
-    stages = manifest.get("stages", {})
     system = load_trained(out, cfg.device)
-    return {
-        "run_dir": str(out), "device": str(system.device), "scene_ids": manifest.get("scene_ids", []),
-        "n_views": manifest.get("n_views"), "latent_cache_s": manifest.get("latent_cache_s", 0.0), "stages": stages,
-        "train_s": sum(r.get("train_s", 0.0) for r in stages.values()), "bytes": manifest.get("bytes"),
-        "system": system,
-    }
+    return {"run_dir": str(out), "device": str(system.device), **rf.summary(manifest), "system": system}
 
 
 def _finished_exploit_result(out: Path, run_dir: Path, cfg: PipelineConfig, manifest: dict) -> dict[str, Any]:
     """``exploit_3daae``'s result for a finished batch, from its manifest and model (nothing is written)."""
-    stages = manifest.get("stages", {})
     system = load_exploited(out, cfg.device)
-    return {
-        "out_dir": str(out), "run_dir": str(run_dir), "device": str(system.device),
-        "scene_ids": manifest.get("scene_ids", []), "n_views": manifest.get("n_views"),
-        "latent_cache_s": manifest.get("latent_cache_s", 0.0), "stages": stages,
-        "train_s": sum(r.get("train_s", 0.0) for r in stages.values()), "bytes": manifest.get("bytes"),
-        "system": system,
-    }
+    return {"out_dir": str(out), "run_dir": str(run_dir), "device": str(system.device), **rf.summary(manifest),
+            "system": system}
 
 
 def clean_for_resume(out: Path) -> None:
@@ -509,18 +494,18 @@ def clean_for_resume(out: Path) -> None:
     interrupted checkpoint swap (keeping the newest complete checkpoint) and delete temporary files."""
     from latentscenes.utils.io import remove_temporaries
 
-    stages_dir = out / "stages"
+    stages_dir = rf.stages_dir(out)
     if stages_dir.is_dir():
         for d in sorted(stages_dir.iterdir()):
             if d.is_dir():
-                recover_checkpoint_dir(d / "ckpt")
+                recover_checkpoint_dir(d / rf.CKPT_DIR)
     remove_temporaries(out)
 
 
 def _logger(cfg: PipelineConfig, out: Path) -> MetricsLogger:
     return MetricsLogger(
-        out / "metrics.jsonl",
-        tensorboard_dir=(out / "tensorboard") if cfg.logging.tensorboard else None,
+        rf.metrics_path(out),
+        tensorboard_dir=rf.tensorboard_dir(out) if cfg.logging.tensorboard else None,
         wandb_project=cfg.logging.wandb_project,
         run_config=to_dict(cfg),
     )
@@ -532,7 +517,7 @@ def _run_or_reuse(
     encode_live: bool, shared_parts: tuple[str, ...], shard: Any = None,
 ) -> dict:
     """Run a stage, or -- when resuming and it already finished -- load its final state and return its result."""
-    stage_dir = out / "stages" / stage
+    stage_dir = rf.stage_dir(out, stage)
     if resume:
         done = _stage_done(stage_dir)
         # A finished stage whose update count was raised since (check_resume_config allows it for the last
@@ -550,21 +535,23 @@ def _run_or_reuse(
     return res.to_dict()
 
 
-def _write_model(system: LatentSystem, folder: Path, parts: tuple[str, ...], shard: Any = None) -> dict:
-    """Write ``model/`` (shared weights, scene shards). With several processes (collective): every rank's scenes are
-    gathered and rank 0 writes the single-process layout; ``system.bank`` becomes the whole bank on rank 0."""
+def _write_model(system: LatentSystem, out: Path, parts: tuple[str, ...], shard: Any = None) -> dict:
+    """Write ``out``'s ``model/`` (shared weights, scene shards); returns the manifest's ``model`` entry
+    (:func:`~latentscenes.training.run_format.model_record`). With several processes (collective): every rank's
+    scenes are gathered and rank 0 writes the single-process layout; ``system.bank`` becomes the whole bank on
+    rank 0."""
     if shard is not None:
         full, _ = shard.gather_bank(system.bank)
         if not shard.is_main:
             shard.barrier()
-            return {"shared": "model/shared.safetensors", "scenes": []}
+            return rf.model_record([])
         system.bank = full
-    folder.mkdir(parents=True, exist_ok=True)
-    save_shared(system, folder / "shared.safetensors", parts)
-    shards = save_scene_shards(system.bank, folder / "scenes")
+    rf.model_dir(out).mkdir(parents=True, exist_ok=True)
+    save_shared(system, rf.shared_path(out), parts)
+    shards = save_scene_shards(system.bank, rf.scenes_dir(out))
     if shard is not None:
         shard.barrier()
-    return {"shared": "model/shared.safetensors", "scenes": [f"model/scenes/{s}" for s in shards]}
+    return rf.model_record(shards)
 
 
 
@@ -640,9 +627,9 @@ def train_3daae(
     if scenes is None:
         cfg = with_dataset(cfg, data_root)
         derive = _derives_render(cfg, data_root)
-        if derive and resume and (out / "config.json").is_file():
+        if derive and resume and rf.config_path(out).is_file():
             # Derived once, when the run started: the bounds are the run's (its planes and MLP learned with them).
-            cfg = apply_render_defaults(cfg, read_json(out / "config.json").get("render", {}))
+            cfg = apply_render_defaults(cfg, read_json(rf.config_path(out)).get("render", {}))
             derive = False
     if resume:
         finished = check_resume_config(out, cfg)
@@ -685,24 +672,23 @@ def train_3daae(
     whole = table if shard is None else shard  # scene_ids, n_source_views, copies of the whole run
     if resume:
         check_resume_scenes(out, TRAIN_STAGES, whole)
-    manifest: dict[str, Any] = {
-        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "train", "status": "running",
-        "device": str(device), "scene_ids": whole.scene_ids, "n_views": whole.n_source_views,
-        "view_copies": table.copies, "image_size": [H, W], "image_storage": _image_storage(table, shard),
-        "stage_configs": {k: to_dict(v) for k, v in effective.items()}, "stages": {},
+    manifest = rf.train_manifest(
+        device=str(device), scene_ids=whole.scene_ids, n_views=whole.n_source_views, view_copies=table.copies,
+        image_size=[H, W], image_storage=_image_storage(table, shard),
+        stage_configs={k: to_dict(v) for k, v in effective.items()},
         # The stages' clocks (Eq. 9's entry cost, quoted by packages exported from this run) depend on the threads;
         # the last session's count (a resumed run may have run earlier stages with another).
-        "torch_threads": torch.get_num_threads(),
-    }
+        torch_threads=torch.get_num_threads(),
+    )
     if shard is not None:
-        manifest[distributed.MANIFEST_KEY] = _distributed_record(shard)
-    if resume and (out / "manifest.json").exists():
-        manifest["stages"] = read_json(out / "manifest.json").get("stages", {})
+        rf.set_distributed(manifest, _distributed_record(shard))
+    if resume and rf.has_manifest(out):
+        rf.set_stages(manifest, rf.stage_results(rf.read_manifest(out)))
     _sync(world_size)  # every rank has read the folder's manifest before rank 0 rewrites it
     if main:
         mark_folder(out, "train")
-        save_config(cfg, out / "config.json")
-        write_json(out / "manifest.json", manifest)
+        save_config(cfg, rf.config_path(out))
+        rf.write_manifest(out, manifest)
     system = build_system(cfg, ae, whole.scene_ids)
     if shard is not None:  # the single-process initialisation, this rank's scenes kept
         system.bank = system.bank.select(table.scene_ids)
@@ -710,7 +696,7 @@ def train_3daae(
     try:
         logger.log({"event": "start", "kind": "train", "resume": resume, "scenes": len(whole.scene_ids),
                     "views": len(whole), "device": str(device)})
-        latents, cache_s, reused = encode_views(system, table, out / "cache" / _cache_name("train", shard),
+        latents, cache_s, reused = encode_views(system, table, rf.latent_cache_path(out, "train", shard),
                                                 cfg.encode_batch_size, cfg.logging.progress and main)
         logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
         results: dict[str, Any] = {}
@@ -719,9 +705,9 @@ def train_3daae(
                                           logger=logger,
                                           eval_fn=eval_fn, latents=latents, encode_live=False,
                                           shared_parts=("encoder", "decoder"), shard=shard)
-        manifest["stages"]["warmup"] = results["warmup"]
+        rf.record_stage(manifest, "warmup", results["warmup"])
         if main:
-            write_json(out / "manifest.json", manifest)
+            rf.write_manifest(out, manifest)
         # Joint 3Da-AE training (Alg. 1, Eq. 5). The encoder learns through L_Enc only when it is trainable;
         # otherwise the cached targets stay valid and are used.
         # With a live encoder the cached latents (pre-trained encoder) are the latent-scale anchor's reference.
@@ -730,15 +716,14 @@ def train_3daae(
                                          logger=logger,
                                          eval_fn=eval_fn, latents=latents, encode_live=live,
                                          shared_parts=("encoder", "decoder"), shard=shard)
-        manifest["stages"]["joint"] = results["joint"]
-        manifest["model"] = _write_model(system, out / "model", ("encoder", "decoder"), shard)
+        rf.record_stage(manifest, "joint", results["joint"])
+        model = _write_model(system, out, ("encoder", "decoder"), shard)
         if main:
-            manifest["model"]["sha256_shared"] = file_sha256(out / "model" / "shared.safetensors")
-        manifest["latent_cache_s"] = cache_s
-        manifest["status"] = "done"
-        manifest["bytes"] = model_bytes(system)
+            model = rf.with_shared_sha256(model, out)
+        nbytes = model_bytes(system)
+        rf.finish_manifest(manifest, stages=None, model=model, latent_cache_s=cache_s, bytes_=nbytes)
         if main:
-            write_json(out / "manifest.json", manifest)
+            rf.write_manifest(out, manifest)
         logger.log({"event": "done", "kind": "train"})
         _sync(world_size)
     finally:
@@ -746,7 +731,7 @@ def train_3daae(
     return {
         "run_dir": str(out), "device": str(device), "scene_ids": whole.scene_ids, "n_views": whole.n_source_views,
         "latent_cache_s": cache_s, "stages": results,
-        "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
+        "train_s": sum(r["train_s"] for r in results.values()), "bytes": nbytes, "system": system,
     }
 
 
@@ -756,9 +741,9 @@ def load_run_config(run_dir: str | Path) -> PipelineConfig:
     Raises:
         RunError: not a run folder.
     """
-    p = resolve_run(run_dir) / "config.json"
+    p = rf.config_path(resolve_run(run_dir))
     if not p.is_file():
-        raise RunError(f"{run_dir}: not a latentscenes run folder (no config.json)")
+        raise RunError(f"{run_dir}: not a latentscenes run folder (no {rf.CONFIG_FILE})")
     return from_dict(PipelineConfig, json.loads(p.read_text()), where=str(p))
 
 
@@ -772,15 +757,15 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> La
     """
     run_dir = resolve_run(run_dir)
     cfg = load_run_config(run_dir)
-    m = read_json(run_dir / "manifest.json")
-    if m.get("format") != RUN_FORMAT or m.get("status") != "done":
-        raise RunError(f"{run_dir}: not a finished training run (status {m.get('status')!r}); run `train --resume`")
+    m = rf.read_manifest(run_dir)
+    if not rf.is_run_manifest(m) or not rf.is_done(m):
+        raise RunError(f"{run_dir}: not a finished training run (status {rf.status(m)!r}); run `train --resume`")
     dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
-    ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
+    ae = _ae_from_shared(cfg, rf.shared_path(run_dir), dev)
     system = build_system(cfg, ae, [])
-    load_shared_into(system, run_dir / "model" / "shared.safetensors")
-    if m.get("scenes_included", True):
-        _check_scenes(run_dir, m, load_scene_shards(system.bank, run_dir / "model" / "scenes"))
+    load_shared_into(system, rf.shared_path(run_dir))
+    if rf.scenes_included(m):
+        _check_scenes(run_dir, m, load_scene_shards(system.bank, rf.scenes_dir(run_dir)))
     return _eval_mode(system)
 
 
@@ -791,7 +776,7 @@ def resolve_run(spec: str | Path) -> Path:
         RunError: ``shipped`` was asked for but its files are missing from the installation.
     """
     if str(spec) == "shipped":
-        if not (SHIPPED_RUN / "model" / "shared.safetensors").is_file():
+        if not rf.shared_path(SHIPPED_RUN).is_file():
             raise RunError(f"the shipped pre-trained 3Da-AE is missing: {SHIPPED_RUN} (reinstall the package, or "
                            "train one with `latentscenes train` and pass its folder)")
         return SHIPPED_RUN
@@ -804,10 +789,9 @@ def source_run(exploit_manifest: dict) -> Path:
 
     Raises:
         RunError: the batch was learned from ``shipped`` and the package's files are missing.
+        UnreadableFileError: the manifest records no source run (:func:`~latentscenes.training.run_format.source_run_spec`).
     """
-    if exploit_manifest.get("source_run_spec") == "shipped":
-        return resolve_run("shipped")
-    return Path(exploit_manifest["source_run"])
+    return resolve_run(rf.source_run_spec(exploit_manifest))
 
 
 def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None = None,
@@ -829,28 +813,30 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
 
     run_dir, out = Path(run_dir), Path(out)
     cfg = load_run_config(run_dir)
-    m = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
-    if m.get("format") != RUN_FORMAT:
-        raise RunError(f"{run_dir}: not a training run folder (format {m.get('format')!r})")
+    m = rf.read_manifest_if_any(run_dir)
+    if not rf.is_run_manifest(m):
+        raise RunError(f"{run_dir}: not a training run folder (format {rf.manifest_format(m)!r})")
+    stage_res = rf.stage_results(m)
     if stage is None:
-        src = run_dir / "model" / "shared.safetensors"
-        if m.get("status") != "done" or not src.is_file():
+        src = rf.shared_path(run_dir)
+        if not rf.is_done(m) or not src.is_file():
             raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
-        step, steps_info = None, {k: v.get("steps") for k, v in m.get("stages", {}).items() if isinstance(v, dict)}
-        cache_s = float(m.get("latent_cache_s", 0.0))
-        entry_s = (sum(float(v.get("train_s", 0.0)) for v in m.get("stages", {}).values() if isinstance(v, dict))
+        step, steps_info = None, {k: v.get("steps") for k, v in stage_res.items() if isinstance(v, dict)}
+        cache_s = float(rf.summary(m)["latent_cache_s"])
+        entry_s = (sum(float(v.get("train_s", 0.0)) for v in stage_res.values() if isinstance(v, dict))
                    + cache_s)
     else:
-        found = existing_checkpoint_dir(run_dir / "stages" / stage / "ckpt")
+        ckpt = rf.ckpt_dir(run_dir, stage)
+        found = existing_checkpoint_dir(ckpt)
         if found is None:
-            raise RunError(f"{run_dir}: no checkpoint of stage {stage!r} under stages/{stage}/ckpt")
-        src = found / "shared.safetensors"
+            raise RunError(f"{run_dir}: no checkpoint of stage {stage!r} under {ckpt.relative_to(run_dir).as_posix()}")
+        src = found / rf.SHARED_FILE
         state = read_json(found / "state.json")
         step, steps_info = state.get("step"), None
         # Entry cost up to this checkpoint: the stages finished before it, this stage's time so far, encoding.
         order = ["warmup", "joint"]
         earlier = order[: order.index(stage)] if stage in order else []
-        before = [v for k, v in m.get("stages", {}).items() if k in earlier and isinstance(v, dict)]
+        before = [v for k, v in stage_res.items() if k in earlier and isinstance(v, dict)]
         cache_s = _logged_cache_s(run_dir)
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in before)
                    + float(state.get("result", {}).get("train_s", 0.0)) + cache_s)
@@ -859,29 +845,18 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     if tmp.exists():
         shutil.rmtree(tmp)
     mark_folder(tmp, "export")
-    (tmp / "model").mkdir(parents=True)
-    shutil.copyfile(src, tmp / "model" / "shared.safetensors")
+    rf.model_dir(tmp).mkdir(parents=True)
+    shutil.copyfile(src, rf.shared_path(tmp))
     pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
-    save_config(pcfg, tmp / "config.json")
+    save_config(pcfg, rf.config_path(tmp))
     # The stages the exported weights went through (all of them, or those up to ``stage``).
     through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]
-    manifest = {
-        "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "kind": "pretrained", "status": "done",
-        "scenes_included": False, "scene_ids": [], "train_scene_ids": list(m.get("scene_ids", [])),
-        "image_size": m.get("image_size"), "n_views": m.get("n_views"),
-        "source": {"run": str(run_dir), "stage": stage or "final", "step": step, "stage_steps": steps_info},
-        "stages": m.get("stages", {}) if stage is None else {},
-        "stage_configs": {k: v for k, v in m.get("stage_configs", {}).items() if k in through},
-        "model": {"shared": "model/shared.safetensors", "scenes": [],
-                  "sha256_shared": file_sha256(tmp / "model" / "shared.safetensors")},
-        "bytes": m.get("bytes"), "notes": extra or {},
-        # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding), its
-        # latent-encoding part, and where it was measured (the benchmark quotes them: docs/benchmark.md).
-        "entry_cost_s": entry_s,
-        "latent_cache_s": cache_s,
-        "measured_on": {"device": m.get("device"), "torch_threads": m.get("torch_threads")},
-    }
-    write_json(tmp / "manifest.json", manifest)
+    # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding), its
+    # latent-encoding part, and where it was measured (the benchmark quotes them: docs/benchmark.md).
+    manifest = rf.pretrained_manifest(m, source_run=run_dir, stage=stage, step=step, stage_steps=steps_info,
+                                      through=through, sha256_shared=rf.shared_sha256(tmp), notes=extra or {},
+                                      entry_cost_s=entry_s, latent_cache_s=cache_s)
+    rf.write_manifest(tmp, manifest)
     if out.exists():
         out.rmdir()
     tmp.rename(out)
@@ -890,7 +865,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
 
 def _logged_cache_s(run_dir: Path) -> float:
     """Seconds of the run's first latent encoding, from metrics.jsonl (the manifest has it once finished)."""
-    p = run_dir / "metrics.jsonl"
+    p = rf.metrics_path(run_dir)
     if p.is_file():
         for line in p.read_text().splitlines():
             if '"latent_cache"' in line:
@@ -904,11 +879,12 @@ def _logged_cache_s(run_dir: Path) -> float:
 def _check_scenes(folder: Path, manifest: dict, loaded: list[str]) -> None:
     """The scenes loaded from ``model/scenes`` must be the ones the manifest lists (a shard deleted or lost
     would otherwise shrink every evaluation without a word)."""
-    want = list(manifest.get("scene_ids", []))
+    want = rf.scene_ids(manifest)
     missing = sorted(set(want) - set(loaded))
     if missing or not loaded:
-        raise RunError(f"{folder / 'model' / 'scenes'}: {len(missing) or len(want)} of the {len(want)} scenes listed in "
-                       f"manifest.json are missing (e.g. {(missing or want)[:3]}); the run's scene files are incomplete")
+        raise RunError(f"{rf.scenes_dir(folder)}: {len(missing) or len(want)} of the {len(want)} scenes listed in "
+                       f"{rf.MANIFEST_FILE} are missing (e.g. {(missing or want)[:3]}); the run's scene files are "
+                       "incomplete")
 
 
 def load_run_autoencoder(run_dir: str | Path, device: str | torch.device = "auto") -> LatentAutoencoder:
@@ -919,9 +895,9 @@ def load_run_autoencoder(run_dir: str | Path, device: str | torch.device = "auto
     """
     run_dir = resolve_run(run_dir)
     cfg = load_run_config(run_dir)
-    shared = run_dir / "model" / "shared.safetensors"
+    shared = rf.shared_path(run_dir)
     if not shared.is_file():
-        raise RunError(f"{run_dir}: no trained model (model/shared.safetensors); finish `train` first")
+        raise RunError(f"{run_dir}: no trained model ({shared.relative_to(run_dir).as_posix()}); finish `train` first")
     dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
     return _ae_from_shared(cfg, shared, dev)
 
@@ -970,13 +946,6 @@ def _own_scenes(scenes: list, rank: int, world_size: int) -> list:
     return [scenes[k] for k in owned(len(scenes), rank, world_size)]
 
 
-def _cache_name(split: str, shard: Any) -> str:
-    """The latent cache file of a split: one per rank with several processes (each encodes its own views)."""
-    if shard is None:
-        return f"latents-{split}.safetensors"
-    return f"latents-{split}-rank{shard.rank}of{shard.world_size}.safetensors"
-
-
 def _image_storage(table: ViewTable, shard: Any) -> dict:
     """``table.storage()`` of the whole run (every rank's images summed; collective with several processes)."""
     mine = table.storage()
@@ -1013,8 +982,7 @@ def _distributed_record(shard: Any) -> dict:
     """What a multi-process run records in its manifest (``--resume`` checks ``world_size``)."""
     import torch.distributed as dist
 
-    return {"world_size": shard.world_size, "backend": str(dist.get_backend()),
-            "scene_owner": "scene k of scene_ids belongs to rank k % world_size"}
+    return rf.distributed_record(shard.world_size, str(dist.get_backend()))
 
 
 # ============================================================================================ exploiting
@@ -1144,7 +1112,7 @@ def exploit_3daae(
     _sync(world_size)  # every rank has read the folder's manifest before rank 0 rewrites it
     if main:
         mark_folder(out, "exploit")
-        save_config(cfg, out / "config.json")
+        save_config(cfg, rf.config_path(out))
     ae = trained.ae
     ae.use_mean = cfg.ae.use_mean
     for p in ae.parameters():
@@ -1167,24 +1135,20 @@ def exploit_3daae(
         p.requires_grad_(True)
     for p in system.mlp.parameters():
         p.requires_grad_(True)
-    src_sha = read_json(run_dir / "manifest.json").get("model", {}).get("sha256_shared")
-    manifest: dict[str, Any] = {
-        "format": EXPLOIT_FORMAT, "format_version": FORMAT_VERSION, "kind": "exploit", "status": "running",
-        "source_run": str(run_dir.resolve()), "source_sha256_shared": src_sha,
+    src_sha = rf.recorded_shared_sha256(rf.read_manifest(run_dir))
+    manifest = rf.exploit_manifest(
+        source_run=run_dir, source_sha256_shared=src_sha,
         # "shipped" is resolved again at load time: the package may be installed elsewhere later.
-        "source_run_spec": "shipped" if run_spec == "shipped" else None, "device": str(device),
-        "strategy": ex.strategy, "no_prior": ex.no_prior, "scene_ids": whole.scene_ids,
-        "n_views": whole.n_source_views, "view_copies": table.copies,  # copies: data.shift_grid ** 2
-        "image_size": list(table.resolution), "image_storage": _image_storage(table, shard),
-        "stage_configs": {k: to_dict(v) for k, v in effective.items()},
-        "stages": {},
-        "decoder_note": "model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
-                        " the encoder is the source run's.",
-    }
+        shipped=run_spec == "shipped", device=str(device),
+        strategy=ex.strategy, no_prior=ex.no_prior, scene_ids=whole.scene_ids,
+        n_views=whole.n_source_views, view_copies=table.copies,  # copies: data.shift_grid ** 2
+        image_size=list(table.resolution), image_storage=_image_storage(table, shard),
+        stage_configs={k: to_dict(v) for k, v in effective.items()},
+    )
     if shard is not None:
-        manifest[distributed.MANIFEST_KEY] = _distributed_record(shard)
+        rf.set_distributed(manifest, _distributed_record(shard))
     if main:
-        write_json(out / "manifest.json", manifest)
+        rf.write_manifest(out, manifest)
     logger = _logger(cfg, out) if main else _NullLogger()
     try:
         logger.log({"event": "start", "kind": "exploit", "resume": resume, "scenes": len(whole.scene_ids),
@@ -1193,7 +1157,7 @@ def exploit_3daae(
         latents = None
         cache_s = 0.0
         if fit.lambda_enc > 0 or (ft is not None and ft.lambda_ae > 0):
-            latents, cache_s, reused = encode_views(system, table, out / "cache" / _cache_name("exploit", shard),
+            latents, cache_s, reused = encode_views(system, table, rf.latent_cache_path(out, "exploit", shard),
                                                     cfg.encode_batch_size, cfg.logging.progress and main)
             logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
         results: dict[str, Any] = {}
@@ -1214,13 +1178,11 @@ def exploit_3daae(
                                                         resume=resume, logger=logger, eval_fn=eval_fn,
                                                         latents=latents if ft.lambda_ae > 0 else None,
                                                         encode_live=False, shared_parts=("decoder",), shard=shard)
-        manifest["stages"] = results
-        manifest["model"] = _write_model(system, out / "model", ("decoder",), shard)
-        manifest["latent_cache_s"] = cache_s
-        manifest["bytes"] = model_bytes(system)
-        manifest["status"] = "done"
+        model = _write_model(system, out, ("decoder",), shard)
+        nbytes = model_bytes(system)
+        rf.finish_manifest(manifest, stages=results, model=model, latent_cache_s=cache_s, bytes_=nbytes)
         if main:
-            write_json(out / "manifest.json", manifest)
+            rf.write_manifest(out, manifest)
         logger.log({"event": "done", "kind": "exploit"})
         _sync(world_size)
     finally:
@@ -1228,7 +1190,7 @@ def exploit_3daae(
     return {
         "out_dir": str(out), "run_dir": str(run_dir), "device": str(device), "scene_ids": whole.scene_ids,
         "n_views": whole.n_source_views, "latent_cache_s": cache_s, "stages": results,
-        "train_s": sum(r["train_s"] for r in results.values()), "bytes": manifest["bytes"], "system": system,
+        "train_s": sum(r["train_s"] for r in results.values()), "bytes": nbytes, "system": system,
     }
 
 
@@ -1257,25 +1219,25 @@ def load_exploited(out_dir: str | Path, device: str | torch.device = "auto") -> 
         RunError: not a finished exploit folder, or its source run is missing or was modified since.
     """
     out_dir = Path(out_dir)
-    m = read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else {}
-    if m.get("format") != EXPLOIT_FORMAT or m.get("status") != "done":
-        raise RunError(f"{out_dir}: not a finished exploit folder (status {m.get('status')!r})")
+    m = rf.read_manifest_if_any(out_dir)
+    if not rf.is_exploit_manifest(m) or not rf.is_done(m):
+        raise RunError(f"{out_dir}: not a finished exploit folder (status {rf.status(m)!r})")
     run_dir = source_run(m)
-    if not (run_dir / "model" / "shared.safetensors").exists():
+    if not rf.shared_path(run_dir).exists():
         raise RunError(f"{out_dir}: its source run {run_dir} is missing")
-    sha = m.get("source_sha256_shared")
-    if sha and file_sha256(run_dir / "model" / "shared.safetensors") != sha:
+    sha = rf.source_shared_sha256(m)
+    if sha and rf.shared_sha256(run_dir) != sha:
         raise RunError(f"{out_dir}: the source run's weights changed since this batch was learned")
     cfg = load_run_config(out_dir)
     dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
-    ae = _ae_from_shared(cfg, run_dir / "model" / "shared.safetensors", dev)
+    ae = _ae_from_shared(cfg, rf.shared_path(run_dir), dev)
     system = build_system(cfg, ae, [])
-    load_shared_into(system, out_dir / "model" / "shared.safetensors")  # decoder, MLP, B of this batch
-    _check_scenes(out_dir, m, load_scene_shards(system.bank, out_dir / "model" / "scenes"))
+    load_shared_into(system, rf.shared_path(out_dir))  # decoder, MLP, B of this batch
+    _check_scenes(out_dir, m, load_scene_shards(system.bank, rf.scenes_dir(out_dir)))
     return _eval_mode(system)
 
 
 def load_model(folder: str | Path, device: str | torch.device = "auto") -> LatentSystem:
     """:func:`load_trained` or :func:`load_exploited`, whichever ``folder`` is."""
-    m = read_json(Path(folder) / "manifest.json")
-    return load_exploited(folder, device) if m.get("format") == EXPLOIT_FORMAT else load_trained(folder, device)
+    m = rf.read_manifest(folder)
+    return load_exploited(folder, device) if rf.is_exploit_manifest(m) else load_trained(folder, device)

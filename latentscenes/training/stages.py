@@ -45,6 +45,7 @@ from latentscenes.training.checkpoint import (
 )
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, batch_indices, step_generator
+from latentscenes.training import run_format as rf
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.training.losses import (
     NonFiniteLossError,
@@ -221,7 +222,7 @@ def save_scene_shards(bank: SceneBank, folder: Path, ids: list[str] | None = Non
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for k, i in enumerate(range(0, len(ids), SHARD_SCENES)):
-        name = f"scenes-{k:05d}.safetensors"
+        name = rf.scene_shard_name(k)
         bank.save_shard(folder / name, ids[i : i + SHARD_SCENES])
         names.append(name)
     return names
@@ -230,7 +231,7 @@ def save_scene_shards(bank: SceneBank, folder: Path, ids: list[str] | None = Non
 def load_scene_shards(bank: SceneBank, folder: Path) -> list[str]:
     """Load every shard of ``folder`` into ``bank`` (in file order). Returns the scene ids loaded."""
     ids: list[str] = []
-    for p in sorted(Path(folder).glob("scenes-*.safetensors")):
+    for p in sorted(Path(folder).glob(rf.SCENE_SHARD_GLOB)):
         ids.extend(bank.load_shard(p))
     return ids
 
@@ -609,7 +610,7 @@ def run_stage(
     steps_per_epoch = max(1.0, n_views / cfg.batch_size)
     result = StageResult(stage=stage, view_copies=int(table.copies))
     start = 0
-    ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / "ckpt"
+    ckpt_path = None if ckpt_dir is None else Path(ckpt_dir) / rf.CKPT_DIR
 
     if resume and ckpt_path is not None:
         if shard is None:
@@ -622,12 +623,12 @@ def run_stage(
             state = read_json(found / "state.json")
             if state.get("stage") != stage:
                 raise ValueError(f"{found}: checkpoint of stage {state.get('stage')!r}, expected {stage!r}")
-            load_shared_into(system, found / "shared.safetensors")
+            load_shared_into(system, found / rf.SHARED_FILE)
             if shard is None:
-                load_scene_shards(system.bank, found / "scenes")
+                load_scene_shards(system.bank, found / rf.SCENES_DIR)
                 opts.load(load_states(found / "optim.safetensors"))
             else:
-                shard.load_own_scenes(system.bank, found / "scenes")
+                shard.load_own_scenes(system.bank, found / rf.SCENES_DIR)
                 states = load_states(found / "optim.safetensors")
                 opts.load({k: (shard.own_rows_of_states(v) if k.startswith("lazy.") else v) for k, v in states.items()})
             start = int(state["step"])
@@ -665,8 +666,8 @@ def run_stage(
                 opt_state.update(merged)
 
         def write(tmp: Path) -> None:
-            save_shared(system, tmp / "shared.safetensors", shared_parts)
-            save_scene_shards(bank, tmp / "scenes")
+            save_shared(system, tmp / rf.SHARED_FILE, shared_parts)
+            save_scene_shards(bank, tmp / rf.SCENES_DIR)
             save_states(opts.state() if opt_state is None else opt_state, tmp / "optim.safetensors")
             if save_extra is not None:
                 save_extra(tmp)
