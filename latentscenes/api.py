@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from latentscenes.evaluation.runs import NotARunError
+from latentscenes.training import run_format as rf
 
 __all__ = ["load", "Run", "look_at", "intrinsics", "NotARunError", "SceneNotFoundError"]
 
@@ -340,14 +341,13 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto") -> Run:
         NotARunError: (a ``FileNotFoundError``) ``run`` does not exist or is not a run folder; the message names it.
         RunError / ValueError: an unfinished or damaged run, a bad ``scenes``; an RGB folder listing no scene.
     """
-    from latentscenes.evaluation.runs import _read_json, load_run
+    from latentscenes.evaluation.runs import load_run
     from latentscenes.training import pipeline as pl
 
     path = pl.resolve_run(run)  # "shipped" -> the package's folder
-    man_path = path / "manifest.json"
-    if man_path.is_file() and (path / "config.json").is_file():
-        man = _read_json(man_path)
-        if man.get("format") == pl.RUN_FORMAT and man.get("scenes_included") is False:
+    if rf.has_manifest(path) and rf.config_path(path).is_file():
+        man = rf.read_manifest(path)
+        if rf.is_run_manifest(man) and not rf.scenes_included(man):
             cfg = pl.load_run_config(path)
             return Run(path, "pretrained", None, {}, cfg.data.path or "", cfg.data.resolution, man)
     r = load_run(path, scenes, device)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from latentscenes.config import ConfigError, from_dict
+from latentscenes.training import run_format as rf
 from latentscenes.utils.io import file_sha256
 
 
@@ -45,13 +46,13 @@ class BenchPackage:
     @property
     def train_scene_ids(self) -> list[str]:
         """The scenes the package's 3Da-AE was trained on (manifest ``train_scene_ids``), in its order."""
-        return list(self.manifest.get("train_scene_ids") or [])
+        return rf.train_scene_ids(self.manifest)
 
     @property
     def image_size(self) -> int:
         """Side (px) of the square images the package was trained on: manifest ``image_size``, else the saved
         config's ``data.resolution``."""
-        size = self.manifest.get("image_size")
+        size = rf.image_size(self.manifest)
         if size:
             return int(size[0])
         return int(self.config.data.resolution)
@@ -68,32 +69,32 @@ def load_package(spec: str | Path) -> BenchPackage:
             kind of folder); no ``train_scene_ids``; images that are not square; weights missing, or their sha256
             differs from the one the manifest recorded (its entry cost would not be these weights').
     """
-    from latentscenes.training.checkpoint import read_json
-    from latentscenes.training.pipeline import RUN_FORMAT, RunError, load_run_config, resolve_run
+    from latentscenes.training.pipeline import RunError, load_run_config, resolve_run
 
     try:
         path = resolve_run(str(spec))
     except RunError as e:  # the benchmark reports a bad ``pretrained`` as the configuration error it is
         raise ConfigError(f"pretrained={str(spec)!r}: {e}") from None
-    mp = path / "manifest.json"
+    mp = rf.manifest_path(path)
     if not mp.is_file():
         raise ConfigError(f"pretrained={str(spec)!r}: {mp} not found (give 'shipped' or a folder written by "
                           "`latentscenes export --run RUN --out PKG`)")
-    m = read_json(mp)
-    if m.get("format") != RUN_FORMAT or m.get("kind") != "pretrained":
-        raise ConfigError(f"pretrained={str(spec)!r}: {mp} is not a pre-trained 3Da-AE (format {m.get('format')!r}, "
-                          f"kind {m.get('kind')!r}); export a training run first: `latentscenes export --run RUN --out PKG`")
-    if not m.get("train_scene_ids"):
+    m = rf.read_manifest(path)
+    if not rf.is_pretrained(m):
+        raise ConfigError(f"pretrained={str(spec)!r}: {mp} is not a pre-trained 3Da-AE (format "
+                          f"{rf.manifest_format(m)!r}, kind {rf.manifest_kind(m)!r}); export a training run first: "
+                          "`latentscenes export --run RUN --out PKG`")
+    if not rf.train_scene_ids(m):
         raise ConfigError(f"pretrained={str(spec)!r}: {mp} lists no train_scene_ids; the benchmark needs them "
                           "(re-learned train scenes, the plain-AE ablation's warm-up, disjoint exploit scenes)")
-    size = m.get("image_size")
+    size = rf.image_size(m)
     if size and int(size[0]) != int(size[-1]):
         raise ConfigError(f"pretrained={str(spec)!r}: {mp} image_size {size} is not square; the benchmark uses square images")
-    shared = path / "model" / "shared.safetensors"
+    shared = rf.shared_path(path)
     if not shared.is_file():
         raise ConfigError(f"pretrained={str(spec)!r}: {shared} is missing")
     sha = file_sha256(shared)
-    want = (m.get("model") or {}).get("sha256_shared")
+    want = rf.recorded_shared_sha256(m)
     if want and sha != want:
         raise ConfigError(f"pretrained={str(spec)!r}: {shared} has sha256 {sha[:12]}..., its manifest records "
                        f"{want[:12]}...: the weights changed since the package was made (its entry cost is not theirs)")
@@ -122,21 +123,20 @@ def package_entry_cost(pkg: BenchPackage) -> dict[str, Any]:
         ConfigError: the manifest records neither per-stage times nor ``entry_cost_s``, or an inconsistent sum.
     """
     m = pkg.manifest
-    stages = {k: v for k, v in (m.get("stages") or {}).items() if isinstance(v, dict) and "train_s" in v}
-    total = m.get("entry_cost_s")
-    total = None if total is None else float(total)
+    stages = {k: v for k, v in rf.stage_results(m).items() if isinstance(v, dict) and "train_s" in v}
+    total = rf.entry_cost_s(m)
     src: dict[str, str] = {}
     stage_s = {k: float(v["train_s"]) for k, v in stages.items()}
     if stage_s:
-        if m.get("latent_cache_s") is not None:
-            cache = float(m["latent_cache_s"])
+        if rf.latent_cache_s(m) is not None:
+            cache = rf.latent_cache_s(m)
             src["latent_cache_s"] = "manifest latent_cache_s"
         elif total is not None:
             cache = total - sum(stage_s.values())
             src["latent_cache_s"] = ("manifest entry_cost_s minus the stages' train_s (export records entry_cost_s "
                                      "= stages' train_s + the run's latent encoding)")
             if cache < -1e-6 * max(1.0, total):
-                raise ConfigError(f"{pkg.path / 'manifest.json'}: entry_cost_s {total:.1f} s is below the stages' "
+                raise ConfigError(f"{rf.manifest_path(pkg.path)}: entry_cost_s {total:.1f} s is below the stages' "
                                   f"train_s {sum(stage_s.values()):.1f} s")
             cache = max(cache, 0.0)
         else:
@@ -151,14 +151,14 @@ def package_entry_cost(pkg: BenchPackage) -> dict[str, Any]:
         src["t_warmup_s"] = "manifest entry_cost_s (the package records no per-stage times: exported from a stage checkpoint)"
         src["t_train_s"] = "not recorded separately (0; included in t_warmup_s)"
     else:
-        raise ConfigError(f"{pkg.path / 'manifest.json'}: records neither stages.*.train_s nor entry_cost_s; "
+        raise ConfigError(f"{rf.manifest_path(pkg.path)}: records neither stages.*.train_s nor entry_cost_s; "
                           "its entry cost is unknown")
     t_ec = t_warm + t_joint
     matches = None if total is None else math.isclose(t_ec, total, rel_tol=1e-9, abs_tol=1e-6)
-    on = {k: v for k, v in (m.get("measured_on") or {}).items() if v is not None}
+    on = {k: v for k, v in rf.measured_on(m).items() if v is not None}
     where = ", ".join(f"{k} {v}" for k, v in on.items()) or "machine and threads not recorded in the manifest"
     card = pkg.path / "MODEL_CARD.md"
-    note = (f"measured when the package was made (source run {((m.get('source') or {}).get('run'))!r}; {where}"
+    note = (f"measured when the package was made (source run {rf.export_source(m).get('run')!r}; {where}"
             + (f"; see {card}" if card.is_file() else "") + "), not re-measured by this benchmark")
     return {
         "t_warmup_s": t_warm, "t_train_s": t_joint, "t_ec_s": t_ec, "latent_cache_s": cache, "stage_train_s": stage_s,
@@ -187,20 +187,20 @@ def warmup_recipe(pkg: BenchPackage) -> dict[str, Any]:
     m = pkg.manifest
     src: dict[str, str] = {}
     notes: list[str] = []
-    rec = (m.get("stage_configs") or {}).get("warmup")
+    rec = rf.recorded_stage_configs(m).get("warmup")
     if rec:
-        warm = from_dict(StageConfig, rec, where=f"{pkg.path / 'manifest.json'} stage_configs.warmup")
+        warm = from_dict(StageConfig, rec, where=f"{rf.manifest_path(pkg.path)} stage_configs.warmup")
         src["warmup"] = "manifest stage_configs.warmup"
     else:
         warm = pkg.config.warmup
         src["warmup"] = "config.json warmup (the manifest records no stage_configs.warmup)"
         notes.append(f"{pkg.spec}: the manifest does not record the warm-up's settings; the plain-AE ablation uses "
                      "the package's config.json warmup")
-    copies = ((m.get("stages") or {}).get("warmup") or {}).get("view_copies")
+    copies = (rf.stage_results(m).get("warmup") or {}).get("view_copies")
     if copies is not None:
         g = math.isqrt(int(copies))
         if g * g != int(copies):
-            raise ConfigError(f"{pkg.path / 'manifest.json'}: stages.warmup.view_copies {copies} is not a square (g x g)")
+            raise ConfigError(f"{rf.manifest_path(pkg.path)}: stages.warmup.view_copies {copies} is not a square (g x g)")
         src["shift_grid"] = "manifest stages.warmup.view_copies (= shift_grid ** 2)"
     else:
         g = int(pkg.config.data.shift_grid)

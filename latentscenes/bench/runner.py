@@ -43,6 +43,7 @@ from latentscenes.config import ConfigError, apply_overrides, get_preset, save_c
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.evaluation.runs import latent_system_model, load_rgb_run
 from latentscenes.training import rgb_format
+from latentscenes.training import run_format as rf
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
@@ -345,17 +346,12 @@ def time_renders(model, scenes: Sequence[SceneViews], resolution: int, n_views: 
 def _finished_run(folder: Path) -> dict | None:
     """The results of a 3Da-AE training or exploit folder finished in an earlier session (read from its
     manifest, without touching its files), or None when it is missing or unfinished."""
-    p = folder / "manifest.json"
-    if not p.is_file():
+    m = rf.finished_manifest(folder)
+    if m is None:
         return None
-    m = json.loads(p.read_text())
-    if m.get("status") != "done":
-        return None
-    return {
-        "run_dir": str(folder), "scene_ids": m.get("scene_ids"), "n_views": m.get("n_views"),
-        "latent_cache_s": m.get("latent_cache_s", 0.0), "stages": m.get("stages", {}), "bytes": m.get("bytes", {}),
-        "train_s": sum(r.get("train_s", 0.0) for r in m.get("stages", {}).values()), "resumed": True,
-    }
+    r = rf.summary(m)  # keys in the order this benchmark's results.json has always had them
+    return {"run_dir": str(folder), **{k: r[k] for k in ("scene_ids", "n_views", "latent_cache_s", "stages", "bytes",
+                                                          "train_s")}, "resumed": True}
 
 
 def _finished_rgb_fit(fit_dir: Path, scenes: Sequence[SceneViews]) -> dict | None:
@@ -407,8 +403,8 @@ def latent_bytes(run_dir: Path, exploit_dir: Path) -> dict[str, Any]:
     decoder + post-quant conv, MLP, global planes B, latent background) and its scene shards (local planes
     ``local``, coefficients ``coefs``). Every tensor of those files is counted in exactly one category.
     """
-    run_shared = acc.safetensors_entries(run_dir / "model" / "shared.safetensors")
-    ex_shared = acc.safetensors_entries(exploit_dir / "model" / "shared.safetensors")
+    run_shared = acc.safetensors_entries(rf.shared_path(run_dir))
+    ex_shared = acc.safetensors_entries(rf.shared_path(exploit_dir))
     m_e = sum(e.nbytes for e in run_shared if _is_encoder(e.name))
     cats = acc.bytes_by_category(
         {e.name: e.nbytes for e in ex_shared},
@@ -419,7 +415,7 @@ def latent_bytes(run_dir: Path, exploit_dir: Path) -> dict[str, Any]:
             "latent_background": lambda n: n == "latent_background",
         },
     )
-    shards = sorted((exploit_dir / "model" / "scenes").glob("*.safetensors"))
+    shards = rf.scene_files(exploit_dir)
     per = {"m_t": 0, "m_w": 0}
     for p in shards:
         c = acc.bytes_by_category(
@@ -437,8 +433,7 @@ def latent_bytes(run_dir: Path, exploit_dir: Path) -> dict[str, Any]:
         "latent_background": cats["latent_background"],
         "m_t": per["m_t"],
         "m_w": per["m_w"],
-        "files": [str(run_dir / "model" / "shared.safetensors"), str(exploit_dir / "model" / "shared.safetensors")]
-        + [str(p) for p in shards],
+        "files": [str(rf.shared_path(run_dir)), str(rf.shared_path(exploit_dir))] + [str(p) for p in shards],
     }
 
 
@@ -580,9 +575,9 @@ def run_benchmark(
                          f"{differ}; every method renders with the package's")
         # The plain-AE ablation's warm-up must see the views the package's did (max_train_views, another build).
         n_views = sum(len(s.view_indices("train")) for s in train_scenes)
-        if pkg.manifest.get("n_views") is not None and n_views != int(pkg.manifest["n_views"]):
+        if rf.n_views(pkg.manifest) is not None and n_views != int(rf.n_views(pkg.manifest)):
             notes.append(f"the package's training scenes have {n_views} train views here, its warm-up used "
-                         f"{pkg.manifest['n_views']}: the plain-AE ablation does not see the same views")
+                         f"{rf.n_views(pkg.manifest)}: the plain-AE ablation does not see the same views")
     by_id = {s.scene_id: s for s in train_scenes + exploit_scenes}
     for s in by_id.values():
         if not s.view_indices("test"):
@@ -722,8 +717,8 @@ def run_benchmark(
     else:
         # Eq. 9's t_EC as the package's manifest records it (measured when it was made; package_entry_cost)
         t_warm, t_joint = entry["t_warmup_s"], entry["t_train_s"]
-        ec_bytes = pkg.manifest.get("bytes") or {}
-        ec_stages = {k: v for k, v in (pkg.manifest.get("stages") or {}).items() if isinstance(v, dict)}
+        ec_bytes = rf.recorded_bytes(pkg.manifest) or {}
+        ec_stages = {k: v for k, v in rf.stage_results(pkg.manifest).items() if isinstance(v, dict)}
     # the refit of collapsed fits (training/refit.py) is part of fitting the scenes
     t_fit = (ex["latent_cache_s"] + ex["stages"]["exploit_fit"]["train_s"]
              + ex["stages"].get("exploit_refit", {}).get("train_s", 0.0))
@@ -869,7 +864,7 @@ def run_benchmark(
         "pipeline_config": to_dict(pcfg),
         "pretrained": None if pkg is None else {
             "spec": cfg.pretrained, "path": str(pkg.path), "manifest_sha256": pkg.manifest_sha256,
-            "sha256_shared": pkg.shared_sha256, "source": pkg.manifest.get("source"),
+            "sha256_shared": pkg.shared_sha256, "source": rf.export_source(pkg.manifest) or None,
             "train_scene_ids": pkg.train_scene_ids, "image_size": pkg.image_size,
             "entry_cost": entry,
             "plain_ae_warmup": {"stage": to_dict(recipe["warmup"]), "shift_grid": recipe["shift_grid"],

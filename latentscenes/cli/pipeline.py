@@ -13,6 +13,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, fail, user_errors
+from latentscenes.training import run_format as rf
 
 
 @contextmanager
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
             _set_threads()
             # Before its config.json is read: another command's config would give a misleading error.
             check_out_folder(out, "train", resume=resume, resumable=True)
-            if resume and config is None and (out / "config.json").exists():
+            if resume and config is None and rf.config_path(out).exists():
                 # The run's own resolved config: resuming with other values would not continue the same run.
                 cfg = apply_overrides(load_run_config(out), set_)
             else:
@@ -170,7 +171,7 @@ def register(app: typer.Typer) -> None:
             _set_threads()
             set_ = list(set_ or []) + n_scenes_override(n_scenes, set_)
             check_out_folder(out, "exploit", resume=resume, resumable=True)
-            if resume and (out / "config.json").exists():
+            if resume and rf.config_path(out).exists():
                 cfg = exploit_config(load_run_config(out), set_, strategy, True if no_prior else None)
             else:
                 cfg = exploit_config(load_run_config(run), set_, strategy, True if no_prior else None)

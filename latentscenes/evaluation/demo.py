@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from latentscenes.config import ConfigError, apply_overrides, get_preset, register_presets, resolve_config, to_dict
 from latentscenes.evaluation.render import TurntableConfig
+from latentscenes.training import run_format as rf
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.machine import machine_line
 from latentscenes.utils.progress import console
@@ -280,11 +281,11 @@ def run_demo(
         # records it and the report quotes it; this demo only learns the new scenes (Alg. 2).
         source = demo.pretrained
         pkg_dir = resolve_run(source)
-        pkg_manifest = json.loads((pkg_dir / "manifest.json").read_text())
+        pkg_manifest = rf.read_manifest(pkg_dir)
         tr = {"train_s": 0.0, "latent_cache_s": 0.0, "pretrained": str(pkg_dir),
-              "entry_s": float(pkg_manifest.get("entry_cost_s") or 0.0),
-              "n_train": len(pkg_manifest.get("train_scene_ids", []))}
-        pkg_res = (pkg_manifest.get("image_size") or [None])[0]
+              "entry_s": rf.entry_cost_s(pkg_manifest) or 0.0,
+              "n_train": len(rf.train_scene_ids(pkg_manifest))}
+        pkg_res = (rf.image_size(pkg_manifest) or [None])[0]
         if pkg_res and pkg_res != demo.resolution:
             console.print(f"[yellow]note:[/yellow] the pre-trained 3Da-AE was trained at {pkg_res} px; the demo runs at "
                           f"{demo.resolution} px")
@@ -389,8 +390,8 @@ def run_demo(
         out, ours_run.model, rgb_model, scenes, plan, camera, ours_fit, rgb_fit, clock.seconds,
         title=f"latentscenes demo: 3Da-AE vs Tri-Planes (RGB) on {dname}",
         summary=summary, notes=notes, timer=clock,
-        files={"3Da-AE training run": str(Path(source) if demo.pretrained else runs / "train" / "manifest.json"),
-               "exploit batch": str(runs / "exploit" / "manifest.json"),
+        files={"3Da-AE training run": str(Path(source) if demo.pretrained else rf.manifest_path(runs / "train")),
+               "exploit batch": str(rf.manifest_path(runs / "exploit")),
                **({"RGB baseline results": str(runs / "rgb" / "results.json")} if rgb_res else {})},
     )
     atomic_write_text(out / "demo_config.json", json.dumps({

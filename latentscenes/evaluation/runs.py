@@ -7,7 +7,6 @@ there needs one fix here. It never trains anything and never changes the objects
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,8 @@ from torch import nn
 
 from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput
 from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
-from latentscenes.training.rgb_format import RGBFitFolder, is_rgb_fit, load_rgb_fit_folder
+from latentscenes.training import run_format as rf
+from latentscenes.training.rgb_format import RESULTS_FILE, RGBFitFolder, is_rgb_fit, load_rgb_fit_folder
 
 
 def triplane_scene_model(
@@ -198,13 +198,6 @@ class LoadedRun:
     manifest: dict
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-
-
 def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.device = "auto") -> LoadedRun:
     """Open any run folder for evaluation.
 
@@ -237,8 +230,7 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
         run_dir = pl.resolve_run("shipped")
     if not run_dir.is_dir():
         raise NotARunError(f"{run_dir}: run folder not found")
-    man_path = run_dir / "manifest.json"
-    if not man_path.is_file():
+    if not rf.has_manifest(run_dir):
         if is_rgb_fit(run_dir):
             from latentscenes.utils.device import pick_device
 
@@ -248,18 +240,18 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
             data = res.get("data") if isinstance(res.get("data"), dict) else {}
             root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
             return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, res.get("config", {}).get("resolution"), res)
-        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no manifest.json or results.json): expected {_RUN_KINDS}")
-    man = _read_json(man_path)
-    fmt = man.get("format")
-    if not (run_dir / "config.json").is_file():
-        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no config.json): expected {_RUN_KINDS}")
-    if fmt not in (pl.RUN_FORMAT, pl.EXPLOIT_FORMAT):
-        raise NotARunError(f"{run_dir}: not a latentscenes run folder (its manifest.json has format {fmt!r}): "
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no {rf.MANIFEST_FILE} or {RESULTS_FILE}): "
                            f"expected {_RUN_KINDS}")
+    man = rf.read_manifest(run_dir)
+    if not rf.config_path(run_dir).is_file():
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (no {rf.CONFIG_FILE}): expected {_RUN_KINDS}")
+    if not rf.is_latent_manifest(man):
+        raise NotARunError(f"{run_dir}: not a latentscenes run folder (its {rf.MANIFEST_FILE} has format "
+                           f"{rf.manifest_format(man)!r}): expected {_RUN_KINDS}")
     cfg = pl.load_run_config(run_dir)
     root, res = cfg.data.path or "", cfg.data.resolution
-    if fmt == pl.RUN_FORMAT:
-        if man.get("scenes_included") is False:
+    if rf.is_run_manifest(man):
+        if not rf.scenes_included(man):
             raise ValueError(f"{run_dir} is a pre-trained 3Da-AE without scenes: learn scenes with it "
                              f"(`latentscenes exploit --run {run_dir} --data D --out OUT`) and evaluate OUT")
         if scenes == "exploit":
@@ -268,12 +260,12 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
         system = pl.load_trained(run_dir, device)
         model = latent_system_model(system, info={"run": str(run_dir)})
         return LoadedRun("train", model, {"train": list(model.scene_ids)}, root, res, man)
-    # an exploit batch (fmt == pl.EXPLOIT_FORMAT)
+    # an exploit batch (rf.EXPLOIT_FORMAT)
     ex_model = latent_system_model(pl.load_exploited(run_dir, device), info={"run": str(run_dir)})
     groups: dict[str, list[str]] = {}
     parts = []
     src = pl.source_run(man)
-    src_has_scenes = _read_json(src / "manifest.json").get("scenes_included", True) if (src / "manifest.json").is_file() else True
+    src_has_scenes = rf.scenes_included(rf.read_manifest_if_any(src))
     if scenes == "train" and not src_has_scenes:
         raise ValueError(f"{run_dir}: learned from the pre-trained 3Da-AE {src}, which holds no training scenes; "
                          "pass --scenes exploit")

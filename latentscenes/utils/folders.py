@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from latentscenes.training import run_format
 from latentscenes.utils.io import TEMP_NAME, atomic_write_text
 
 MARKER = "latentscenes.json"
@@ -28,10 +29,6 @@ KINDS = {
     "demo": "demo report",
 }
 
-# Run-manifest formats (training/pipeline.py); repeated here so that this module imports nothing heavy.
-_RUN_FORMAT = "latentscenes-3daae-run"
-_EXPLOIT_FORMAT = "latentscenes-3daae-exploit"
-
 
 class OutFolderError(ValueError):
     """An ``--out`` folder a command may not write into (a file, another command's output, foreign files)."""
@@ -47,13 +44,13 @@ def _read(path: Path) -> dict:
 
 def _legacy_owner(folder: Path) -> str | None:
     """The command that wrote a folder without a marker, from the files only that command writes."""
-    man = folder / "manifest.json"
+    # The latent run folders' manifest (training/run_format.py, which imports nothing heavy).
+    man = run_format.manifest_path(folder)
     if man.is_file():
         m = _read(man)
-        fmt = m.get("format")
-        if fmt == _RUN_FORMAT:
-            return "export" if m.get("kind") == "pretrained" else "train"
-        if fmt == _EXPLOIT_FORMAT:
+        if run_format.is_run_manifest(m):
+            return "export" if run_format.is_pretrained(m) else "train"
+        if run_format.is_exploit_manifest(m):
             return "exploit"
         return None
     if (folder / "demo_config.json").is_file():
