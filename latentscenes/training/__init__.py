@@ -4,7 +4,9 @@ Public entry points (see docs/training.md):
   * :class:`PipelineConfig` (presets ``test``, ``tiny-cpu``, ``paper``) and :class:`StageConfig`;
   * :func:`train_3daae`, :func:`exploit_3daae`: whole stages into run folders, results dicts for the benchmark;
   * :func:`run_stage`: one stage on an in-memory :class:`LatentSystem` (functional core);
-  * :func:`load_trained`, :func:`load_exploited`, :func:`load_model`: learned scenes ready to render.
+  * :func:`load_trained`, :func:`load_exploited`, :func:`load_model`: learned scenes ready to render;
+  * :mod:`latentscenes.training.run_format`: the run / exploit batch / pre-trained folder format (file names,
+    manifests), which imports nothing heavy.
 
 Submodules are imported lazily by the names above so that ``import latentscenes.training`` stays cheap and
 the RGB baseline (``training/rgb_baseline.py`` and its folder format ``training/rgb_format.py``, another area)

@@ -341,7 +341,7 @@ def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) ->
     if not rf.has_manifest(out) or not any(existing_checkpoint_dir(rf.ckpt_dir(out, s)) is not None for s in stages):
         return
     m = rf.read_manifest(out)
-    old = m.get("scene_ids")
+    old = rf.recorded_scene_ids(m)
     if old is not None and list(old) != list(table.scene_ids):
         gone = [s for s in old if s not in set(table.scene_ids)][:3]
         new = [s for s in table.scene_ids if s not in set(old)][:3]
@@ -355,10 +355,11 @@ def check_resume_scenes(out: Path, stages: tuple[str, ...], table: ViewTable) ->
     finished = rf.stage_results(m)
     mid_stage = any(s not in finished and existing_checkpoint_dir(rf.ckpt_dir(out, s)) is not None
                     for s in stages)
-    checks = [("n_views", table.n_source_views)] + ([("view_copies", table.copies)] if mid_stage else [])
-    for key, now in checks:
-        if key in m and m[key] != now:
-            raise RunError(f"{out}: --resume with {now} {key.replace('_', ' ')} where it started with {m[key]}; "
+    checks = [("n views", rf.n_views(m), table.n_source_views)] + (
+        [("view copies", rf.view_copies(m), table.copies)] if mid_stage else [])
+    for what, was, now in checks:
+        if was is not None and was != now:
+            raise RunError(f"{out}: --resume with {now} {what} where it started with {was}; "
                            "resume with the same data settings or use another --out")
 
 
@@ -408,7 +409,7 @@ def _legacy_exploit_as_ran(saved: dict, manifest: dict) -> dict:
     """An exploit batch's saved config as it ran. Batches written before the manifest recorded ``stage_configs``
     saved ``exploit.fit.lambda_enc`` / ``lambda_dec`` as given (the preset's) and ran the strategy's weights, set
     after ``config.json`` was written; today those weights are written into the config (:func:`exploit_config`)."""
-    if "stage_configs" in manifest or "exploit" not in saved:
+    if rf.records_stage_configs(manifest) or "exploit" not in saved:
         return saved
     ex = saved["exploit"]
     try:
@@ -822,7 +823,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         if not rf.is_done(m) or not src.is_file():
             raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
         step, steps_info = None, {k: v.get("steps") for k, v in stage_res.items() if isinstance(v, dict)}
-        cache_s = float(rf.summary(m)["latent_cache_s"])
+        cache_s = rf.latent_cache_s(m) or 0.0
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in stage_res.values() if isinstance(v, dict))
                    + cache_s)
     else:

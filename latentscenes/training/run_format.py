@@ -393,6 +393,18 @@ def scene_ids(manifest: dict[str, Any]) -> list[str]:
     return list(manifest.get("scene_ids", []))
 
 
+def recorded_scene_ids(manifest: dict[str, Any]) -> list[str] | None:
+    """The folder's scenes as recorded, None when the manifest records none (``--resume`` then checks nothing)."""
+    ids = manifest.get("scene_ids")
+    return None if ids is None else list(ids)
+
+
+def view_copies(manifest: dict[str, Any]) -> int | None:
+    """The copies of each view the folder's last stage began with (``data.shift_grid ** 2``; None when not
+    recorded)."""
+    return manifest.get("view_copies")
+
+
 def n_views(manifest: dict[str, Any]) -> int | None:
     """The folder's source views (every scene's train views, before copies; None when not recorded)."""
     return manifest.get("n_views")
@@ -406,6 +418,11 @@ def recorded_bytes(manifest: dict[str, Any]) -> dict[str, int] | None:
 def stage_results(manifest: dict[str, Any]) -> dict[str, dict]:
     """``{stage: result}`` recorded so far (``{}`` when none)."""
     return manifest.get("stages") or {}
+
+
+def records_stage_configs(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest records ``stage_configs`` (folders written before it was recorded do not)."""
+    return "stage_configs" in manifest
 
 
 def recorded_stage_configs(manifest: dict[str, Any]) -> dict[str, dict]:
