@@ -155,6 +155,8 @@ class ExploitConfig:
             dB below the batch's median is fitted again from a fresh draw, and the better fit is kept
             (``training/refit.py``; batches of >= 4 scenes, Encode-Scene or Encode-Decode-Scene fits). ``None``:
             off. Not in the paper: a fit that collapses to a grey blob otherwise stays (docs/fidelity.md).
+        refit_init: where a refit starts: ``fresh`` (a new random draw) or ``mean`` (the mean planes and
+            coefficients of the batch's other scenes: the average learned object).
 
     What each stage is fixes some of its fields; :func:`stage_configs` refuses a config that contradicts them.
     """
@@ -167,6 +169,7 @@ class ExploitConfig:
     fit: StageConfig = field(default_factory=StageConfig)
     finetune: StageConfig = field(default_factory=lambda: StageConfig(lambda_enc=0.0, lambda_dec=1.0))
     refit_margin_db: float | None = 2.0
+    refit_init: Literal["fresh", "mean"] = "mean"
 
 
 @dataclass

@@ -104,7 +104,7 @@ def test_a_refit_that_is_worse_is_not_kept(batch):
     frozen = dataclasses.replace(fit, lr_local=1e-9, lr_coefs=1e-9)
     system.bank.cfg = dataclasses.replace(system.bank.cfg, local_init_std=10.0, coef_init_std=10.0)
     with single_thread():
-        rec = refit_scenes(system, table, latents, frozen, 1e-6, seed=0)
+        rec = refit_scenes(system, table, latents, frozen, 1e-6, seed=0, init="fresh")
     assert rec["refitted"] >= 1 and rec["replaced"] == 0
     assert all(r["kept"] == "first" and r["after_db"] <= r["before_db"] for r in rec["scenes"])
     assert_same_params(untouched, params_of(system))
@@ -125,3 +125,22 @@ def test_exploit_records_its_refits_and_repeats_them_exactly(tmp_path, batch):
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["stages"]["exploit_refit"]["scenes"] == rec["scenes"]
     assert_same_params(params_of(load_exploited(tmp_path / "a", "cpu")), params_of(load_exploited(tmp_path / "b", "cpu")))
+
+
+def test_a_refit_starts_from_the_mean_of_the_scenes_that_did_not_collapse(batch):
+    from latentscenes.training.refit import _healthy_mean
+
+    system = load_exploited(batch["root"] / "batch", "cpu")
+    healthy = ["new00", "new01", "new03"]
+    st = system.bank.per_scene_state(healthy)
+    mean = _healthy_mean(system, healthy, None)
+    for k in st:
+        assert torch.allclose(mean[k][0], st[k].mean(0), atol=1e-6)
+    # several processes: the parts of every process give the same mean as one process holding all the scenes
+    parts = [({k: v[:2].double().sum(0) for k, v in st.items()}, 2), ({k: v[2:].double().sum(0) for k, v in st.items()}, 1)]
+    split = _healthy_mean(system, [], lambda part: parts)
+    for k in st:
+        assert torch.allclose(split[k], mean[k], atol=1e-6)
+    with pytest.raises(ValueError, match="refit_init"):
+        table, latents = _table_and_latents({**batch, "system": system})
+        refit_scenes(system, table, latents, batch["cfg"].exploit.fit, 2.0, seed=0, init="median")
