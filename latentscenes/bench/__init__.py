@@ -6,7 +6,8 @@
 * :mod:`latentscenes.bench.machine`: per-phase wall/CPU time and peak memory (the machine description is
   :mod:`latentscenes.utils.machine`);
 * :mod:`latentscenes.bench.config`: :class:`BenchConfig` and its presets ``test``, ``cpu``, ``paper``;
-* :mod:`latentscenes.bench.runner`: :func:`run_benchmark`, the whole run (``latentscenes bench``);
+* :mod:`latentscenes.bench.runner`: :func:`run_benchmark`, the whole run (``latentscenes bench``); every method runs
+  through :func:`latentscenes.experiments.step.run_method` (the methods: :mod:`latentscenes.experiments.methods`);
 * :mod:`latentscenes.bench.report`: ``summary.md`` and the PNG plots from ``results.json``.
 
 Protocol: docs/benchmark.md.

@@ -47,8 +47,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from latentscenes.config import register_presets
+from latentscenes.experiments.methods import METHODS
 
-ALL_METHODS = ("ours", "ours-micro", "ours-macro", "ours-no-prior", "plain-ae", "rgb", "rgb-macro")
+#: The benchmark's methods: every registered one (:mod:`latentscenes.experiments.methods`), in catalogue order.
+ALL_METHODS = tuple(METHODS)
 
 
 @dataclass

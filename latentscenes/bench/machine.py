@@ -16,7 +16,9 @@ import resource
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import torch
 
@@ -133,3 +135,23 @@ class Phase:
             self.record.gpu_peak_bytes = int(torch.cuda.max_memory_allocated(self._device))
         if hasattr(os, "getloadavg"):
             self.record.load_average_end = list(os.getloadavg())
+
+
+class PhaseLog:
+    """Measures phases one after another with :class:`Phase` and keeps each record's dict by name.
+
+    ``with log("load data"): ...``; ``with log("ours", "train") as extra: ...`` measures phase ``ours/train``
+    (the ``phase`` of :class:`latentscenes.experiments.step.MethodContext`) and yields its record's ``extra`` dict;
+    ``log.phases[name]`` is the record's :meth:`PhaseRecord.to_dict` once the phase has ended.
+    """
+
+    def __init__(self, device: torch.device | None = None):
+        self.device = device
+        self.phases: dict[str, dict] = {}
+
+    @contextmanager
+    def __call__(self, *names: str) -> Iterator[dict]:
+        name = "/".join(names)
+        with Phase(name, self.device) as ph:
+            yield ph.record.extra
+        self.phases[name] = ph.record.to_dict()

@@ -2,11 +2,14 @@
 
 Order of work (docs/benchmark.md gives the protocol):
   1. load the train / exploit scenes once, at the pipeline's image size (all methods see the same images);
-  2. Tri-Planes (RGB) and Tri-Planes-Macro (RGB) on the baseline's scenes (``fit_rgb_scenes``);
-  3. Ours: 3Da-AE training (``train_3daae``), exploitation of the exploit scenes with PSNR-vs-time evaluations
-     (``exploit_3daae`` + an evaluation callback whose time the stages exclude), exploitation of re-learned
-     train scenes; then the ablations (No-Prior, plain AE, Micro, Macro);
-  4. evaluation of every method on the held-out views with :func:`latentscenes.evaluation.evaluate_model`;
+  2.-4. every method of the registry (:mod:`latentscenes.experiments.methods`, in ``RUN_ORDER``), each through the
+     shared step :func:`latentscenes.experiments.step.run_method` inside this benchmark's phases
+     (:class:`~latentscenes.bench.machine.PhaseLog`), on what :func:`bench_batches` gives it: Tri-Planes (RGB) and
+     Tri-Planes-Macro (RGB) on the baseline's scenes (``fit_rgb_scenes``); Ours: 3Da-AE training
+     (``train_3daae``), exploitation of the exploit scenes with PSNR-vs-time evaluations (``exploit_3daae`` + an
+     evaluation callback whose time the stages exclude), exploitation of re-learned train scenes; then the
+     ablations (Micro, Macro, No-Prior, plain AE); each reloaded from its files and evaluated on the held-out
+     views (``load_models``, ``evaluate_models``: :func:`latentscenes.evaluation.evaluate_model`);
   5. render latency at 128x128 (no autograd) for ours and Tri-Planes (RGB) on the same views;
   6. bytes read back from the saved safetensors files; Eq. 8-11 (:mod:`latentscenes.bench.accounting`).
 
@@ -35,23 +38,35 @@ import torch
 
 from latentscenes.bench import accounting as acc
 from latentscenes.bench.config import ALL_METHODS, BenchConfig
-from latentscenes.bench.machine import Phase
+from latentscenes.bench.machine import PhaseLog
 from latentscenes.bench.pretrained import BenchPackage, load_package, package_entry_cost, warmup_recipe
 from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table1, build_table2, build_time_to_quality
 from latentscenes.config import ConfigError, apply_overrides, get_preset, save_config, to_dict
 from latentscenes.data.types import DatasetError, SceneViews
-from latentscenes.evaluation.runs import latent_system_model, load_rgb_run
+from latentscenes.evaluation.runs import latent_system_model
+from latentscenes.experiments.methods import RUN_ORDER, get_method
+from latentscenes.experiments.step import (
+    Batch,
+    MethodContext,
+    combine_evaluations,  # re-exported: it lived here (tests, callers)
+    evaluate_models,
+    exploit_base,
+    load_models,
+    run_method,
+)
 from latentscenes.training import rgb_format
 from latentscenes.training import run_format as rf
+from latentscenes.training.pipeline import apply_render_defaults
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.machine import machine_info
 from latentscenes.utils.progress import console
 
-LATENT_METHODS = ("ours", "ours-no-prior", "plain-ae", "ours-micro", "ours-macro")
-RGB_METHODS = ("rgb", "rgb-macro")
+#: The latent / RGB methods in the order the benchmark runs them (:data:`latentscenes.experiments.methods.RUN_ORDER`).
+LATENT_METHODS = tuple(m for m in RUN_ORDER if get_method(m).kind == "latent")
+RGB_METHODS = tuple(m for m in RUN_ORDER if get_method(m).kind == "rgb")
 
 
 # ============================================================================================ configs
@@ -149,17 +164,33 @@ def package_plain_ae_config(pcfg, recipe: dict):
 
 
 def variant_config(pcfg, method: str):
-    """Plane layout / schedule of each latent method (paper Sec. 4.3)."""
-    tp = pcfg.triplane
-    F = tp.f_mic + tp.f_mac
-    if method == "ours-micro":
-        return dataclasses.replace(pcfg, triplane=dataclasses.replace(tp, f_mic=F, f_mac=0))
-    if method == "ours-macro":
-        return dataclasses.replace(pcfg, triplane=dataclasses.replace(tp, f_mic=0, f_mac=F, n_global=max(1, tp.n_global)))
-    if method == "plain-ae":
-        # No 3D regularisation of the autoencoder: warm-up only (planes fitted to its latents), no joint stage.
-        return dataclasses.replace(pcfg, joint=dataclasses.replace(pcfg.joint, steps=0, epochs=None))
-    return pcfg
+    """Plane layout / schedule of each latent method (paper Sec. 4.3): :meth:`Method.pipeline_config` of the
+    registered method (:mod:`latentscenes.experiments.methods`)."""
+    return get_method(method).pipeline_config(pcfg)
+
+
+def bench_batches(method, cfg: BenchConfig, pcfg, rgb_scenes: Sequence[SceneViews],
+                  exploit_scenes: Sequence[SceneViews], relearn: Sequence[SceneViews],
+                  curve_scenes: Sequence[SceneViews], device: torch.device) -> list[Batch]:
+    """What the benchmark gives ``method`` to learn (docs/benchmark.md "Protocol"): an RGB method fits the
+    baseline's scenes (``rgb_config``); a latent method exploits the exploit scenes (Ours with the PSNR-vs-time
+    evaluations of Fig. 6) and the re-learned train scenes, each batch with the per-scene budget."""
+    if method.kind == "rgb":
+        rcfg = rgb_config(cfg, pcfg, method.rgb_variant, len(rgb_scenes), device)
+        return [Batch("fit", None, rcfg, scenes=list(rgb_scenes))]
+    base = exploit_base(method, pcfg)
+    batches = []
+    for tag, group, scenes in (("exploit", "exploit", exploit_scenes), ("relearn", "train", relearn)):
+        if not scenes:
+            continue
+        curve = method.name == "ours" and tag == "exploit"
+        eval_cpu: dict = {}
+        batches.append(Batch(
+            tag, group, per_scene_exploit(base, cfg, len(scenes), cfg.curve_points if curve else 0),
+            scenes=list(scenes), eval_fn=curve_eval_fn(curve_scenes, cfg.curve_views, eval_cpu) if curve else None,
+            eval_cpu=eval_cpu,
+        ))
+    return batches
 
 
 def rgb_config(cfg: BenchConfig, pcfg, variant: str, n_scenes: int, device: torch.device):
@@ -343,49 +374,6 @@ def time_renders(model, scenes: Sequence[SceneViews], resolution: int, n_views: 
     return out
 
 
-def _finished_run(folder: Path) -> dict | None:
-    """The results of a 3Da-AE training or exploit folder finished in an earlier session (read from its
-    manifest, without touching its files), or None when it is missing or unfinished."""
-    m = rf.finished_manifest(folder)
-    if m is None:
-        return None
-    r = rf.summary(m)  # keys in the order this benchmark's results.json has always had them
-    return {"run_dir": str(folder), **{k: r[k] for k in ("scene_ids", "n_views", "latent_cache_s", "stages", "bytes",
-                                                          "train_s")}, "resumed": True}
-
-
-def _finished_rgb_fit(fit_dir: Path, scenes: Sequence[SceneViews]) -> dict | None:
-    """The results of an RGB fit finished in an earlier session of this benchmark (same scenes), or None."""
-    if not rgb_format.is_rgb_fit(fit_dir):
-        return None
-    res = rgb_format.read_results(fit_dir)
-    if [r["scene_id"] for r in res.get("scenes", [])] != [s.scene_id for s in scenes]:
-        return None
-    return res
-
-
-def combine_evaluations(evs: Sequence[dict]) -> dict:
-    """Merge :func:`evaluate_model` results over disjoint scene groups (e.g. one per exploit batch) into one:
-    groups and scenes are united; ``overall`` is the mean over all scenes (each scene weighs the same)."""
-    if len(evs) == 1:
-        return evs[0]
-    out = {k: v for k, v in evs[0].items() if k not in ("groups", "scenes", "overall", "eval_seconds")}
-    out["groups"], out["scenes"] = {}, {}
-    for ev in evs:
-        out["groups"].update(ev["groups"])
-        out["scenes"].update(ev["scenes"])
-    out["eval_seconds"] = sum(ev.get("eval_seconds", 0.0) for ev in evs)
-    rows = [s["mean"] for s in out["scenes"].values()]
-    keys = sorted({k for r in rows for k in r})
-    mean = {}
-    for k in keys:
-        vals = [r[k] for r in rows if k in r and r[k] is not None and math.isfinite(r[k])]
-        if vals:
-            mean[k] = sum(vals) / len(vals)
-    out["overall"] = {"n_scenes": len(rows), "n_views": sum(s["n_views"] for s in out["scenes"].values()), "mean": mean}
-    return out
-
-
 # ============================================================================================ bytes
 def _is_encoder(name: str) -> bool:
     return name.startswith(("vae.encoder.", "vae.quant_conv."))
@@ -551,14 +539,12 @@ def run_benchmark(
     info = machine_info(device)
     console.print(f"[bold]bench[/bold] {cfg.name}: {info['cpu_model']}, {info['usable_cores']} cores, device {device}")
 
-    from latentscenes.evaluation.evaluate import evaluate_model
-    from latentscenes.training.pipeline import apply_render_defaults, exploit_3daae, exploit_config, train_3daae
-    from latentscenes.training.rgb_baseline import fit_rgb_scenes
-
     preflight_autoencoder(pcfg, device)  # the base autoencoder (with a package: its plain-AE ablation's)
     recipe = warmup_recipe(pkg) if pkg is not None else None
     entry = package_entry_cost(pkg) if pkg is not None else None
-    with Phase("load data", device) as ph_load:
+    log = PhaseLog(device)  # every phase's time and memory, by name
+    phases = log.phases
+    with log("load data"):
         train_scenes, exploit_scenes, defaults = load_bench_scenes(
             cfg, pcfg, Path(data_root), train_ids=pkg.train_scene_ids if pkg is not None else None)
     notes: list[str] = []
@@ -593,119 +579,53 @@ def run_benchmark(
     }
     rgb_scenes = [by_id[i] for i in rgb_ids["exploit"] + rgb_ids["train"]]
     curve_scenes = [by_id[i] for i in rgb_ids["exploit"][: max(1, cfg.curve_scenes)]]
-    phases: dict[str, dict] = {"load data": ph_load.record.to_dict()}
     stage_results: dict[str, Any] = {}
     evaluations: dict[str, dict] = {}
     groups = {"train": [s.scene_id for s in relearn], "exploit": [s.scene_id for s in exploit_scenes]}
 
-    # ------------------------------------------------------------------ RGB baselines (first: fresh process)
+    # ------------------------------------------------------------------ every method, through the shared step
+    # RGB baselines first (a fresh process), then Ours before the ablations (RUN_ORDER)
+    ctx = MethodContext(pcfg, train_scenes=train_scenes, render_defaults=defaults, phase=log, resume=resume,
+                        training_runs={"ours": pkg.path} if pkg is not None else {})
+    if pkg is not None:  # not trained here: Table 1 charges the entry cost its manifest records
+        console.print(f"[bold]ours[/bold]: the pre-trained 3Da-AE {cfg.pretrained!r} ({pkg.path}), entry cost "
+                      f"{entry['t_ec_s'] / 60:.1f} min as measured when it was made")
     rgb_results: dict[str, dict] = {}
     rgb_models: dict[str, Any] = {}
     rgb_psnr_check: dict[str, float | None] = {}
-    for m in [x for x in methods if x in RGB_METHODS]:
-        variant = "micro" if m == "rgb" else "macro"
-        rcfg = rgb_config(cfg, pcfg, variant, len(rgb_scenes), device)
-        fit_dir = runs / m
-        console.print(f"[bold]{m}[/bold]: fitting {len(rgb_scenes)} scenes in RGB ({rcfg.steps} steps of {rcfg.rays_per_batch} rays)")
-        res = _finished_rgb_fit(fit_dir, rgb_scenes) if resume else None
-        with Phase(f"{m}/fit", device) as ph:
-            if res is None:
-                res = fit_rgb_scenes(list(rgb_scenes), rcfg, out_dir=fit_dir, render_defaults=defaults)
-            else:
-                ph.record.extra["resumed"] = True
-        phases[f"{m}/fit"] = ph.record.to_dict()
-        rgb_results[m] = res
-        # reloaded from the files it saved, so that evaluation and byte counting use exactly what is on disk
-        model = load_rgb_run(fit_dir, device=device, name=m)
-        rgb_models[m] = model
-        ev = evaluate_model(model, by_id, {g: [i for i in ids] for g, ids in rgb_ids.items()}, "test",
-                            cfg.eval_max_views, show_progress=False)
-        evaluations[m] = ev
-        # cross-check: the baseline's own held-out metrics and the shared evaluation of its saved files agree
-        diffs = [abs(r_["psnr"] - ev["scenes"][r_["scene_id"]]["mean"]["psnr"]) for r_ in res["scenes"]
-                 if r_["scene_id"] in ev["scenes"] and math.isfinite(r_["psnr"])]
-        rgb_psnr_check[m] = max(diffs) if diffs else None
-        if diffs and max(diffs) > 0.05:
-            notes.append(f"{m}: its own held-out PSNR differs from the shared evaluation by up to {max(diffs):.3f} dB")
-
-    # ------------------------------------------------------------------ latent methods
-    trained: dict[str, Path] = {}
     exploited: dict[str, Path] = {}
-
-    def train(method: str) -> Path:
-        if pkg is not None and method == "plain-ae":
-            vcfg = package_plain_ae_config(pcfg, recipe)  # the package's warm-up, base autoencoder, no joint stage
-        else:
-            vcfg = variant_config(pcfg, method)
-        run_dir = runs / method / "train"
-        console.print(f"[bold]{method}[/bold]: 3Da-AE training on {len(train_scenes)} scenes")
-        with Phase(f"{method}/train", device) as ph:
-            res = _finished_run(run_dir) if resume else None
-            if res is None:
-                res = train_3daae(vcfg, run_dir, scenes=train_scenes, resume=resume and run_dir.exists())
-            else:
-                ph.record.extra["resumed"] = True
-        phases[f"{method}/train"] = ph.record.to_dict()
-        res.pop("system", None)
-        stage_results[f"{method}/train"] = res
-        return run_dir
-
-    def exploit(method: str, run_dir: Path, scenes: list[SceneViews], tag: str, with_curve: bool) -> Path:
-        base = exploit_config(variant_config(pcfg, method), no_prior=(method == "ours-no-prior"))
-        ecfg = per_scene_exploit(base, cfg, len(scenes), cfg.curve_points if with_curve else 0)
-        out = runs / method / tag
-        console.print(f"[bold]{method}[/bold]: exploiting {len(scenes)} {tag} scenes "
-                      f"({ecfg.exploit.fit.steps} + {ecfg.exploit.finetune.steps} steps)")
-        eval_cpu: dict = {}
-        eval_fn = curve_eval_fn(curve_scenes, cfg.curve_views, eval_cpu) if with_curve else None
-        with Phase(f"{method}/{tag}", device) as ph:
-            res = _finished_run(out) if resume else None
-            if res is None:
-                res = exploit_3daae(run_dir, out, ecfg, scenes=scenes, eval_fn=eval_fn, resume=resume and out.exists())
-            else:
-                ph.record.extra["resumed"] = True
-        ph.record.extra["eval_cpu_s"] = eval_cpu.get("s", 0.0)
-        phases[f"{method}/{tag}"] = ph.record.to_dict()
-        res.pop("system", None)
-        stage_results[f"{method}/{tag}"] = res
-        return out
-
-    def evaluate_latent(method: str, batches: dict[str, Path]) -> tuple[dict, list]:
-        # Each exploit batch has its own fine-tuned decoder: evaluate every batch with its own model.
-        from latentscenes.training.pipeline import load_exploited
-
-        models, evs = [], []
-        for group, d in batches.items():
-            model = latent_system_model(load_exploited(d, device), method)
-            models.append(model)
-            evs.append(evaluate_model(model, by_id, {group: groups[group]}, "test", cfg.eval_max_views, show_progress=False))
-        return combine_evaluations(evs), models
-
     latent_models: dict[str, list] = {}
-    for m in [x for x in methods if x in LATENT_METHODS]:
-        if m == "ours" and pkg is not None:
-            run_dir = pkg.path  # not trained here: Table 1 charges the entry cost its manifest records
-            trained[m] = run_dir
-            console.print(f"[bold]ours[/bold]: the pre-trained 3Da-AE {cfg.pretrained!r} ({run_dir}), entry cost "
-                          f"{entry['t_ec_s'] / 60:.1f} min as measured when it was made")
-        elif m == "ours-no-prior":
-            run_dir = trained["ours"]
+    for m in [x for x in RUN_ORDER if x in methods]:
+        method = get_method(m)
+        batches = bench_batches(method, cfg, pcfg, rgb_scenes, exploit_scenes, relearn, curve_scenes, device)
+        # the plain-AE ablation of a package repeats the package's warm-up with the base autoencoder, no joint stage
+        train_cfg = package_plain_ae_config(pcfg, recipe) if pkg is not None and not method.joint else None
+        run = run_method(method, ctx, runs / m, batches, train_config=train_cfg)
+        if method.kind == "rgb":
+            rgb_results[m] = run.results["fit"]
         else:
-            run_dir = train(m)
-            trained[m] = run_dir
-        ex_dir = exploit(m, run_dir, list(exploit_scenes), "exploit", with_curve=(m == "ours"))
-        exploited[m] = ex_dir
-        batches = {"exploit": ex_dir}
-        if relearn:
-            batches["train"] = exploit(m, run_dir, list(relearn), "relearn", with_curve=False)
-        evaluations[m], models = evaluate_latent(m, batches)
-        if m == "ours":  # kept for the render timing; the others are freed (an SD-size autoencoder each)
-            latent_models[m] = models
+            stage_results.update({f"{m}/{part}": res for part, res in run.results.items()})
+        # reloaded from the files it saved, so that evaluation and byte counting use exactly what is on disk
+        models = load_models(run, device)
+        evaluations[m] = evaluate_models(models, by_id, rgb_ids if method.kind == "rgb" else groups, cfg.eval_max_views)
+        if method.kind == "rgb":
+            rgb_models[m] = models[0][1]
+            # cross-check: the baseline's own held-out metrics and the shared evaluation of its saved files agree
+            ev = evaluations[m]
+            diffs = [abs(r_["psnr"] - ev["scenes"][r_["scene_id"]]["mean"]["psnr"]) for r_ in rgb_results[m]["scenes"]
+                     if r_["scene_id"] in ev["scenes"] and math.isfinite(r_["psnr"])]
+            rgb_psnr_check[m] = max(diffs) if diffs else None
+            if diffs and max(diffs) > 0.05:
+                notes.append(f"{m}: its own held-out PSNR differs from the shared evaluation by up to {max(diffs):.3f} dB")
+        else:
+            exploited[m] = run.folders["exploit"]
+            if m == "ours":  # kept for the render timing; the others are freed (an SD-size autoencoder each)
+                latent_models[m] = [model for _, model in models]
+    trained = ctx.training_runs
 
     # ------------------------------------------------------------------ fidelity diagnosis (docs/fidelity.md)
-    with Phase("diagnosis", device) as ph:
+    with log("diagnosis"):
         diagnosis = fidelity_diagnosis(cfg, pcfg, trained["ours"], exploited["ours"], exploit_scenes, device)
-    phases["diagnosis"] = ph.record.to_dict()
 
     # ------------------------------------------------------------------ Table 1 parts
     ex = stage_results["ours/exploit"]

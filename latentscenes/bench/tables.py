@@ -11,17 +11,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from latentscenes.bench import accounting as acc
+from latentscenes.experiments.methods import get_method
 
-# Table 2 rows: key -> (label, latent space, micro planes, macro planes), in the paper's order.
-TABLE2_ROWS = {
-    "ours-micro": ("Ours-Micro", True, True, False),
-    "ours-macro": ("Ours-Macro", True, False, True),
-    "rgb-macro": ("Tri-Planes-Macro (RGB)", False, False, True),
-    "rgb": ("Tri-Planes (RGB)", False, True, False),
-    "ours-no-prior": ("Ours-No-Prior", True, True, True),
-    "plain-ae": ("Ours in a plain AE's latent space (no 3D regularisation)", True, True, True),
-    "ours": ("Ours", True, True, True),
-}
+#: Table 2's rows in the paper's order.
+TABLE2_ORDER = ("ours-micro", "ours-macro", "rgb-macro", "rgb", "ours-no-prior", "plain-ae", "ours")
+# Table 2 rows: key -> (label, latent space, micro planes, macro planes), from the method registry.
+TABLE2_ROWS = {k: (m.label, m.kind == "latent", m.micro, m.macro) for k in TABLE2_ORDER for m in [get_method(k)]}
 
 
 def build_table1(ours: dict, rgb: dict, n_ref: int, render_resolution: int) -> dict:
