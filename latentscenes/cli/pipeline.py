@@ -41,6 +41,13 @@ def _print_summary(res: dict) -> None:
     from latentscenes.utils.progress import console
 
     for name, st in res["stages"].items():
+        if name == "exploit_refit":  # training/refit.py: which collapsed fits were learned again
+            done = "; ".join(f"{r['scene']} {r['before_db']:.2f} -> {r['after_db']:.2f} dB, kept the "
+                             f"{'refit' if r['kept'] == 'refit' else 'first fit'}" for r in st["scenes"])
+            console.print(f"  {name}: {st['refitted']} of {st['checked']} scenes more than {st['margin_db']:g} dB "
+                          f"below the median train-view latent PSNR, {st['train_s']:.1f} s" + (f": {done}" if done else ""),
+                          markup=False, highlight=False)
+            continue
         losses = ", ".join(f"{k} {v:.4g}" for k, v in st.get("final_losses", {}).items())
         console.print(
             f"  {name}: {st['steps']} steps, {st['train_s']:.1f} s ({st['step_ms_median']:.0f} ms/step median), "

@@ -144,3 +144,24 @@ def test_a_refit_starts_from_the_mean_of_the_scenes_that_did_not_collapse(batch)
     with pytest.raises(ValueError, match="refit_init"):
         table, latents = _table_and_latents({**batch, "system": system})
         refit_scenes(system, table, latents, batch["cfg"].exploit.fit, 2.0, seed=0, init="median")
+
+
+def test_the_exploit_command_says_which_scenes_it_refitted(tmp_path):
+    from typer.testing import CliRunner
+
+    from latentscenes.cli.main import app
+
+    from helpers_3daae import write_sphere_dataset
+
+    data = write_sphere_dataset(tmp_path / "data", n_train=2, n_exploit=5)
+    with single_thread():
+        cfg = small_config()
+        train_3daae(cfg, tmp_path / "run", data_root=data)
+        sets = ["exploit.refit_margin_db=0.000001", "logging.progress=false"]
+        res = CliRunner().invoke(app, ["exploit", "--run", str(tmp_path / "run"), "--data", str(data), "--out",
+                                       str(tmp_path / "b"), *[a for kv in sets for a in ("--set", kv)]])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    rec = json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]["exploit_refit"]
+    assert "exploit_refit: 2 of 5 scenes more than 1e-06 dB below the median" in " ".join(res.output.split())
+    for r in rec["scenes"]:
+        assert f"{r['scene']} {r['before_db']:.2f} -> {r['after_db']:.2f} dB" in " ".join(res.output.split())
