@@ -77,25 +77,25 @@ def _backend() -> str:
     return str(dist.get_backend())
 
 
-def n_scenes_override(value: str | None, overrides: list[str] | None) -> list[str]:
-    """``--n-scenes N|all`` as the ``--set`` it stands for (``data.n_exploit_scenes=N`` or ``=null``).
+def n_scenes_override(value: str | None, overrides: list[str] | None, key: str = "data.n_exploit_scenes") -> list[str]:
+    """``--n-scenes N|all`` as the ``--set`` it stands for (``KEY=N`` or ``KEY=null``): ``data.n_exploit_scenes``
+    for ``exploit``, ``data.n_train_scenes`` for ``train``.
 
     Raises:
-        ConfigError: ``value`` is neither a positive integer nor ``all``, or ``--set data.n_exploit_scenes`` is
-            given too.
+        ConfigError: ``value`` is neither a positive integer nor ``all``, or ``--set KEY`` is given too.
     """
     from latentscenes.config import ConfigError
 
     if value is None:
         return []
-    if any(o.split("=", 1)[0].strip() == "data.n_exploit_scenes" for o in overrides or []):
-        raise ConfigError("give --n-scenes or --set data.n_exploit_scenes, not both")
+    if any(o.split("=", 1)[0].strip() == key for o in overrides or []):
+        raise ConfigError(f"give --n-scenes or --set {key}, not both")
     v = value.strip().lower()
     if v == "all":
-        return ["data.n_exploit_scenes=null"]
+        return [f"{key}=null"]
     if not v.isdigit() or int(v) < 1:
         raise ConfigError(f"--n-scenes must be a positive number of scenes or 'all', not {value!r}")
-    return [f"data.n_exploit_scenes={int(v)}"]
+    return [f"{key}={int(v)}"]
 
 
 def register(app: typer.Typer) -> None:
@@ -109,6 +109,9 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = CONFIG_OPT,
         set_: Optional[List[str]] = SET_OPT,
         ae: Optional[str] = typer.Option(None, "--ae", help="Autoencoder: 'shipped', 'scratch' or a local path (SD-1.5 folder / .safetensors)."),
+        n_scenes: Optional[str] = typer.Option(
+            None, "--n-scenes", help="Train on the first N scenes of the 'train' split (sorted ids), or 'all' of them "
+                                     "(= --set data.n_train_scenes=N|null; default: the preset's setting)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoints."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default: cuda when present), cpu or cuda."),
     ) -> None:
@@ -127,6 +130,7 @@ def register(app: typer.Typer) -> None:
             _set_threads()
             # Before its config.json is read: another command's config would give a misleading error.
             check_out_folder(out, "train", resume=resume, resumable=True)
+            set_ = list(set_ or []) + n_scenes_override(n_scenes, set_, "data.n_train_scenes")
             if resume and config is None and rf.config_path(out).exists():
                 # The run's own resolved config: resuming with other values would not continue the same run.
                 cfg = apply_overrides(load_run_config(out), set_)
