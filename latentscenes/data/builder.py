@@ -50,6 +50,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from latentscenes.data.meshes import load_mesh_assimp, normalise_parts
 from latentscenes.data.types import DatasetError
 from latentscenes.rendering.cameras import sample_band_cameras
 
@@ -138,8 +139,6 @@ class MeshBuildOptions:
         dict). Parts with a texture hold its *name*, resolved through the instance's ``textures``. Default: the
         Assimp file ``mesh_root() / mesh_id``, y-up, farthest vertex at ``radius``. Workers keep the last mesh
         per ``mesh_id``: an override must give the same mesh for the same ``mesh_id``."""
-        from latentscenes.data.meshes import load_mesh_assimp, normalise_parts
-
         return normalise_parts(load_mesh_assimp(self.mesh_root() / task["mesh_id"]), radius=self.radius, y_up=True)
 
     def background_of(self, task: dict[str, Any]) -> tuple[int, int, int]:

@@ -56,6 +56,8 @@ from latentscenes.data.builder import (
 )
 from latentscenes.data.flightgear import DEFAULT_FG_ROOT, FlightGearBuildConfig
 from latentscenes.data.flightgear import enumerate_instances as enumerate_flightgear
+from latentscenes.data.meshes import LoadedMesh, load_mesh_assimp, normalise_parts
+from latentscenes.data.render import MeshPart
 from latentscenes.data.types import DatasetError
 
 SOURCE_NAMES = ("flightgear", "random_urdfs", "primitives")
@@ -603,20 +605,15 @@ def _spherical_uvs(v: np.ndarray) -> np.ndarray:
     return np.clip(np.stack([u, 1.0 - w], 1), 0.0, 0.999)
 
 
-def _look(part: Any, look: dict[str, Any], uvs: np.ndarray) -> Any:
+def _look(part: MeshPart, look: dict[str, Any], uvs: np.ndarray) -> MeshPart:
     """A :class:`~latentscenes.data.render.MeshPart` with a recipe part's texture name (and ``uvs``) or colour."""
-    from latentscenes.data.render import MeshPart
-
     if "texture" in look:
         return MeshPart(part.vertices, part.faces, uvs, part.normals, look["texture"])
     return MeshPart(part.vertices, part.faces, None, part.normals, None, tuple(look["color"]))
 
 
-def instance_mesh(cfg: MixBuildConfig, task: dict[str, Any]) -> Any:
+def instance_mesh(cfg: MixBuildConfig, task: dict[str, Any]) -> LoadedMesh:
     """The normalised :class:`~latentscenes.data.meshes.LoadedMesh` of a mix instance (in a worker)."""
-    from latentscenes.data.meshes import LoadedMesh, load_mesh_assimp, normalise_parts
-    from latentscenes.data.render import MeshPart
-
     source, mesh_id = task["source"], task["mesh_id"]
     if source == "flightgear":
         return normalise_parts(load_mesh_assimp(Path(cfg.fg_root) / mesh_id.split("/", 1)[1]), radius=cfg.radius, y_up=True)
