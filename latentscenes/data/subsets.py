@@ -163,7 +163,12 @@ def ensure_subset(
     cfg = config_cls(out=root, views=views, test_views=test_views, resolution=resolution, seed=seed, workers=workers)
     cfg = dataclasses.replace(apply_overrides(cfg, list(build_overrides or [])), out=root)
     if man_path.is_file():
-        old = json.loads(man_path.read_text()).get("config", {})
+        man = json.loads(man_path.read_text())
+        # another builder's output is never grown (the pre-training mix's manifest also names flightgear-data-ai)
+        if man.get("generator") not in (None, config_cls.COMMAND):
+            raise DatasetError(f"{root} was built by `{man['generator']}`, not `{config_cls.COMMAND}`; "
+                               "use another --data folder")
+        old = man.get("config", {})
         for k in ("views", "test_views", "resolution", "seed", "distance", "fov_deg", "exploit_mesh_fraction"):
             if k in old and old[k] != getattr(cfg, k):
                 raise DatasetError(f"{root} was built with {k}={old[k]} (asked {getattr(cfg, k)}); "

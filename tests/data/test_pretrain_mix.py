@@ -241,6 +241,9 @@ def test_ensure_subset_builds_then_reuses(fake_fg, tmp_path):
     assert info["built"] and info["train_scenes"] >= 4 and info["exploit_scenes"] >= 3
     assert json.loads((root / "manifest.json").read_text())["name"] == "pretrain-mix"
     assert ensure_subset("pretrain-mix", root, 4, 3, **kw)["built"] is False
+    # the mix's manifest names flightgear-data-ai: still, a FlightGear subset is never grown into it
+    with pytest.raises(DatasetError, match="was built by `latentscenes data build pretrain-mix`"):
+        ensure_subset("flightgear", root, 40, 3, build_overrides=[f"fg_root={fake_fg}"], **kw)
 
 
 def test_cli_builds_validates_and_its_defaults_are_the_config_defaults(fake_fg, tmp_path):
