@@ -1,17 +1,17 @@
-"""``latentscenes data build flightgear``, ``latentscenes data build torcs`` and ``latentscenes data validate``."""
+"""``latentscenes data build flightgear``, ``data build torcs``, ``data build pretrain-mix`` and ``data validate``."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
 from latentscenes.cli.common import fail, user_errors
 
-# Options that ``data build flightgear`` and ``data build torcs`` declare alike (the others differ in defaults or help).
+# Options that the ``data build`` commands declare alike (the others differ in defaults or help).
 NUM_INSTANCES_OPT = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable).")
 RESOLUTION_OPT = typer.Option(128, "--resolution", help="Image side in pixels.")
 SUPERSAMPLE_OPT = typer.Option(2, "--supersample", help="Render at this multiple and box-downsample.")
@@ -49,7 +49,7 @@ def build_and_report(cfg: Any, build: Callable[[Any], Path], coverage: bool = Fa
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``validate``) to ``app``."""
+    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``build pretrain-mix``, ``validate``) to ``app``."""
     data_app = typer.Typer(help="Build and validate multi-view datasets.", no_args_is_help=True)
     build_app = typer.Typer(help="Build a dataset.", no_args_is_help=True)
     data_app.add_typer(build_app, name="build")
@@ -113,6 +113,51 @@ def register(app: typer.Typer) -> None:
             elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
         )
         build_and_report(cfg, build_torcs, coverage=True)
+
+    @build_app.command("pretrain-mix")
+    def build_pretrain_mix_cmd(
+        out: Path = typer.Option(Path("data/pretrain-mix"), "--out", help="Output folder (an interrupted build there resumes)."),
+        source: Optional[List[str]] = typer.Option(
+            None, "--source", help="A source to use (repeat; default all: flightgear, random_urdfs, primitives). "
+                                   "torcs is refused: the held-out category."),
+        flightgear: int = typer.Option(120, "--flightgear", help="FlightGear airliner instances (train-split airframes only)."),
+        urdfs: int = typer.Option(120, "--urdfs", help="pybullet random_urdfs objects."),
+        primitives: int = typer.Option(120, "--primitives", help="Procedural compound primitives."),
+        num_instances: Optional[int] = typer.Option(None, "--num-instances", help="A total shared over the sources in the proportions of their counts."),
+        views: int = typer.Option(10, "--views", help="Training views per instance."),
+        test_views: int = typer.Option(2, "--test-views", help="Held-out test views per instance."),
+        resolution: int = RESOLUTION_OPT,
+        supersample: int = SUPERSAMPLE_OPT,
+        seed: int = SEED_OPT,
+        workers: int = WORKERS_OPT,
+        fg_root: Path = typer.Option(Path("/usr/share/games/flightgear/AI/Aircraft"), "--fg-root", help="FlightGear AI/Aircraft folder."),
+        fg_split_seed: int = typer.Option(0, "--fg-split-seed", help="Seed of the `data build flightgear` split whose exploit airframes are left out."),
+        urdf_root: Optional[Path] = typer.Option(None, "--urdf-root", help="pybullet_data/random_urdfs folder (default: the installed pybullet's)."),
+        textured_fraction: float = typer.Option(0.5, "--textured-fraction", help="Share of random_urdfs objects / primitive parts given a texture."),
+        background: Optional[List[str]] = typer.Option(
+            None, "--background", help="Background colour, one drawn per scene (repeat): white (default), black, grey, random, #rrggbb."),
+        distance: float = DISTANCE_OPT,
+        distance_jitter: float = DISTANCE_JITTER_OPT,
+        fov_deg: float = typer.Option(50.0, "--fov", help="Full field of view, degrees."),
+        elevation_min: float = typer.Option(-15.0, "--elevation-min", help="Lowest camera elevation, degrees."),
+        elevation_max: float = typer.Option(60.0, "--elevation-max", help="Highest camera elevation, degrees."),
+        radius: float = RADIUS_OPT,
+        exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Share of each source's meshes held out of train."),
+    ) -> None:
+        """Render the base autoencoder's pre-training set: FlightGear airliners (train-split airframes), pybullet's
+        random_urdfs and procedural primitives, mixed into one dataset (TORCS cars never: the held-out category)."""
+        from latentscenes.data.pretrain_mix import DEFAULT_URDF_ROOT, SOURCE_NAMES, MixBuildConfig, build_pretrain_mix
+
+        cfg = MixBuildConfig(
+            out=out, sources=tuple(source) if source else SOURCE_NAMES, flightgear_instances=flightgear,
+            urdf_instances=urdfs, primitive_instances=primitives, num_instances=num_instances, views=views,
+            test_views=test_views, resolution=resolution, supersample=supersample, seed=seed, workers=workers,
+            fg_root=fg_root, fg_split_seed=fg_split_seed, urdf_root=urdf_root or DEFAULT_URDF_ROOT,
+            textured_fraction=textured_fraction, backgrounds=tuple(background) if background else ("white",),
+            radius=radius, distance=distance, distance_jitter=distance_jitter, fov_deg=fov_deg,
+            elevation_min_deg=elevation_min, elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
+        )
+        build_and_report(cfg, build_pretrain_mix, coverage=True)
 
     @data_app.command("validate")
     def validate_cmd(

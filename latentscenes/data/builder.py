@@ -1,4 +1,5 @@
-"""The shared pipeline of the offline dataset builders (``data build flightgear``, ``data build torcs``).
+"""The shared pipeline of the offline dataset builders (``data build flightgear``, ``data build torcs``,
+``data build pretrain-mix``).
 
 A builder turns textured meshes shipped in a Debian package into a multi-scene SRN-layout dataset. What
 depends on the source lives in its own module (:mod:`latentscenes.data.flightgear`,
@@ -21,6 +22,11 @@ else is here and identical for every source:
      the dataset splits, the camera distribution and the renderer's ``near/far/box_size``
      (:func:`build_mesh_dataset`).
 
+A source whose instances are not one Assimp mesh file each, or whose split is not the mesh hold-out above,
+overrides the config's hooks :meth:`MeshBuildOptions.load_instance_mesh`,
+:meth:`MeshBuildOptions.split_instances` and :meth:`MeshBuildOptions.background_of` (the pre-training mix,
+:mod:`latentscenes.data.pretrain_mix`, does all three).
+
 An instance is any dataclass with ``scene_id``, ``mesh_id`` (path relative to ``cfg.mesh_root()``), ``xml``
 (the source file that defines it, for messages), ``textures`` (``{name in the mesh file: absolute path}``)
 and descriptive fields (e.g. ``aircraft_type``, ``livery``) that are copied into the scene's metadata.
@@ -29,6 +35,7 @@ and descriptive fields (e.g. ``aircraft_type``, ``livery``) that are copied into
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
 import math
@@ -43,17 +50,29 @@ from typing import Any, Callable
 
 import numpy as np
 
+from latentscenes.data.meshes import load_mesh_assimp, normalise_parts
 from latentscenes.data.types import DatasetError
 from latentscenes.rendering.cameras import sample_band_cameras
 
 #: Instance fields that are not descriptive metadata (written in their own places in ``scene.json``).
 _INSTANCE_KEYS = ("scene_id", "xml", "mesh_id", "textures")
+WHITE = (255, 255, 255)
 
 
 def stable_int(*parts: Any) -> int:
     """A 64-bit integer from ``parts`` that is the same on every machine and run (seeds derived from names)."""
     h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(h[:8], "little")
+
+
+def debian_changelog_version(doc_dir: str | Path) -> str | None:
+    """The Debian package version from the first line of ``<doc_dir>/changelog.Debian.gz`` (None when not found)."""
+    try:
+        with gzip.open(Path(doc_dir) / "changelog.Debian.gz", "rt", encoding="utf-8", errors="replace") as f:
+            m = re.match(r"\S+\s+\(([^)]+)\)", f.readline())
+    except OSError:
+        return None
+    return m.group(1) if m else None
 
 
 def sanitize(s: str) -> str:
@@ -115,6 +134,25 @@ class MeshBuildOptions:
         """Extra per-scene metadata computed from the rendered coverage masks ``[H, W]`` uint8 (none by default)."""
         return {}
 
+    def load_instance_mesh(self, task: dict[str, Any]) -> Any:
+        """The normalised :class:`~latentscenes.data.meshes.LoadedMesh` of an instance (``task``: the instance as a
+        dict). Parts with a texture hold its *name*, resolved through the instance's ``textures``. Default: the
+        Assimp file ``mesh_root() / mesh_id``, y-up, farthest vertex at ``radius``. Workers keep the last mesh
+        per ``mesh_id``: an override must give the same mesh for the same ``mesh_id``."""
+        return normalise_parts(load_mesh_assimp(self.mesh_root() / task["mesh_id"]), radius=self.radius, y_up=True)
+
+    def background_of(self, task: dict[str, Any]) -> tuple[int, int, int]:
+        """The RGB (0..255) an instance's views are composited on: white by default."""
+        return WHITE
+
+    def split_instances(self, instances: list[Any]) -> tuple[dict[str, str], list[str], list[Any]]:
+        """``({scene_id: "train"|"exploit"}, held_out_mesh_ids, chosen instances)`` of the enumerated instances.
+
+        Default: hold out whole meshes (:func:`assign_splits`) and take the optional subset
+        (:func:`select_instances`, ``num_instances``)."""
+        splits, held = assign_splits(instances, self.exploit_mesh_fraction, self.seed)
+        return splits, held, select_instances(instances, splits, self.num_instances, self.seed)
+
     def to_jsonable(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (paths as strings), in field order: ``manifest.json["config"]``."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -149,7 +187,7 @@ def assign_splits(instances: list[Any], exploit_mesh_fraction: float, seed: int)
     return {i.scene_id: ("exploit" if i.mesh_id in hs else "train") for i in instances}, held
 
 
-def _spread_order(pool: list[Any], seed: int, tag: str) -> list[Any]:
+def spread_order(pool: list[Any], seed: int, tag: str) -> list[Any]:
     """Order a pool so that a prefix covers as many meshes as possible: round r takes the r-th livery of each mesh."""
     by_mesh: dict[str, list[Any]] = {}
     for i in pool:
@@ -182,7 +220,7 @@ def select_instances(instances: list[Any], splits: dict[str, str], num: int | No
     share = len(expl) / max(1, len(instances))
     n_ex = min(len(expl), max(1, min(num - 1, round(num * share))))
     n_tr = min(len(train), num - n_ex)
-    chosen = _spread_order(train, seed, "train")[:n_tr] + _spread_order(expl, seed, "exploit")[:n_ex]
+    chosen = spread_order(train, seed, "train")[:n_tr] + spread_order(expl, seed, "exploit")[:n_ex]
     return sorted(chosen, key=lambda i: i.scene_id)
 
 
@@ -245,7 +283,6 @@ def write_srn_scene(folder: Path, rgbs: list[np.ndarray], alphas: list[np.ndarra
 def render_instance(task: dict[str, Any]) -> dict[str, Any]:
     """Render and write one instance (``task`` = the instance as a dict); returns a record (``ok`` True/False,
     meta, reason). Runs in a worker initialised by ``_worker_init``."""
-    from latentscenes.data.meshes import load_mesh_assimp, normalise_parts
     from latentscenes.data.render import MeshPart, intrinsics_from_fov
 
     cfg = _STATE["cfg"]
@@ -257,7 +294,7 @@ def render_instance(task: dict[str, Any]) -> dict[str, Any]:
     try:
         if _STATE["mesh_id"] != mesh_id:
             _STATE["mesh_id"] = None
-            mesh = normalise_parts(load_mesh_assimp(cfg.mesh_root() / mesh_id), radius=cfg.radius, y_up=True)
+            mesh = cfg.load_instance_mesh(task)
             # every textured part must find its file for this livery
             r.set_mesh([MeshPart(p.vertices, p.faces, p.uvs, p.normals, None, p.color) for p in mesh.parts])
             _STATE["mesh_id"], _STATE["mesh"] = mesh_id, mesh
@@ -272,9 +309,10 @@ def render_instance(task: dict[str, Any]) -> dict[str, Any]:
             parts.append(MeshPart(p.vertices, p.faces, p.uvs, p.normals, tex, p.color))
         r.set_textures(parts)
         c2ws = scene_cameras(cfg, scene_id)
+        background = tuple(int(c) for c in cfg.background_of(task))
         rgbs, alphas = [], []
         for c2w in c2ws:
-            rgb, a = r.render_u8(c2w)
+            rgb, a = r.render_u8(c2w, background=background)
             rgbs.append(rgb)
             alphas.append(a)
         empty = [i for i, a in enumerate(alphas) if int(a.max()) < 128]
@@ -303,6 +341,13 @@ def render_instance(task: dict[str, Any]) -> dict[str, Any]:
 
 def _is_complete(folder: Path) -> bool:
     return (folder / "scene.json").is_file()
+
+
+def coverage_of(alphas: list[np.ndarray]) -> dict[str, float]:
+    """``{"mean", "min", "max"}``: the fraction of the frame the object covers (mask mean, in [0, 1]) over a
+    scene's coverage masks ``[H, W]`` uint8."""
+    cov = [float(a.mean()) / 255.0 for a in alphas]
+    return {"mean": round(float(np.mean(cov)), 6), "min": round(min(cov), 6), "max": round(max(cov), 6)}
 
 
 def _coverage_summary(scenes: dict[str, Any]) -> dict[str, Any] | None:
@@ -343,8 +388,7 @@ def build_mesh_dataset(cfg: Any, enumerate_fn: Callable[[], tuple[list[Any], lis
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     instances, dropped = enumerate_fn()
-    splits, held = assign_splits(instances, cfg.exploit_mesh_fraction, cfg.seed)
-    chosen = select_instances(instances, splits, cfg.num_instances, cfg.seed)
+    splits, held, chosen = cfg.split_instances(instances)
     for stale in out.glob(".tmp-*"):  # half-written scenes of an interrupted build
         shutil.rmtree(stale, ignore_errors=True)
     todo = [i for i in chosen if not _is_complete(out / i.scene_id)]

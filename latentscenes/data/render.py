@@ -205,11 +205,12 @@ class TinyRenderer:
         rgb, a = self.render_u8(c2w)
         return rgb.astype(np.float32) / 255.0, a.astype(np.float32) / 255.0
 
-    def render_u8(self, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def render_u8(self, c2w: np.ndarray, background: tuple[int, int, int] = (255, 255, 255)) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`render`, as ``uint8`` arrays (0..255): what the dataset files store.
 
-        The supersampled image is composited on white using the segmentation buffer (exact coverage), then
-        box-averaged by Pillow's ``Image.reduce`` (an area average over each ``supersample``^2 block).
+        The supersampled image is composited on ``background`` (RGB 0..255, white by default) using the
+        segmentation buffer (exact coverage), then box-averaged by Pillow's ``Image.reduce`` (an area average
+        over each ``supersample``^2 block).
         """
         from PIL import Image
 
@@ -238,7 +239,7 @@ class TinyRenderer:
         )
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)
         obj = np.asarray(seg).reshape(size, size) >= 0
-        rgb = np.where(obj[..., None], rgba[..., :3], np.uint8(255))
+        rgb = np.where(obj[..., None], rgba[..., :3], np.asarray(background, dtype=np.uint8))
         a = obj.astype(np.uint8) * np.uint8(255)
         if s.supersample > 1:
             rgb = np.asarray(Image.fromarray(rgb).reduce(s.supersample))

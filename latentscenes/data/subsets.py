@@ -2,8 +2,9 @@
 experiments).
 
 A job asks for ``n_train`` scenes of the ``train`` split and ``n_exploit`` of the ``exploit`` split at one
-resolution. :func:`ensure_flightgear_subset` (airliners) and :func:`ensure_torcs_subset` (cars) reuse a
-dataset folder that already holds enough scenes (any supported dataset with a ``manifest.json``), and
+resolution. :func:`ensure_flightgear_subset` (airliners), :func:`ensure_torcs_subset` (cars) and
+``ensure_subset("pretrain-mix", ...)`` (the base autoencoder's pre-training mix, whose ``num_instances`` is shared
+over its sources) reuse a dataset folder that already holds enough scenes (any supported dataset with a ``manifest.json``), and
 otherwise build a subset of their source into it, or grow one that an earlier, smaller job built (the
 builders resume: finished scenes are kept).
 """
@@ -29,6 +30,7 @@ class _Source:
     config: str
     build: str
     marker: str  # found in a manifest's ``source`` section of this source's builds
+    needed: str = ""  # module function ``(n_train, n_exploit, cfg) -> num_instances``; "" = :func:`instances_needed`
 
     def load(self) -> tuple[Any, Any, Any]:
         """``(config class, build function, enumerate_instances)``, imported on demand (they need pybullet)."""
@@ -39,6 +41,9 @@ class _Source:
 SOURCES = {
     "flightgear": _Source("FlightGear", "latentscenes.data.flightgear", "FlightGearBuildConfig", "build_flightgear", "flightgear"),
     "torcs": _Source("TORCS", "latentscenes.data.torcs", "TorcsBuildConfig", "build_torcs", "torcs"),
+    # the base autoencoder's pre-training set (several sources; ``num_instances`` is shared over them)
+    "pretrain-mix": _Source("pre-training mix", "latentscenes.data.pretrain_mix", "MixBuildConfig", "build_pretrain_mix",
+                            "pretrain-mix", needed="instances_needed"),
 }
 
 
@@ -125,7 +130,7 @@ def ensure_subset(
     ``build_overrides``).
 
     Args:
-        source: ``"flightgear"`` or ``"torcs"`` (:data:`SOURCES`).
+        source: ``"flightgear"``, ``"torcs"`` or ``"pretrain-mix"`` (:data:`SOURCES`).
         root: dataset folder. n_train / n_exploit: scenes needed per split.
         views / test_views / resolution / seed / workers: the build's settings (the source's build config).
         build_overrides: ``key=value`` overrides of the build config; any override forces a build
@@ -158,12 +163,20 @@ def ensure_subset(
     cfg = config_cls(out=root, views=views, test_views=test_views, resolution=resolution, seed=seed, workers=workers)
     cfg = dataclasses.replace(apply_overrides(cfg, list(build_overrides or [])), out=root)
     if man_path.is_file():
-        old = json.loads(man_path.read_text()).get("config", {})
+        man = json.loads(man_path.read_text())
+        # another builder's output is never grown (the pre-training mix's manifest also names flightgear-data-ai)
+        if man.get("generator") not in (None, config_cls.COMMAND):
+            raise DatasetError(f"{root} was built by `{man['generator']}`, not `{config_cls.COMMAND}`; "
+                               "use another --data folder")
+        old = man.get("config", {})
         for k in ("views", "test_views", "resolution", "seed", "distance", "fov_deg", "exploit_mesh_fraction"):
             if k in old and old[k] != getattr(cfg, k):
                 raise DatasetError(f"{root} was built with {k}={old[k]} (asked {getattr(cfg, k)}); "
                                    "use another --data folder or remove it")
-    if cfg.num_instances is None:
+    if cfg.num_instances is None and src.needed:
+        cfg = dataclasses.replace(cfg, num_instances=getattr(importlib.import_module(src.module), src.needed)(
+            n_train, n_exploit, cfg))
+    elif cfg.num_instances is None:
         cfg = dataclasses.replace(cfg, num_instances=instances_needed(
             n_train, n_exploit, cfg.mesh_root(), cfg.seed, cfg.exploit_mesh_fraction, source=source))
     log(f"building {cfg.num_instances} {src.label} instances into {root} "

@@ -30,7 +30,6 @@ upper hemisphere). What is TORCS's own (the rest is :mod:`latentscenes.data.buil
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -39,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from latentscenes.data.builder import MeshBuildOptions, build_mesh_dataset, render_instance, sanitize
+from latentscenes.data.builder import (
+    MeshBuildOptions,
+    build_mesh_dataset,
+    coverage_of,
+    debian_changelog_version,
+    render_instance,
+    sanitize,
+)
 from latentscenes.data.meshes import ac_texture_names, find_file
 from latentscenes.data.types import DatasetError
 from latentscenes.utils.io import file_sha256
@@ -116,8 +122,7 @@ class TorcsBuildConfig(MeshBuildOptions):
     def scene_meta_extra(self, alphas: list[np.ndarray]) -> dict[str, Any]:
         """``{"coverage": {"mean", "min", "max"}}``: the fraction of the frame the car covers (mask mean) over
         the scene's views, in [0, 1]."""
-        cov = [float(a.mean()) / 255.0 for a in alphas]
-        return {"coverage": {"mean": round(float(np.mean(cov)), 6), "min": round(min(cov), 6), "max": round(max(cov), 6)}}
+        return {"coverage": coverage_of(alphas)}
 
     def manifest_source(self, scenes: dict[str, Any]) -> dict[str, Any]:
         """Package, version, root, copyright file, and every used file (relative to the root) by licence."""
@@ -161,13 +166,7 @@ def package_doc_dir(torcs_root: str | Path) -> Path:
 
 def package_version(torcs_root: str | Path) -> str | None:
     """The Debian package version from the first line of ``changelog.Debian.gz`` (None when not found)."""
-    ch = package_doc_dir(torcs_root) / "changelog.Debian.gz"
-    try:
-        with gzip.open(ch, "rt", encoding="utf-8", errors="replace") as f:
-            m = re.match(r"\S+\s+\(([^)]+)\)", f.readline())
-    except OSError:
-        return None
-    return m.group(1) if m else None
+    return debian_changelog_version(package_doc_dir(torcs_root))
 
 
 def parse_dep5(path: str | Path) -> list[tuple[list[str], str]]:
