@@ -35,7 +35,7 @@ from latentscenes.data.types import check_scene_id
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.renderer import RenderConfig
 from latentscenes.scenes.bank import SceneBank, TriplaneConfig
-from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors, atomic_write_text
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors, atomic_write_text, read_json_object
 
 #: The folder's index file (its presence makes a folder an RGB fit for ``load_run``).
 RESULTS_FILE = "results.json"
@@ -82,16 +82,8 @@ def read_results(out_dir: str | Path) -> dict[str, Any]:
         FileNotFoundError: no ``results.json`` (the message names it and the command that writes it).
         UnreadableFileError: (a ``ValueError``) not valid JSON, or not a JSON object; the message names the file.
     """
-    path = Path(out_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not an RGB baseline folder (no {RESULTS_FILE}; run `latentscenes fit-rgb`)")
-    try:
-        res = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UnreadableFileError(f"{path}: not valid JSON, truncated or damaged ({e})") from None
-    if not isinstance(res, dict):
-        raise UnreadableFileError(f"{path}: expected a JSON object, found {type(res).__name__}")
-    return res
+    return read_json_object(Path(out_dir) / RESULTS_FILE,
+                            f"not an RGB baseline folder (no {RESULTS_FILE}; run `latentscenes fit-rgb`)")
 
 
 def fit_files(out_dir: str | Path) -> list[Path]:

@@ -38,7 +38,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from latentscenes.utils.io import UnreadableFileError, atomic_write_text, file_sha256
+from latentscenes.utils.io import UnreadableFileError, atomic_write_text, file_sha256, read_json_object
 
 #: Manifest ``format`` of a training run and of a pre-trained 3Da-AE (told apart by ``kind``).
 RUN_FORMAT = "latentscenes-3daae-run"
@@ -316,16 +316,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         UnreadableFileError: (a ``ValueError``) not valid JSON (truncated or damaged), or not a JSON object; the
             message names the file.
     """
-    path = manifest_path(folder)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (not a latentscenes run folder, or one that never started)")
-    try:
-        m = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UnreadableFileError(f"{path}: not valid JSON, truncated or damaged ({e})") from None
-    if not isinstance(m, dict):
-        raise UnreadableFileError(f"{path}: expected a JSON object, found {type(m).__name__}")
-    return m
+    return read_json_object(manifest_path(folder), "not found (not a latentscenes run folder, or one that never started)")
 
 
 def read_manifest_if_any(folder: str | Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -153,3 +154,25 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json_object(path: str | Path, missing: str) -> dict:
+    """The JSON object in ``path`` (a run folder's manifest, an RGB fit's results).
+
+    Args:
+        path: the file. missing: what the ``FileNotFoundError`` says after the path (e.g. which command writes it).
+    Raises:
+        FileNotFoundError: ``path`` is not a file (``"PATH: MISSING"``).
+        UnreadableFileError: (a ``ValueError``) not valid JSON (truncated or damaged), or not a JSON object; the
+            message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {missing}")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UnreadableFileError(f"{path}: not valid JSON, truncated or damaged ({e})") from None
+    if not isinstance(obj, dict):
+        raise UnreadableFileError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    return obj
