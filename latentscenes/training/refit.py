@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import torch
 
+from latentscenes.evaluation.metrics import psnr_per_image
 from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, step_generator
@@ -83,7 +84,7 @@ def fit_latent_psnr(
     ds = system.downsample
     saved = system.render
     system.render = dataclasses.replace(saved, deterministic=True)
-    sq_err = []
+    per_view: list[torch.Tensor] = []
     try:
         for start in range(0, all_rows.numel(), batch_size):
             rows = all_rows[start : start + batch_size]
@@ -91,17 +92,15 @@ def fit_latent_psnr(
             out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], H // ds, W // ds)
             pred = out["image"].clamp(-1.0, 1.0)
             target = latents[rows].to(pred)
-            sq_err.append((pred - target).pow(2).flatten(1).mean(1).cpu())
+            per_view.append(psnr_per_image(pred, target, data_range=2.0).cpu())
     finally:
         system.render = saved
-    mse = torch.cat(sq_err)
+    psnr = torch.cat(per_view).tolist()
     result: dict[str, float] = {}
     pos = 0
     for s in ids:
         k = rows_of[s].numel()
-        # PSNR per view, then the scene's mean (as eval averages views)
-        per_view = [10.0 * math.log10(4.0 / m) if m > 0 else math.inf for m in mse[pos : pos + k].tolist()]
-        result[s] = sum(per_view) / k
+        result[s] = sum(psnr[pos : pos + k]) / k  # PSNR per view, then the scene's mean (as eval averages views)
         pos += k
     return result
 
