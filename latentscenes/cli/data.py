@@ -19,6 +19,10 @@ SEED_OPT = typer.Option(0, "--seed", help="Seed of splits, subset and cameras.")
 WORKERS_OPT = typer.Option(2, "--workers", help="Rendering processes.")
 DISTANCE_OPT = typer.Option(2.3, "--distance", help="Camera distance from the origin.")
 DISTANCE_JITTER_OPT = typer.Option(0.0, "--distance-jitter", help="Relative uniform jitter of the distance.")
+FG_ROOT_OPT = typer.Option(Path("/usr/share/games/flightgear/AI/Aircraft"), "--fg-root", help="FlightGear AI/Aircraft folder.")
+FOV_OPT = typer.Option(50.0, "--fov", help="Full field of view, degrees.")
+ELEVATION_MIN_OPT = typer.Option(-15.0, "--elevation-min", help="Lowest camera elevation, degrees.")
+ELEVATION_MAX_OPT = typer.Option(60.0, "--elevation-max", help="Highest camera elevation, degrees.")
 RADIUS_OPT = typer.Option(0.9, "--radius", help="Normalised object radius (farthest vertex).")
 
 
@@ -64,12 +68,12 @@ def register(app: typer.Typer) -> None:
         supersample: int = SUPERSAMPLE_OPT,
         seed: int = SEED_OPT,
         workers: int = WORKERS_OPT,
-        fg_root: Path = typer.Option(Path("/usr/share/games/flightgear/AI/Aircraft"), "--fg-root", help="FlightGear AI/Aircraft folder."),
+        fg_root: Path = FG_ROOT_OPT,
         distance: float = DISTANCE_OPT,
         distance_jitter: float = DISTANCE_JITTER_OPT,
-        fov_deg: float = typer.Option(50.0, "--fov", help="Full field of view, degrees."),
-        elevation_min: float = typer.Option(-15.0, "--elevation-min", help="Lowest camera elevation, degrees."),
-        elevation_max: float = typer.Option(60.0, "--elevation-max", help="Highest camera elevation, degrees."),
+        fov_deg: float = FOV_OPT,
+        elevation_min: float = ELEVATION_MIN_OPT,
+        elevation_max: float = ELEVATION_MAX_OPT,
         radius: float = RADIUS_OPT,
         exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Fraction of airframe meshes held out of train."),
     ) -> None:
@@ -130,7 +134,7 @@ def register(app: typer.Typer) -> None:
         supersample: int = SUPERSAMPLE_OPT,
         seed: int = SEED_OPT,
         workers: int = WORKERS_OPT,
-        fg_root: Path = typer.Option(Path("/usr/share/games/flightgear/AI/Aircraft"), "--fg-root", help="FlightGear AI/Aircraft folder."),
+        fg_root: Path = FG_ROOT_OPT,
         fg_split_seed: int = typer.Option(0, "--fg-split-seed", help="Seed of the `data build flightgear` split whose exploit airframes are left out."),
         urdf_root: Optional[Path] = typer.Option(None, "--urdf-root", help="pybullet_data/random_urdfs folder (default: the installed pybullet's)."),
         textured_fraction: float = typer.Option(0.5, "--textured-fraction", help="Share of random_urdfs objects / primitive parts given a texture."),
@@ -138,9 +142,9 @@ def register(app: typer.Typer) -> None:
             None, "--background", help="Background colour, one drawn per scene (repeat): white (default), black, grey, random, #rrggbb."),
         distance: float = DISTANCE_OPT,
         distance_jitter: float = DISTANCE_JITTER_OPT,
-        fov_deg: float = typer.Option(50.0, "--fov", help="Full field of view, degrees."),
-        elevation_min: float = typer.Option(-15.0, "--elevation-min", help="Lowest camera elevation, degrees."),
-        elevation_max: float = typer.Option(60.0, "--elevation-max", help="Highest camera elevation, degrees."),
+        fov_deg: float = FOV_OPT,
+        elevation_min: float = ELEVATION_MIN_OPT,
+        elevation_max: float = ELEVATION_MAX_OPT,
         radius: float = RADIUS_OPT,
         exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Share of each source's meshes held out of train."),
     ) -> None:
