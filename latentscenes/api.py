@@ -326,7 +326,7 @@ class Run:
         return res
 
 
-def load(run: str | Path, scenes: str = "all", device: str = "auto") -> Run:
+def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ensemble: int | None = None) -> Run:
     """Open a run folder for rendering and evaluation.
 
     Args:
@@ -337,9 +337,12 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto") -> Run:
         scenes: which scenes of a 3Da-AE run: ``"train"``, ``"exploit"`` or ``"all"`` (an exploit batch then
             also loads its source run's training scenes, each decoded by the decoder it was learned with).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        offset_ensemble: latent runs: decode with this ``render.offset_ensemble`` (1, 2, 4, 8) instead of the
+            run's own; ``None`` keeps the run's (docs/evaluation.md).
     Raises:
         NotARunError: (a ``FileNotFoundError``) ``run`` does not exist or is not a run folder; the message names it.
-        RunError / ValueError: an unfinished or damaged run, a bad ``scenes``; an RGB folder listing no scene.
+        RunError / ValueError: an unfinished or damaged run, a bad ``scenes`` or ``offset_ensemble``; an RGB
+            folder listing no scene.
     """
     from latentscenes.evaluation.runs import load_run
     from latentscenes.training import pipeline as pl
@@ -350,7 +353,7 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto") -> Run:
         if rf.is_run_manifest(man) and not rf.scenes_included(man):
             cfg = pl.load_run_config(path)
             return Run(path, "pretrained", None, {}, cfg.data.path or "", cfg.data.resolution, man)
-    r = load_run(path, scenes, device)
+    r = load_run(path, scenes, device, offset_ensemble=offset_ensemble)
     return Run(path, r.kind, r.model, r.groups, r.data_root, r.resolution, r.manifest)
 
 

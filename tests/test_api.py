@@ -19,6 +19,7 @@ from helpers_3daae import tiny_run_set  # noqa: E402
 import latentscenes as ls  # noqa: E402
 from latentscenes.evaluation.cameras import orbit_cameras  # noqa: E402
 from latentscenes.evaluation.metrics import psnr_per_image  # noqa: E402
+from latentscenes.rendering.offsets import merge_offset_images, offset_intrinsics  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_load_every_run_kind_and_list_its_scenes(runs):
         pkg.evaluate(data=runs["data"])
 
 
-def _direct_render(system, sid, c2w, K, h, w):
+def _direct_render(system, sid, c2w, K, h, w, raw=False):
     """The renderer itself on the run's own objects (no evaluation adapter): deterministic samples, the system's
     latent background, then the run's decoder."""
     from latentscenes.rendering.renderer import render_views_no_grad
@@ -55,7 +56,7 @@ def _direct_render(system, sid, c2w, K, h, w):
         planes = system.bank.planes(system.bank.rows([sid]))
         out = render_views_no_grad(planes, system.mlp, c2w[None], K[None], h, w, cfg, system.background().float())
         rgb = system.ae.decode(system.ae.denormalize(out["image"]))
-    return out, ((rgb + 1) / 2).clamp(0, 1)
+    return out, (rgb if raw else ((rgb + 1) / 2).clamp(0, 1))
 
 
 @pytest.mark.parametrize("sid", ["ex00", "tr01"])
@@ -75,7 +76,16 @@ def test_render_matches_the_renderer_and_the_evaluation(runs, sid):
 
     system = (load_exploited(runs["batch"], "cpu") if sid.startswith("ex") else load_trained(runs["run"], "cpu"))
     direct, rgb = _direct_render(system, sid, sv.c2w[i], sv.K[i], 4, 4)
-    np.testing.assert_allclose(out["rgb"], rgb[0].permute(1, 2, 0).numpy(), atol=1e-5)
+    # the test preset decodes at 2 x 2 offsets (render.offset_ensemble, as tiny-cpu): the mean of the renderer's
+    # four decoded renders at the offset cameras, each moved back; with the override 1 it is the one decode
+    assert system.render.offset_ensemble == 2
+    Ks = offset_intrinsics(sv.K[i][None], 2, 8, (32, 32))
+    shifted = torch.cat([_direct_render(system, sid, sv.c2w[i], Ks[c], 4, 4, raw=True)[1] for c in range(4)])
+    merged = ((merge_offset_images(shifted, 2, 8) + 1) / 2).clamp(0, 1)
+    np.testing.assert_allclose(out["rgb"], merged[0].permute(1, 2, 0).numpy(), atol=1e-5)
+    one = ls.load(runs["batch"], device="cpu", offset_ensemble=1).render(sid, sv.c2w[i].numpy(), sv.K[i].tolist(), 32, 32)
+    np.testing.assert_allclose(one["rgb"], rgb[0].permute(1, 2, 0).numpy(), atol=1e-5)
+    assert np.abs(one["rgb"] - out["rgb"]).max() > 1e-3
     np.testing.assert_allclose(out["latent"], direct["image"][0].permute(1, 2, 0).numpy(), atol=1e-6)
     np.testing.assert_allclose(out["depth"], direct["depth"][0, 0].numpy(), atol=1e-6)
     assert run.near - 1e-5 <= out["depth"].min() and out["depth"].max() <= run.far + 1e-5

@@ -34,6 +34,12 @@ def eval_errors() -> Iterator[None]:
             raise
 
 
+OFFSET_ENSEMBLE_OPT = typer.Option(
+    None, "--offset-ensemble",
+    help="Latent runs: decode each view rendered at G x G sub-latent-pixel offsets, averaged (1, 2, 4, 8; "
+         "default: the run's render.offset_ensemble).")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``eval``, ``render`` and ``demo`` commands to the root app."""
 
@@ -46,6 +52,7 @@ def register(app: typer.Typer) -> None:
         max_views: Optional[int] = typer.Option(None, "--max-views", help="At most N views per scene (default: all)."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the one the run records)."),
         device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+        offset_ensemble: Optional[int] = OFFSET_ENSEMBLE_OPT,
     ) -> None:
         """Evaluate learned scenes on held-out views: RGB PSNR/SSIM, latent PSNR/SSIM, AE upper bound, render ms."""
         from latentscenes.api import load
@@ -56,7 +63,7 @@ def register(app: typer.Typer) -> None:
         with eval_errors():
             set_cpu_threads()
             check_out_file(out)
-            res = load(run, scenes, device).evaluate(data=data, split=split, max_views=max_views, progress=True)
+            res = load(run, scenes, device, offset_ensemble=offset_ensemble).evaluate(data=data, split=split, max_views=max_views, progress=True)
             write_metrics_json(res, out)
             console.print(format_summary(res))
             console.print(f"wrote {out}")
@@ -139,6 +146,7 @@ def register(app: typer.Typer) -> None:
         size: Optional[int] = typer.Option(None, "--size", help="Output image side in px (default: the run's image size)."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the one the run records)."),
         device: str = typer.Option("auto", "--device", help="auto (cuda when present), cpu or cuda."),
+        offset_ensemble: Optional[int] = OFFSET_ENSEMBLE_OPT,
     ) -> None:
         """Novel views and turntables (GIF and/or MP4) of learned scenes, decoded to RGB, plus latent channels and
         depth. One --scene writes into --out; several scenes (--scene ..., --all, --n-scenes N) write --out/<scene>/."""
@@ -155,7 +163,7 @@ def register(app: typer.Typer) -> None:
             if n_scenes is not None and n_scenes < 1:
                 raise ValueError(f"--n-scenes must be >= 1, got {n_scenes}")
             formats = turntable_formats(fmt)
-            r = load(run, "all", device)
+            r = load(run, "all", device, offset_ensemble=offset_ensemble)
             ids = asked or (r.scenes if all_scenes else r.scenes[:n_scenes])
             r.check_scenes(ids)  # every id before any rendering: a typo fails at once
             one_folder = len(asked) == 1

@@ -8,7 +8,9 @@ For every evaluated view (the scene's ``test`` split by default) of every scene:
   * ``ae_psnr`` / ``ae_ssim`` (latent models): the autoencoder's own reconstruction D(E_mean(x)) vs x (the
     upper bound of what decoded scenes can reach).
   * ``render_ms`` (per view, one view per call): time of the scene render; for latent models ``decode_ms`` is
-    the decoder time and ``total_ms = render_ms + decode_ms``.
+    the decoder time and ``total_ms = render_ms + decode_ms``. A latent run with ``render.offset_ensemble = g > 1``
+    renders and decodes each view g^2 times (:func:`~latentscenes.evaluation.model.render_decoded`); its times
+    include all of them, its ``latent_psnr`` is the render at the view's own camera.
 
 RGB metrics follow :mod:`latentscenes.evaluation.metrics` (images in [0, 1], white background included,
 ``data_range = 1``, per image). Per-scene values are means over its views; group and overall values are means
@@ -30,7 +32,7 @@ import torch
 
 from latentscenes.data.types import SceneViews
 from latentscenes.evaluation.metrics import psnr_per_image, rgb_metrics, ssim_per_image
-from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_resolution
+from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_decoded, render_resolution
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.progress import progress_bar
 
@@ -133,24 +135,23 @@ def predict_views(
         for i in indices:
             c2w = scene.c2w[i : i + 1].float()
             K = scene.K[i : i + 1].float()
-            _sync()
-            t0 = time.perf_counter()
-            out = model.render(scene.scene_id, c2w, K, hw)
-            _sync()
-            r_ms.append((time.perf_counter() - t0) * 1000.0)
-            img = out.image.detach().float().cpu()
+            if ae is not None:
+                dec = render_decoded(model, scene.scene_id, c2w, K, hw, sync=_sync)
+                out, rgb = dec.render, dec.rgb
+                r_ms.append(dec.render_s * 1000.0)
+                d_ms.append(dec.decode_s * 1000.0)
+                lats.append(out.image.detach().float().cpu())
+                rgbs.append(rgb)
+            else:
+                _sync()
+                t0 = time.perf_counter()
+                out = model.render(scene.scene_id, c2w, K, hw)
+                _sync()
+                r_ms.append((time.perf_counter() - t0) * 1000.0)
+                d_ms.append(0.0)
+                rgbs.append(out.image.detach().float().cpu())
             if out.depth is not None:
                 depths.append(out.depth.detach().float().cpu())
-            if ae is not None:
-                lats.append(img)
-                t0 = time.perf_counter()
-                rgb = ae.decode(ae.denormalize(img))
-                _sync()
-                d_ms.append((time.perf_counter() - t0) * 1000.0)
-                rgbs.append(rgb.detach().float().cpu())
-            else:
-                d_ms.append(0.0)
-                rgbs.append(img)
         latent_gt = ae_rgb = None
         if ae is not None and with_gt_latents:
             x = scene.images[list(indices)].float() * 2.0 - 1.0

@@ -93,10 +93,15 @@ class CallableSceneModel:
     near: float = 0.5
     far: float = 2.1
     info: dict = field(default_factory=dict)
+    offset_ensemble: int = 1
 
     def autoencoder_for(self, scene_id: str) -> AutoencoderView | None:
         """The autoencoder that decodes ``scene_id`` (the same for every scene of one model)."""
         return self.autoencoder
+
+    def offset_ensemble_for(self, scene_id: str) -> int:
+        """``render.offset_ensemble`` of ``scene_id`` (the same for every scene of one model)."""
+        return int(self.offset_ensemble)
 
     def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> RenderOutput:
         if scene_id not in self.scene_ids:
@@ -142,6 +147,9 @@ class CompositeSceneModel:
     def autoencoder_for(self, scene_id: str) -> AutoencoderView | None:
         return autoencoder_for(self._owner[scene_id], scene_id)  # type: ignore[arg-type]
 
+    def offset_ensemble_for(self, scene_id: str) -> int:
+        return offset_ensemble_for(self._owner[scene_id], scene_id)  # type: ignore[arg-type]
+
     def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> RenderOutput:
         if scene_id not in self._owner:
             raise KeyError(f"scene {scene_id!r} is not in model {self.name!r} (has {len(self.scene_ids)} scenes)")
@@ -154,6 +162,94 @@ def autoencoder_for(model: SceneModel, scene_id: str) -> AutoencoderView | None:
         return None
     f = getattr(model, "autoencoder_for", None)
     return f(scene_id) if f is not None else model.autoencoder
+
+
+def offset_ensemble_for(model: SceneModel, scene_id: str) -> int:
+    """``render.offset_ensemble`` of the model holding ``scene_id`` (1 for RGB models and models without it)."""
+    if model.kind != "latent":
+        return 1
+    f = getattr(model, "offset_ensemble_for", None)
+    return int(f(scene_id)) if f is not None else 1
+
+
+def set_offset_ensemble(model: SceneModel, grid: int) -> None:
+    """Decode every latent scene of ``model`` with ``grid x grid`` offsets from now on (in place; RGB parts and
+    models without the setting are left alone). ``eval --offset-ensemble G`` uses it to compare settings on one
+    fitted batch.
+
+    Raises:
+        ValueError: ``grid`` not 1, 2, 4 or 8.
+    """
+    if grid < 1 or 8 % grid:
+        raise ValueError(f"--offset-ensemble must be 1, 2, 4 or 8 (it divides the 8x downsampling), got {grid}")
+    for part in getattr(model, "parts", [model]):
+        if part.kind == "latent" and hasattr(part, "offset_ensemble"):
+            part.offset_ensemble = int(grid)
+
+
+@dataclass
+class DecodedRender:
+    """A latent model's render of some views, decoded (:func:`render_decoded`).
+
+    Attributes:
+        rgb: ``[V, 3, H, W]`` decoded RGB in about [-1, 1] (not clamped), CPU float32.
+        render: the render at the views' own cameras (copy 0): ``image`` is the normalised latent ``[V, C, h, w]``.
+        render_s, decode_s: wall-clock seconds of all renders and of all decodes (with the merge).
+    """
+
+    rgb: torch.Tensor
+    render: RenderOutput
+    render_s: float
+    decode_s: float
+
+
+def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Tensor,
+                   latent_hw: tuple[int, int], sync: Callable[[], None] | None = None) -> DecodedRender:
+    """Render ``scene_id`` in latent space and decode it to RGB: the one path from a latent scene to an image.
+
+    With ``render.offset_ensemble = g > 1`` (the run's config) the views are rendered at g x g
+    sub-latent-pixel offsets in one batch, every render is decoded, and the decoded images are moved back and
+    averaged (:mod:`latentscenes.rendering.offsets`; docs/fidelity.md, sixth session); with g = 1 it is one
+    render and one decode, D(R(T, p)) as in the paper.
+
+    Args:
+        model: a ``"latent"`` model holding ``scene_id``.
+        c2w: ``[V, 4, 4]`` OpenCV camera-to-world; K: ``[V, 3, 3]`` normalised intrinsics.
+        latent_hw: (h, w) of the latent (:func:`render_resolution`); images are ``downsample`` times larger.
+        sync: called before each clock reading (CUDA synchronisation for honest timings), or ``None``.
+    Raises:
+        ValueError: an RGB model, or an offset grid that does not divide the downsampling.
+        KeyError: unknown scene.
+    """
+    import time
+
+    ae = autoencoder_for(model, scene_id)
+    if ae is None:
+        raise ValueError(f"{model.name!r} is not a latent model: nothing to decode")
+    g, ds = offset_ensemble_for(model, scene_id), int(ae.downsample)
+    sync = sync or (lambda: None)
+    V = c2w.shape[0]
+    image_hw = (latent_hw[0] * ds, latent_hw[1] * ds)
+    with torch.no_grad():
+        sync()
+        t0 = time.perf_counter()
+        if g == 1:
+            out = model.render(scene_id, c2w, K, latent_hw)
+            base = out
+        else:
+            from latentscenes.rendering.offsets import merge_offset_images, offset_intrinsics
+
+            out = model.render(scene_id, c2w.repeat(g * g, 1, 1), offset_intrinsics(K, g, ds, image_hw), latent_hw)
+            base = RenderOutput(image=out.image[:V], depth=None if out.depth is None else out.depth[:V],
+                                opacity=None if out.opacity is None else out.opacity[:V])
+        sync()
+        t1 = time.perf_counter()
+        rgb = ae.decode(ae.denormalize(out.image)).detach().float().cpu()
+        if g > 1:
+            rgb = merge_offset_images(rgb, g, ds)
+        sync()
+        t2 = time.perf_counter()
+    return DecodedRender(rgb=rgb, render=base, render_s=t1 - t0, decode_s=t2 - t1)
 
 
 def render_resolution(model: SceneModel, image_hw: tuple[int, int]) -> tuple[int, int]:

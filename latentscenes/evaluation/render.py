@@ -16,7 +16,7 @@ import torch
 
 from latentscenes.evaluation.cameras import CameraDefaults, orbit_cameras
 from latentscenes.evaluation.images import depth_image, latent_channels_image, rgb_to_uint8, save_gif, save_mp4, save_png
-from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_resolution
+from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_decoded, render_resolution
 
 
 @dataclass
@@ -108,13 +108,14 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
     t0 = time.perf_counter()
     with torch.no_grad():
         for i in range(c2w.shape[0]):
-            out = model.render(scene_id, c2w[i : i + 1].float(), K[i : i + 1].float(), hw)
-            img = out.image.detach().float().cpu()
             if ae is not None:
-                lats.append(img)
-                rgbs.append(ae.decode(ae.denormalize(img)).detach().float().cpu())
+                dec = render_decoded(model, scene_id, c2w[i : i + 1].float(), K[i : i + 1].float(), hw)
+                out = dec.render
+                lats.append(out.image.detach().float().cpu())
+                rgbs.append(dec.rgb)
             else:
-                rgbs.append(img)
+                out = model.render(scene_id, c2w[i : i + 1].float(), K[i : i + 1].float(), hw)
+                rgbs.append(out.image.detach().float().cpu())
             if out.depth is not None:
                 depths.append(out.depth.detach().float().cpu())
             if out.opacity is not None:

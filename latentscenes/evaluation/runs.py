@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput
+from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput, set_offset_ensemble
 from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
 from latentscenes.training import run_format as rf
 from latentscenes.training.rgb_format import RESULTS_FILE, RGBFitFolder, is_rgb_fit, load_rgb_fit_folder
@@ -75,6 +75,7 @@ def triplane_scene_model(
         near=float(cfg.near),
         far=float(cfg.far),
         info=dict(info or {}),
+        offset_ensemble=int(getattr(cfg, "offset_ensemble", 1)) if kind == "latent" else 1,
     )
 
 
@@ -198,7 +199,8 @@ class LoadedRun:
     manifest: dict
 
 
-def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.device = "auto") -> LoadedRun:
+def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.device = "auto",
+             offset_ensemble: int | None = None) -> LoadedRun:
     """Open any run folder for evaluation.
 
     Args:
@@ -208,6 +210,8 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
             ``all``. For an exploit batch, ``train``/``all`` also load its source training run (each scene is
             decoded by the decoder it was learned with). Ignored for RGB folders.
         device: ``auto``, ``cpu`` or ``cuda``.
+        offset_ensemble: decode latent scenes with this ``render.offset_ensemble`` instead of the run's own
+            (``None``: the run's config); see :func:`~latentscenes.evaluation.model.render_decoded`.
     Raises:
         NotARunError: (a ``FileNotFoundError``) ``run_dir`` does not exist or holds no run; the message names it.
         ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all; the run
@@ -217,6 +221,8 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
     loaded = _load_run(Path(run_dir), scenes, device)
     if not any(loaded.groups.values()):
         raise ValueError(f"{run_dir}: holds no scenes to evaluate or render (its scene list is empty)")
+    if offset_ensemble is not None:
+        set_offset_ensemble(loaded.model, offset_ensemble)
     return loaded
 
 

@@ -45,6 +45,11 @@ class RenderConfig:
             uniformly random point of its (sub-)pixel instead of its centre, so that over many steps the field
             is fitted to the whole footprint of every pixel at the cost of one ray (anti-aliasing by jitter).
             Evaluation renders (``deterministic``) always use the centres.
+        offset_ensemble: g >= 1, latent scenes only, read where a latent render is decoded
+            (:func:`latentscenes.evaluation.model.render_decoded`: evaluation, ``render``, the viewer, the
+            benchmark's render timing). With g > 1 a view is rendered at g x g sub-latent-pixel offsets
+            (:mod:`latentscenes.rendering.offsets`), each decoded, moved back and averaged: g^2 renders and
+            decodes per image. 1 = one render and one decode (the paper). Training never reads it.
     """
 
     near: float = 0.5
@@ -58,6 +63,7 @@ class RenderConfig:
     decoder_hidden: int = 64
     supersample: int = 1
     pixel_jitter: bool = False
+    offset_ensemble: int = 1
 
     @property
     def samples_per_ray(self) -> int:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from latentscenes.data.loaders import resize_area
 from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.rendering.offsets import offset_intrinsics, pixel_offsets
 from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
 
 #: Denominators tried for integer pixel codes, smallest first: an 8-bit image is ``k / 255``; its area-resize by an
@@ -124,8 +125,7 @@ class ViewTable:
 
     def offsets(self, copy: int) -> tuple[int, int]:
         """``(ox, oy)`` pixels by which copy ``copy`` of a view is moved (left, up)."""
-        step = self.downsample // self.shift_grid
-        return (copy % self.shift_grid) * step, (copy // self.shift_grid) * step
+        return pixel_offsets(self.shift_grid, self.downsample)[copy]
 
     def batch_images(self, rows: torch.Tensor) -> torch.Tensor:
         """The images of ``rows`` in model space, decoded now.
@@ -248,20 +248,11 @@ def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
         return table
     if table.copies != 1:
         raise ValueError(f"shift_views: the table already has {table.copies} copies of each view")
-    H, W = table.resolution
-    Ks = [table.K]
-    for oy in range(0, downsample, downsample // grid):
-        for ox in range(0, downsample, downsample // grid):
-            if ox == 0 and oy == 0:
-                continue
-            K = table.K.clone()
-            K[:, 0, 2] -= ox / W
-            K[:, 1, 2] -= oy / H
-            Ks.append(K)
-    n = len(Ks)
+    K = offset_intrinsics(table.K, grid, downsample, table.resolution)  # the one home of the offset convention
+    n = grid * grid
     return ViewTable(
         scene_ids=list(table.scene_ids), codes=table.codes, scale=table.scale, c2w=table.c2w.repeat(n, 1, 1),
-        K=torch.cat(Ks), scene_rows=table.scene_rows.repeat(n), copies=n, shift_grid=grid, downsample=downsample,
+        K=K, scene_rows=table.scene_rows.repeat(n), copies=n, shift_grid=grid, downsample=downsample,
     )
 
 

@@ -25,7 +25,8 @@ def heldout_psnr_eval(
 
     Protocol (docs/evaluation.md): decoded RGB is compared in [0, 1] (``(x + 1) / 2`` clamped), PSNR per image
     then averaged; the latent PSNR compares the deterministic render with ``normalize(E(x).mean)`` in [-1, 1]
-    (data range 2). Rendering is deterministic (no sampling noise).
+    (data range 2). Rendering is deterministic (no sampling noise). A monitor: one render and one decode per
+    view, without ``render.offset_ensemble`` (the evaluation protocol applies it; docs/evaluation.md).
 
     Args:
         scenes: scenes with ``split`` views; those not in ``system.bank`` at call time are skipped.

@@ -375,7 +375,8 @@ def _check_out(out: Path, resume: bool, command: str) -> None:
 
 
 #: Config keys that change how a run executes, not what it computes: they may differ on ``--resume``.
-_RUNTIME_KEYS = ("device", "logging.", "encode_batch_size")
+#: ``render.offset_ensemble`` decides how renders are decoded afterwards (evaluation, rendering): no stage reads it.
+_RUNTIME_KEYS = ("device", "logging.", "encode_batch_size", "render.offset_ensemble")
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -1078,12 +1079,14 @@ def exploit_3daae(
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
     # The renderer settings must be the run's (the MLP and planes were trained with them), except the
     # batch's own choices that the new scenes' fit adapts to: ``supersample`` and ``pixel_jitter`` (where the
-    # rays of a latent pixel go) and the tri-plane resolution T (the run's global planes B are resampled to
-    # it below). The initialisation scales of the new scenes' parameters are the batch's own too. F_mic,
-    # F_mac, M stay the run's (they are shapes of the MLP's input and of B).
+    # rays of a latent pixel go), ``offset_ensemble`` (how its renders are decoded) and the tri-plane
+    # resolution T (the run's global planes B are resampled to it below). The initialisation scales of the
+    # new scenes' parameters are the batch's own too. F_mic, F_mac, M stay the run's (they are shapes of the
+    # MLP's input and of B).
     triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
                                    coef_init_std=cfg.triplane.coef_init_std, resolution=cfg.triplane.resolution)
-    render = dataclasses.replace(base.render, supersample=cfg.render.supersample, pixel_jitter=cfg.render.pixel_jitter)
+    render = dataclasses.replace(base.render, supersample=cfg.render.supersample, pixel_jitter=cfg.render.pixel_jitter,
+                                 offset_ensemble=cfg.render.offset_ensemble)
     cfg = dataclasses.replace(cfg, render=render, triplane=triplane)
     if resume:
         finished = check_resume_config(out, cfg, EXPLOIT_STAGES, _exploit_key_stage, _legacy_exploit_as_ran)

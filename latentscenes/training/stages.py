@@ -105,29 +105,6 @@ class LatentSystem:
         out["planes"] = planes
         return out
 
-    @torch.no_grad()
-    def render_rgb(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, height: int, width: int) -> dict[str, torch.Tensor]:
-        """Deterministic novel views of one scene, decoded to RGB (evaluation / demo helper).
-
-        Args:
-            scene_id: a scene of the bank; c2w ``[V,4,4]``; K ``[V,3,3]``; height/width: RGB size (multiples of 8).
-        Returns:
-            ``{"latent": [V,C,h,w], "rgb": [V,3,H,W] in about [-1,1], "depth": [V,1,h,w]}``.
-        Raises:
-            KeyError: unknown scene.
-        """
-        import dataclasses
-
-        rows = self.bank.rows([scene_id] * c2w.shape[0])
-        saved = self.render
-        self.render = dataclasses.replace(saved, deterministic=True)
-        try:
-            out = self.render_latents(rows, c2w, K, height // self.downsample, width // self.downsample)
-        finally:
-            self.render = saved
-        rgb = self.ae.decode(self.ae.denormalize(out["image"]))
-        return {"latent": out["image"], "rgb": rgb, "depth": out["depth"]}
-
 
 def save_shared(system: LatentSystem, path: Path, parts: tuple[str, ...] = ("encoder", "decoder")) -> None:
     """Write the shared weights to ONE safetensors file, atomically.

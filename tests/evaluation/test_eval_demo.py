@@ -116,6 +116,27 @@ def test_eval_command_on_the_demo_runs(demo_out, tmp_path):
     assert res.exit_code == 2 and "not found" in res.output
 
 
+def test_eval_offset_ensemble_override(demo_out, tmp_path):
+    """The test preset decodes at 2 x 2 offsets (as tiny-cpu); --offset-ensemble 1 is one render and one decode."""
+    from latentscenes.cli.main import app
+    from latentscenes.training.pipeline import load_run_config
+
+    data, out = demo_out
+    run = out / "runs" / "exploit"
+    assert load_run_config(run).render.offset_ensemble == 2
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "--run", str(run), "--scenes", "exploit", "--offset-ensemble", "1",
+                              "--out", str(tmp_path / "one.json")])
+    assert res.exit_code == 0, res.output
+    one = json.loads((tmp_path / "one.json").read_text())["scenes"]
+    demo_m = json.loads((out / "metrics_ours.json").read_text())["scenes"]
+    for sid in ("ex0", "ex1"):
+        assert one[sid]["mean"]["psnr"] != pytest.approx(demo_m[sid]["mean"]["psnr"], abs=1e-4)
+        assert one[sid]["mean"]["latent_psnr"] == pytest.approx(demo_m[sid]["mean"]["latent_psnr"], abs=1e-4)
+    res = runner.invoke(app, ["eval", "--run", str(run), "--offset-ensemble", "3", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "--offset-ensemble" in res.output
+
+
 def test_render_command_on_the_demo_runs(demo_out, tmp_path):
     import imageio.v3 as iio
 

@@ -94,8 +94,11 @@ def test_exploit_strategies(trained_run, tmp_path, strategy, no_prior, extra):
     assert not same_B
     m = json.loads((tmp_path / "ex" / "manifest.json").read_text())
     assert m["strategy"] == strategy and m["no_prior"] == no_prior and base["seed"] == 0
-    r = system.render_rgb("new00", system_cams(), system_K(), 32, 32)
-    assert r["rgb"].shape == (2, 3, 32, 32) and torch.isfinite(r["rgb"]).all()
+    from latentscenes.evaluation.model import render_decoded
+    from latentscenes.evaluation.runs import latent_system_model
+
+    r = render_decoded(latent_system_model(system), "new00", system_cams(), system_K(), (4, 4))
+    assert r.rgb.shape == (2, 3, 32, 32) and torch.isfinite(r.rgb).all()
 
 
 def _load(out):
