@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # How the shipped pre-trained 3Da-AE (latentscenes/pretrained/3daae-airliners-64, `exploit --run shipped`) is
 # made and measured. Every step resumes or skips what is done, so the script can be re-run after any interruption.
-# Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2-j1600), PKG (latentscenes/pretrained/3daae-airliners-64),
+# Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2-j2400), PKG (latentscenes/pretrained/3daae-airliners-64),
 #      OMP_NUM_THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j1600}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
+BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -20,11 +20,11 @@ if [ ! -f "$BASE/stages/warmup/ckpt/state.json" ] || [ "$(python -c "import json
     --set data.resolution=64 --set data.n_train_scenes=40 --set data.shift_grid=1 --set warmup.steps=3000 \
     --set joint.steps=0 --set warmup.checkpoint_every=500 --set logging.progress=false
 fi
-# 3. The joint stage (Eq. 5, lambda_ae 1), 1,600 steps, with every view also at 2 x 2 sub-latent-pixel offsets
+# 3. The joint stage (Eq. 5, lambda_ae 1), 2,400 steps, with every view also at 2 x 2 sub-latent-pixel offsets
 #    (data.shift_grid 2), continued from that warm-up in a copy of the run. (The second package stopped it at
-#    400 steps, package v3 at 800; the shipped run reached 1,600 by `--resume --set joint.steps=...` of those runs,
-#    which gives exactly the 1,600-step run, tests/training/test_resume.py. 1,600 steps are shipped since the
-#    exploit re-fits collapsed scenes, training/refit.py: docs/fidelity.md.)
+#    400 steps, package v3 at 800, v4 at 1,600; the shipped run reached 2,400 by `--resume --set joint.steps=...`
+#    of those runs, which gives exactly the 2,400-step run, tests/training/test_resume.py. Longer joint stages are
+#    shipped since the exploit re-fits collapsed scenes, training/refit.py: docs/fidelity.md.)
 #    data.* is fixed once a stage has finished (`--resume` refuses to change it), so the copy's config.json is edited
 #    before resuming: the warm-up really ran with shift_grid 1, and the manifest's stage record says so
 #    (`stages.warmup.view_copies` 1, which the benchmark's plain-AE ablation repeats; a warm-up finished before stage
@@ -35,7 +35,7 @@ if [ ! -d "$RUN" ]; then
   python - "$RUN/config.json" "$RUN/stages/warmup/ckpt/state.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-c["data"]["shift_grid"], c["joint"]["steps"] = 2, 1600
+c["data"]["shift_grid"], c["joint"]["steps"] = 2, 2400
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 s = json.load(open(sys.argv[2]))
 s.setdefault("result", {}).setdefault("view_copies", 1)
@@ -43,7 +43,7 @@ json.dump(s, open(sys.argv[2], "w"), indent=2)
 PY
 fi
 latentscenes train --data data/fg128 --out "$RUN" --resume --set data.resolution=64 --set data.n_train_scenes=40 \
-  --set warmup.steps=3000 --set joint.steps=1600 --set joint.checkpoint_every=100 --set logging.progress=false
+  --set warmup.steps=3000 --set joint.steps=2400 --set joint.checkpoint_every=100 --set logging.progress=false
 # 4. The package: the run's shared weights (autoencoder, MLP, global planes) and config, without its scenes.
 #    Its renders are decoded at the 2 x 2 offsets its scenes are fitted on, averaged (render.offset_ensemble 2,
 #    the tiny-cpu recipe since the sixth session; the training run predates the setting, so the package's config
@@ -61,16 +61,17 @@ fi
 #    autoencoder (the warm-up checkpoint of the same run), both with views at 2 x 2 offsets, 80 held-out views;
 #    and the consistency probe of both, with the exploit's views at the same offsets (without them the probe does
 #    not see what the joint stage on offsets changed, docs/fidelity.md).
+#    The result files are named after the run (TAG), so that an earlier package's files are not taken for its own.
+TAG=$(basename "$RUN")
 [ -d runs/pkgs/warm3000 ] || latentscenes export --run "$BASE" --stage warmup --out runs/pkgs/warm3000
-bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-shift2 --set data.shift_grid=2 --set render.offset_ensemble=2
-bash scripts/experiments/pkg_exploit.sh "$PKG" shipped-shift2
-python scripts/experiments/summarize.py runs/pkg/plain-shift2.metrics.json runs/pkg/shipped-shift2.metrics.json
-for p in runs/pkgs/warm3000 "$PKG"; do
-  n=$(basename "$p"); [ -f "runs/pkg/probe-$n-shift2.json" ] && continue
-  latentscenes probe --run "$p" --data data/fg128 --scenes exploit --n-scenes 10 \
-    --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$n-shift2.json"
-done
+bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-shift2-oe2 --set data.shift_grid=2 --set render.offset_ensemble=2
+bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG"
+python scripts/experiments/summarize.py runs/pkg/plain-shift2-oe2.metrics.json "runs/pkg/shipped-$TAG.metrics.json"
+[ -f runs/pkg/probe-warm3000-shift2.json ] || latentscenes probe --run runs/pkgs/warm3000 --data data/fg128 --scenes exploit \
+  --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out runs/pkg/probe-warm3000-shift2.json
+[ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
+  --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
-python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2.metrics.json \
-  runs/pkg/shipped-shift2.metrics.json runs/pkg/probe-warm3000-shift2.json \
-  "runs/pkg/probe-$(basename "$PKG")-shift2.json" docs/fidelity-runs/ship4_card_note.md
+python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2-oe2.metrics.json \
+  "runs/pkg/shipped-$TAG.metrics.json" runs/pkg/probe-warm3000-shift2.json \
+  "runs/pkg/probe-$TAG-shift2.json" docs/fidelity-runs/ship5_card_note.md
