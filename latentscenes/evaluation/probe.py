@@ -75,6 +75,7 @@ def consistency_probe(
     """
     from latentscenes.data.types import DatasetError
     from latentscenes.evaluation.evaluate import evaluate_model
+    from latentscenes.evaluation.model import set_offset_ensemble
     from latentscenes.evaluation.runs import latent_system_model
     from latentscenes.training.data import build_view_table, shift_views
     from latentscenes.training.pipeline import build_system, encode_views
@@ -105,6 +106,9 @@ def consistency_probe(
     res = run_stage(system, table, "probe", stage, seed=cfg.seed, latents=latents, progress=progress)
     fit_s = time.perf_counter() - t0
     model = latent_system_model(system, name="consistency probe")
+    # One decode per view whatever the run's render.offset_ensemble: the probe measures how consistent the latents
+    # are, and an ensemble of decodes would add the decoder's averaging to that (docs/fidelity.md, sixth session).
+    set_offset_ensemble(model, 1)
     gt = {s.scene_id: s for s in scenes}
     groups = {"probe": [s.scene_id for s in scenes]}
     held = evaluate_model(model, gt, groups, split="test", max_views=probe.max_views, show_progress=progress)
