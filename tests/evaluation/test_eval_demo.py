@@ -153,6 +153,12 @@ def test_render_command_on_the_demo_runs(demo_out, tmp_path):
     assert "radius 1.30" in res.output  # the dataset manifest's camera distance
     res = runner.invoke(app, ["render", "--run", str(out / "runs" / "exploit"), "--scene", "nope", "--out", str(tmp_path / "u")])
     assert res.exit_code == 2 and "nope" in res.output
+    # one decode per frame instead of the run's 2 x 2 offsets: other pixels, same size
+    res = runner.invoke(app, ["render", "--run", str(out / "runs" / "exploit"), "--scene", "ex1", "--out", str(tmp_path / "o"),
+                              "--frames", "5", "--views", "2", "--size", "64", "--offset-ensemble", "1"])
+    assert res.exit_code == 0, res.output
+    one = iio.imread(tmp_path / "o" / "turntable.gif", index=None)
+    assert one.shape == frames.shape and (one != frames).any()
 
 
 def test_demo_settings_routing_and_errors():
