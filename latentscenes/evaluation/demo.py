@@ -234,6 +234,12 @@ def most_visible(scenes: list) -> list[str]:
     return [sid for _, _, sid in sorted(fr)]
 
 
+def _package_doc(package: Path) -> Path:
+    """What the report links for a pre-trained 3Da-AE: its model card, or its manifest (an export has no card)."""
+    card = package / "MODEL_CARD.md"
+    return card if card.is_file() else rf.manifest_path(package)
+
+
 def run_demo(
     preset: str = "tiny-cpu",
     data: str | Path | None = None,
@@ -398,7 +404,8 @@ def run_demo(
         out, ours_run.model, rgb_model, scenes, plan, camera, ours_fit, rgb_fit, clock.seconds,
         title=f"latentscenes demo: 3Da-AE vs Tri-Planes (RGB) on {dname}",
         summary=summary, notes=notes, timer=clock,
-        files={"3Da-AE training run": str(Path(source) if demo.pretrained else rf.manifest_path(runs / "train")),
+        files={**({"pre-trained 3Da-AE": str(_package_doc(resolve_run(source)))} if demo.pretrained
+                  else {"3Da-AE training run": str(rf.manifest_path(runs / "train"))}),
                "exploit batch": str(rf.manifest_path(runs / "exploit")),
                **({"RGB baseline results": str(runs / "rgb" / "results.json")} if rgb_res else {})},
     )
