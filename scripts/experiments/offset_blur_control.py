@@ -2,7 +2,8 @@
 
 For every held-out view of an exploit batch: PSNR of the one decode, of that decode blurred with a 3x3
 Gaussian (sigma 0.5 and 0.8), and of the offset ensemble (`render.offset_ensemble` 2). Writes a JSON of
-per-scene means. Usage: python scripts/experiments/offset_blur_control.py BATCH OUT.json
+per-scene means. Usage: python scripts/experiments/offset_blur_control.py BATCH OUT.json [DATA]
+(DATA: the dataset folder, when the batch does not record it)
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k, groups=x.shape[1])
 
 
-def main(batch: str, out: str) -> None:
+def main(batch: str, out: str, data: str | None = None) -> None:
     torch.set_num_threads(1)
     run = load_run(batch, scenes="exploit", device="cpu")
     ids = run.groups["exploit"]
-    gts, _ = load_ground_truth(run.data_root, ids, run.resolution)
+    gts, _ = load_ground_truth(data or run.data_root, ids, run.resolution)
     res = {}
     for sid in ids:
         sc = gts[sid]
@@ -53,4 +54,4 @@ def main(batch: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
