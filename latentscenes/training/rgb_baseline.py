@@ -36,7 +36,7 @@ from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.rays import generate_rays
 from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays, render_views_no_grad
 from latentscenes.scenes.bank import SceneBank, SceneOptimizer, TriplaneConfig
-from latentscenes.training.rgb_format import load_rgb_fit_folder, save_macro, save_micro_scene, write_results
+from latentscenes.training.rgb_format import save_macro, save_micro_scene, write_results
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 
 
@@ -448,58 +448,3 @@ def fit_rgb_scenes(
     if out_dir is not None:
         write_results(out_dir, results)
     return results
-
-
-# ----------------------------------------------------------------------------------------------- loading fits
-class RGBFit:
-    """Scenes fitted by :func:`fit_rgb_scenes`, reloaded from its ``out_dir`` for evaluation and rendering
-    (the folder is read by :func:`latentscenes.training.rgb_format.load_rgb_fit_folder`).
-
-    Attributes:
-        scene_ids: fitted scenes; ``render_cfg``: the renderer settings used (deterministic on);
-        ``near``, ``far``: depth range (world units); ``variant``: ``"micro"`` or ``"macro"``.
-    """
-
-    def __init__(self, out_dir: str | Path, device: str = "cpu") -> None:
-        fit = load_rgb_fit_folder(out_dir)
-        self.device = torch.device(device)
-        self.variant = fit.variant
-        self.render_cfg = dataclasses.replace(fit.render, deterministic=True)
-        self.near, self.far = self.render_cfg.near, self.render_cfg.far
-        self.scene_ids = list(fit.scene_ids)
-        self.bg = fit.background.to(self.device)
-        self._models: dict[str, tuple[SceneBank, TriplaneDecoder]] = {}
-        for part in fit.parts:
-            bank, dec = part.bank.to(self.device), part.decoder.to(self.device)
-            for sid in part.scene_ids:
-                self._models[sid] = (bank, dec)
-
-    def render(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, resolution: tuple[int, int]) -> dict[str, torch.Tensor]:
-        """Deterministic, no-autograd render of one scene.
-
-        Args:
-            c2w ``[V,4,4]`` OpenCV, K ``[V,3,3]`` normalised, resolution (h, w) in pixels.
-        Returns:
-            ``image [V,3,h,w]`` in [-1, 1], ``depth [V,1,h,w]``, ``opacity [V,1,h,w]`` (CPU tensors).
-        Raises:
-            KeyError: for a scene that was not fitted.
-        """
-        if scene_id not in self._models:
-            raise KeyError(f"scene {scene_id!r} was not fitted (have {len(self._models)})")
-        bank, dec = self._models[scene_id]
-        V = c2w.shape[0]
-        planes = bank.planes(bank.rows([scene_id])).detach().expand(V, -1, -1, -1, -1)
-        out = render_views_no_grad(planes, dec, c2w.to(self.device), K.to(self.device), resolution[0], resolution[1],
-                                   self.render_cfg, self.bg)
-        return {k: v.cpu() for k, v in out.items()}
-
-
-def load_rgb_fit(out_dir: str | Path, device: str = "cpu") -> RGBFit:
-    """Reload the scenes written by :func:`fit_rgb_scenes` (``results.json`` + ``scenes/*.safetensors``).
-
-    Raises:
-        FileNotFoundError: if ``out_dir`` holds no results or a shard is missing.
-        UnreadableFileError: (a ``ValueError``) a damaged ``results.json`` or weights file, naming it.
-        DatasetError: a scene id in ``results.json`` that is not one plain path component.
-    """
-    return RGBFit(out_dir, device)

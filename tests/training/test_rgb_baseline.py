@@ -97,15 +97,15 @@ def test_cli_missing_data_is_a_clean_error(tmp_path):
 @pytest.mark.parametrize("variant", ["micro", "macro"])
 def test_reload_fit_renders_the_same_metrics(scenes, tmp_path, variant):
     from latentscenes.evaluation.metrics import rgb_metrics
-    from latentscenes.training.rgb_baseline import load_rgb_fit
+    from latentscenes.evaluation.runs import load_rgb_run
 
     cfg = apply_overrides(get_preset(RGBFitConfig, "test"), [f"variant={variant}", "steps=1", "eval_every=0", "max_eval_views=1"])
     res = fit_rgb_scenes(scenes, cfg, tmp_path)
-    fit = load_rgb_fit(tmp_path)
+    fit = load_rgb_run(tmp_path)
     assert fit.scene_ids == ["sa", "sb"]
     test = scenes[1].subset(scenes[1].view_indices("test")[:1])
     out = fit.render("sb", test.c2w, test.K, test.resolution)
-    psnr = rgb_metrics(out["image"], test.images)["psnr"].mean().item()
+    psnr = rgb_metrics(out.image, test.images)["psnr"].mean().item()
     assert psnr == pytest.approx(res["scenes"][1]["psnr"], abs=1e-3)
     with pytest.raises(KeyError):
         fit.render("zz", test.c2w, test.K, test.resolution)
@@ -150,16 +150,14 @@ def test_scene_ids_that_are_not_plain_names_are_refused_before_any_fit(tmp_path)
 def test_reloading_a_fit_refuses_scene_ids_that_leave_its_folder(scenes, tmp_path):
     from latentscenes.data.types import DatasetError
     from latentscenes.evaluation.runs import load_rgb_run
-    from latentscenes.training.rgb_baseline import load_rgb_fit
 
     out = tmp_path / "fit"
     fit_rgb_scenes(scenes[:1], get_preset(RGBFitConfig, "test"), out)
     res = json.loads((out / "results.json").read_text())
     res["scenes"][0]["scene_id"] = "../../elsewhere/sa"
     (out / "results.json").write_text(json.dumps(res))
-    for load in (load_rgb_fit, load_rgb_run):
-        with pytest.raises(DatasetError, match="results.json.*not a plain name"):
-            load(out)
+    with pytest.raises(DatasetError, match="results.json.*not a plain name"):
+        load_rgb_run(out)
 
 
 def test_lr_mlp_is_the_mlp_learning_rate_and_old_configs_with_lr_decoder_still_load(tmp_path):
