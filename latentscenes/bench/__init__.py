@@ -6,9 +6,11 @@
 * :mod:`latentscenes.bench.machine`: per-phase wall/CPU time and peak memory (the machine description is
   :mod:`latentscenes.utils.machine`);
 * :mod:`latentscenes.bench.config`: :class:`BenchConfig` and its presets ``test``, ``cpu``, ``paper``;
-* :mod:`latentscenes.bench.runner`: :func:`run_benchmark`, the whole run (``latentscenes bench``); every method runs
-  through :func:`latentscenes.experiments.step.run_method` (the methods: :mod:`latentscenes.experiments.methods`);
+* :mod:`latentscenes.bench.measure`: render latency, bytes on disk, Table 1's costs, the fidelity diagnosis;
 * :mod:`latentscenes.bench.report`: ``summary.md`` and the PNG plots from ``results.json``.
+
+The run itself, every method through :func:`latentscenes.experiments.step.run_method`, is on the top floor:
+:func:`latentscenes.experiments.bench.run_benchmark` (``latentscenes bench``).
 
 Protocol: docs/benchmark.md.
 """

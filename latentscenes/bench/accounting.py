@@ -1,7 +1,7 @@
 """Cost accounting of the paper (arXiv 2403.11678, Sec. 4.1, Eq. 8-11) as pure functions.
 
 Nothing here measures anything: every function takes measured parts (seconds, bytes, PSNR curves) and
-combines them. The benchmark runner (:mod:`latentscenes.bench.runner`) does the measuring; the tests check
+combines them. The benchmark runner (:mod:`latentscenes.experiments.bench`) does the measuring; the tests check
 these formulas and the byte counting against tensors actually written to disk.
 
 Units: times in **seconds**, sizes in **bytes** (the reports convert to minutes and MB = 1e6 bytes, as the

@@ -1,7 +1,7 @@
 """What the benchmark measures besides quality: render latency, bytes on disk, Table 1's costs (Eq. 8-11) and the
 fidelity diagnosis (autoencoder ceiling through the stages, consistency probe).
 
-Split from :mod:`latentscenes.bench.runner` (which runs the methods and assembles the results): these functions
+Split from :mod:`latentscenes.experiments.bench` (which runs the methods and assembles the results): these functions
 read what the runs left (stage results, run folders, loaded scene models) and measure; they train nothing.
 """
 

@@ -1,7 +1,7 @@
 """Turn a benchmark results dict (``results.json``) into a Markdown summary and PNG plots.
 
 Only formatting happens here: every number comes from the results dict written by
-:func:`latentscenes.bench.runner.run_benchmark` (nothing is recomputed or hard-coded, except the paper's own
+:func:`latentscenes.experiments.bench.run_benchmark` (nothing is recomputed or hard-coded, except the paper's own
 published figures, which are printed in a separate, labelled column for reference).
 
 Files written next to ``results.json``:

@@ -31,7 +31,7 @@ def default_bench_data(cfg) -> Path:
     deterministic subsets share their instances and splits, so those scenes are in it; the benchmark checks it.
     """
     from latentscenes.bench.pretrained import load_package
-    from latentscenes.bench.runner import pipeline_config
+    from latentscenes.experiments.bench import pipeline_config
     from latentscenes.data.subsets import default_subset_dir, ensure_flightgear_subset
     from latentscenes.utils.progress import console
 
@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 data = default_bench_data(cfg)
             elif not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
-            from latentscenes.bench.runner import run_benchmark
+            from latentscenes.experiments.bench import run_benchmark
 
             argv = ["latentscenes", "bench", "--data", str(data), "--out", str(out)]
             argv += ["--preset", preset] if preset else []

@@ -184,7 +184,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The main job: build/reuse FlightGear data, train 3Da-AE, exploit new scenes, fit RGB Tri-Planes,
         evaluate, render turntables and write a Markdown report (docs/evaluation.md)."""
-        from latentscenes.evaluation.demo import run_demo
+        from latentscenes.experiments.demo import run_demo
 
         with eval_errors():
             run_demo(preset=preset, data=data, out=out, overrides=list(set_ or []))

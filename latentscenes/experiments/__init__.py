@@ -5,6 +5,9 @@
 * :mod:`latentscenes.experiments.step`: :func:`run_method`, training or reusing a method's 3Da-AE and learning its
   scene batches (or fitting them in RGB), and :func:`load_batches`, reloading what it saved as scene models.
 
-The two drivers on top: :func:`latentscenes.bench.runner.run_benchmark` (``latentscenes bench``) and
-:func:`latentscenes.evaluation.demo.run_demo` (``latentscenes demo``). Submodules are imported on use.
+* the two drivers built on them: :mod:`latentscenes.experiments.bench` (:func:`run_benchmark`, ``latentscenes
+  bench``; its tables and measurements live in :mod:`latentscenes.bench`) and :mod:`latentscenes.experiments.demo`
+  (:func:`run_demo`, ``latentscenes demo``; its report in :mod:`latentscenes.evaluation.reporting`).
+
+Submodules are imported on use.
 """

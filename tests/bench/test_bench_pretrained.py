@@ -175,7 +175,7 @@ def test_micro_macro_not_run_and_said_so_and_scenes_disjoint(bench_pkg_out, pack
 
 def test_resolution_other_than_the_packages_is_refused(package, sphere_dataset, tmp_path):
     from latentscenes.bench.config import BenchConfig
-    from latentscenes.bench.runner import pipeline_config
+    from latentscenes.experiments.bench import pipeline_config
 
     cfg = get_preset(BenchConfig, "test")
     cfg.pretrained, cfg.resolution = str(package), 64
@@ -199,7 +199,7 @@ def test_resolution_other_than_the_packages_is_refused(package, sphere_dataset, 
 def test_exploit_scenes_seen_in_training_are_refused(package, sphere_dataset, tmp_path):
     from latentscenes.bench.config import BenchConfig
     from latentscenes.bench.pretrained import load_package
-    from latentscenes.bench.runner import load_bench_scenes, pipeline_config
+    from latentscenes.experiments.bench import load_bench_scenes, pipeline_config
     from latentscenes.data.types import DatasetError
 
     data = tmp_path / "data"
@@ -265,7 +265,7 @@ def test_default_data_with_a_package_reuses_a_folder_holding_its_scenes(package,
 def test_cpu_preset_measures_the_shipped_package_on_its_data():
     from latentscenes.bench.config import BenchConfig
     from latentscenes.bench.pretrained import load_package, package_entry_cost, warmup_recipe
-    from latentscenes.bench.runner import pipeline_config
+    from latentscenes.experiments.bench import pipeline_config
     from latentscenes.training.pipeline import SHIPPED_RUN
 
     cfg = get_preset(BenchConfig, "cpu")

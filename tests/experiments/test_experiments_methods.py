@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from latentscenes.bench.config import ALL_METHODS, preset_test
-from latentscenes.bench.runner import LATENT_METHODS, RGB_METHODS, pipeline_config, variant_config
+from latentscenes.experiments.bench import LATENT_METHODS, RGB_METHODS, pipeline_config, variant_config
 from latentscenes.bench.tables import TABLE2_ROWS
 from latentscenes.config import ConfigError
 from latentscenes.experiments.methods import DEMO_METHODS, METHODS, RUN_ORDER, Method, get_method, method_names

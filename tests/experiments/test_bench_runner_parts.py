@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from latentscenes.bench.config import preset_cpu, preset_test
-from latentscenes.bench.runner import (
+from latentscenes.experiments.bench import (
     _keep_train_views,
     combine_evaluations,
     per_scene_exploit,
@@ -48,7 +48,7 @@ def test_variants_keep_F_and_the_rgb_baseline_matches_it():
 
 
 def test_spread_ids_is_deterministic_and_even():
-    from latentscenes.bench.runner import spread_ids
+    from latentscenes.experiments.bench import spread_ids
 
     ids = [f"s{i:02d}" for i in range(10)]
     assert spread_ids(list(reversed(ids)), 5) == ["s00", "s02", "s04", "s06", "s08"]

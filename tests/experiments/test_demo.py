@@ -70,7 +70,7 @@ def test_demo_test_preset_end_to_end(demo_out):
     assert m["overall"]["n_views"] == 4 * 2  # 2 held-out views per scene
     r = json.loads((out / "metrics_rgb.json").read_text())
     from latentscenes.data import MultiSceneDataset
-    from latentscenes.evaluation.demo import most_visible
+    from latentscenes.experiments.demo import most_visible
 
     ds = MultiSceneDataset(data, resolution=32)
     top = most_visible([ds.load(i) for i in ("ex0", "ex1")])[0]
@@ -162,7 +162,7 @@ def test_render_command_on_the_demo_runs(demo_out, tmp_path):
 
 
 def test_demo_settings_routing_and_errors():
-    from latentscenes.evaluation.demo import resolve_settings, split_overrides
+    from latentscenes.experiments.demo import resolve_settings, split_overrides
 
     ov = split_overrides(["n_train=3", "pipeline.warmup.steps=7", "rgb.steps=5", "build.workers=1", "demo.n_rgb=1"])
     assert ov == {"demo": ["n_train=3", "n_rgb=1"], "pipeline": ["warmup.steps=7"], "rgb": ["steps=5"], "build": ["workers=1"]}
@@ -212,7 +212,7 @@ def test_most_visible_orders_by_object_pixels():
     import torch
 
     from latentscenes.data.types import SceneViews
-    from latentscenes.evaluation.demo import foreground_fraction, most_visible
+    from latentscenes.experiments.demo import foreground_fraction, most_visible
 
     def scene(sid, frac, masks):
         img = torch.ones(3, 3, 10, 10)
