@@ -60,6 +60,7 @@ def test_demo_test_preset_end_to_end(demo_out):
     for phase in ("data", "train", "exploit", "rgb_baseline", "evaluate", "render", "report"):
         assert f"| {phase} |" in text, phase
     assert "| 3Da-AE (ours) | 2 |" in text and "| Tri-Planes (RGB) | 1 |" in text
+    assert "rendered at 2 x 2 sub-latent-pixel offsets" in text  # the test preset's render.offset_ensemble
     # how to open the viewer on these runs (latentscenes view finds metrics_ours/rgb.json beside them)
     assert f"`latentscenes view --run {out / 'runs' / 'exploit'} --run {out / 'runs' / 'rgb'}`" in text
     links = re.findall(r"\]\(([^)]+)\)", text)
