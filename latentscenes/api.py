@@ -142,7 +142,7 @@ class Run:
 
     # ------------------------------------------------------------------------------------------ rendering
     def render(self, scene_id: str, c2w: Any, K: Any, height: int, width: int, *,
-               decode: bool = True) -> dict[str, np.ndarray]:
+               decode: bool = True, offset_ensemble: int | None = None) -> dict[str, np.ndarray]:
         """Render ``scene_id`` from one camera (or a batch), deterministically (no sampling noise, no autograd).
 
         Args:
@@ -153,6 +153,8 @@ class Run:
             decode: latent runs only: ``False`` skips the decoder (much of the cost on a CPU) and returns no
                 ``rgb``, only ``depth``, ``opacity`` and ``latent`` (what the viewer's latent/depth/opacity views
                 show). Ignored for RGB runs.
+            offset_ensemble: latent runs: decode this call at G x G offsets (1, 2, 4, 8) instead of the run's
+                ``render.offset_ensemble`` (the viewer's moving preview uses 1: a quarter of the decoding).
         Returns:
             float32 numpy arrays (a leading ``N`` axis when ``c2w`` is ``[N, 4, 4]``):
 
@@ -190,7 +192,9 @@ class Run:
             raise ValueError(f"image size must be >= 1 px, got {height}x{width}")
         if not decode and self.model.kind == "latent":
             return self._render_latent(scene_id, c2w_t, K_t, (int(height), int(width)), single)
-        frames = render_path(self.model, scene_id, c2w_t, K_t, (int(height), int(width)))
+        if offset_ensemble is not None and (offset_ensemble < 1 or 8 % offset_ensemble):
+            raise ValueError(f"offset_ensemble must be 1, 2, 4 or 8, got {offset_ensemble}")
+        frames = render_path(self.model, scene_id, c2w_t, K_t, (int(height), int(width)), offset_ensemble=offset_ensemble)
         out = {"rgb": to_unit_range(frames.rgb).permute(0, 2, 3, 1)}
         if frames.depth is not None:
             out["depth"] = frames.depth[:, 0]

@@ -86,6 +86,11 @@ def test_render_matches_the_renderer_and_the_evaluation(runs, sid):
     one = ls.load(runs["batch"], device="cpu", offset_ensemble=1).render(sid, sv.c2w[i].numpy(), sv.K[i].tolist(), 32, 32)
     np.testing.assert_allclose(one["rgb"], rgb[0].permute(1, 2, 0).numpy(), atol=1e-5)
     assert np.abs(one["rgb"] - out["rgb"]).max() > 1e-3
+    # the same for one call (the viewer's moving preview), the run keeping its own setting
+    call = run.render(sid, sv.c2w[i].numpy(), sv.K[i].tolist(), 32, 32, offset_ensemble=1)
+    np.testing.assert_allclose(call["rgb"], one["rgb"], atol=1e-6)
+    with pytest.raises(ValueError, match="offset_ensemble"):
+        run.render(sid, sv.c2w[i].numpy(), sv.K[i].tolist(), 32, 32, offset_ensemble=3)
     np.testing.assert_allclose(out["latent"], direct["image"][0].permute(1, 2, 0).numpy(), atol=1e-6)
     np.testing.assert_allclose(out["depth"], direct["depth"][0, 0].numpy(), atol=1e-6)
     assert run.near - 1e-5 <= out["depth"].min() and out["depth"].max() <= run.far + 1e-5

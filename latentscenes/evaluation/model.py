@@ -204,7 +204,8 @@ class DecodedRender:
 
 
 def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Tensor,
-                   latent_hw: tuple[int, int], sync: Callable[[], None] | None = None) -> DecodedRender:
+                   latent_hw: tuple[int, int], sync: Callable[[], None] | None = None,
+                   grid: int | None = None) -> DecodedRender:
     """Render ``scene_id`` in latent space and decode it to RGB: the one path from a latent scene to an image.
 
     With ``render.offset_ensemble = g > 1`` (the run's config) the views are rendered at g x g
@@ -217,6 +218,7 @@ def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch
         c2w: ``[V, 4, 4]`` OpenCV camera-to-world; K: ``[V, 3, 3]`` normalised intrinsics.
         latent_hw: (h, w) of the latent (:func:`render_resolution`); images are ``downsample`` times larger.
         sync: called before each clock reading (CUDA synchronisation for honest timings), or ``None``.
+        grid: this call's offset grid instead of the model's (the viewer's moving preview decodes once).
     Raises:
         ValueError: an RGB model, or an offset grid that does not divide the downsampling.
         KeyError: unknown scene.
@@ -226,7 +228,7 @@ def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch
     ae = autoencoder_for(model, scene_id)
     if ae is None:
         raise ValueError(f"{model.name!r} is not a latent model: nothing to decode")
-    g, ds = offset_ensemble_for(model, scene_id), int(ae.downsample)
+    g, ds = (offset_ensemble_for(model, scene_id) if grid is None else int(grid)), int(ae.downsample)
     sync = sync or (lambda: None)
     V = c2w.shape[0]
     image_hw = (latent_hw[0] * ds, latent_hw[1] * ds)

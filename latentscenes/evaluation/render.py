@@ -90,11 +90,13 @@ class RenderedFrames:
     opacity: torch.Tensor | None = None
 
 
-def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, image_size: tuple[int, int]) -> RenderedFrames:
+def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, image_size: tuple[int, int],
+                offset_ensemble: int | None = None) -> RenderedFrames:
     """Render ``scene_id`` from cameras ``c2w [N,4,4]`` with intrinsics ``K [3,3]`` or ``[N,3,3]`` (normalised).
 
     Args:
         image_size: the RGB output size (H, W); latent models render at (H, W) / downsample then decode.
+        offset_ensemble: latent models: this call's offset grid instead of the run's (``None``: the run's).
     Raises:
         KeyError: unknown scene; ValueError: image size not divisible by the autoencoder's downsampling.
     """
@@ -109,7 +111,8 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
     with torch.no_grad():
         for i in range(c2w.shape[0]):
             if ae is not None:
-                dec = render_decoded(model, scene_id, c2w[i : i + 1].float(), K[i : i + 1].float(), hw)
+                dec = render_decoded(model, scene_id, c2w[i : i + 1].float(), K[i : i + 1].float(), hw,
+                                     grid=offset_ensemble)
                 out = dec.render
                 lats.append(out.image.detach().float().cpu())
                 rgbs.append(dec.rgb)

@@ -619,7 +619,10 @@ class Session:
                     panels.append(vimg.blank((ph, pw)))
                     continue
                 f = 1 if rgb else int(run.downsample)
-                out = run.render(self.scene_id, c2w, K, ph * f, pw * f, decode=rgb)
+                # while the camera moves, one decode per frame (a quarter of an offset ensemble's work); the still
+                # "full" frame uses the run's render.offset_ensemble, as evaluation does
+                out = run.render(self.scene_id, c2w, K, ph * f, pw * f, decode=rgb,
+                                 offset_ensemble=1 if quality == "preview" and rgb and run.is_latent else None)
                 panels.append(vimg.mode_image(out, self.mode, (ph, pw), run.near, run.far))
         img = vimg.hstack(panels)
         ms = (time.perf_counter() - t0) * 1000.0
