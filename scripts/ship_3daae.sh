@@ -46,14 +46,16 @@ latentscenes train --data data/fg128 --out "$RUN" --resume --set data.resolution
   --set warmup.steps=3000 --set joint.steps=2400 --set joint.checkpoint_every=100 --set logging.progress=false
 # 4. The package: the run's shared weights (autoencoder, MLP, global planes) and config, without its scenes.
 #    Its renders are decoded at the 2 x 2 offsets its scenes are fitted on, averaged (render.offset_ensemble 2,
-#    the tiny-cpu recipe since the sixth session; the training run predates the setting, so the package's config
-#    gets it here; an exploit batch takes it from the package).
+#    the tiny-cpu recipe since the sixth session), and an exploit batch fine-tunes its decoder on that average
+#    (exploit.finetune.dec_offset_merge, seventh session); the training run predates both settings, so the package's
+#    config gets them here (an exploit batch takes them from the package).
 if [ ! -f "$PKG/manifest.json" ]; then
   latentscenes export --run "$RUN" --out "$PKG"
   python - "$PKG/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c["render"]["offset_ensemble"] = 2
+c["exploit"]["finetune"]["dec_offset_merge"] = True
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
 fi
@@ -64,14 +66,16 @@ fi
 #    The result files are named after the run (TAG), so that an earlier package's files are not taken for its own.
 TAG=$(basename "$RUN")
 [ -d runs/pkgs/warm3000 ] || latentscenes export --run "$BASE" --stage warmup --out runs/pkgs/warm3000
-bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-shift2-oe2 --set data.shift_grid=2 --set render.offset_ensemble=2
-bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG"
-python scripts/experiments/summarize.py runs/pkg/plain-shift2-oe2.metrics.json "runs/pkg/shipped-$TAG.metrics.json"
+#    Both with the package's exploit recipe (decoded at offsets, the decoder fine-tuned on that average: "-dm").
+bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-shift2-oe2-dm --set data.shift_grid=2 \
+  --set render.offset_ensemble=2 --set exploit.finetune.dec_offset_merge=true
+bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG-dm"
+python scripts/experiments/summarize.py runs/pkg/plain-shift2-oe2-dm.metrics.json "runs/pkg/shipped-$TAG-dm.metrics.json"
 [ -f runs/pkg/probe-warm3000-shift2.json ] || latentscenes probe --run runs/pkgs/warm3000 --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out runs/pkg/probe-warm3000-shift2.json
 [ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
-python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2-oe2.metrics.json \
-  "runs/pkg/shipped-$TAG.metrics.json" runs/pkg/probe-warm3000-shift2.json \
+python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2-oe2-dm.metrics.json \
+  "runs/pkg/shipped-$TAG-dm.metrics.json" runs/pkg/probe-warm3000-shift2.json \
   "runs/pkg/probe-$TAG-shift2.json" docs/fidelity-runs/ship5_card_note.md

@@ -5,6 +5,7 @@ docs/training.md describes the stages, the run folder and ``--resume``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,6 +115,11 @@ def register(app: typer.Typer) -> None:
                                      "(= --set data.n_train_scenes=N|null; default: the preset's setting)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoints."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default: cuda when present), cpu or cuda."),
+        init: Optional[str] = typer.Option(
+            None, "--init", help="Start from a pre-trained 3Da-AE ('shipped', an exported folder or a finished run): "
+                                 "its autoencoder, MLP and global planes; the train scenes' planes learn in the "
+                                 "warm-up. Its config is the base of the run's (--preset / --config replace it, "
+                                 "--set overrides it)."),
     ) -> None:
         """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training.
 
@@ -122,7 +128,7 @@ def register(app: typer.Typer) -> None:
         from latentscenes.config import apply_overrides, resolve_config
         from latentscenes.training import distributed
         from latentscenes.training.config import PipelineConfig
-        from latentscenes.training.pipeline import load_run_config, train_3daae
+        from latentscenes.training.pipeline import load_run_config, resolve_run, train_3daae
         from latentscenes.utils.folders import check_out_folder
         from latentscenes.utils.progress import console
 
@@ -134,8 +140,15 @@ def register(app: typer.Typer) -> None:
             if resume and config is None and rf.config_path(out).exists():
                 # The run's own resolved config: resuming with other values would not continue the same run.
                 cfg = apply_overrides(load_run_config(out), set_)
+            elif init and preset is None and config is None:
+                # The init's sizes (autoencoder, tri-planes, MLP) are what its weights fit; its stages are a start.
+                cfg = apply_overrides(dataclasses.replace(load_run_config(resolve_run(init)), init=init), set_)
             else:
                 cfg = resolve_config(PipelineConfig, preset or ("tiny-cpu" if config is None else None), config, set_)
+            if init:
+                if ae:
+                    fail("--ae and --init both set the autoencoder: --init takes the pre-trained 3Da-AE's")
+                cfg.init = init
             if ae:
                 cfg.ae = AEConfig.from_option(ae, cfg.ae)
             if device:
@@ -145,7 +158,7 @@ def register(app: typer.Typer) -> None:
             rank, world_size = distributed.world()
             root = data or (Path(cfg.data.path) if cfg.data.path else None)
             if rank == 0:
-                console.print(f"[bold]train[/bold] -> {out} (preset {preset or 'from config'}, device {cfg.device}"
+                console.print(f"[bold]train[/bold] -> {out} (preset {preset or ('init ' + init if init else 'from config')}, device {cfg.device}"
                               + (f", {world_size} processes, backend {_backend()})" if world_size > 1 else ")"))
             res = train_3daae(cfg, out, data_root=root, resume=resume)
             if rank == 0:

@@ -267,7 +267,7 @@ def run_demo(
     from latentscenes.evaluation.reporting import FitFigures, ReportPlan, evaluate_and_report
     from latentscenes.evaluation.model import offset_ensemble_for
     from latentscenes.evaluation.runs import load_ground_truth, load_rgb_run, load_run
-    from latentscenes.training.pipeline import resolve_run
+    from latentscenes.training.pipeline import load_run_config, resolve_run
     from latentscenes.utils.device import pick_device, set_cpu_threads
     from latentscenes.utils.folders import check_out_folder, mark_folder
     from latentscenes.utils.progress import progress_bar
@@ -343,8 +343,11 @@ def run_demo(
 
     n_ex = len(exploit_ids)
     g = offset_ensemble_for(ours_run.model, exploit_ids[0]) if exploit_ids else 1
+    merged_ft = load_run_config(runs / "exploit").exploit.finetune.dec_offset_merge
     ensemble = (f"; 3Da-AE views rendered at {g} x {g} sub-latent-pixel offsets, each decoded, moved back and "
-                "averaged (`render.offset_ensemble`)") if g > 1 else ""
+                "averaged (`render.offset_ensemble`)"
+                + (", the exploit's decoder fine-tuned on that average (`exploit.finetune.dec_offset_merge`)"
+                   if merged_ft else "")) if g > 1 else ""
     ex_s = float(ex["train_s"]) + float(ex.get("latent_cache_s", 0.0))
     tr_s = float(tr["train_s"]) + float(tr.get("latent_cache_s", 0.0))
     if demo.pretrained:

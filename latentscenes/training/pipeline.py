@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import torch
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
-from latentscenes.config import from_dict, save_config, to_dict
+from latentscenes.config import ConfigError, from_dict, save_config, to_dict
 from latentscenes.data.bounds import check_bounds
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
@@ -640,7 +640,15 @@ def train_3daae(
         distributed.check_resume_world(out, TRAIN_STAGES, world_size)
     device = pick_device(cfg.device)
     # The autoencoder first: a missing weights file is reported before data loading or any training.
-    if ae is None:
+    init_shared = _init_shared(cfg.init) if cfg.init else None
+    if ae is None and init_shared is not None:
+        ae = _ae_from_shared(cfg, init_shared, device)
+        try:  # the init's MLP and B must fit this config's sizes: checked before anything is written
+            load_shared_into(build_system(cfg, ae, []), init_shared)
+        except ValueError as e:
+            raise ConfigError(f"init={cfg.init!r}: {e} (train with the init's own config: `train --init` takes it "
+                              "as the base)") from None
+    elif ae is None:
         # Seeded: a "scratch" autoencoder's random init must be the same in a resumed run.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_generator(cfg.seed, "ae-init", 0))
@@ -692,6 +700,10 @@ def train_3daae(
         save_config(cfg, rf.config_path(out))
         rf.write_manifest(out, manifest)
     system = build_system(cfg, ae, whole.scene_ids)
+    if init_shared is not None:
+        # Before the latent cache: its targets are the init's encoder's. The MLP and B are the init's; the scenes'
+        # own planes keep build_system's initialisation. A resumed stage then restores its checkpoint over them.
+        load_shared_into(system, init_shared)
     if shard is not None:  # the single-process initialisation, this rank's scenes kept
         system.bank = system.bank.select(table.scene_ids)
     logger = _logger(cfg, out) if main else _NullLogger()
@@ -902,6 +914,22 @@ def load_run_autoencoder(run_dir: str | Path, device: str | torch.device = "auto
         raise RunError(f"{run_dir}: no trained model ({shared.relative_to(run_dir).as_posix()}); finish `train` first")
     dev = pick_device(str(device)) if not isinstance(device, torch.device) else device
     return _ae_from_shared(cfg, shared, dev)
+
+
+def _init_shared(spec: str) -> Path:
+    """The shared weights of ``init`` (``cfg.init``): a finished training run or an exported 3Da-AE folder.
+
+    Raises:
+        RunError: the folder is missing, not a training run / export, or not finished.
+    """
+    src = resolve_run(spec)
+    m = rf.read_manifest_if_any(src) if src.is_dir() else {}
+    if not m:
+        raise RunError(f"init={spec!r}: {src} is not a training run or an exported 3Da-AE folder (no manifest)")
+    if not rf.is_run_manifest(m) or not rf.is_done(m) or not rf.shared_path(src).is_file():
+        raise RunError(f"init={spec!r}: {src} is not a finished training run or exported 3Da-AE "
+                       f"(status {rf.status(m)!r}, no {rf.shared_path(src)})")
+    return rf.shared_path(src)
 
 
 def _ae_from_shared(cfg: PipelineConfig, shared: Path, dev: torch.device) -> LatentAutoencoder:

@@ -32,6 +32,7 @@ from torch import nn
 
 from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder
 from latentscenes.rendering.decoder import TriplaneDecoder
+from latentscenes.rendering.offsets import merge_offset_images
 from latentscenes.rendering.renderer import RenderConfig, render_views
 from latentscenes.scenes.bank import LazySceneAdam, SceneBank
 from latentscenes.training.checkpoint import (
@@ -407,7 +408,18 @@ def stage_losses(
             raise ValueError("lambda_ae > 0 needs a live encoder or the cached latents of the stage's views")
         terms["ae"] = recon_loss(system.ae.decode(z_ae), x, cfg.loss)  # L_ae (Eq. 1/5)
         total = total + cfg.lambda_ae * terms["ae"]
-    if cfg.lambda_dec > 0:
+    if cfg.lambda_dec > 0 and cfg.dec_offset_merge and table.copies > 1:
+        # L_Dec on the image evaluation decodes (render.offset_ensemble): every copy of each row's source view
+        # rendered, decoded, moved back and averaged, against the source view (copy 0).
+        n, g2 = table.n_source_views, table.copies
+        src = rows % n
+        copy_rows = torch.cat([src + c * n for c in range(g2)])  # copy-major, as merge_offset_images expects
+        z_copies = system.render_latents(bank_rows.repeat(g2), table.c2w[copy_rows], table.K[copy_rows],
+                                         H // ds, W // ds, generator)["image"]
+        x_dec = merge_offset_images(system.ae.decode(system.ae.denormalize(z_copies)), table.shift_grid, ds)
+        terms["dec"] = recon_loss(x_dec, table.batch_images(src).to(dev), cfg.loss)
+        total = total + cfg.lambda_dec * terms["dec"]
+    elif cfg.lambda_dec > 0:
         x_dec = system.ae.decode(system.ae.denormalize(z_render))  # D_psi(R_alpha(T_s, p))
         terms["dec"] = recon_loss(x_dec, x, cfg.loss)  # L_Dec (Eq. 5) / L_D (Eq. 3)
         total = total + cfg.lambda_dec * terms["dec"]

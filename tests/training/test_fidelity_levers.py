@@ -163,3 +163,41 @@ def test_tiny_cpu_exploit_budget_is_per_scene_and_an_explicit_steps_override_win
     assert resolve_steps(c.exploit.fit, 480) == 7 and c.exploit.finetune.epochs == 2.0
     c = apply_overrides(cfg, ["exploit.fit.steps=7", "exploit.fit.epochs=1"])
     assert resolve_steps(c.exploit.fit, 480) == 60
+
+
+def test_dec_offset_merge_is_l_dec_on_the_merged_offset_decode():
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.rendering.offsets import merge_offset_images
+    from latentscenes.training.data import shift_views
+
+    cfg = small_config()
+    torch.manual_seed(0)
+    ae = load_autoencoder(cfg.ae, "cpu")
+    base = build_view_table(sphere_scenes(2), "train", None, cfg.data.resolution)
+    table = shift_views(base, 2, 8)
+    system = build_system(cfg, ae, table.scene_ids)
+    system.render = dataclasses.replace(system.render, deterministic=True)  # no sampling noise: comparable renders
+    n = table.n_source_views
+    rows = torch.tensor([1, n + 2, 3 * n + 1])  # copies 0, 1 and 3 of source views 1, 2, 1
+    bank_rows = system.bank.rows(table.scene_ids)[table.scene_rows[rows]]
+    st = StageConfig(lambda_enc=0.0, lambda_dec=1.0, dec_offset_merge=True)
+    _, terms = stage_losses(system, table, None, rows, bank_rows, st, None, False)
+    H, W = table.resolution
+    src = rows % n
+    with torch.no_grad():
+        dec = []
+        for c in range(4):
+            r = src + c * n
+            z = system.render_latents(bank_rows, table.c2w[r], table.K[r], H // 8, W // 8, None)["image"]
+            dec.append(system.ae.decode(system.ae.denormalize(z)))
+        want = torch.mean((merge_offset_images(torch.cat(dec), 2, 8) - table.batch_images(src)) ** 2)
+        _, plain = stage_losses(system, table, None, rows, bank_rows, dataclasses.replace(st, dec_offset_merge=False),
+                                None, False)
+    assert torch.allclose(terms["dec"], want, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(terms["dec"], plain["dec"], rtol=1e-3)  # not the per-row L_Dec
+    # one copy per view: the merged decode is the view's own decode, i.e. the paper's L_Dec
+    rows0 = torch.arange(3)
+    b0 = system.bank.rows(base.scene_ids)[base.scene_rows[rows0]]
+    _, merged1 = stage_losses(system, base, None, rows0, b0, st, None, False)
+    _, plain1 = stage_losses(system, base, None, rows0, b0, dataclasses.replace(st, dec_offset_merge=False), None, False)
+    assert torch.allclose(merged1["dec"], plain1["dec"])

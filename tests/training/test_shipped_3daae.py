@@ -27,6 +27,11 @@ def test_shipped_package_is_complete_and_consistent():
     assert src.get("step") is None or f"step {src['step']}" in card
     assert f"data.shift_grid = {cfg.data.shift_grid}" in card or cfg.data.shift_grid == 1
     assert resolve_run("shipped") == SHIPPED_RUN
+    # the package's exploit and render recipe is tiny-cpu's (the training run predates some of it: ship_3daae.sh)
+    from latentscenes.training.config import TINY_CPU_FINETUNE_OFFSET_MERGE, TINY_CPU_OFFSET_ENSEMBLE
+
+    assert cfg.render.offset_ensemble == TINY_CPU_OFFSET_ENSEMBLE
+    assert cfg.exploit.finetune.dec_offset_merge is TINY_CPU_FINETUNE_OFFSET_MERGE
 
 
 def test_exploit_run_shipped_learns_a_users_scenes(tmp_path):
