@@ -80,6 +80,16 @@ def sanitize(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
 
 
+#: The framing every built-in source shares, so that one pre-trained 3Da-AE serves all of them (its MLP and planes
+#: learned in this box with these near/far): the farthest vertex of a normalised object at FRAME_RADIUS from the
+#: origin, cameras at FRAME_DISTANCE looking at it, the scene box [-FRAME_BOX/2, FRAME_BOX/2]^3, one fixed
+#: world-space light. Sources differ only in field of view and elevation band (their configs).
+FRAME_RADIUS = 0.9
+FRAME_DISTANCE = 2.3
+FRAME_BOX = 2.0
+FRAME_LIGHT_DIR: tuple[float, float, float] = (0.4, -0.3, 0.85)
+
+
 class MeshBuildOptions:
     """Behaviour shared by the build configs; mixed into each source's dataclass (it adds no fields, so each
     config keeps its own field order and defaults, and its ``manifest.json["config"]`` stays as it was).

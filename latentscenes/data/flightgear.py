@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from latentscenes.data.builder import (  # noqa: F401  (re-exported: callers import them from here)
+    FRAME_BOX,
+    FRAME_DISTANCE,
+    FRAME_LIGHT_DIR,
+    FRAME_RADIUS,
     MeshBuildOptions,
     assign_splits,
     build_mesh_dataset,
@@ -91,15 +95,15 @@ class FlightGearBuildConfig(MeshBuildOptions):
     seed: int = 0
     workers: int = 2
     fg_root: Path = DEFAULT_FG_ROOT
-    radius: float = 0.9
-    distance: float = 2.3
+    radius: float = FRAME_RADIUS
+    distance: float = FRAME_DISTANCE
     distance_jitter: float = 0.0
     fov_deg: float = 50.0
     elevation_min_deg: float = -15.0
     elevation_max_deg: float = 60.0
-    box_size: float = 2.0
+    box_size: float = FRAME_BOX
     exploit_mesh_fraction: float = 0.1
-    light_dir: tuple[float, float, float] = (0.4, -0.3, 0.85)
+    light_dir: tuple[float, float, float] = FRAME_LIGHT_DIR
 
     DATASET_NAME = "flightgear-airliners"
     COMMAND = "latentscenes data build flightgear"

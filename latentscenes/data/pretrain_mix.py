@@ -44,6 +44,10 @@ from typing import Any
 import numpy as np
 
 from latentscenes.data.builder import (
+    FRAME_BOX,
+    FRAME_DISTANCE,
+    FRAME_LIGHT_DIR,
+    FRAME_RADIUS,
     WHITE,
     MeshBuildOptions,
     assign_splits,
@@ -153,15 +157,15 @@ class MixBuildConfig(MeshBuildOptions):
     urdf_root: Path = DEFAULT_URDF_ROOT
     textured_fraction: float = 0.5
     backgrounds: tuple[str, ...] = ("white",)
-    radius: float = 0.9
-    distance: float = 2.3
+    radius: float = FRAME_RADIUS
+    distance: float = FRAME_DISTANCE
     distance_jitter: float = 0.0
     fov_deg: float = 50.0
     elevation_min_deg: float = -15.0
     elevation_max_deg: float = 60.0
-    box_size: float = 2.0
+    box_size: float = FRAME_BOX
     exploit_mesh_fraction: float = 0.1
-    light_dir: tuple[float, float, float] = (0.4, -0.3, 0.85)
+    light_dir: tuple[float, float, float] = FRAME_LIGHT_DIR
 
     DATASET_NAME = "pretrain-mix"
     COMMAND = "latentscenes data build pretrain-mix"

@@ -39,6 +39,10 @@ from typing import Any
 import numpy as np
 
 from latentscenes.data.builder import (
+    FRAME_BOX,
+    FRAME_DISTANCE,
+    FRAME_LIGHT_DIR,
+    FRAME_RADIUS,
     MeshBuildOptions,
     build_mesh_dataset,
     coverage_of,
@@ -102,15 +106,15 @@ class TorcsBuildConfig(MeshBuildOptions):
     seed: int = 0
     workers: int = 2
     torcs_root: Path = DEFAULT_TORCS_ROOT
-    radius: float = 0.9
-    distance: float = 2.3
+    radius: float = FRAME_RADIUS
+    distance: float = FRAME_DISTANCE
     distance_jitter: float = 0.0
     fov_deg: float = 52.0
     elevation_min_deg: float = 0.0
     elevation_max_deg: float = 90.0
-    box_size: float = 2.0
+    box_size: float = FRAME_BOX
     exploit_mesh_fraction: float = 0.2
-    light_dir: tuple[float, float, float] = (0.4, -0.3, 0.85)
+    light_dir: tuple[float, float, float] = FRAME_LIGHT_DIR
 
     DATASET_NAME = "torcs-cars"
     COMMAND = "latentscenes data build torcs"
