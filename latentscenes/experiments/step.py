@@ -154,7 +154,7 @@ def run_method(method: Method, ctx: MethodContext, folder: Path, batches: Sequen
         out = folder / b.tag
         n = f"{len(b.scenes)} " if b.scenes is not None else ""
         console.print(f"[bold]{method.name}[/bold]: exploiting {n}{b.tag} scenes "
-                      f"({b.config.exploit.fit.steps} + {b.config.exploit.finetune.steps} steps)")
+                      f"(fit {_budget(b.config.exploit.fit)}, fine-tune {_budget(b.config.exploit.finetune)})")
         with ctx.phase(method.name, b.tag) as extra:
             res = finished_run(out) if ctx.resume else None
             if res is None:
@@ -167,6 +167,11 @@ def run_method(method: Method, ctx: MethodContext, folder: Path, batches: Sequen
         res.pop("system", None)
         folders[b.tag], results[b.tag] = out, res
     return MethodRun(method, list(batches), run, folders, results)
+
+
+def _budget(st: Any) -> str:
+    """A stage's update budget as configured: passes over its views (``epochs``, which win) or a step count."""
+    return f"{st.epochs:.3g} epochs" if st.epochs is not None else f"{st.steps} steps"
 
 
 def _root(ctx: MethodContext, scenes: Any) -> str | Path | None:
