@@ -76,6 +76,9 @@ python scripts/experiments/summarize.py runs/pkg/plain-shift2-oe2-dm.metrics.jso
 [ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
+#    (The card shipped now was written before the "-dm" arms existed: from the sixth session's committed files,
+#    docs/fidelity-runs/s6_ab_plain_oe2 / s6_ab_v5_oe2 / ship4_probe-plain-shift2 / s6_probe-v5-shift2, plus
+#    `--recipe docs/fidelity-runs/s7_v5_decmerge.metrics.json` for the package's current exploit recipe.)
 python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2-oe2-dm.metrics.json \
   "runs/pkg/shipped-$TAG-dm.metrics.json" runs/pkg/probe-warm3000-shift2.json \
   "runs/pkg/probe-$TAG-shift2.json" docs/fidelity-runs/ship5_card_note.md

@@ -213,7 +213,8 @@ class PipelineConfig:
             global planes B are loaded before the latent cache is encoded; the train scenes' own planes and
             coefficients start fresh and learn in the warm-up. ``ae`` then only describes the architecture, which
             must be the init's (as must ``triplane``). ``None``: the paper's start (``ae`` weights, new MLP and B).
-            Continuing the joint stage of a shipped 3Da-AE on more steps or on another category's scenes.
+            For adapting a shipped 3Da-AE to another category's train scenes (not measured yet); as a way to
+            lengthen its joint stage it gave no measurable gain on airliners (docs/fidelity.md, seventh session).
     """
 
     data: DataSelection = field(default_factory=DataSelection)
