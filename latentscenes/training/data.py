@@ -85,6 +85,8 @@ class ViewTable:
         copies: how many copies of every source view the table has (``shift_views``: g^2; else 1).
         shift_grid: g (``copies == shift_grid ** 2``).
         downsample: the autoencoder's image-to-latent factor the shifts are measured against (8).
+        codes_file: the file ``codes`` is memory-mapped from (:func:`build_view_table` with ``codes_path``), or
+            None when they are in the process's heap.
     """
 
     scene_ids: list[str]
@@ -96,6 +98,7 @@ class ViewTable:
     copies: int = 1
     shift_grid: int = 1
     downsample: int = 8
+    codes_file: str | None = None
 
     @classmethod
     def from_images(cls, scene_ids: list[str], images: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
@@ -155,19 +158,25 @@ class ViewTable:
         return x
 
     def resident_bytes(self) -> dict[str, int]:
-        """Bytes the table holds: ``{"images": codes + scales, "cameras": c2w + K + scene rows}``."""
-        return {"images": int(self.codes.nbytes + self.scale.nbytes),
+        """Bytes the table holds in the process's heap: ``{"images": codes (0 when memory-mapped from
+        ``codes_file``: page cache, reclaimable) + scales, "cameras": c2w + K + scene rows}``."""
+        codes = 0 if self.codes_file is not None else int(self.codes.nbytes)
+        return {"images": codes + int(self.scale.nbytes),
                 "cameras": int(self.c2w.nbytes + self.K.nbytes + self.scene_rows.nbytes)}
 
     def storage(self) -> dict[str, object]:
-        """What the images are stored as (recorded in run manifests): code dtype, denominators, bytes."""
+        """What the images are stored as (recorded in run manifests): code dtype, denominators, heap bytes
+        (``bytes``), the codes' bytes wherever they are (``code_bytes``) and whether they are memory-mapped."""
         return {"dtype": str(self.codes.dtype).replace("torch.", ""),
                 "denominators": sorted({float(d) for d in self.scale.unique().tolist()}),
-                "bytes": self.resident_bytes()["images"], "source_views": self.n_source_views, "copies": self.copies}
+                "bytes": self.resident_bytes()["images"], "code_bytes": int(self.codes.nbytes),
+                "memory_mapped": self.codes_file is not None,
+                "source_views": self.n_source_views, "copies": self.copies}
 
 
 def build_view_table(
-    scenes: Iterable[SceneViews], split: str = "train", max_views: int | None = None, resolution: int | None = None
+    scenes: Iterable[SceneViews], split: str = "train", max_views: int | None = None, resolution: int | None = None,
+    codes_path: str | Path | None = None,
 ) -> ViewTable:
     """Flatten the ``split`` views of ``scenes`` into a :class:`ViewTable` (images as pixel codes).
 
@@ -179,9 +188,23 @@ def build_view_table(
         resolution: resize images to ``resolution x resolution`` when they differ, with the loaders' area
             average (``data.loaders.resize_area``: the one resize filter of the project, so a scene given in
             memory trains on the values the loader would give); the normalised intrinsics stay valid.
+        codes_path: write the codes to this file scene by scene (:class:`ImageCodesWriter`) and memory-map
+            them from it (:func:`load_image_codes`): the images then take no heap memory, and the process never
+            holds more than one scene's codes (issue 12's memory model, docs/scale.md). None: codes in memory.
     Raises:
         DatasetError: if a scene has no view in ``split``, or the scenes' image sizes differ.
+        DiskFullError: no room for the codes file (it is written atomically; nothing is left behind).
     """
+    writer = ImageCodesWriter(codes_path) if codes_path is not None else None
+    try:
+        return _build_view_table(scenes, split, max_views, resolution, writer)
+    finally:
+        if writer is not None:
+            writer.discard()
+
+
+def _build_view_table(scenes: Iterable[SceneViews], split: str, max_views: int | None, resolution: int | None,
+                      writer: "ImageCodesWriter | None") -> ViewTable:
     codes, scales, c2ws, Ks, rows, ids = [], [], [], [], [], []
     size = None
     for r, sc in enumerate(scenes):
@@ -198,25 +221,167 @@ def build_view_table(
         elif tuple(x.shape[-2:]) != size:
             raise DatasetError(f"scene {sc.scene_id!r}: image size {tuple(x.shape[-2:])} differs from {size}; set data.resolution")
         c, d = pixel_codes(x)
-        codes.append(c)
+        if writer is not None:
+            writer.append(c)
+        else:
+            codes.append(c)
         scales.append(torch.full((len(idx),), d, dtype=torch.float32))
         c2ws.append(sc.c2w[idx].float())
         Ks.append(sc.K[idx].float())
         rows.append(torch.full((len(idx),), r, dtype=torch.long))
         ids.append(sc.scene_id)
-    if not codes:
+    if not ids:
         raise DatasetError("no scenes selected")
-    # One dtype for the table: the widest the scenes need (uint8 -> uint16 -> float32 keeps every value exactly).
-    order = (torch.uint8, torch.uint16, torch.float32)
-    dtype = max((c.dtype for c in codes), key=order.index)
+    codes_file = None
+    if writer is not None:
+        all_codes = writer.close()
+        codes_file = str(writer.path)
+    else:
+        all_codes = torch.cat([c.to(_widest(c.dtype for c in codes)) for c in codes])
     return ViewTable(
         scene_ids=ids,
-        codes=torch.cat([c.to(dtype) for c in codes]),
+        codes=all_codes,
         scale=torch.cat(scales),
         c2w=torch.cat(c2ws),
         K=torch.cat(Ks),
         scene_rows=torch.cat(rows),
+        codes_file=codes_file,
     )
+
+
+#: Code dtypes from the narrowest; a table takes the widest its scenes need (every value is kept exactly).
+_CODE_DTYPES = (torch.uint8, torch.uint16, torch.float32)
+_ST_DTYPES = {torch.uint8: "U8", torch.uint16: "U16", torch.float32: "F32"}
+_NP_DTYPES = {"U8": np.uint8, "U16": np.uint16, "F32": np.float32}
+#: ``__metadata__["format"]`` of an image codes file.
+IMAGE_CODES_FORMAT = "latentscenes-image-codes-1"
+
+
+def _widest(dtypes: Iterable[torch.dtype]) -> torch.dtype:
+    return max(dtypes, key=_CODE_DTYPES.index)
+
+
+class ImageCodesWriter:
+    """Writes a :class:`ViewTable`'s pixel codes ``[n, 3, H, W]`` to one safetensors file, a scene at a time.
+
+    The rows are appended to a scratch file next to ``path`` as they come (each in its own dtype, so nothing but
+    the current scene is held); :meth:`close` writes ``path`` atomically (header, then the rows converted to the
+    widest dtype) and returns the codes memory-mapped from it. Format: one tensor ``codes`` (``U8``, ``U16`` or
+    ``F32``), metadata ``format`` = :data:`IMAGE_CODES_FORMAT`; read by :func:`load_image_codes`.
+    """
+
+    def __init__(self, path: str | Path):
+        import tempfile
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A temporary name remove_temporaries() recognises, so a crash leaves nothing a resume keeps.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.tmp", dir=self.path.parent)
+        self._scratch = Path(tmp)
+        self._fh = open(fd, "wb")
+        self._segments: list[tuple[torch.dtype, int]] = []  # (dtype, rows) in file order
+        self._shape: tuple[int, ...] | None = None
+
+    def append(self, codes: torch.Tensor) -> None:
+        """Append ``[v, 3, H, W]`` codes (``uint8`` / ``uint16`` / ``float32``, the shape of the earlier rows)."""
+        from latentscenes.utils.io import disk_full
+
+        if self._shape is not None and tuple(codes.shape[1:]) != self._shape:
+            raise ValueError(f"{self.path}: rows of shape {tuple(codes.shape[1:])} after {self._shape}")
+        self._shape = tuple(codes.shape[1:])
+        try:
+            self._fh.write(codes.contiguous().numpy().tobytes())
+        except OSError as e:
+            full = disk_full(e, self.path)
+            if full is None:
+                raise
+            raise full from None
+        self._segments.append((codes.dtype, int(codes.shape[0])))
+
+    def close(self) -> torch.Tensor:
+        """Write ``path`` (atomically) and return its codes ``[n, 3, H, W]``, memory-mapped."""
+        from latentscenes.utils.io import atomic_write
+
+        self._fh.close()
+        if self._shape is None:
+            raise ValueError(f"{self.path}: no image codes were written")
+        dtype = _widest(d for d, _ in self._segments)
+        n = sum(r for _, r in self._segments)
+        per_row = int(np.prod(self._shape))
+        shape = [n, *self._shape]
+        nbytes = n * per_row * torch.empty((), dtype=dtype).element_size()
+        header = {"codes": {"dtype": _ST_DTYPES[dtype], "shape": shape, "data_offsets": [0, nbytes]},
+                  "__metadata__": {"format": IMAGE_CODES_FORMAT}}
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as out, open(self._scratch, "rb") as src:
+                out.write(struct.pack("<Q", len(blob)))
+                out.write(blob)
+                for d, rows in self._segments:  # one scene's rows at a time
+                    np_d = _NP_DTYPES[_ST_DTYPES[d]]
+                    arr = np.frombuffer(src.read(rows * per_row * np.dtype(np_d).itemsize), dtype=np_d)
+                    out.write(arr.astype(_NP_DTYPES[_ST_DTYPES[dtype]], copy=False).tobytes())
+
+        atomic_write(self.path, write)
+        self.discard()
+        return load_image_codes(self.path, rows=n)
+
+    def discard(self) -> None:
+        """Remove the scratch file (idempotent)."""
+        if not self._fh.closed:
+            self._fh.close()
+        self._scratch.unlink(missing_ok=True)
+
+
+def load_image_codes(path: str | Path, rows: int | None = None) -> torch.Tensor:
+    """The pixel codes of an :class:`ImageCodesWriter` file, memory-mapped (copy-on-write pages of the file).
+
+    Returns:
+        ``[n, 3, H, W]`` ``uint8`` / ``uint16`` / ``float32`` (CPU).
+    Raises:
+        UnreadableFileError: naming ``path``: missing, truncated or damaged, not an image codes file, or another
+            number of rows than ``rows`` (None: not checked).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFileError(f"{path}: image codes file is missing")
+    arr, meta = _memmap_single(path, "codes", UnreadableFileError, "run the command again (it is written again)",
+                               "image codes file")
+    if meta.get("format") != IMAGE_CODES_FORMAT:
+        raise UnreadableFileError(f"{path}: not an image codes file (format {meta.get('format')!r})")
+    if arr.ndim != 4 or (rows is not None and arr.shape[0] != rows):
+        raise UnreadableFileError(f"{path}: image codes of shape {list(arr.shape)}, expected {rows} rows [n, 3, H, W]")
+    return torch.from_numpy(arr)
+
+
+def _memmap_single(path: Path, key: str, error: type[Exception], fix: str,
+                   what: str = "file") -> tuple[np.memmap, dict[str, str]]:
+    """``(array, metadata)`` of a safetensors file holding the one tensor ``key``, memory-mapped copy-on-write
+    (numpy ``memmap`` at the offset the header gives). Raises ``error`` naming ``path`` when the file is damaged
+    or holds other tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:  # validates the header against the file's size
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+    except SafetensorError as e:
+        raise error(f"{path}: {what} is truncated or damaged ({e}); {fix}") from None
+    if keys != [key]:
+        raise error(f"{path}: {what} holds tensors {keys}, expected only {key!r}; {fix}")
+    with open(path, "rb") as fh:
+        (n_header,) = struct.unpack("<Q", fh.read(8))
+        info = json.loads(fh.read(n_header))[key]
+    shape, (begin, end) = tuple(info["shape"]), info["data_offsets"]
+    np_d = _NP_DTYPES.get(info["dtype"])
+    if np_d is None or end - begin != np.dtype(np_d).itemsize * int(np.prod(shape)):
+        raise error(f"{path}: {what} tensor {key!r} is {info['dtype']} of shape {list(shape)}; {fix}")
+    # mode "c": pages shared with the page cache until written (nothing writes them); a writable array, so
+    # torch.from_numpy does not warn about read-only memory.
+    arr = np.memmap(path, dtype=np_d, mode="c", offset=8 + n_header + begin, shape=shape)
+    return arr, meta
 
 
 def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
@@ -253,6 +418,7 @@ def shift_views(table: ViewTable, grid: int, downsample: int = 8) -> ViewTable:
     return ViewTable(
         scene_ids=list(table.scene_ids), codes=table.codes, scale=table.scale, c2w=table.c2w.repeat(n, 1, 1),
         K=K, scene_rows=table.scene_rows.repeat(n), copies=n, shift_grid=grid, downsample=downsample,
+        codes_file=table.codes_file,
     )
 
 
@@ -349,36 +515,19 @@ def load_latent_cache(path: Path, fingerprint: str, ae_fingerprint: str,
             tensor of 4 dimensions, or holds another number of rows than ``rows`` although its fingerprints
             match (delete it: the latents are encoded again).
     """
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.exists():
         return None
     fix = "delete it and run again (the latents are encoded again)"
-    try:
-        with safe_open(str(path), framework="pt") as f:  # validates the header against the file's size
-            meta = f.metadata() or {}
-            keys = list(f.keys())
-    except SafetensorError as e:
-        raise LatentCacheError(f"{path}: latent cache is truncated or damaged ({e}); {fix}") from None
+    arr, meta = _memmap_single(path, "latents", LatentCacheError, fix, "latent cache")
     if meta.get("views") != fingerprint or meta.get("ae") != ae_fingerprint:
         return None
-    if keys != ["latents"]:
-        raise LatentCacheError(f"{path}: latent cache holds tensors {keys}, expected only 'latents'; {fix}")
-    with open(path, "rb") as fh:
-        (n_header,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n_header))
-    info = header["latents"]
-    shape, (begin, end) = tuple(info["shape"]), info["data_offsets"]
-    if info["dtype"] != "F32" or len(shape) != 4 or end - begin != 4 * int(np.prod(shape)):
-        raise LatentCacheError(f"{path}: latent cache tensor is {info['dtype']} of shape {list(shape)}, expected "
+    if arr.dtype != np.float32 or arr.ndim != 4:
+        raise LatentCacheError(f"{path}: latent cache tensor is {arr.dtype} of shape {list(arr.shape)}, expected "
                                f"float32 [N, C, h, w]; {fix}")
-    if rows is not None and shape[0] != rows:
-        raise LatentCacheError(f"{path}: latent cache holds {shape[0]} rows for {rows} views although its "
+    if rows is not None and arr.shape[0] != rows:
+        raise LatentCacheError(f"{path}: latent cache holds {arr.shape[0]} rows for {rows} views although its "
                                f"fingerprints match; {fix}")
-    # mode "c": pages shared with the page cache until written (nothing writes them); a writable array, so
-    # torch.from_numpy does not warn about read-only memory.
-    arr = np.memmap(path, dtype=np.float32, mode="c", offset=8 + n_header + begin, shape=shape)
     return torch.from_numpy(arr)
 
 

@@ -9,6 +9,8 @@ Training run folder (``latentscenes train --out RUN``); the layout, file names a
                                    with), per-stage results (timings, memory, losses), files
     RUN/metrics.jsonl              one JSON object per log event (train losses, evaluations, stage summaries)
     RUN/cache/latents-train.safetensors   Encode-Scene targets: every train view encoded once (one file)
+    RUN/cache/images-train.safetensors    the train views' pixel codes, memory-mapped while the run trains
+                                          (written again, scene by scene, at every start; training/data.py)
     RUN/stages/<stage>/ckpt/       the stage's last checkpoint (resumable; see training/checkpoint.py)
     RUN/model/shared.safetensors   final shared weights: autoencoder (vae.*), MLP (mlp.*), global planes B,
                                    latent background; ``LatentAutoencoder.load`` reads the AE part directly
@@ -35,13 +37,14 @@ run folder without its scenes, so that new scenes can be learned without paying 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -142,12 +145,13 @@ def cameras_only(sv: SceneViews) -> SceneViews:
 
 def load_view_table(
     cfg: PipelineConfig, split_name: str, n_max: int | None, data_root: str | Path | None = None, *,
-    measure_extent: bool = False, rank: int = 0, world_size: int = 1,
+    measure_extent: bool = False, rank: int = 0, world_size: int = 1, codes_path: str | Path | None = None,
 ) -> tuple[ViewTable, list[SceneViews], float | None, dict]:
     """The train views of a dataset split as a :class:`ViewTable`, loading one scene at a time.
 
-    Memory: the table's pixel codes plus one loaded scene (the dataset's scene cache is kept to one scene), never
-    the split's loaded scenes all at once (docs/scale.md).
+    Memory: one loaded scene (the dataset's scene cache is kept to one scene) plus the table's pixel codes, which
+    with ``codes_path`` are written there scene by scene and memory-mapped (no heap; docs/scale.md); never the
+    split's loaded scenes all at once.
 
     Args:
         cfg: ``data.*`` selects the views (``max_views``, ``resolution``). split_name / n_max / data_root: as
@@ -156,6 +160,7 @@ def load_view_table(
             bounds derived from the cameras.
         rank, world_size: load only the scenes rank ``rank`` of ``world_size`` processes owns (scene k of the
             selection when ``k % world_size == rank``; training/distributed.py).
+        codes_path: the image codes file (``run_format.image_codes_path``); None keeps the codes in memory.
     Returns:
         ``(table, scenes without pixels (cameras_only), extent or None, the dataset's recorded render defaults)``.
     Raises:
@@ -191,8 +196,31 @@ def load_view_table(
                     extent.append(e)
             yield sv
 
-    table = build_view_table(scenes(), "train", cfg.data.max_views, cfg.data.resolution)
+    table = build_view_table(scenes(), "train", cfg.data.max_views, cfg.data.resolution, codes_path=codes_path)
     return table, cams, (max(extent) if extent else None), _recorded_render(cfg, ds)
+
+
+@contextlib.contextmanager
+def _removed_on_error(out: Path, codes_path: Path) -> Iterator[None]:
+    """Delete ``codes_path`` and the folders made for it (``out``, ``out/cache``) when the block raises: a run
+    refused while its views are loaded and checked leaves nothing behind (nothing else is written before)."""
+    made = [p for p in (Path(out), Path(codes_path).parent) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        Path(codes_path).unlink(missing_ok=True)
+        for d in reversed(made):  # the innermost first; a folder another rank still uses stays
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _check_image_size(table: ViewTable, ae: Any) -> None:
+    H, W = table.resolution
+    if H % ae.downsample_factor or W % ae.downsample_factor:
+        raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
 
 
 def _recorded_render(cfg: PipelineConfig, ds: Any) -> dict:
@@ -657,25 +685,28 @@ def train_3daae(
         ae = ae.to(device)
     if scenes is None:
         # One scene loaded at a time: the table keeps pixel codes, the bounds checks the cameras (docs/scale.md).
-        table, scenes, extent, _ = load_view_table(cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root,
-                                                   measure_extent=derive, rank=rank, world_size=world_size)
-        if derive:
-            if world_size > 1:  # the bounds of every rank's cameras, the same on every rank
-                every, extent = _gather_cameras(scenes, extent, world_size)
-                cfg = (with_camera_bounds(cfg, every, extent) if main else
-                       apply_render_defaults(cfg, _derive_bounds(cfg, every, extent)))
-            else:
-                cfg = with_camera_bounds(cfg, scenes, extent)
-        check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
+        codes_path = rf.image_codes_path(out, "train", rank, world_size)
+        with _removed_on_error(out, codes_path):  # a refused run leaves no folder behind
+            table, scenes, extent, _ = load_view_table(
+                cfg, cfg.data.train_split, cfg.data.n_train_scenes, data_root, measure_extent=derive, rank=rank,
+                world_size=world_size, codes_path=codes_path)
+            if derive:
+                if world_size > 1:  # the bounds of every rank's cameras, the same on every rank
+                    every, extent = _gather_cameras(scenes, extent, world_size)
+                    cfg = (with_camera_bounds(cfg, every, extent) if main else
+                           apply_render_defaults(cfg, _derive_bounds(cfg, every, extent)))
+                else:
+                    cfg = with_camera_bounds(cfg, scenes, extent)
+            check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
+            _check_image_size(table, ae)
     else:
         scenes = list(scenes)[: cfg.data.n_train_scenes] if cfg.data.n_train_scenes else list(scenes)
         scenes = _own_scenes(scenes, rank, world_size)
         check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
         table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
     scenes = None  # the table holds what training needs
+    _check_image_size(table, ae)
     H, W = table.resolution
-    if H % ae.downsample_factor or W % ae.downsample_factor:
-        raise DatasetError(f"image size {H}x{W} is not a multiple of {ae.downsample_factor}; set data.resolution")
     table = shift_views(table, cfg.data.shift_grid, int(ae.downsample_factor))
     # This rank's part of the run (None with one process): every scene id and view count of the run.
     shard = distributed.Shard.from_table(table) if world_size > 1 else None
@@ -985,8 +1016,9 @@ def _image_storage(table: ViewTable, shard: Any) -> dict:
     order = ["uint8", "uint16", "float32"]
     return {"dtype": max((g["dtype"] for g in got), key=lambda d: order.index(d) if d in order else len(order)),
             "denominators": sorted({d for g in got for d in g["denominators"]}),
-            "bytes": sum(g["bytes"] for g in got), "source_views": sum(g["source_views"] for g in got),
-            "copies": mine["copies"]}
+            "bytes": sum(g["bytes"] for g in got), "code_bytes": sum(g.get("code_bytes", 0) for g in got),
+            "memory_mapped": all(g.get("memory_mapped", False) for g in got),
+            "source_views": sum(g["source_views"] for g in got), "copies": mine["copies"]}
 
 
 def _gather_cameras(scenes: list, extent: float | None, world_size: int) -> tuple[list, float | None]:
@@ -1126,14 +1158,17 @@ def exploit_3daae(
     ex = cfg.exploit
     if scenes is None:
         # One scene loaded at a time: the table keeps pixel codes, the bounds check the cameras (docs/scale.md).
-        table, scenes, _, _ = load_view_table(cfg, split, cfg.data.n_exploit_scenes, data_root, rank=rank,
-                                              world_size=world_size)
+        codes_path = rf.image_codes_path(out, split, rank, world_size)
+        with _removed_on_error(out, codes_path):  # a refused batch leaves no folder behind
+            table, scenes, _, _ = load_view_table(cfg, split, cfg.data.n_exploit_scenes, data_root, rank=rank,
+                                                  world_size=world_size, codes_path=codes_path)
+            # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box.
+            check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     else:
         scenes = list(scenes)[: cfg.data.n_exploit_scenes] if cfg.data.n_exploit_scenes else list(scenes)
         scenes = _own_scenes(scenes, rank, world_size)
         table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
-    # The bounds are the run's (its MLP and planes learned with them): new cameras must see the box with them.
-    check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
+        check_bounds(scenes, cfg.render.near, cfg.render.far, f"exploit with the render settings of {run_dir}")
     scenes = None  # the table holds what the stages need
     table = shift_views(table, cfg.data.shift_grid, int(trained.ae.downsample_factor))
     # This rank's part of the batch (None with one process): every scene id and view count of the batch.

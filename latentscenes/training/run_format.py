@@ -117,6 +117,14 @@ def latent_cache_path(folder: str | Path, split: str, shard: Any = None) -> Path
     return Path(folder) / CACHE_DIR / name
 
 
+def image_codes_path(folder: str | Path, split: str, rank: int = 0, world_size: int = 1) -> Path:
+    """``FOLDER/cache/images-<split>.safetensors``: the train views' pixel codes, memory-mapped while the run
+    trains (``training.data.ImageCodesWriter``, written again at every start); one file per rank with several
+    processes (``images-<split>-rank<r>of<n>.safetensors``)."""
+    name = f"images-{split}.safetensors" if world_size <= 1 else f"images-{split}-rank{rank}of{world_size}.safetensors"
+    return Path(folder) / CACHE_DIR / name
+
+
 def scene_shard_name(k: int) -> str:
     """The file name of the ``k``-th scene shard of a ``scenes/`` folder: ``scenes-00000.safetensors``, ..."""
     return f"scenes-{k:05d}.safetensors"

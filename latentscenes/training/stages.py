@@ -380,10 +380,15 @@ def stage_losses(
     x = table.batch_images(rows).to(dev) if need_images else None
     H, W = table.resolution
     ds = system.downsample
-    out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], H // ds, W // ds, generator)
-    z_render = out["image"]  # rendered normalised latent, R_alpha(T_s, p)
+    merge_dec = cfg.lambda_dec > 0 and cfg.dec_offset_merge and table.copies > 1
+    # The rows' own renders; L_Dec on the offset average renders every copy itself, so without L_Enc or TV they
+    # would be drawn and thrown away.
+    out = None
+    if not merge_dec or cfg.lambda_enc > 0 or cfg.lambda_tv > 0:
+        out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], H // ds, W // ds, generator)
+    z_render = out["image"] if out is not None else None  # rendered normalised latent, R_alpha(T_s, p)
     terms: dict[str, torch.Tensor] = {}
-    total = z_render.new_zeros(())
+    total = torch.zeros((), device=dev)
     z = None
     if encode_live and (cfg.lambda_enc > 0 or cfg.lambda_ae > 0 or cfg.lambda_latent_anchor > 0):
         z = system.ae.encode(x, generator=generator)  # E_phi(x_p), raw
@@ -408,7 +413,7 @@ def stage_losses(
             raise ValueError("lambda_ae > 0 needs a live encoder or the cached latents of the stage's views")
         terms["ae"] = recon_loss(system.ae.decode(z_ae), x, cfg.loss)  # L_ae (Eq. 1/5)
         total = total + cfg.lambda_ae * terms["ae"]
-    if cfg.lambda_dec > 0 and cfg.dec_offset_merge and table.copies > 1:
+    if merge_dec:
         # L_Dec on the image evaluation decodes (render.offset_ensemble): every copy of each row's source view
         # rendered, decoded, moved back and averaged, against the source view (copy 0).
         n, g2 = table.n_source_views, table.copies

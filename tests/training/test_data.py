@@ -12,9 +12,12 @@ import pytest
 import torch
 
 from latentscenes.data import MultiSceneDataset
+from latentscenes.utils.io import UnreadableFileError
 from latentscenes.training.data import (
+    ImageCodesWriter,
     LatentCacheError,
     build_view_table,
+    load_image_codes,
     load_latent_cache,
     pixel_codes,
     save_latent_cache,
@@ -132,6 +135,72 @@ def test_loading_a_split_holds_one_scene_at_a_time(png_data, monkeypatch):
     gc.collect()
     assert all(r() is None for r in alive), "no loaded scene outlives the table"
     assert all(c.images.numel() == 0 and c.num_views == 6 for c in cams)  # cameras only, for the bounds check
+
+
+# ------------------------------------------------------------------------------------------ image codes file
+def test_codes_written_to_a_file_are_memory_mapped_and_equal_the_in_memory_table(png_data, tmp_path):
+    path = tmp_path / "cache" / "images-exploit.safetensors"
+    mem = build_view_table(_loaded(png_data), "train")
+    disk = build_view_table(_loaded(png_data), "train", codes_path=path)
+    assert disk.codes_file == str(path) and disk.codes.dtype == torch.uint8
+    assert torch.equal(disk.codes, mem.codes) and torch.equal(_all_rows(disk), _all_rows(mem))
+    if Path("/proc/self/maps").is_file():
+        assert str(path.resolve()) in _mapped_files(disk.codes), "the codes must be a mapping of the file"
+    # the heap holds the scales only; the manifest still says how many bytes the codes are
+    assert disk.resident_bytes()["images"] == disk.scale.nbytes
+    st = disk.storage()
+    assert st["memory_mapped"] and st["code_bytes"] == mem.codes.nbytes and st["bytes"] == disk.scale.nbytes
+    assert table_fingerprint(disk) == table_fingerprint(mem)
+    s = shift_views(disk, 2, 8)  # the copies read the same mapped codes
+    assert s.codes_file == str(path) and torch.equal(_all_rows(s), _all_rows(shift_views(mem, 2, 8)))
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "no scratch file is left behind"
+
+
+def test_codes_file_takes_the_widest_dtype_of_its_scenes_exactly(tmp_path):
+    w = ImageCodesWriter(tmp_path / "c.safetensors")
+    a = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    b = torch.randint(0, 65536, (3, 3, 4, 4), dtype=torch.int32).to(torch.uint16)
+    w.append(a)
+    w.append(b)
+    got = w.close()
+    assert got.dtype == torch.uint16 and torch.equal(got, torch.cat([a.to(torch.uint16), b]))
+    w2 = ImageCodesWriter(tmp_path / "e.safetensors")
+    w2.append(a)
+    with pytest.raises(ValueError, match="shape"):
+        w2.append(torch.zeros(1, 3, 5, 5, dtype=torch.uint8))
+    w2.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"], "scratch files are removed"
+
+
+def test_a_damaged_codes_file_is_refused_naming_it(tmp_path):
+    path = tmp_path / "images-train.safetensors"
+    w = ImageCodesWriter(path)
+    w.append(torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
+    w.close()
+    with pytest.raises(UnreadableFileError, match="expected 5 rows"):
+        load_image_codes(path, rows=5)
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])
+    with pytest.raises(UnreadableFileError, match="truncated or damaged") as ei:
+        load_image_codes(path)
+    assert str(path) in str(ei.value)
+    save_latent_cache(torch.zeros(1, 4, 2, 2), path, "v", "a")  # another file of ours
+    with pytest.raises(UnreadableFileError, match="holds tensors"):
+        load_image_codes(path)
+    with pytest.raises(UnreadableFileError, match="missing"):
+        load_image_codes(tmp_path / "nope.safetensors")
+
+
+def test_a_run_trains_on_memory_mapped_codes(png_data, tmp_path):
+    """`load_view_table` with the run's codes path: the table the stages see is backed by the run's file."""
+    from latentscenes.training import run_format as rf
+    from latentscenes.training.pipeline import load_view_table
+
+    path = rf.image_codes_path(tmp_path / "run", "exploit")
+    table, _, _, _ = load_view_table(small_config(), "exploit", None, png_data, codes_path=path)
+    assert path.name == "images-exploit.safetensors" and table.codes_file == str(path)
+    assert torch.equal(table.codes, build_view_table(_loaded(png_data), "train").codes)
+    assert rf.image_codes_path(tmp_path, "train", 1, 2).name == "images-train-rank1of2.safetensors"
 
 
 # ------------------------------------------------------------------------------------------ latent cache

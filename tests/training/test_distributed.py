@@ -140,10 +140,11 @@ def test_two_processes_learn_every_scene_once_in_the_single_process_layout(runs)
     assert all(r["steps"] == {"exploit_fit": 6, "exploit_refit": refit[one]["steps"], "exploit_finetune": 2}
                for r in reports)
 
-    # The same files (the latent caches aside: one per rank), tensors, shapes and scene order as one process, and
-    # the single-process updates up to float rounding (module docstring): tight after the fit, wider once the
-    # decoder fine-tuning has amplified it.
+    # The same files (the caches aside: latents and image codes, one per rank), tensors, shapes and scene order as
+    # one process, and the single-process updates up to float rounding (module docstring): tight after the fit,
+    # wider once the decoder fine-tuning has amplified it.
     assert sorted(p.name for p in (two / "cache").iterdir()) == [
+        "images-exploit-rank0of2.safetensors", "images-exploit-rank1of2.safetensors",
         "latents-exploit-rank0of2.safetensors", "latents-exploit-rank1of2.safetensors"]
     _same_layout_and_close(one, two, {"exploit_fit": 1e-5, "model": 2e-3})
 
