@@ -269,16 +269,25 @@ def measure_costs(
         cfg.render_resolution,
     )
     # Process CPU time per scene (all threads): less sensitive than wall time to other jobs on a shared machine.
-    # Ours: CPU time of the exploit phase minus its PSNR-curve evaluations (it still includes set-up and the final
-    # checkpoint write, so it is an upper bound); RGB: the fits' own CPU clocks of the update steps.
+    # Ours: the exploit stages' own CPU clocks of their update steps (and the refit phase), summed over sessions
+    # like their wall clocks, so a resumed benchmark counts every session; when a batch predates those clocks, the
+    # exploit phase's CPU time minus its PSNR-curve evaluations (set-up and checkpoint writes included: an upper
+    # bound, and of this session only). RGB: the fits' own CPU clocks of the update steps.
     ex_ph = phases["ours/exploit"]
+    stage_cpu = [st.get("cpu_s") for st in ex["stages"].values() if isinstance(st, dict)]
+    if stage_cpu and None not in stage_cpu:
+        ours_cpu, cpu_from = sum(stage_cpu), "the exploit stages' update steps (latent encoding excluded)"
+    else:
+        ours_cpu = ex_ph["cpu_s"] - ex_ph["extra"].get("eval_cpu_s", 0.0)
+        cpu_from = "the exploit phase minus its curve evaluations (set-up and checkpoint writes included)"
     rgb_cpu = [r_.get("cpu_time_s") for r_ in rgb_res["scenes"]]
     table1["cpu_time"] = {
-        "ours_t_scene_cpu_s": (ex_ph["cpu_s"] - ex_ph["extra"].get("eval_cpu_s", 0.0)) / n_ex,
+        "ours_t_scene_cpu_s": ours_cpu / n_ex,
+        "ours_t_scene_cpu_from": cpu_from,
         # a package records the wall time of its training only
         "ours_t_ec_cpu_s": phases["ours/train"]["cpu_s"] if "ours/train" in phases else None,
         "rgb_t_scene_cpu_s": (sum(rgb_cpu) / len(rgb_cpu)) if rgb_cpu and None not in rgb_cpu else None,
-        "note": "process CPU seconds (all threads); ours' figures include set-up and checkpoint writes (upper bound)"
+        "note": f"process CPU seconds (all threads); ours' t_scene from {cpu_from}"
                 + ("; the pre-trained 3Da-AE's CPU time is not recorded, so no CPU-time t_scene_eff" if pkg else ""),
     }
     if table1["cpu_time"]["rgb_t_scene_cpu_s"] and table1["cpu_time"]["ours_t_ec_cpu_s"] is not None:

@@ -744,6 +744,8 @@ def train_3daae(
         latents, cache_s, reused = encode_views(system, table, rf.latent_cache_path(out, "train", shard),
                                                 cfg.encode_batch_size, cfg.logging.progress and main)
         logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
+        if reused:  # a resumed run: its encoding time is the session's that wrote the file (Eq. 9's t_EC)
+            cache_s = _logged_cache_s(out)
         results: dict[str, Any] = {}
         # Warm-up (Sec. 3.5.1, last paragraph): AE frozen, only planes/W/B/MLP on cached latents.
         results["warmup"] = _run_or_reuse(system, table, "warmup", effective["warmup"], out, cfg, resume=resume,
@@ -909,16 +911,21 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
 
 
 def _logged_cache_s(run_dir: Path) -> float:
-    """Seconds of the run's first latent encoding, from metrics.jsonl (the manifest has it once finished)."""
+    """Seconds of the encoding that wrote the run's latent cache, from metrics.jsonl (the manifest has it once
+    finished): the last ``latent_cache`` event that encoded (a resumed session that reused the file logs
+    ``reused``; logs older than that key count every event as an encoding)."""
     p = rf.metrics_path(run_dir)
+    seconds = 0.0
     if p.is_file():
         for line in p.read_text().splitlines():
             if '"latent_cache"' in line:
                 try:
-                    return float(json.loads(line).get("seconds", 0.0))
-                except (json.JSONDecodeError, TypeError, ValueError):
-                    return 0.0
-    return 0.0
+                    ev = json.loads(line)
+                    if not ev.get("reused", False):
+                        seconds = float(ev.get("seconds", 0.0))
+                except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+                    continue
+    return seconds
 
 
 def _check_scenes(folder: Path, manifest: dict, loaded: list[str]) -> None:
@@ -1227,6 +1234,8 @@ def exploit_3daae(
             latents, cache_s, reused = encode_views(system, table, rf.latent_cache_path(out, "exploit", shard),
                                                     cfg.encode_batch_size, cfg.logging.progress and main)
             logger.log({"event": "latent_cache", "seconds": round(cache_s, 4), "reused": reused, "views": len(table)})
+            if reused:  # a resumed batch: its encoding time is the session's that wrote the file (t_scene)
+                cache_s = _logged_cache_s(out)
         results: dict[str, Any] = {}
         results["exploit_fit"] = _run_or_reuse(system, table, "exploit_fit", fit, out, cfg, resume=resume,
                                                logger=logger, eval_fn=eval_fn, latents=latents, encode_live=False,

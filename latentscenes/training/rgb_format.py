@@ -74,6 +74,12 @@ def is_rgb_fit(folder: str | Path) -> bool:
     return (Path(folder) / RESULTS_FILE).is_file()
 
 
+def is_rgb_results(results: dict[str, Any]) -> bool:
+    """Whether a parsed ``results.json`` is an RGB fit's index (its ``variant`` and ``scenes`` keys): how folders
+    written before the ownership markers are recognised (``utils.folders``)."""
+    return results.get("variant") in VARIANTS and isinstance(results.get("scenes"), list)
+
+
 def read_results(out_dir: str | Path) -> dict[str, Any]:
     """The parsed ``OUT/results.json``.
 

@@ -300,6 +300,8 @@ class StageResult:
         stage: name. steps: optimiser updates done in total (including before a resume).
         train_s: wall time of the optimisation loop, summed over sessions, **excluding** evaluation callbacks
             and checkpoint writes. eval_s / checkpoint_s: time spent in those. latent_cache_s: encoding time.
+        cpu_s: process CPU time (all threads) of the same update steps, summed over sessions like ``train_s``
+            (less sensitive than wall time to other jobs on a shared machine; the benchmark's CPU-time columns).
         step_ms_mean / step_ms_median: per-step wall time of this session (ms).
         peak_rss_mb: peak resident memory of the process (``ru_maxrss``); cuda_peak_mb: peak CUDA allocation.
         final_losses: mean of each loss term over the last ``log_every`` steps.
@@ -314,6 +316,7 @@ class StageResult:
     stage: str
     steps: int = 0
     train_s: float = 0.0
+    cpu_s: float = 0.0
     eval_s: float = 0.0
     checkpoint_s: float = 0.0
     latent_cache_s: float = 0.0
@@ -627,7 +630,7 @@ def run_stage(
                 opts.load({k: (shard.own_rows_of_states(v) if k.startswith("lazy.") else v) for k, v in states.items()})
             start = int(state["step"])
             prev = state.get("result", {})
-            for k in ("train_s", "eval_s", "checkpoint_s", "latent_cache_s"):
+            for k in ("train_s", "cpu_s", "eval_s", "checkpoint_s", "latent_cache_s"):
                 setattr(result, k, float(prev.get(k, 0.0)))
             result.curve = list(prev.get("curve", []))
             result.resumed_from = start
@@ -702,7 +705,7 @@ def run_stage(
     pending: int | None = None
     try:
         for step in range(start, n_steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             skip = set()
             if shard is None:
                 gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
@@ -727,9 +730,11 @@ def run_stage(
             total.backward()
             if shard is not None:  # the replicated parameters' gradients: summed over the ranks
                 shard.all_reduce_grads([p for o in opts.dense.values() for g in o.param_groups for p in g["params"]])
-            ckpt_s = 0.0
+            ckpt_s = ckpt_cpu = 0.0
             if pending is not None:
+                c1 = time.process_time()
                 ckpt_s, pending = write_ckpt(pending, done=False), None
+                ckpt_cpu = time.process_time() - c1
             if cfg.freeze_mlp_fraction is not None and step >= cfg.freeze_mlp_fraction * n_steps:
                 skip.add("mlp")
             opts.step(bank_rows, skip)
@@ -739,6 +744,7 @@ def run_stage(
             dt = time.perf_counter() - t0 - ckpt_s
             step_times.append(dt)
             result.train_s += dt
+            result.cpu_s += time.process_time() - c0 - ckpt_cpu
             for k, v in vals.items():
                 window.setdefault(k, []).append(v)
             done_steps = step + 1

@@ -57,7 +57,12 @@ def _legacy_owner(folder: Path) -> str | None:
         return "demo"
     if "table1" in _read(folder / "results.json") or "n_rgb_exploit" in _read(folder / "config.json"):
         return "bench"
-    if "variant" in _read(folder / "results.json") or "variant" in _read(folder / "config.json"):
+    # The RGB fit folder's owner module says what its index looks like (imported here: it pulls in torch, which
+    # the command line's start-up does not need for folders of the other kinds).
+    from latentscenes.training import rgb_format
+
+    if (rgb_format.is_rgb_results(_read(folder / rgb_format.RESULTS_FILE))
+            or _read(folder / "config.json").get("variant") in rgb_format.VARIANTS):  # a fit stopped before its index
         return "fit-rgb"
     if any((folder / f).is_file() for f in ("checkpoint.safetensors", "ae.safetensors")):
         return "ae pretrain"

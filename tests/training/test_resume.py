@@ -77,6 +77,32 @@ def test_exploit_resume_equals_uninterrupted(tmp_path, monkeypatch):
     assert_same_params(full, params_of(load_exploited(tmp_path / "cut", "cpu")))
 
 
+def test_a_resumed_exploit_keeps_the_clocks_of_its_earlier_session(tmp_path, monkeypatch):
+    """Wall and CPU clocks of a stage sum over sessions; the latent encoding of a resumed batch is the session's that
+    wrote the cache (the benchmark's t_scene), not the 0 s of reusing the file."""
+    import json
+
+    run = tmp_path / "run"
+    train_3daae(small_config(), run, scenes=sphere_scenes(2))
+    cfg = small_config(fit=2, finetune=2)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)  # exploit fit checkpoint 2 on disk
+        with pytest.raises(Interrupt):
+            exploit_3daae(run, tmp_path / "ex", cfg, scenes=sphere_scenes(3, "new", seed=5))
+    state = json.loads((tmp_path / "ex" / "stages" / "exploit_fit" / "ckpt" / "state.json").read_text())
+    before = state["result"]
+    assert before["cpu_s"] > 0 and before["train_s"] > 0
+    logged = [json.loads(line) for line in (tmp_path / "ex" / "metrics.jsonl").read_text().splitlines()]
+    encoded = [e["seconds"] for e in logged if e.get("event") == "latent_cache"]
+    assert len(encoded) == 1 and encoded[0] > 0
+    res = exploit_3daae(run, tmp_path / "ex", cfg, scenes=sphere_scenes(3, "new", seed=5), resume=True)
+    fit = res["stages"]["exploit_fit"]
+    assert fit["resumed_from"] == 2
+    assert fit["cpu_s"] > before["cpu_s"] and fit["train_s"] > before["train_s"]
+    assert res["latent_cache_s"] == pytest.approx(encoded[0], abs=1e-4), "the cache was reused, not re-encoded"
+    assert res["stages"]["exploit_refit"]["cpu_s"] >= 0 and res["stages"]["exploit_finetune"]["cpu_s"] > 0
+
+
 def test_existing_run_needs_resume(tmp_path):
     from latentscenes.training.pipeline import RunError
 

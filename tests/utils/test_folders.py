@@ -42,6 +42,8 @@ def test_own_folder_needs_resume_or_is_refused_when_not_resumable(tmp_path):
     ({"manifest.json": {"format": "latentscenes-3daae-run", "kind": "pretrained"}}, "export"),
     ({"manifest.json": {"format": "latentscenes-3daae-exploit"}}, "exploit"),
     ({"results.json": {"variant": "micro", "scenes": []}}, "fit-rgb"),
+    ({"config.json": {"variant": "macro", "steps": 800}}, "fit-rgb"),  # stopped before its index was written
+    ({"results.json": {"variant": "shiny", "scenes": []}}, None),  # not the RGB format's variants
     ({"config.json": {"crop": 64, "lr": 1e-3}}, "ae pretrain"),
     ({"results.json": {"table1": {}}}, "bench"),
     ({"demo_config.json": {}}, "demo"),
