@@ -18,12 +18,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -284,25 +285,33 @@ class ImageCodesWriter:
 
     def append(self, codes: torch.Tensor) -> None:
         """Append ``[v, 3, H, W]`` codes (``uint8`` / ``uint16`` / ``float32``, the shape of the earlier rows)."""
-        from latentscenes.utils.io import disk_full
-
         if self._shape is not None and tuple(codes.shape[1:]) != self._shape:
             raise ValueError(f"{self.path}: rows of shape {tuple(codes.shape[1:])} after {self._shape}")
         self._shape = tuple(codes.shape[1:])
-        try:
+        with self._no_room_named():
             self._fh.write(codes.contiguous().numpy().tobytes())
+        self._segments.append((codes.dtype, int(codes.shape[0])))
+
+    @contextlib.contextmanager
+    def _no_room_named(self) -> Iterator[None]:
+        """A full disk (or file size limit) while writing the scratch file, reported as the codes file's
+        :class:`~latentscenes.utils.io.DiskFullError` (buffered writes may fail only when the file is closed)."""
+        from latentscenes.utils.io import disk_full
+
+        try:
+            yield
         except OSError as e:
             full = disk_full(e, self.path)
             if full is None:
                 raise
             raise full from None
-        self._segments.append((codes.dtype, int(codes.shape[0])))
 
     def close(self) -> torch.Tensor:
         """Write ``path`` (atomically) and return its codes ``[n, 3, H, W]``, memory-mapped."""
         from latentscenes.utils.io import atomic_write
 
-        self._fh.close()
+        with self._no_room_named():
+            self._fh.close()
         if self._shape is None:
             raise ValueError(f"{self.path}: no image codes were written")
         dtype = _widest(d for d, _ in self._segments)
@@ -329,9 +338,12 @@ class ImageCodesWriter:
         return load_image_codes(self.path, rows=n)
 
     def discard(self) -> None:
-        """Remove the scratch file (idempotent)."""
+        """Remove the scratch file (idempotent; a write error of the unflushed rest is moot then)."""
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass
         self._scratch.unlink(missing_ok=True)
 
 
