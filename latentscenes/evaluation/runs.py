@@ -17,7 +17,7 @@ from torch import nn
 from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput, set_offset_ensemble
 from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
 from latentscenes.training import run_format as rf
-from latentscenes.training.rgb_format import RESULTS_FILE, RGBFitFolder, is_rgb_fit, load_rgb_fit_folder
+from latentscenes.training.rgb_format import RESULTS_FILE, RGBFitFolder, fitted_resolution, is_rgb_fit, load_rgb_fit_folder
 
 
 def triplane_scene_model(
@@ -245,7 +245,7 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
             res = fit.results
             data = res.get("data") if isinstance(res.get("data"), dict) else {}
             root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
-            return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, res.get("config", {}).get("resolution"), res)
+            return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, fitted_resolution(res), res)
         raise NotARunError(f"{run_dir}: not a latentscenes run folder (no {rf.MANIFEST_FILE} or {RESULTS_FILE}): "
                            f"expected {_RUN_KINDS}")
     man = rf.read_manifest(run_dir)

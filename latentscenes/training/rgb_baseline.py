@@ -444,6 +444,9 @@ def fit_rgb_scenes(
         "scenes": per_scene,
         "summary": summary,
         "shared": shared,
+        # The size the scenes were fitted at, also when they were given in memory already resized (the demo and
+        # the benchmark pass 64 px scenes with config.resolution None): evaluation reloads ground truth at it.
+        "image_size": list(views[0].resolution),
     }
     if out_dir is not None:
         write_results(out_dir, results)

@@ -6,7 +6,7 @@ the benchmark) and the benchmark's byte count. Layout::
 
     OUT/results.json          variant ("micro" | "macro"), config (the RGBFitConfig; its "bg" is the background),
                               render_used, triplane_used, scenes [{scene_id, time_s, psnr, ...}], summary,
-                              shared, and "command" when written by the command line
+                              shared, image_size ([H, W] fitted at), and "command" when written by the command line
     OUT/config.json           the resolved config (``fit-rgb`` only; ``latentscenes.config.save_config``)
     OUT/scenes/               safetensors only:
         micro:  <id>.safetensors (SceneBank shard of the scene) + <id>.decoder.safetensors (its own MLP)
@@ -78,6 +78,15 @@ def is_rgb_results(results: dict[str, Any]) -> bool:
     """Whether a parsed ``results.json`` is an RGB fit's index (its ``variant`` and ``scenes`` keys): how folders
     written before the ownership markers are recognised (``utils.folders``)."""
     return results.get("variant") in VARIANTS and isinstance(results.get("scenes"), list)
+
+
+def fitted_resolution(results: dict[str, Any]) -> int | None:
+    """The square image size (px) a fit's scenes were fitted at: ``config.resolution``, else the recorded
+    ``image_size`` (fits of scenes given in memory, e.g. the benchmark's 64 px scenes), else None (as stored)."""
+    res = (results.get("config") or {}).get("resolution")
+    if res is None and isinstance(results.get("image_size"), list) and results["image_size"]:
+        res = int(results["image_size"][0])
+    return res
 
 
 def read_results(out_dir: str | Path) -> dict[str, Any]:

@@ -25,6 +25,14 @@ def test_fit_micro_records_time_bytes_quality_curve(scenes, tmp_path):
     res = fit_rgb_scenes(scenes, cfg, tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["summary"]["n_scenes"] == 2 and len(saved["scenes"]) == 2
+    # scenes given in memory (config.resolution None): the folder still says the size they were fitted at, so
+    # `eval` reloads the ground truth at it (the benchmark's RGB folder was evaluated at the data's 128 px before)
+    from latentscenes.training.rgb_format import fitted_resolution
+
+    assert saved["image_size"] == [32, 32] and fitted_resolution(saved) == 32
+    assert fitted_resolution({"config": {"resolution": None}, "image_size": [32, 32]}) == 32
+    assert fitted_resolution({"config": {"resolution": 64}, "image_size": [32, 32]}) == 64
+    assert fitted_resolution({"config": {}}) is None
     T, Fd = cfg.triplane.resolution, cfg.triplane.features
     for r in res["scenes"]:
         assert r["time_s"] > 0 and r["n_test_views"] == 2
