@@ -704,8 +704,8 @@ def train_3daae(
         scenes = _own_scenes(scenes, rank, world_size)
         check_bounds(scenes, cfg.render.near, cfg.render.far, "train")
         table = build_view_table(scenes, "train", cfg.data.max_views, cfg.data.resolution)
+        _check_image_size(table, ae)
     scenes = None  # the table holds what training needs
-    _check_image_size(table, ae)
     H, W = table.resolution
     table = shift_views(table, cfg.data.shift_grid, int(ae.downsample_factor))
     # This rank's part of the run (None with one process): every scene id and view count of the run.
