@@ -170,7 +170,7 @@ class Run:
             ValueError: bad shapes, non-finite values, ``K`` in pixels rather than normalised, a size < 1 or
                 not a multiple of the autoencoder's downsampling; a ``pretrained`` run (it holds no scenes).
         """
-        from latentscenes.evaluation.metrics import to_unit_range
+        from latentscenes.metrics import to_unit_range
         from latentscenes.evaluation.render import render_path
 
         self.check_scenes([scene_id])

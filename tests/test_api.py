@@ -18,7 +18,7 @@ from helpers_3daae import tiny_run_set  # noqa: E402
 
 import latentscenes as ls  # noqa: E402
 from latentscenes.evaluation.cameras import orbit_cameras  # noqa: E402
-from latentscenes.evaluation.metrics import psnr_per_image  # noqa: E402
+from latentscenes.metrics import psnr_per_image  # noqa: E402
 from latentscenes.rendering.offsets import merge_offset_images, offset_intrinsics  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Reconstruction quality of an autoencoder on a multi-scene dataset's held-out views.
 
-Protocol (``latentscenes.evaluation.metrics``, docs/evaluation.md): ``decode(encode(x))`` compared with the
+Protocol (``latentscenes.metrics``, docs/evaluation.md): ``decode(encode(x))`` compared with the
 ground truth in [0, 1] (output clamped), full frame including the white background, ``data_range = 1``;
 PSNR and SSIM per view, averaged per scene, then over scenes. The encoding uses the autoencoder's own
 ``use_mean`` setting (posterior mean by default). This is the upper bound of every decoded 3Da-AE image

@@ -32,7 +32,7 @@ import torch
 from latentscenes.autoencoder.data import CropSampler, to_model_space
 from latentscenes.autoencoder.model import AEConfig, LatentAutoencoder, load_autoencoder, tanh_scale_for_std
 from latentscenes.config import from_dict, register_presets, save_config, to_dict
-from latentscenes.evaluation.metrics import opponent_chroma
+from latentscenes.metrics import opponent_chroma
 from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
 from latentscenes.utils.machine import bf16_is_fast
 
@@ -211,16 +211,16 @@ def load_checkpoint(path: Path, ae: LatentAutoencoder, opt: torch.optim.Optimize
 def evaluate_reconstruction(ae: LatentAutoencoder, images_u8: torch.Tensor, batch: int = 16,
                             amp: bool = False) -> dict[str, Any]:
     """Reconstruction PSNR / SSIM of ``decode(encode(x))`` under the project's protocol
-    (``latentscenes.evaluation.metrics``: [0, 1], full frame, per image then averaged).
+    (``latentscenes.metrics``: [0, 1], full frame, per image then averaged).
 
     Args:
         images_u8: ``[N, 3, H, W]`` uint8 ground truth.
     Returns:
         ``{"psnr": float, "ssim": float, "chroma_err": float, "psnr_per_image": [N], "ssim_per_image": [N],
         "chroma_err_per_image": [N], "n": N}``; ``chroma_err`` is the mean absolute opponent-chroma error on
-        object pixels in [0, 1] units (``latentscenes.evaluation.metrics.chroma_error_per_image``).
+        object pixels in [0, 1] units (``latentscenes.metrics.chroma_error_per_image``).
     """
-    from latentscenes.evaluation.metrics import chroma_error_per_image, rgb_metrics, to_unit_range
+    from latentscenes.metrics import chroma_error_per_image, rgb_metrics, to_unit_range
 
     was = ae.training
     ae.eval()

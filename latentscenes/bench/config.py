@@ -3,7 +3,7 @@
 The benchmark does not define model sizes of its own: it takes the pipeline's preset
 (:class:`latentscenes.training.config.PipelineConfig`) -- or, with ``pretrained``, the pre-trained 3Da-AE
 package's saved config -- and the RGB baseline's preset
-(:class:`latentscenes.training.rgb_baseline.RGBFitConfig`) by name, applies dotted overrides, and fixes only
+(:class:`latentscenes.baselines.rgb.fit.RGBFitConfig`) by name, applies dotted overrides, and fixes only
 what a fair comparison needs: which scenes and views, how many updates each scene gets (per scene, so that
 t_scene does not depend on N_exploit), what is evaluated and how often, and which ablations run.
 

@@ -19,7 +19,7 @@ from latentscenes.bench.pretrained import BenchPackage
 from latentscenes.bench.tables import build_table1
 from latentscenes.data.types import SceneViews
 from latentscenes.evaluation.model import render_decoded
-from latentscenes.training import rgb_format
+from latentscenes.baselines.rgb import fit_format as rgb_format
 from latentscenes.training import run_format as rf
 
 
@@ -135,7 +135,7 @@ def rgb_bytes(fit_dir: Path, results: dict) -> dict[str, Any]:
 # ============================================================================================ the run
 def ae_ceiling(ae, scenes: Sequence[SceneViews], split: str = "test") -> dict[str, float]:
     """Per-scene mean PSNR (dB) of the autoencoder's own reconstruction D(E_mean(x)) of the ``split`` views."""
-    from latentscenes.evaluation.metrics import rgb_metrics
+    from latentscenes.metrics import rgb_metrics
 
     ae.eval()
     out = {}

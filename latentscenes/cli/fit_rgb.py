@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
         GPU), ``test`` (seconds). ``--set variant=macro`` fits Tri-Planes-Macro (RGB) (shared global planes only).
         """
         from latentscenes.config import resolve_config, save_config
-        from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
-        from latentscenes.training.rgb_format import write_results
+        from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
+        from latentscenes.baselines.rgb.fit_format import write_results
         from latentscenes.utils.device import pick_device
         from latentscenes.utils.folders import check_out_folder, mark_folder
         from latentscenes.utils.progress import console

@@ -12,7 +12,7 @@ For every evaluated view (the scene's ``test`` split by default) of every scene:
     renders and decodes each view g^2 times (:func:`~latentscenes.evaluation.model.render_decoded`); its times
     include all of them, its ``latent_psnr`` is the render at the view's own camera.
 
-RGB metrics follow :mod:`latentscenes.evaluation.metrics` (images in [0, 1], white background included,
+RGB metrics follow :mod:`latentscenes.metrics` (images in [0, 1], white background included,
 ``data_range = 1``, per image). Per-scene values are means over its views; group and overall values are means
 over scenes (each scene weighs the same). Everything is deterministic: the model renders without sampling
 noise and the encoder's posterior mean is used.
@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 import torch
 
 from latentscenes.data.types import SceneViews
-from latentscenes.evaluation.metrics import psnr_per_image, rgb_metrics, ssim_per_image
+from latentscenes.metrics import psnr_per_image, rgb_metrics, ssim_per_image
 from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_decoded, render_resolution
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.progress import progress_bar

@@ -17,7 +17,7 @@ from torch import nn
 from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput, set_offset_ensemble
 from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
 from latentscenes.training import run_format as rf
-from latentscenes.training.rgb_format import RESULTS_FILE, RGBFitFolder, fitted_resolution, is_rgb_fit, load_rgb_fit_folder
+from latentscenes.baselines.rgb.fit_format import RESULTS_FILE, RGBFitFolder, fitted_resolution, is_rgb_fit, load_rgb_fit_folder
 
 
 def triplane_scene_model(
@@ -152,7 +152,7 @@ def load_rgb_run(run_dir: str | Path, device: torch.device | str = "cpu",
                  name: str = "Tri-Planes (RGB)") -> CompositeSceneModel | CallableSceneModel:
     """Load a Tri-Planes (RGB) baseline folder written by ``fit_rgb_scenes`` / ``latentscenes fit-rgb``.
 
-    The folder is read by :func:`latentscenes.training.rgb_format.load_rgb_fit_folder` (its layout is documented
+    The folder is read by :func:`latentscenes.baselines.rgb.fit_format.load_rgb_fit_folder` (its layout is documented
     there; only safetensors and JSON are read) and wrapped by :func:`rgb_fit_model`.
 
     Returns:

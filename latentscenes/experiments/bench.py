@@ -200,7 +200,7 @@ def rgb_config(cfg: BenchConfig, pcfg, variant: str, n_scenes: int, device: torc
     For the Macro variant, whose steps are counted in total over all scenes, the steps and rays are scaled so
     that every scene gets the same rays as in the per-scene (Micro) fit.
     """
-    from latentscenes.training.rgb_baseline import RGBFitConfig
+    from latentscenes.baselines.rgb.fit import RGBFitConfig
 
     r = apply_overrides(get_preset(RGBFitConfig, cfg.rgb_preset), cfg.rgb_overrides)
     F = pcfg.triplane.f_mic + pcfg.triplane.f_mac

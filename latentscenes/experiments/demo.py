@@ -133,7 +133,7 @@ def resolve_settings(preset: str = "tiny-cpu", overrides: list[str] | None = Non
         ConfigError: unknown preset or override key.
     """
     from latentscenes.training.config import PipelineConfig
-    from latentscenes.training.rgb_baseline import RGBFitConfig
+    from latentscenes.baselines.rgb.fit import RGBFitConfig
 
     ov = split_overrides(overrides)
     demo = resolve_config(DemoConfig, preset, None, ov["demo"])

@@ -21,10 +21,10 @@ import torch
 from latentscenes.evaluation.evaluate import evaluate_model
 from latentscenes.evaluation.runs import latent_system_model, load_rgb_run
 from latentscenes.experiments.methods import Method
-from latentscenes.training import rgb_format
+from latentscenes.baselines.rgb import fit_format as rgb_format
 from latentscenes.training import run_format as rf
 from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_exploited, train_3daae
-from latentscenes.training.rgb_baseline import fit_rgb_scenes
+from latentscenes.baselines.rgb.fit import fit_rgb_scenes
 from latentscenes.utils.progress import console
 
 

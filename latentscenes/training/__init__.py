@@ -8,9 +8,10 @@ Public entry points (see docs/training.md):
   * :mod:`latentscenes.training.run_format`: the run / exploit batch / pre-trained folder format (file names,
     manifests), which imports nothing heavy.
 
-Submodules are imported lazily by the names above so that ``import latentscenes.training`` stays cheap and
-the RGB baseline (``training/rgb_baseline.py`` and its folder format ``training/rgb_format.py``, another area)
-does not depend on this one.
+  * :mod:`latentscenes.training.loop`: the optimisation loop and optimiser wrapper every fit runs, the latent
+    stages and the RGB baselines (``latentscenes/baselines/rgb``) alike.
+
+Submodules are imported lazily by the names above so that ``import latentscenes.training`` stays cheap.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _EXPORTS = {
     "ExploitConfig": "latentscenes.training.config",
     "DataSelection": "latentscenes.training.config",
     "LatentSystem": "latentscenes.training.stages",
-    "StageResult": "latentscenes.training.stages",
+    "StageResult": "latentscenes.training.loop",
     "run_stage": "latentscenes.training.stages",
     "NonFiniteLossError": "latentscenes.training.losses",
     "NonFiniteStateError": "latentscenes.training.losses",

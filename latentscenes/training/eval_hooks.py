@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from latentscenes.data.types import SceneViews
-from latentscenes.evaluation.metrics import psnr_per_image, to_unit_range
+from latentscenes.metrics import psnr_per_image, to_unit_range
 from latentscenes.training.data import build_view_table
 from latentscenes.training.stages import EvalFn, LatentSystem
 

@@ -81,7 +81,6 @@ from latentscenes.training.refit import refit_scenes
 from latentscenes.training.stages import (
     EvalFn,
     LatentSystem,
-    StageResult,
     load_scene_shards,
     load_shared_into,
     resolve_steps,

@@ -37,11 +37,12 @@ from typing import Any, Callable
 
 import torch
 
-from latentscenes.evaluation.metrics import psnr_per_image
+from latentscenes.metrics import psnr_per_image
 from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, step_generator
-from latentscenes.training.stages import LatentSystem, peak_memory_mb, run_stage
+from latentscenes.training.loop import peak_memory_mb
+from latentscenes.training.stages import LatentSystem, run_stage
 
 #: Seed tag of the refits' initialisations and batch orders (with the scene id).
 REFIT_STAGE = "exploit_refit"

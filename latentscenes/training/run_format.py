@@ -25,7 +25,7 @@ Layout (names: the constants below; paths: the functions of the "paths" section)
     FOLDER/model/shared.safetensors     shared weights (``training/stages.py`` ``save_shared``)
     FOLDER/model/scenes/scenes-*.safetensors   per-scene planes + coefficients (``SceneBank`` shards)
 
-Reading raises errors that name the file (as :mod:`latentscenes.training.rgb_format`): FileNotFoundError for a
+Reading raises errors that name the file (as :mod:`latentscenes.baselines.rgb.fit_format`): FileNotFoundError for a
 missing manifest, :class:`~latentscenes.utils.io.UnreadableFileError` (a ``ValueError``) for a damaged one. Only
 JSON is read here; the weights are read by ``training/pipeline.py`` (``load_trained`` / ``load_exploited``).
 

@@ -21,20 +21,18 @@ uninterrupted run performs from step k (see tests/training/test_resume.py).
 from __future__ import annotations
 
 import math
-import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.offsets import merge_offset_images
 from latentscenes.rendering.renderer import RenderConfig, render_views
-from latentscenes.scenes.bank import LazySceneAdam, SceneBank
+from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.checkpoint import (
     existing_checkpoint_dir,
     load_states,
@@ -47,16 +45,15 @@ from latentscenes.training.checkpoint import (
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, batch_indices, step_generator
 from latentscenes.training import run_format as rf
+from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, optimise
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.training.losses import (
-    NonFiniteLossError,
     NonFiniteStateError,
     latent_scale_anchor,
     recon_loss,
     triplane_tv,
 )
 from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
-from latentscenes.utils.crash import crash_point
 
 SHARD_SCENES = 256  # scenes per safetensors shard (bounded file sizes; a scene never spans two shards)
 
@@ -215,126 +212,26 @@ def load_scene_shards(bank: SceneBank, folder: Path) -> list[str]:
 
 
 # ============================================================================================ optimisers
-class StageOptimizers:
-    """The Adam optimisers of one stage, one per parameter group (as the authors' ``ae/trainers.py``; docs/training.md).
-
-    Per-scene groups (T_mic, W) use the bank's :class:`LazySceneAdam` when ``cfg.optimizer == "sparse"`` (only
-    the scenes of the batch move) or one dense ``torch.optim.Adam`` (the authors' behaviour). Shared groups (B,
-    MLP, encoder, decoder) use ``torch.optim.Adam``. A group whose learning rate is 0 gets no optimiser and
-    its parameters get ``requires_grad=False`` (gradients still flow *through* a frozen decoder to the planes).
-    """
+class StageOptimizers(GroupOptimizers):
+    """The optimisers of one latent stage: :class:`~latentscenes.training.loop.GroupOptimizers` over the groups
+    T_mic (``local``), W (``coefs``), B (``global``), the MLP, the encoder and the decoder at ``cfg``'s learning
+    rates (0 = frozen; gradients still flow *through* a frozen decoder to the planes)."""
 
     def __init__(self, system: LatentSystem, cfg: StageConfig) -> None:
         self.cfg = cfg
         bank = system.bank
-        sparse = cfg.optimizer == "sparse"
-        bank.sparse_grad = sparse
-        self.base_lr: dict[str, float] = {}
-        self.dense: dict[str, torch.optim.Adam] = {}
-        self.lazy: dict[str, LazySceneAdam] = {}
-
-        def group(name: str, params: list[nn.Parameter], lr: float, per_scene: bool = False) -> None:
-            for p in params:
-                p.requires_grad_(lr > 0)
-            if lr <= 0 or not params:
-                return
-            self.base_lr[name] = lr
-            if per_scene and sparse:
-                self.lazy[name] = LazySceneAdam(params, lr=lr)
-            else:
-                self.dense[name] = torch.optim.Adam(params, lr=lr)
-
-        group("local", [bank.local] if bank.local is not None else [], cfg.lr_local, per_scene=True)
-        group("coefs", [bank.coefs] if bank.coefs is not None else [], cfg.lr_coefs, per_scene=True)
-        group("global", list(bank.shared_parameters()), cfg.lr_global)
-        group("mlp", list(system.mlp.parameters()), cfg.lr_mlp)
-        group("encoder", list(system.ae.encoder_parameters()), cfg.lr_encoder)
-        group("decoder", list(system.ae.decoder_parameters()), cfg.lr_decoder)
-
-    def set_lr_factor(self, factor: float) -> None:
-        for name, opt in self.dense.items():
-            for g in opt.param_groups:
-                g["lr"] = self.base_lr[name] * factor
-        for name, opt in self.lazy.items():
-            opt.lr = self.base_lr[name] * factor
-
-    def zero_grad(self) -> None:
-        for opt in self.dense.values():
-            opt.zero_grad(set_to_none=True)
-        for opt in self.lazy.values():
-            opt.zero_grad()
-
-    def step(self, bank_rows: torch.Tensor, skip: set[str] = frozenset()) -> None:
-        for name, opt in self.dense.items():
-            if name not in skip:
-                opt.step()
-        for name, opt in self.lazy.items():
-            if name not in skip:
-                opt.step(bank_rows)
-
-    def state(self) -> dict[str, Any]:
-        st: dict[str, Any] = {f"dense.{k}": o.state_dict() for k, o in self.dense.items()}
-        st.update({f"lazy.{k}": o.state_dict() for k, o in self.lazy.items()})
-        return st
-
-    def load(self, states: dict[str, Any]) -> None:
-        """Restore :meth:`state`. Raises ValueError if the groups differ (the stage config changed)."""
-        want = set(self.state())
-        if set(states) != want:
-            raise ValueError(f"optimiser groups differ from the checkpoint: have {sorted(want)}, saved {sorted(states)}")
-        for k, o in self.dense.items():
-            o.load_state_dict(states[f"dense.{k}"])
-        for k, o in self.lazy.items():
-            o.load_state_dict(states[f"lazy.{k}"])
-            for st in o.state.values():  # saved on the CPU; live next to the parameters
-                for kk in st:
-                    st[kk] = st[kk].to(o.params[0].device)
+        bank.sparse_grad = cfg.optimizer == "sparse"
+        super().__init__([
+            ParamGroup("local", [bank.local] if bank.local is not None else [], cfg.lr_local, per_scene=True),
+            ParamGroup("coefs", [bank.coefs] if bank.coefs is not None else [], cfg.lr_coefs, per_scene=True),
+            ParamGroup("global", list(bank.shared_parameters()), cfg.lr_global),
+            ParamGroup("mlp", list(system.mlp.parameters()), cfg.lr_mlp),
+            ParamGroup("encoder", list(system.ae.encoder_parameters()), cfg.lr_encoder),
+            ParamGroup("decoder", list(system.ae.decoder_parameters()), cfg.lr_decoder),
+        ], sparse=cfg.optimizer == "sparse")
 
 
 # ============================================================================================ one stage
-@dataclass
-class StageResult:
-    """What a stage returns (also stored in the run manifest; the benchmark reads it).
-
-    Attributes:
-        stage: name. steps: optimiser updates done in total (including before a resume).
-        train_s: wall time of the optimisation loop, summed over sessions, **excluding** evaluation callbacks
-            and checkpoint writes. eval_s / checkpoint_s: time spent in those. latent_cache_s: encoding time.
-        cpu_s: process CPU time (all threads) of the same update steps, summed over sessions like ``train_s``
-            (less sensitive than wall time to other jobs on a shared machine; the benchmark's CPU-time columns).
-        step_ms_mean / step_ms_median: per-step wall time of this session (ms).
-        peak_rss_mb: peak resident memory of the process (``ru_maxrss``); cuda_peak_mb: peak CUDA allocation.
-        final_losses: mean of each loss term over the last ``log_every`` steps.
-        curve: ``[{"train_s": t, "step": k, **metrics}]`` from the evaluation callback (PSNR-vs-time).
-        resumed_from: step the session started at (0 = fresh).
-        view_copies: copies of every source view in the stage's view table (``data.shift_grid ** 2``,
-            ``training.data.shift_views``; 1 = each view at one offset). Recorded with the result because a run
-            continued with another ``data.shift_grid`` (scripts/ship_3daae.sh) runs its stages with different
-            views, and the benchmark's plain-AE ablation repeats the warm-up as it ran.
-    """
-
-    stage: str
-    steps: int = 0
-    train_s: float = 0.0
-    cpu_s: float = 0.0
-    eval_s: float = 0.0
-    checkpoint_s: float = 0.0
-    latent_cache_s: float = 0.0
-    step_ms_mean: float = 0.0
-    step_ms_median: float = 0.0
-    peak_rss_mb: float = 0.0
-    cuda_peak_mb: float = 0.0
-    final_losses: dict[str, float] = field(default_factory=dict)
-    curve: list[dict[str, float]] = field(default_factory=list)
-    resumed_from: int = 0
-    view_copies: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        import dataclasses
-
-        return dataclasses.asdict(self)
-
-
 EvalFn = Callable[[LatentSystem, str, int], dict[str, float]]
 
 
@@ -344,13 +241,6 @@ def resolve_steps(cfg: StageConfig, n_views: int) -> int:
     if cfg.epochs is not None:
         return max(1, math.ceil(cfg.epochs * n_views / cfg.batch_size))
     return int(cfg.steps)
-
-
-def peak_memory_mb(device: torch.device) -> tuple[float, float]:
-    """(peak RSS of this process in MB from ``ru_maxrss``, peak CUDA allocation in MB or 0)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
-    return rss, cuda
 
 
 def stage_losses(
@@ -679,132 +569,38 @@ def run_stage(
         result.checkpoint_s += dt
         return dt
 
-    def run_eval(step: int) -> None:
-        if eval_fn is None:
-            return
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            metrics = eval_fn(system, stage, step)
-        result.eval_s += time.perf_counter() - t0
-        rec = {"train_s": round(result.train_s, 4), "step": step, **{k: float(v) for k, v in metrics.items()}}
-        result.curve.append(rec)
-        if logger is not None:
-            logger.log({"event": "eval", "stage": stage, **rec})
+    def forward(step: int) -> StepOutput:
+        if shard is None:
+            gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
+            total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
+            vals = {k: float(v.detach()) for k, v in terms.items()}
+            vals["total"] = float(total.detach())
+            return StepOutput(total, vals, bank_rows)
+        gen, rows, bank_rows, share = _shard_batch(table, shard, bank_rows_of_scene, cfg, seed, stage, step, dev)
+        total, vals = _shard_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live, share, shard)
+        # none of this rank's scenes in the batch: its stand-in row must not move
+        return StepOutput(total, vals, bank_rows, set(opts.lazy) if share == 0 else set())
 
-    step_times: list[float] = []
-    window: dict[str, list[float]] = {}
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    if eval_fn is not None and cfg.eval_every > 0 and start == 0:
-        run_eval(0)
-    n_scenes = len(table.scene_ids) if shard is None else len(shard.scene_ids)
-    bar = _Bar(f"{stage} ({n_scenes} scenes)", n_steps, start, progress)
-    # A checkpoint that is due is written one step late, once the parameters it holds gave a finite loss on the
-    # next batch: a diverging update (finite but huge parameters) shows up only there, and a checkpoint written
-    # right after it would make the advised "lower the learning rates and --resume" fail again.
-    pending: int | None = None
-    try:
-        for step in range(start, n_steps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            skip = set()
-            if shard is None:
-                gen, rows, bank_rows = _step_batch(table, bank_rows_of_scene, cfg, seed, stage, step, dev)
-            else:
-                gen, rows, bank_rows, share = _shard_batch(table, shard, bank_rows_of_scene, cfg, seed, stage, step,
-                                                           dev)
-                if share == 0:  # none of this rank's scenes in the batch: its stand-in row must not move
-                    skip.update(opts.lazy)
-            factor = cfg.lr_gamma_per_epoch ** (step / steps_per_epoch) if cfg.lr_gamma_per_epoch != 1.0 else 1.0
-            opts.set_lr_factor(factor)
-            opts.zero_grad()
-            if shard is None:
-                total, terms = stage_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live)
-                vals = {k: float(v.detach()) for k, v in terms.items()}
-                vals["total"] = float(total.detach())
-            else:
-                total, vals = _shard_losses(system, table, latents, rows, bank_rows, cfg, gen, encode_live, share,
-                                            shard)
-            if not all(math.isfinite(v) for v in vals.values()):
-                opts.zero_grad()
-                raise NonFiniteLossError(stage, step, vals, last_good())
-            total.backward()
-            if shard is not None:  # the replicated parameters' gradients: summed over the ranks
-                shard.all_reduce_grads([p for o in opts.dense.values() for g in o.param_groups for p in g["params"]])
-            ckpt_s = ckpt_cpu = 0.0
-            if pending is not None:
-                c1 = time.process_time()
-                ckpt_s, pending = write_ckpt(pending, done=False), None
-                ckpt_cpu = time.process_time() - c1
-            if cfg.freeze_mlp_fraction is not None and step >= cfg.freeze_mlp_fraction * n_steps:
-                skip.add("mlp")
-            opts.step(bank_rows, skip)
-            crash_point("stage.step", f"{stage}:{step + 1}")
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            dt = time.perf_counter() - t0 - ckpt_s
-            step_times.append(dt)
-            result.train_s += dt
-            result.cpu_s += time.process_time() - c0 - ckpt_cpu
-            for k, v in vals.items():
-                window.setdefault(k, []).append(v)
-            done_steps = step + 1
-            if logger is not None and (done_steps % max(1, cfg.log_every) == 0 or done_steps == n_steps):
-                rec = {k: sum(v) / len(v) for k, v in window.items()}
-                result.final_losses = rec
-                # eta_s: this stage's remaining steps at this session's mean step time (for runs without a bar).
-                eta = (n_steps - done_steps) * sum(step_times) / len(step_times)
-                logger.log({"event": "train", "stage": stage, "step": done_steps, "train_s": round(result.train_s, 4),
-                            "lr_factor": factor, "step_ms": round(1000 * dt, 3), "eta_s": round(eta, 1), **rec})
-                window = {}
-            bar.update(done_steps, vals["total"])
-            if eval_fn is not None and cfg.eval_every > 0 and done_steps % cfg.eval_every == 0 and done_steps < n_steps:
-                run_eval(done_steps)
-            if cfg.checkpoint_every > 0 and done_steps % cfg.checkpoint_every == 0 and done_steps < n_steps:
-                pending = done_steps
-    finally:
-        bar.close()
-    if step_times:
-        # The final state has no next step to vouch for it: one forward pass on the batch that step would use
-        # (its time counts as checkpointing: it guards the final checkpoint).
-        t0 = time.perf_counter()
-        vals = _probe_losses(system, table, latents, bank_rows_of_scene, cfg, seed, stage, n_steps, encode_live,
+    def after_backward() -> None:  # the replicated parameters' gradients: summed over the ranks
+        shard.all_reduce_grads([p for o in opts.dense.values() for g in o.param_groups for p in g["params"]])
+
+    def lr_factor(step: int) -> float:
+        return cfg.lr_gamma_per_epoch ** (step / steps_per_epoch) if cfg.lr_gamma_per_epoch != 1.0 else 1.0
+
+    def probe() -> dict[str, float]:
+        return _probe_losses(system, table, latents, bank_rows_of_scene, cfg, seed, stage, n_steps, encode_live,
                              shard)
-        result.checkpoint_s += time.perf_counter() - t0
-        if not all(math.isfinite(v) for v in vals.values()):
-            raise NonFiniteLossError(stage, n_steps, vals, last_good())
-    if window:
-        result.final_losses = {k: sum(v) / len(v) for k, v in window.items()}
-    if eval_fn is not None:
-        run_eval(n_steps)
-    result.steps = n_steps
-    if step_times:
-        st = sorted(step_times)
-        result.step_ms_mean = 1000 * sum(st) / len(st)
-        result.step_ms_median = 1000 * st[len(st) // 2]
-    result.peak_rss_mb, result.cuda_peak_mb = peak_memory_mb(dev)
-    write_ckpt(n_steps, done=True)
-    if logger is not None:
-        logger.log({"event": "stage_done", **{k: v for k, v in result.to_dict().items() if k != "curve"}})
-    return result
 
-
-class _Bar:
-    """A rich progress bar with ETA (or nothing when ``enabled`` is False)."""
-
-    def __init__(self, name: str, total: int, start: int, enabled: bool) -> None:
-        self._cm = None
-        if enabled:
-            from latentscenes.utils.progress import progress_bar
-
-            self._cm = progress_bar(name, total)
-            self.progress, self.task = self._cm.__enter__()
-            self.progress.update(self.task, completed=start)
-
-    def update(self, completed: int, loss: float) -> None:
-        if self._cm is not None:
-            self.progress.update(self.task, completed=completed, info=f"loss {loss:.4g}")
-
-    def close(self) -> None:
-        if self._cm is not None:
-            self._cm.__exit__(None, None, None)
-            self._cm = None
+    n_scenes = len(table.scene_ids) if shard is None else len(shard.scene_ids)
+    return optimise(
+        stage=stage, n_steps=n_steps, start=start, result=result, opts=opts, forward=forward, device=dev,
+        lr_factor=lr_factor,
+        frozen_from=[("mlp", math.ceil(cfg.freeze_mlp_fraction * n_steps))] if cfg.freeze_mlp_fraction is not None else (),
+        after_backward=None if shard is None else after_backward,
+        run_eval=None if eval_fn is None else (lambda step: eval_fn(system, stage, step)),
+        eval_every=cfg.eval_every if eval_fn is not None else 0,
+        eval_at_start=eval_fn is not None and cfg.eval_every > 0,
+        write_checkpoint=write_ckpt, checkpoint_every=cfg.checkpoint_every, last_good=last_good, probe=probe,
+        logger=logger, log_every=cfg.log_every,
+        progress=f"{stage} ({n_scenes} scenes)" if progress else None,
+    )

@@ -59,7 +59,7 @@ def _legacy_owner(folder: Path) -> str | None:
         return "bench"
     # The RGB fit folder's owner module says what its index looks like (imported here: it pulls in torch, which
     # the command line's start-up does not need for folders of the other kinds).
-    from latentscenes.training import rgb_format
+    from latentscenes.baselines.rgb import fit_format as rgb_format
 
     if (rgb_format.is_rgb_results(_read(folder / rgb_format.RESULTS_FILE))
             or _read(folder / "config.json").get("variant") in rgb_format.VARIANTS):  # a fit stopped before its index

@@ -63,7 +63,7 @@ def test_shipped_reconstructs_dataset_views_above_floor():
 
 
 def test_shipped_reproduces_colour_not_only_luminance():
-    from latentscenes.evaluation.metrics import chroma_error_per_image
+    from latentscenes.metrics import chroma_error_per_image
 
     ae = load_autoencoder(AEConfig(source="shipped"))
     imgs = _fixture_images()

@@ -522,7 +522,7 @@ CASES: list[Case] = [
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> dict:
     """The valid inputs the cases start from (see the module docstring)."""
-    import latentscenes.training.stages as stages
+    import latentscenes.training.loop as loop  # the stage loop owns the "stage.step" crash point
     from latentscenes.training.pipeline import export_pretrained, train_3daae
 
     with single_thread():
@@ -536,7 +536,7 @@ def base(tmp_path_factory) -> dict:
         train_3daae(cfg, tmp / "run", data_root=data)
         export_pretrained(tmp / "run", tmp / "pkg")
         with pytest.MonkeyPatch.context() as m:
-            m.setattr(stages, "crash_point", _interrupt_at("stage.step", "joint:1"))
+            m.setattr(loop, "crash_point", _interrupt_at("stage.step", "joint:1"))
             with pytest.raises(_Interrupted):
                 train_3daae(cfg, tmp / "unfinished", data_root=data)
         return {"data": data, "run": tmp / "run", "pkg": tmp / "pkg", "unfinished": tmp / "unfinished"}

@@ -19,7 +19,7 @@ from helpers_3daae import single_thread, write_sphere_dataset  # noqa: E402
 def rgb_run(tmp_path_factory) -> dict:
     from latentscenes.config import get_preset
     from latentscenes.data import MultiSceneDataset
-    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+    from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
 
     with single_thread():
         tmp = tmp_path_factory.mktemp("cmds")

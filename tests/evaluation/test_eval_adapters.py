@@ -63,7 +63,7 @@ def test_latent_adapter_with_real_autoencoder():
 def test_rgb_run_folder_matches_the_baselines_own_metrics(tmp_path):
     from latentscenes.evaluation.evaluate import evaluate_model
     from latentscenes.evaluation.runs import load_rgb_run
-    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+    from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
 
     scenes = {s: make_scene(s, n_views=6, n_test=2, size=32, seed=i) for i, s in enumerate(["p", "q"])}
     cfg = get_preset(RGBFitConfig, "test")
@@ -87,7 +87,7 @@ def test_eval_of_a_run_without_scenes_is_an_error_not_zero_scenes(tmp_path):
     import json
 
     from latentscenes.evaluation.runs import load_run
-    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+    from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
 
     fit_rgb_scenes([make_scene("p", n_views=6, n_test=2, size=32)], get_preset(RGBFitConfig, "test"),
                    out_dir=tmp_path / "rgb")

@@ -121,7 +121,7 @@ def test_subset_result_equals_evaluating_the_subset(scenes):
 
 
 def test_chroma_error_sees_colour_that_psnr_barely_sees():
-    from latentscenes.evaluation.metrics import chroma_error_per_image, opponent_chroma, psnr_per_image
+    from latentscenes.metrics import chroma_error_per_image, opponent_chroma, psnr_per_image
 
     grey = torch.rand(2, 1, 16, 16).expand(2, 3, 16, 16)
     assert opponent_chroma(grey).abs().max().item() < 1e-6
@@ -138,7 +138,7 @@ def test_chroma_error_sees_colour_that_psnr_barely_sees():
 
 
 def test_chroma_metrics_reject_bad_shapes():
-    from latentscenes.evaluation.metrics import chroma_error_per_image, opponent_chroma
+    from latentscenes.metrics import chroma_error_per_image, opponent_chroma
 
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         opponent_chroma(torch.zeros(1, 4, 8, 8))

@@ -9,10 +9,7 @@ import torch
 @pytest.fixture(autouse=True)
 def one_thread(request):
     """The 3Da-AE tests use tiny tensors: one thread is faster than two and immune to a busy machine's
-    oversubscription. (The RGB baseline's tests in this folder keep the process setting.)"""
-    if "rgb_baseline" in request.node.nodeid:
-        yield
-        return
+    oversubscription."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

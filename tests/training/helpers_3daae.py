@@ -103,7 +103,7 @@ def tiny_run_set(tmp) -> dict:
     from latentscenes.config import get_preset
     from latentscenes.data import MultiSceneDataset
     from latentscenes.training.pipeline import exploit_3daae, export_pretrained, train_3daae
-    from latentscenes.training.rgb_baseline import RGBFitConfig, fit_rgb_scenes
+    from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
 
     with single_thread():
         data = write_sphere_dataset(tmp / "data")

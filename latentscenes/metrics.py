@@ -1,4 +1,5 @@
-"""Image metrics, from torchmetrics, under one protocol used everywhere in the project.
+"""Image metrics, from torchmetrics, under one protocol used everywhere in the project (a low floor: training,
+the autoencoder's pre-training, the baselines and evaluation all import it; it imports only torch).
 
 Protocol (docs/evaluation.md): images are compared in [0, 1] (model outputs in [-1, 1] are mapped with
 (x + 1) / 2 and clamped to [0, 1] first), on the full frame including the white background, with

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from latentscenes.config import apply_overrides, get_preset
 from latentscenes.scenes.synthetic import make_sphere_scene
-from latentscenes.training.rgb_baseline import RGBFitConfig, effective_triplane, fit_rgb_scenes
+from latentscenes.baselines.rgb.fit import RGBFitConfig, effective_triplane, fit_rgb_scenes
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_fit_micro_records_time_bytes_quality_curve(scenes, tmp_path):
     assert saved["summary"]["n_scenes"] == 2 and len(saved["scenes"]) == 2
     # scenes given in memory (config.resolution None): the folder still says the size they were fitted at, so
     # `eval` reloads the ground truth at it (the benchmark's RGB folder was evaluated at the data's 128 px before)
-    from latentscenes.training.rgb_format import fitted_resolution
+    from latentscenes.baselines.rgb.fit_format import fitted_resolution
 
     assert saved["image_size"] == [32, 32] and fitted_resolution(saved) == 32
     assert fitted_resolution({"config": {"resolution": None}, "image_size": [32, 32]}) == 32
@@ -104,7 +104,7 @@ def test_cli_missing_data_is_a_clean_error(tmp_path):
 
 @pytest.mark.parametrize("variant", ["micro", "macro"])
 def test_reload_fit_renders_the_same_metrics(scenes, tmp_path, variant):
-    from latentscenes.evaluation.metrics import rgb_metrics
+    from latentscenes.metrics import rgb_metrics
     from latentscenes.evaluation.runs import load_rgb_run
 
     cfg = apply_overrides(get_preset(RGBFitConfig, "test"), [f"variant={variant}", "steps=1", "eval_every=0", "max_eval_views=1"])
@@ -120,7 +120,9 @@ def test_reload_fit_renders_the_same_metrics(scenes, tmp_path, variant):
 
 
 def test_rgb_tv_smooths_the_planes_and_lr_decay_scales_every_group(scenes, tmp_path):
-    from latentscenes.scenes.bank import SceneBank, SceneOptimizer, TriplaneConfig
+    from latentscenes.baselines.rgb.fit import _optimizers
+    from latentscenes.rendering.decoder import TriplaneDecoder
+    from latentscenes.scenes.bank import SceneBank, TriplaneConfig
     from latentscenes.training.losses import triplane_tv
 
     def plane_tv(folder, sid):
@@ -134,12 +136,15 @@ def test_rgb_tv_smooths_the_planes_and_lr_decay_scales_every_group(scenes, tmp_p
     assert plane_tv(tmp_path / "b", "sa") < 0.8 * plane_tv(tmp_path / "a", "sa")
 
     bank = SceneBank(TriplaneConfig(resolution=8, f_mic=2, f_mac=2, n_global=2), ["x"])
+    mlp = TriplaneDecoder(4, 3, 8)
     for mode in ("dense", "sparse"):
-        opt = SceneOptimizer(bank, [torch.nn.Parameter(torch.zeros(2))], mode=mode, lr_local=1e-2, lr_shared=2e-2)
+        cfg = apply_overrides(base, [f"optimizer={mode}", "lr_planes=1e-2", "lr_coefs=3e-2", "lr_global=4e-2",
+                                     "lr_mlp=2e-2"])
+        opt = _optimizers(bank, mlp, cfg)
         opt.set_lr_factor(0.5)
-        lrs = sorted(g["lr"] for g in opt.adam.param_groups) + [o.lr for o in (opt.lazy, opt.lazy_coefs) if o]
-        # global planes, shared MLP, local planes, coefficients
-        assert sorted(lrs) == pytest.approx(sorted(x * 0.5 for x in [1e-2, 2e-2, 1e-2, 1e-2]))
+        lrs = {k: o.param_groups[0]["lr"] for k, o in opt.dense.items()} | {k: o.lr for k, o in opt.lazy.items()}
+        assert lrs == pytest.approx({"local": 5e-3, "coefs": 1.5e-2, "global": 2e-2, "mlp": 1e-2})
+        assert set(opt.lazy) == ({"local", "coefs"} if mode == "sparse" else set())
 
 
 def test_scene_ids_that_are_not_plain_names_are_refused_before_any_fit(tmp_path):

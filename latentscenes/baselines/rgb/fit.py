@@ -13,30 +13,37 @@ Two variants:
     per-scene time is the total time divided by the number of scenes.
 
 Recorded per scene: wall time of the optimisation (evaluation excluded), parameter bytes, held-out PSNR/SSIM
-(full frame, ``evaluation.metrics`` protocol) and a PSNR-vs-time curve [(seconds, psnr)] on a few held-out views.
+(full frame, ``latentscenes.metrics`` protocol) and a PSNR-vs-time curve [(seconds, psnr)] on a few held-out views.
+
+Both variants run on the loop and optimiser wrapper of the latent stages (``training/loop.py``: ``optimise``,
+``GroupOptimizers``), so their clocks, curves and finite-loss guard mean what the latent stages' mean; what is
+theirs is the batch (random rays of the scene's training pixels) and the loss (MSE + optional TV). The folder
+they write is owned by :mod:`latentscenes.baselines.rgb.fit_format`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from latentscenes.config import get_preset, register_presets, to_dict
+from latentscenes.config import ConfigError, get_preset, register_presets, to_dict
 from latentscenes.data.bounds import check_bounds, derive_bounds, describe
 from latentscenes.data.loaders import resize_area
 from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
-from latentscenes.evaluation.metrics import rgb_metrics
+from latentscenes.metrics import rgb_metrics
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.rays import generate_rays
 from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays, render_views_no_grad
-from latentscenes.scenes.bank import SceneBank, SceneOptimizer, TriplaneConfig
-from latentscenes.training.rgb_format import save_macro, save_micro_scene, write_results
+from latentscenes.baselines.rgb.fit_format import save_macro, save_micro_scene, write_results
+from latentscenes.scenes.bank import SceneBank, TriplaneConfig
+from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, optimise
+from latentscenes.training.losses import triplane_tv
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 
 
@@ -110,10 +117,6 @@ class RGBFitConfig:
                 ``lambda_tv`` that is negative or not finite, ``lr_final_factor`` outside (0, 1]; the message
                 gives the key and the value.
         """
-        import math
-
-        from latentscenes.config import ConfigError
-
         for k in ("steps", "rays_per_batch", "scenes_per_batch"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k}={getattr(self, k)!r}: must be >= 1")
@@ -209,16 +212,33 @@ def _mean(xs: Sequence[float]) -> float:
 
 # ----------------------------------------------------------------------------------------------- fitting
 def _tv(planes: torch.Tensor, cfg: RGBFitConfig) -> torch.Tensor | float:
-    if cfg.lambda_tv <= 0:
-        return 0.0
-    from latentscenes.training.losses import triplane_tv
-
-    return cfg.lambda_tv * triplane_tv(planes, cfg.tv_mode)
+    return cfg.lambda_tv * triplane_tv(planes, cfg.tv_mode) if cfg.lambda_tv > 0 else 0.0
 
 
-def _schedule(opt: SceneOptimizer, cfg: RGBFitConfig, step: int) -> None:
-    if cfg.lr_final_factor != 1.0:
-        opt.set_lr_factor(cfg.lr_final_factor ** (step / max(1, cfg.steps - 1)))
+def _optimizers(bank: SceneBank, decoder: TriplaneDecoder, cfg: RGBFitConfig) -> GroupOptimizers:
+    """The fit's Adam groups, named as the latent stages name theirs (``mlp`` is the tri-plane MLP)."""
+    sparse = cfg.optimizer == "sparse"
+    bank.sparse_grad = sparse
+    return GroupOptimizers([
+        ParamGroup("local", [bank.local] if bank.local is not None else [], cfg.lr_planes, per_scene=True),
+        ParamGroup("coefs", [bank.coefs] if bank.coefs is not None else [], cfg.lr_coefs, per_scene=True),
+        ParamGroup("global", list(bank.shared_parameters()), cfg.lr_global),
+        ParamGroup("mlp", list(decoder.parameters()), cfg.lr_mlp),
+    ], sparse=sparse)
+
+
+def _run(stage: str, cfg: RGBFitConfig, opts: GroupOptimizers, forward: Callable[[int], StepOutput],
+         curve_psnr: Callable[[], float], device: torch.device) -> StageResult:
+    """``cfg.steps`` updates on the loop every fit runs (``training.loop.optimise``); the PSNR-vs-time curve is
+    taken at the start, every ``eval_every`` updates and at the end, its time excluded from ``train_s``."""
+
+    def lr_factor(step: int) -> float:
+        return cfg.lr_final_factor ** (step / max(1, cfg.steps - 1)) if cfg.lr_final_factor != 1.0 else 1.0
+
+    return optimise(stage=stage, n_steps=cfg.steps, start=0, result=StageResult(stage=stage), opts=opts,
+                    forward=forward, device=device, lr_factor=lr_factor,
+                    run_eval=lambda step: {"psnr": curve_psnr()}, eval_every=cfg.eval_every, eval_at_start=True,
+                    log_every=1)  # final_losses = the last update's
 
 
 def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir):
@@ -227,28 +247,22 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     data = _prepare(scene, device)
     bank = SceneBank(tcfg, [scene.scene_id], generator=gen).to(device)
     decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
-    opt = SceneOptimizer(bank, decoder.parameters(), mode=cfg.optimizer, lr_local=cfg.lr_planes,
-                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_mlp)
+    opts = _optimizers(bank, decoder, cfg)
     rows = bank.rows([scene.scene_id])
     curve_views = data.test.subset(list(range(min(cfg.curve_views, data.test.num_views))))
     P = data.origins.shape[0]
-    clock = cpu = 0.0
-    curve = [(0.0, _mean(_evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)[0]))]
-    for step in range(cfg.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
+
+    def forward(step: int) -> StepOutput:
         sel = torch.randint(P, (cfg.rays_per_batch,), generator=gen).to(device)
         planes = bank.planes(rows)
         out = render_rays(planes, decoder, data.origins[sel][None], data.dirs[sel][None], rcfg, bg)
         loss = F.mse_loss(out["colour"][0], data.target[sel]) + _tv(planes, cfg)
-        _schedule(opt, cfg, step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step(rows)
-        clock += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == cfg.steps:
-            psnr_c, _ = _evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)
-            curve.append((clock, _mean(psnr_c)))
+        return StepOutput(loss, {"total": float(loss.detach())}, rows)
+
+    def curve_psnr() -> float:
+        return _mean(_evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)[0])
+
+    res = _run("rgb_micro", cfg, opts, forward, curve_psnr, device)
     test = data.test
     if cfg.max_eval_views:
         test = test.subset(list(range(min(cfg.max_eval_views, test.num_views))))
@@ -258,8 +272,8 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
         save_micro_scene(out_dir, scene.scene_id, bank, decoder)
     result = {
         "scene_id": scene.scene_id,
-        "time_s": clock,
-        "cpu_time_s": cpu,
+        "time_s": res.train_s,
+        "cpu_time_s": res.cpu_s,
         "steps": cfg.steps,
         "param_bytes": bank.per_scene_bytes() + dec_bytes,
         "plane_bytes": bank.per_scene_bytes(),
@@ -269,8 +283,8 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
         "psnr_per_view": psnr,
         "ssim_per_view": ssim,
         "n_test_views": test.num_views,
-        "final_loss": float(loss.detach()),
-        "curve": [[t, p] for t, p in curve],
+        "final_loss": res.final_losses["total"],
+        "curve": [[c["train_s"], c["psnr"]] for c in res.curve],
     }
     return result, (bank, decoder, rows)
 
@@ -282,22 +296,12 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
     data = [_prepare(s, device) for s in scenes]
     bank = SceneBank(tcfg, ids, generator=gen).to(device)
     decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
-    opt = SceneOptimizer(bank, decoder.parameters(), mode=cfg.optimizer, lr_local=cfg.lr_planes,
-                         lr_coefs=cfg.lr_coefs, lr_global=cfg.lr_global, lr_shared=cfg.lr_mlp)
+    opts = _optimizers(bank, decoder, cfg)
     S = max(1, min(cfg.scenes_per_batch, len(ids)))
     R = max(1, cfg.rays_per_batch // S)
     curve_sets = [d.test.subset(list(range(min(cfg.curve_views, d.test.num_views)))) for d in data]
 
-    def curve_point() -> float:
-        vals = []
-        for i, v in enumerate(curve_sets):
-            vals += _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, v, rcfg, bg, device)[0]
-        return _mean(vals)
-
-    clock = cpu = 0.0
-    curve = [(0.0, curve_point())]
-    for step in range(cfg.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
+    def forward(step: int) -> StepOutput:
         pick = torch.randperm(len(ids), generator=gen)[:S].tolist()
         o, d, tg = [], [], []
         for i in pick:
@@ -307,14 +311,17 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
         planes = bank.planes(rows)
         out = render_rays(planes, decoder, torch.stack(o), torch.stack(d), rcfg, bg)
         loss = F.mse_loss(out["colour"], torch.stack(tg)) + _tv(planes, cfg)
-        _schedule(opt, cfg, step)
-        opt.zero_grad()
-        loss.backward()
-        opt.step(rows)
-        clock += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == cfg.steps:
-            curve.append((clock, curve_point()))
+        return StepOutput(loss, {"total": float(loss.detach())}, rows)
+
+    def curve_psnr() -> float:
+        vals = []
+        for i, v in enumerate(curve_sets):
+            vals += _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, v, rcfg, bg, device)[0]
+        return _mean(vals)
+
+    res = _run("rgb_macro", cfg, opts, forward, curve_psnr, device)
+    clock, cpu = res.train_s, res.cpu_s
+    curve = [[c["train_s"], c["psnr"]] for c in res.curve]
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
     results = []
     for i, d in enumerate(data):
@@ -324,12 +331,13 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
             "scene_id": ids[i], "time_s": clock / len(ids), "cpu_time_s": cpu / len(ids), "steps": cfg.steps,
             "param_bytes": bank.per_scene_bytes(), "plane_bytes": bank.per_scene_bytes(), "decoder_bytes": 0,
             "psnr": _mean(psnr), "ssim": _mean(ssim), "psnr_per_view": psnr, "ssim_per_view": ssim,
-            "n_test_views": test.num_views, "final_loss": float(loss.detach()), "curve": [[t / len(ids), p] for t, p in curve],
+            "n_test_views": test.num_views, "final_loss": res.final_losses["total"],
+            "curve": [[t / len(ids), p] for t, p in curve],
         })
     if out_dir is not None and cfg.save_planes:
         save_macro(out_dir, bank, decoder)
     shared = {"global_planes_bytes": bank.shared_bytes(), "decoder_bytes": dec_bytes, "total_time_s": clock,
-              "joint_curve": [[t, p] for t, p in curve]}
+              "joint_curve": curve}
     return results, shared, (bank, decoder)
 
 

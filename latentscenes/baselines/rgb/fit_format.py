@@ -1,6 +1,6 @@
 """The Tri-Planes (RGB) fit folder: the one module that writes and reads it (issue 13, point 1).
 
-Written by :func:`latentscenes.training.rgb_baseline.fit_rgb_scenes` (``latentscenes fit-rgb``, the demo, the
+Written by :func:`latentscenes.baselines.rgb.fit.fit_rgb_scenes` (``latentscenes fit-rgb``, the demo, the
 benchmark); read back by :func:`latentscenes.evaluation.runs.load_rgb_run` (``eval``, ``render``, ``view``, the Python API, the demo and
 the benchmark) and the benchmark's byte count. Layout::
 

@@ -1,4 +1,4 @@
-"""The Tri-Planes (RGB) fit folder's owner module (``training/rgb_format.py``): write -> read round trip, and a
+"""The Tri-Planes (RGB) fit folder's owner module (``baselines/rgb/fit_format.py``): write -> read round trip, and a
 damaged or incomplete folder refused with the file named."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from latentscenes.config import get_preset, to_dict
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.renderer import RenderConfig
 from latentscenes.scenes.bank import SceneBank, TriplaneConfig
-from latentscenes.training import rgb_format as fmt
+from latentscenes.baselines.rgb import fit_format as fmt
 from latentscenes.utils.io import UnreadableFileError
 
 
