@@ -15,7 +15,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from latentscenes.evaluation.metrics import psnr_per_image, to_unit_range
+from latentscenes.metrics import psnr_per_image, to_unit_range
 from latentscenes.evaluation.model import render_decoded, render_resolution, set_offset_ensemble
 from latentscenes.evaluation.runs import load_ground_truth, load_run
 
