@@ -22,7 +22,7 @@ __all__ = ["__version__", *_API_NAMES]
 
 def __getattr__(name: str):
     if name in _API_NAMES:
-        from latentscenes import api
+        from latentscenes import api  # imported on use: keeps `import latentscenes` fast
 
         return getattr(api, name)
     raise AttributeError(f"module 'latentscenes' has no attribute {name!r}")

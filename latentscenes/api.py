@@ -34,7 +34,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from latentscenes.evaluation.runs import NotARunError
+from latentscenes.data.types import DatasetError
+from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views, look_at_opencv
+from latentscenes.evaluation.model import render_resolution
+from latentscenes.evaluation.runs import NotARunError, load_ground_truth, load_run
 from latentscenes.training import run_format as rf
 
 __all__ = ["load", "Run", "look_at", "intrinsics", "NotARunError", "SceneNotFoundError"]
@@ -116,6 +119,7 @@ class Run:
     # ------------------------------------------------------------------------------------------ checks
     def _need_scenes(self) -> None:
         if self.kind == "pretrained":
+            # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
             from latentscenes.training.pipeline import SHIPPED_RUN
 
             spec = "shipped" if self.path == SHIPPED_RUN else self.path
@@ -170,6 +174,7 @@ class Run:
             ValueError: bad shapes, non-finite values, ``K`` in pixels rather than normalised, a size < 1 or
                 not a multiple of the autoencoder's downsampling; a ``pretrained`` run (it holds no scenes).
         """
+        # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
         from latentscenes.metrics import to_unit_range
         from latentscenes.evaluation.render import render_path
 
@@ -208,8 +213,6 @@ class Run:
     def _render_latent(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int],
                        single: bool) -> dict[str, np.ndarray]:
         """:meth:`render` without the decoder: latent, depth and opacity at the latent size."""
-        from latentscenes.evaluation.model import render_resolution
-
         lhw = render_resolution(self.model, hw)
         parts: dict[str, list[torch.Tensor]] = {"latent": [], "depth": [], "opacity": []}
         with torch.no_grad():
@@ -224,8 +227,6 @@ class Run:
 
     # ------------------------------------------------------------------------------------------ dataset
     def _dataset(self, data: str | Path | None) -> tuple[Any, str]:
-        from latentscenes.evaluation.runs import load_ground_truth
-
         root = str(data) if data is not None else self.data_root
         if root not in self._datasets:
             self._datasets[root] = load_ground_truth(root, [], self.resolution)[1]
@@ -243,8 +244,6 @@ class Run:
             SceneNotFoundError: unknown scene id. DatasetError / FileNotFoundError: no dataset, or a dataset that
                 does not hold the scene.
         """
-        from latentscenes.data.types import DatasetError
-
         self.check_scenes([scene_id])
         ds, root = self._dataset(data)
         if scene_id not in set(ds.scene_ids):
@@ -272,8 +271,8 @@ class Run:
             dataset or a dataset without these scenes. ValueError: a scene without views in ``split``; a
             ``pretrained`` run.
         """
+        # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
         from latentscenes.evaluation.evaluate import evaluate_model
-        from latentscenes.evaluation.runs import load_ground_truth
 
         self._need_scenes()
         groups = self.groups
@@ -313,7 +312,7 @@ class Run:
         Raises:
             SceneNotFoundError, DatasetError / FileNotFoundError (no dataset), ValueError (bad format or size).
         """
-        from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
+        # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
         from latentscenes.evaluation.render import TurntableConfig, render_turntable, turntable_formats
 
         formats = turntable_formats(format)
@@ -348,7 +347,7 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ense
         RunError / ValueError: an unfinished or damaged run, a bad ``scenes`` or ``offset_ensemble``; an RGB
             folder listing no scene.
     """
-    from latentscenes.evaluation.runs import load_run
+    # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
     from latentscenes.training import pipeline as pl
 
     path = pl.resolve_run(run)  # "shipped" -> the package's folder
@@ -373,8 +372,6 @@ def look_at(eye: Any, target: Any = (0.0, 0.0, 0.0), up: Any = (0.0, 0.0, 1.0)) 
     Raises:
         ValueError: a camera on its target, or looking straight along ``up``.
     """
-    from latentscenes.evaluation.cameras import look_at_opencv
-
     e = _as_tensor(eye, "eye")
     c2w = look_at_opencv(e.reshape(-1, 3), _as_tensor(target, "target"), _as_tensor(up, "up")).numpy()
     return c2w[0] if e.dim() == 1 else c2w

@@ -12,6 +12,11 @@ from typing import Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from latentscenes.data import MultiSceneDataset
+from latentscenes.data.types import DatasetError
+from latentscenes.utils.progress import progress_bar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -50,8 +55,6 @@ def load_dataset_views(
     Raises:
         DatasetError / FileNotFoundError: from the dataset loader (the message names the folder).
     """
-    from latentscenes.data import MultiSceneDataset
-
     ds = MultiSceneDataset(root, resolution=resolution)
     ids = list(ds.scene_ids) if scene_split == "all" else list(ds.split_scene_ids(scene_split))
     rng = np.random.default_rng(seed)
@@ -61,8 +64,6 @@ def load_dataset_views(
     owners: list[str] = []
     it: Iterable[str] = ids
     if progress:
-        from latentscenes.utils.progress import progress_bar
-
         with progress_bar(f"loading {scene_split} scenes", len(ids)) as (bar, task):
             for sid in ids:
                 _add_scene(ds, sid, view_split, views_per_scene, rng, chunks, owners)
@@ -71,8 +72,6 @@ def load_dataset_views(
         for sid in it:
             _add_scene(ds, sid, view_split, views_per_scene, rng, chunks, owners)
     if not chunks:
-        from latentscenes.data.types import DatasetError
-
         raise DatasetError(f"{root}: no {view_split or 'any'} views in the {scene_split!r} scenes")
     return torch.cat(chunks), owners
 
@@ -97,8 +96,6 @@ def load_image_folder(folder: str | Path, resolution: int = 128, max_images: int
     Raises:
         FileNotFoundError: if the folder does not exist or holds no image.
     """
-    from PIL import Image
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")

@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
+from latentscenes.autoencoder.data import load_dataset_views
 from latentscenes.autoencoder.model import LatentAutoencoder
+from latentscenes.autoencoder.pretrain import evaluate_reconstruction
 
 
 @torch.no_grad()
@@ -45,9 +47,6 @@ def evaluate_on_dataset(
     Raises:
         DatasetError / FileNotFoundError: from the loader.
     """
-    from latentscenes.autoencoder.data import load_dataset_views
-    from latentscenes.autoencoder.pretrain import evaluate_reconstruction
-
     images, owners = load_dataset_views(root, scenes, views, max_scenes, 0, resolution, seed=seed, progress=False)
     res = evaluate_reconstruction(ae, images, batch=batch)
     per: dict[str, dict[str, Any]] = {}

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
 from latentscenes.config import register_presets
@@ -155,7 +157,7 @@ register_presets(
 
 
 def _build_vae(config: dict[str, Any]):
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # imported on use: diffusers takes seconds to import
 
     config = {k: v for k, v in config.items() if not k.startswith("_")}
     return AutoencoderKL.from_config(config)
@@ -368,8 +370,6 @@ def read_header(path: str | Path) -> dict[str, Any] | None:
     Raises:
         AutoencoderError: if the file is not a readable safetensors file.
     """
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -381,8 +381,6 @@ def read_header(path: str | Path) -> dict[str, Any] | None:
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path))
     except Exception as e:

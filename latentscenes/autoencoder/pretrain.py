@@ -23,18 +23,23 @@ import math
 import signal
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from latentscenes.autoencoder.data import CropSampler, to_model_space
 from latentscenes.autoencoder.model import AEConfig, LatentAutoencoder, load_autoencoder, tanh_scale_for_std
-from latentscenes.config import from_dict, register_presets, save_config, to_dict
-from latentscenes.metrics import opponent_chroma
+from latentscenes.config import from_dict, get_preset, register_presets, save_config, to_dict
+from latentscenes.metrics import chroma_error_per_image, opponent_chroma, rgb_metrics, to_unit_range
+from latentscenes.utils.device import seed_everything
 from latentscenes.utils.io import atomic_save_safetensors, atomic_write_text
 from latentscenes.utils.machine import bf16_is_fast
+from latentscenes.utils.progress import progress_bar
 
 
 @dataclass
@@ -191,9 +196,6 @@ def load_checkpoint(path: Path, ae: LatentAutoencoder, opt: torch.optim.Optimize
     Raises:
         PretrainError: if the checkpoint's architecture differs from ``ae``'s.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads((f.metadata() or {})["latentscenes.pretrain"])
     if meta["vae_config"] != ae.vae_config:
@@ -220,8 +222,6 @@ def evaluate_reconstruction(ae: LatentAutoencoder, images_u8: torch.Tensor, batc
         "chroma_err_per_image": [N], "n": N}``; ``chroma_err`` is the mean absolute opponent-chroma error on
         object pixels in [0, 1] units (``latentscenes.metrics.chroma_error_per_image``).
     """
-    from latentscenes.metrics import chroma_error_per_image, rgb_metrics, to_unit_range
-
     was = ae.training
     ae.eval()
     dev = ae.device
@@ -285,8 +285,6 @@ def pretrain(
         FileNotFoundError: ``resume`` without a checkpoint.
         PretrainError: a NaN/inf loss (the last checkpoint is kept) or an incompatible checkpoint.
     """
-    from latentscenes.utils.device import seed_everything
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"
@@ -339,8 +337,6 @@ def pretrain(
     def elapsed() -> float:
         return elapsed0 + time.time() - t_start
 
-    from contextlib import nullcontext
-
     # SIGTERM / Ctrl-C: finish the current step, write the checkpoint and ae.safetensors, return.
     stop = {"signal": None}
 
@@ -353,8 +349,6 @@ def pretrain(
             old_handlers[sig] = signal.signal(sig, _on_signal)
 
     if show_progress:
-        from latentscenes.utils.progress import progress_bar
-
         bar_cm = progress_bar("ae pretrain", total if total > 0 else None)
     else:
         bar_cm = nullcontext((None, None))
@@ -477,8 +471,6 @@ def pretrain_autoencoder(
     Returns:
         the trained :class:`LatentAutoencoder` (eval mode), also saved as ``out_dir/ae.safetensors``.
     """
-    from latentscenes.config import get_preset
-
     cfg = get_preset(PretrainConfig, preset)
     cfg.ae = ae_cfg
     cfg.steps, cfg.minutes = int(steps), float(minutes)

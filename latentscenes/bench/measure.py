@@ -13,14 +13,19 @@ from typing import Any, Sequence
 
 import torch
 
+from latentscenes.autoencoder.model import load_autoencoder
 from latentscenes.bench import accounting as acc
 from latentscenes.bench.config import BenchConfig
 from latentscenes.bench.pretrained import BenchPackage
 from latentscenes.bench.tables import build_table1
 from latentscenes.data.types import SceneViews
 from latentscenes.evaluation.model import render_decoded
+from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
+from latentscenes.evaluation.stats import paired_bootstrap
+from latentscenes.metrics import rgb_metrics
 from latentscenes.baselines.rgb import fit_format as rgb_format
 from latentscenes.training import run_format as rf
+from latentscenes.training.pipeline import load_exploited, load_trained
 
 
 def _sync(device: torch.device) -> None:
@@ -135,8 +140,6 @@ def rgb_bytes(fit_dir: Path, results: dict) -> dict[str, Any]:
 # ============================================================================================ the run
 def ae_ceiling(ae, scenes: Sequence[SceneViews], split: str = "test") -> dict[str, float]:
     """Per-scene mean PSNR (dB) of the autoencoder's own reconstruction D(E_mean(x)) of the ``split`` views."""
-    from latentscenes.metrics import rgb_metrics
-
     ae.eval()
     out = {}
     with torch.no_grad():
@@ -158,11 +161,6 @@ def fidelity_diagnosis(cfg: BenchConfig, pcfg, ours_run: Path, ours_exploit: Pat
     * ``probe``: the latent consistency probe of the base autoencoder (the plain-AE ablation's) and of Ours'
       trained 3Da-AE (``evaluation.probe``), on the first ``cfg.probe_scenes`` exploit scenes.
     """
-    from latentscenes.autoencoder.model import load_autoencoder
-    from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
-    from latentscenes.evaluation.stats import paired_bootstrap
-    from latentscenes.training.pipeline import load_exploited, load_trained
-
     base_ae = load_autoencoder(pcfg.ae, device)
     ours_ae = load_trained(ours_run, device).ae
     stages = {
@@ -280,9 +278,11 @@ def measure_costs(
     else:
         ours_cpu = ex_ph["cpu_s"] - ex_ph["extra"].get("eval_cpu_s", 0.0)
         cpu_from = "the exploit phase minus its curve evaluations (set-up and checkpoint writes included)"
+        if ours_cpu <= 0:  # a resumed benchmark that reused batches written before the stages kept CPU clocks
+            ours_cpu, cpu_from = None, "nothing: the exploit batches were reused and record no CPU time"
     rgb_cpu = [r_.get("cpu_time_s") for r_ in rgb_res["scenes"]]
     table1["cpu_time"] = {
-        "ours_t_scene_cpu_s": ours_cpu / n_ex,
+        "ours_t_scene_cpu_s": None if ours_cpu is None else ours_cpu / n_ex,
         "ours_t_scene_cpu_from": cpu_from,
         # a package records the wall time of its training only
         "ours_t_ec_cpu_s": phases["ours/train"]["cpu_s"] if "ours/train" in phases else None,
@@ -290,7 +290,8 @@ def measure_costs(
         "note": f"process CPU seconds (all threads); ours' t_scene from {cpu_from}"
                 + ("; the pre-trained 3Da-AE's CPU time is not recorded, so no CPU-time t_scene_eff" if pkg else ""),
     }
-    if table1["cpu_time"]["rgb_t_scene_cpu_s"] and table1["cpu_time"]["ours_t_ec_cpu_s"] is not None:
+    if (table1["cpu_time"]["rgb_t_scene_cpu_s"] and table1["cpu_time"]["ours_t_ec_cpu_s"] is not None
+            and ours_cpu is not None):
         c = table1["cpu_time"]
         c["ours_t_scene_eff_ref_cpu_s"] = acc.effective_time_per_scene(c["ours_t_ec_cpu_s"], c["ours_t_scene_cpu_s"], cfg.n_ref)
         c["t_scene_eff_ref_change"] = acc.relative_change(c["ours_t_scene_eff_ref_cpu_s"], c["rgb_t_scene_cpu_s"])

@@ -22,6 +22,8 @@ from typing import Any
 
 from latentscenes.config import ConfigError, from_dict
 from latentscenes.training import run_format as rf
+from latentscenes.training.config import StageConfig
+from latentscenes.training.pipeline import RunError, load_run_config, resolve_run
 from latentscenes.utils.io import file_sha256
 
 
@@ -69,8 +71,6 @@ def load_package(spec: str | Path) -> BenchPackage:
             kind of folder); no ``train_scene_ids``; images that are not square; weights missing, or their sha256
             differs from the one the manifest recorded (its entry cost would not be these weights').
     """
-    from latentscenes.training.pipeline import RunError, load_run_config, resolve_run
-
     try:
         path = resolve_run(str(spec))
     except RunError as e:  # the benchmark reports a bad ``pretrained`` as the configuration error it is
@@ -182,8 +182,6 @@ def warmup_recipe(pkg: BenchPackage) -> dict[str, Any]:
     Raises:
         ConfigError: a recorded ``view_copies`` that is not a square.
     """
-    from latentscenes.training.config import StageConfig
-
     m = pkg.manifest
     src: dict[str, str] = {}
     notes: list[str] = []

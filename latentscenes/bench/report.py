@@ -307,10 +307,10 @@ def _save_fig(fig, path: Path) -> None:
 
 def write_plots(r: dict, out_dir: Path) -> list[Path]:
     """Write the three PNG figures; returns their paths."""
-    import matplotlib
+    import matplotlib  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
     out_dir = Path(out_dir)
     paths = []

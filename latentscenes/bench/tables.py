@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from latentscenes.bench import accounting as acc
+from latentscenes.evaluation.stats import paired_bootstrap
 from latentscenes.experiments.methods import get_method
 
 #: Table 2's rows in the paper's order.
@@ -206,8 +207,6 @@ def table2_differences(evaluations: dict[str, dict], rgb_ids: dict[str, list[str
     Latent methods are compared on all the scenes both learned; the RGB rows on the scenes they fitted (the
     same scenes for ours). A pair with fewer than 2 common scenes is left out (no interval exists).
     """
-    from latentscenes.evaluation.stats import paired_bootstrap
-
     ours = evaluations.get("ours")
     if not ours:
         return []

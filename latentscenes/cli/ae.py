@@ -16,6 +16,10 @@ from typing import Iterator, Optional
 import typer
 
 from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, check_out_file, fail, user_errors
+from latentscenes.config import apply_overrides, resolve_config
+from latentscenes.utils.folders import check_out_folder, mark_folder
+from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.progress import console
 
 ae_app = typer.Typer(help="Base autoencoder: pre-train it, evaluate it (docs/autoencoder.md).", no_args_is_help=True)
 
@@ -25,6 +29,7 @@ DEFAULT_DATA = "data/flightgear"
 @contextmanager
 def ae_errors() -> Iterator[None]:
     """The project's input errors plus autoencoder/pre-training errors -> one line and exit code 2."""
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.autoencoder.model import AutoencoderError
     from latentscenes.autoencoder.pretrain import PretrainError
 
@@ -44,10 +49,9 @@ def _recipe(out: Path, command: str, resume: bool, preset: Optional[str], config
         OutFolderError: ``out`` belongs to another command or exists without ``--resume``.
         FileNotFoundError: ``--resume`` of a folder without ``config.json``.
     """
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.autoencoder.model import AEConfig
     from latentscenes.autoencoder.pretrain import PretrainConfig, load_pretrain_config
-    from latentscenes.config import apply_overrides, resolve_config
-    from latentscenes.utils.folders import check_out_folder
 
     check_out_folder(out, command, resume=resume, resumable=True)
     if resume:
@@ -85,12 +89,11 @@ def pretrain_cmd(
     resolution: int = typer.Option(128, "--resolution", help="Image resolution for --images folders."),
 ) -> None:
     """Pre-train the base autoencoder (diffusers AutoencoderKL) on images; see docs/autoencoder.md."""
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.autoencoder.data import load_dataset_views, load_image_folder
     from latentscenes.autoencoder.pretrain import pretrain
     from latentscenes.utils.device import pick_device, set_cpu_threads
-    from latentscenes.utils.folders import mark_folder
     from latentscenes.utils.machine import machine_brief
-    from latentscenes.utils.progress import console
 
     with ae_errors():
         set_cpu_threads()
@@ -147,11 +150,10 @@ def finetune_cmd(
 
     Then train your 3Da-AE from it: ``latentscenes train --data DATA --ae OUT/ae.safetensors`` (docs/autoencoder.md).
     """
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.autoencoder.finetune import finetune_autoencoder
     from latentscenes.utils.device import pick_device, set_cpu_threads
-    from latentscenes.utils.folders import mark_folder
     from latentscenes.utils.machine import machine_brief
-    from latentscenes.utils.progress import console
 
     with ae_errors():
         set_cpu_threads()
@@ -191,13 +193,11 @@ def eval_cmd(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Reconstruction PSNR/SSIM of an autoencoder on held-out views (per view -> per scene -> overall)."""
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.autoencoder.evaluate import evaluate_on_dataset
     from latentscenes.autoencoder.model import AEConfig, load_autoencoder
-    from latentscenes.config import resolve_config
     from latentscenes.utils.device import pick_device, set_cpu_threads
-    from latentscenes.utils.io import atomic_write_text
     from latentscenes.utils.machine import machine_brief
-    from latentscenes.utils.progress import console
 
     with ae_errors():
         set_cpu_threads()

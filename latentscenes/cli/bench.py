@@ -19,7 +19,11 @@ from typing import Optional
 
 import typer
 
+from latentscenes.bench.config import BenchConfig
 from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+from latentscenes.config import ConfigError, resolve_config
+from latentscenes.utils.folders import check_out_folder
+from latentscenes.utils.progress import console
 
 
 def default_bench_data(cfg) -> Path:
@@ -30,10 +34,10 @@ def default_bench_data(cfg) -> Path:
     reuses) exactly the shipped package's data, ``data/fg128`` (scripts/ship_3daae.sh step 1). The builder's
     deterministic subsets share their instances and splits, so those scenes are in it; the benchmark checks it.
     """
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.bench.pretrained import load_package
     from latentscenes.experiments.bench import pipeline_config
     from latentscenes.data.subsets import default_subset_dir, ensure_flightgear_subset
-    from latentscenes.utils.progress import console
 
     res = pipeline_config(cfg, "cpu").data.resolution
     root = Path(cfg.build_dir) if cfg.build_dir else default_subset_dir(res)
@@ -68,13 +72,7 @@ def register(app: typer.Typer) -> None:
         Presets: ``cpu`` (2-core CPU, about 1 h: the shipped pre-trained 3Da-AE), ``cpu-own`` (2-core CPU, under
         60 minutes, 3Da-AEs trained in the benchmark), ``paper`` (paper sizes, for a GPU), ``test`` (seconds).
         """
-        from latentscenes.bench.config import BenchConfig
-        from latentscenes.config import resolve_config
-        from latentscenes.utils.progress import console
-
         with user_errors():
-            from latentscenes.utils.folders import check_out_folder
-
             # Before the dataset is built: a benchmark replaces its own earlier output, nobody else's.
             check_out_folder(out, "bench", replaces_own=True)
             overrides = list(set_ or [])
@@ -84,8 +82,6 @@ def register(app: typer.Typer) -> None:
                 config = out / "config.json"  # continue with exactly the interrupted run's settings
             cfg = resolve_config(BenchConfig, preset or (None if config else "cpu"), config, overrides)
             if ae is not None and cfg.pretrained:
-                from latentscenes.config import ConfigError
-
                 raise ConfigError(
                     f"--ae chooses the autoencoder of 3Da-AEs the benchmark trains; with pretrained={cfg.pretrained!r} "
                     "Ours is that package (its plain-AE ablation uses the package's base autoencoder): drop --ae, "
@@ -99,6 +95,7 @@ def register(app: typer.Typer) -> None:
                 data = default_bench_data(cfg)
             elif not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
+            # imported on use: keeps `latentscenes --help` fast
             from latentscenes.experiments.bench import run_benchmark
 
             argv = ["latentscenes", "bench", "--data", str(data), "--out", str(out)]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, NoReturn
 
 import typer
 
 from latentscenes.config import ConfigError
+from latentscenes.utils.folders import OutFolderError
+from latentscenes.utils.io import DiskFullError, UnreadableFileError
 from latentscenes.utils.progress import console
 
 PRESET_OPT = typer.Option(None, "--preset", help="Named preset: tiny-cpu, paper or test.")
@@ -49,10 +52,6 @@ def check_out_file(out: object) -> None:
     Raises:
         OutFolderError: naming ``out``.
     """
-    from pathlib import Path
-
-    from latentscenes.utils.folders import OutFolderError
-
     if out is not None and Path(str(out)).is_dir():
         raise OutFolderError(f"{out}: is a folder, not a file; give --out a file name")
 
@@ -61,10 +60,9 @@ def check_out_file(out: object) -> None:
 def user_errors() -> Iterator[None]:
     """Turn the project's input errors into a one-line message and exit code 2 (no traceback, unless
     ``LATENTSCENES_DEBUG`` is set)."""
+    # imported on use: keeps `latentscenes --help` fast (both import torch)
     from latentscenes.data.types import DatasetError
     from latentscenes.utils.device import DeviceError
-    from latentscenes.utils.folders import OutFolderError
-    from latentscenes.utils.io import DiskFullError, UnreadableFileError
 
     try:
         yield

@@ -10,6 +10,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from latentscenes.cli.common import fail, user_errors
+from latentscenes.utils.progress import console
 
 # Options that the ``data build`` commands declare alike (the others differ in defaults or help).
 NUM_INSTANCES_OPT = typer.Option(None, "--num-instances", help="Deterministic subset size (default: all usable).")
@@ -34,8 +35,6 @@ def build_and_report(cfg: Any, build: Callable[[Any], Path], coverage: bool = Fa
         build: the builder; returns the dataset folder (which holds ``manifest.json``).
         coverage: also print the manifest's mean object coverage (``object_coverage.mean``).
     """
-    from latentscenes.utils.progress import console
-
     t0 = time.time()
     with user_errors():
         try:
@@ -78,6 +77,7 @@ def register(app: typer.Typer) -> None:
         exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Fraction of airframe meshes held out of train."),
     ) -> None:
         """Render the FlightGear AI airliners (Debian flightgear-data-ai) into an SRN-layout dataset."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.data.flightgear import FlightGearBuildConfig, build_flightgear
 
         cfg = FlightGearBuildConfig(
@@ -108,6 +108,7 @@ def register(app: typer.Typer) -> None:
         exploit_mesh_fraction: float = typer.Option(0.2, "--exploit-mesh-fraction", help="Fraction of car meshes held out of train."),
     ) -> None:
         """Render the TORCS cars (Debian torcs-data) into an SRN-cars-like dataset (128 px, white, upper hemisphere)."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.data.torcs import TorcsBuildConfig, build_torcs
 
         cfg = TorcsBuildConfig(
@@ -150,6 +151,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render the base autoencoder's pre-training set: FlightGear airliners (train-split airframes), pybullet's
         random_urdfs and procedural primitives, mixed into one dataset (TORCS cars never: the held-out category)."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.data.pretrain_mix import DEFAULT_URDF_ROOT, SOURCE_NAMES, MixBuildConfig, build_pretrain_mix
 
         cfg = MixBuildConfig(
@@ -170,12 +172,10 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", help="Loader threads."),
     ) -> None:
         """Check every scene and print counts, sizes and camera statistics; exit 1 on problems."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.data.validate import validate_dataset
-        from latentscenes.utils.progress import console
 
         if not root.is_dir():  # a wrong path is a usage error (exit 2), not a dataset that failed validation (1)
-            from latentscenes.cli.common import fail
-
             fail(f"{root}: dataset folder not found" if not root.exists() else f"{root}: not a folder")
         with user_errors():
             rep = validate_dataset(root, figures, workers=workers)

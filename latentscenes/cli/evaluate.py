@@ -6,6 +6,7 @@ docs/evaluation.md describes the protocol, the outputs and the demo's phases.
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -13,6 +14,9 @@ from typing import Iterator, List, Optional
 import typer
 
 from latentscenes.cli.common import SET_OPT, check_out_file, fail, user_errors
+from latentscenes.config import apply_overrides, resolve_config, to_dict
+from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.progress import console
 
 
 @contextmanager
@@ -22,6 +26,7 @@ def eval_errors() -> Iterator[None]:
         try:
             yield
         except Exception as e:
+            # imported on use: keeps `latentscenes --help` fast
             from latentscenes.autoencoder.model import AutoencoderError
             from latentscenes.training.losses import NonFiniteLossError
             from latentscenes.training.pipeline import RunError
@@ -55,10 +60,10 @@ def register(app: typer.Typer) -> None:
         offset_ensemble: Optional[int] = OFFSET_ENSEMBLE_OPT,
     ) -> None:
         """Evaluate learned scenes on held-out views: RGB PSNR/SSIM, latent PSNR/SSIM, AE upper bound, render ms."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.api import load
         from latentscenes.evaluation.evaluate import format_summary, write_metrics_json
         from latentscenes.utils.device import set_cpu_threads
-        from latentscenes.utils.progress import console
 
         with eval_errors():
             set_cpu_threads()
@@ -83,18 +88,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Latent consistency probe (docs/fidelity.md): fit latent tri-planes on ALL views of each scene with a
         frozen autoencoder and report decoded PSNR on the held-out views next to the autoencoder's own."""
-        import json
-
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.autoencoder.model import AEConfig, load_autoencoder
-        from latentscenes.config import apply_overrides, resolve_config, to_dict
         from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import (
             apply_render_defaults, load_run_autoencoder, load_run_config, load_scenes,
         )
         from latentscenes.utils.device import pick_device, set_cpu_threads
-        from latentscenes.utils.io import atomic_write_text
-        from latentscenes.utils.progress import console
 
         with eval_errors():
             set_cpu_threads()
@@ -150,10 +151,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Novel views and turntables (GIF and/or MP4) of learned scenes, decoded to RGB, plus latent channels and
         depth. One --scene writes into --out; several scenes (--scene ..., --all, --n-scenes N) write --out/<scene>/."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.api import load
         from latentscenes.evaluation.render import turntable_formats
         from latentscenes.utils.device import set_cpu_threads
-        from latentscenes.utils.progress import console
 
         with eval_errors():
             set_cpu_threads()
@@ -184,6 +185,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The main job: build/reuse FlightGear data, train 3Da-AE, exploit new scenes, fit RGB Tri-Planes,
         evaluate, render turntables and write a Markdown report (docs/evaluation.md)."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.experiments.demo import run_demo
 
         with eval_errors():

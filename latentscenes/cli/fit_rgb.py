@@ -18,6 +18,9 @@ from typing import Optional
 import typer
 
 from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, user_errors
+from latentscenes.config import resolve_config, save_config
+from latentscenes.utils.folders import check_out_folder, mark_folder
+from latentscenes.utils.progress import console
 
 
 def register(app: typer.Typer) -> None:
@@ -36,23 +39,20 @@ def register(app: typer.Typer) -> None:
         Presets: ``tiny-cpu`` (T=32, F=32, 64x64 images, 24+24 samples), ``paper`` (T=64, F=32, 128x128, 48+48;
         GPU), ``test`` (seconds). ``--set variant=macro`` fits Tri-Planes-Macro (RGB) (shared global planes only).
         """
-        from latentscenes.config import resolve_config, save_config
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
         from latentscenes.baselines.rgb.fit_format import write_results
+        from latentscenes.data import MultiSceneDataset, load_scene
+        from latentscenes.data.bounds import derive_bounds, describe
+        from latentscenes.data.loaders import detect_layout
+        from latentscenes.data.types import DatasetError
         from latentscenes.utils.device import pick_device
-        from latentscenes.utils.folders import check_out_folder, mark_folder
-        from latentscenes.utils.progress import console
 
         with user_errors():
             cfg = resolve_config(RGBFitConfig, preset or (None if config else "tiny-cpu"), config, list(set_ or []))
             cfg.validate()
             if not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
-            from latentscenes.data import MultiSceneDataset, load_scene
-            from latentscenes.data.loaders import detect_layout
-            from latentscenes.data.bounds import derive_bounds, describe
-            from latentscenes.data.types import DatasetError
-
             bounds = None
             try:
                 dataset = MultiSceneDataset(data, resolution=cfg.resolution)

@@ -10,6 +10,7 @@ import importlib
 
 import typer
 
+from latentscenes import __version__
 from latentscenes.utils.memory import release_large_frees_to_os
 
 app = typer.Typer(
@@ -34,8 +35,6 @@ _COMMAND_MODULES = [
 @app.command()
 def version() -> None:
     """Print the installed latentscenes version."""
-    from latentscenes import __version__
-
     typer.echo(__version__)
 
 

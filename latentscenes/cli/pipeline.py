@@ -14,7 +14,10 @@ from typing import Iterator, List, Optional
 import typer
 
 from latentscenes.cli.common import CONFIG_OPT, PRESET_OPT, SET_OPT, fail, user_errors
+from latentscenes.config import ConfigError, apply_overrides, resolve_config
 from latentscenes.training import run_format as rf
+from latentscenes.utils.folders import check_out_folder
+from latentscenes.utils.progress import console
 
 
 @contextmanager
@@ -24,6 +27,7 @@ def pipeline_errors() -> Iterator[None]:
         try:
             yield
         except Exception as e:  # narrowed below: only the project's own error types are user errors
+            # imported on use: keeps `latentscenes --help` fast
             from latentscenes.autoencoder.model import AutoencoderError
             from latentscenes.training.losses import NonFiniteLossError
             from latentscenes.training.pipeline import RunError
@@ -39,8 +43,6 @@ def _summary(res: dict) -> dict:
 
 
 def _print_summary(res: dict) -> None:
-    from latentscenes.utils.progress import console
-
     for name, st in res["stages"].items():
         if name == "exploit_refit":  # training/refit.py: which collapsed fits were learned again
             done = "; ".join(f"{r['scene']} {r['before_db']:.2f} -> {r['after_db']:.2f} dB, kept the "
@@ -60,6 +62,7 @@ def _print_summary(res: dict) -> None:
 def _set_threads() -> None:
     """Torch threads: every core (``set_cpu_threads``), or the cores divided among the CPU processes torchrun
     started on this machine."""
+    # imported on use: keeps `latentscenes --help` fast
     import torch
 
     from latentscenes.training.distributed import cpu_threads_per_process
@@ -73,6 +76,7 @@ def _set_threads() -> None:
 
 
 def _backend() -> str:
+    # imported on use: keeps `latentscenes --help` fast
     import torch.distributed as dist
 
     return str(dist.get_backend())
@@ -85,8 +89,6 @@ def n_scenes_override(value: str | None, overrides: list[str] | None, key: str =
     Raises:
         ConfigError: ``value`` is neither a positive integer nor ``all``, or ``--set KEY`` is given too.
     """
-    from latentscenes.config import ConfigError
-
     if value is None:
         return []
     if any(o.split("=", 1)[0].strip() == key for o in overrides or []):
@@ -124,13 +126,11 @@ def register(app: typer.Typer) -> None:
         """Train 3Da-AE on the training scenes (paper Alg. 1): latent caching, warm-up, joint training.
 
         Under torchrun (several processes): the scenes are shared out among the processes (docs/scale.md)."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.autoencoder.model import AEConfig
-        from latentscenes.config import apply_overrides, resolve_config
         from latentscenes.training import distributed
         from latentscenes.training.config import PipelineConfig
         from latentscenes.training.pipeline import load_run_config, resolve_run, train_3daae
-        from latentscenes.utils.folders import check_out_folder
-        from latentscenes.utils.progress import console
 
         with pipeline_errors():
             _set_threads()
@@ -186,10 +186,9 @@ def register(app: typer.Typer) -> None:
         """Learn new scenes with a trained 3Da-AE (paper Alg. 2): Encode-Scene, then decoder fine-tuning.
 
         Under torchrun (several processes): the scenes are shared out among the processes (docs/scale.md)."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.training import distributed
         from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_run_config
-        from latentscenes.utils.folders import check_out_folder
-        from latentscenes.utils.progress import console
 
         with pipeline_errors():
             _set_threads()
@@ -225,8 +224,8 @@ def register(app: typer.Typer) -> None:
                                   "a joint stage still running) instead of the finished model."),
     ) -> None:
         """Export a trained 3Da-AE without its scenes, for `exploit --run OUT` (how the shipped one is made)."""
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.training.pipeline import export_pretrained
-        from latentscenes.utils.progress import console
 
         with pipeline_errors():
             m = export_pretrained(run, out, stage=stage)

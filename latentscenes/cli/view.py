@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from latentscenes.cli.common import fail
 from latentscenes.cli.evaluate import eval_errors
+from latentscenes.utils.progress import console
 
 
 def resolve_metrics(runs: list, given: list[Path]) -> tuple[list[dict], list[str | None]]:
@@ -18,6 +20,7 @@ def resolve_metrics(runs: list, given: list[Path]) -> tuple[list[dict], list[str
         MetricsError: a given file that is unreadable, of no known format, or naming none of its run's scenes.
         ViewerError: more ``--metrics`` files than runs.
     """
+    # imported on use: keeps `latentscenes --help` fast
     from latentscenes.viewer.scenes import MetricsError, discover_metrics, read_psnr
     from latentscenes.viewer.server import ViewerError
 
@@ -67,11 +70,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Web viewer: browse the scenes (worst held-out PSNR first), orbit a free camera, show RGB, latent channels,
         depth, opacity or the nearest ground-truth view with its error, two runs side by side; save PNG / MP4."""
-        import time
-
+        # imported on use: keeps `latentscenes --help` fast
         from latentscenes.api import load
         from latentscenes.utils.device import set_cpu_threads
-        from latentscenes.utils.progress import console
         from latentscenes.viewer.scenes import MetricsError
         from latentscenes.viewer.server import Viewer, ViewerError, check_port
 

@@ -49,10 +49,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from latentscenes.data.meshes import load_mesh_assimp, normalise_parts
+from latentscenes.data.render import MeshPart, RenderSettings, TinyRenderer, intrinsics_from_fov
 from latentscenes.data.types import DatasetError
 from latentscenes.rendering.cameras import sample_band_cameras
+from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.progress import progress_bar
 
 #: Instance fields that are not descriptive metadata (written in their own places in ``scene.json``).
 _INSTANCE_KEYS = ("scene_id", "xml", "mesh_id", "textures")
@@ -240,8 +244,6 @@ _STATE: dict[str, Any] = {}
 
 
 def _worker_init(cfg_cls: type, cfg_dict: dict[str, Any]) -> None:
-    from latentscenes.data.render import RenderSettings, TinyRenderer
-
     cfg = cfg_cls.from_jsonable(cfg_dict)
     rr = cfg.render_range()
     # clip planes of the rasteriser: a little wider than the ray range so nothing is clipped
@@ -269,8 +271,6 @@ def write_srn_scene(folder: Path, rgbs: list[np.ndarray], alphas: list[np.ndarra
     rgbs: ``[H, W, 3]`` uint8 (or float in [0, 1]); alphas: ``[H, W]`` uint8 (or float in [0, 1]); c2ws: ``[V, 4, 4]`` OpenCV;
     K_norm: ``[3, 3]`` normalised intrinsics (written in pixels for H x W in ``intrinsics.txt``).
     """
-    from PIL import Image
-
     for sub in ("rgb", "pose", "mask"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     H, W = rgbs[0].shape[:2]
@@ -293,8 +293,6 @@ def write_srn_scene(folder: Path, rgbs: list[np.ndarray], alphas: list[np.ndarra
 def render_instance(task: dict[str, Any]) -> dict[str, Any]:
     """Render and write one instance (``task`` = the instance as a dict); returns a record (``ok`` True/False,
     meta, reason). Runs in a worker initialised by ``_worker_init``."""
-    from latentscenes.data.render import MeshPart, intrinsics_from_fov
-
     cfg = _STATE["cfg"]
     r = _STATE["renderer"]
     scene_id, mesh_id, xml, textures = task["scene_id"], task["mesh_id"], task["xml"], task["textures"]
@@ -412,8 +410,6 @@ def build_mesh_dataset(cfg: Any, enumerate_fn: Callable[[], tuple[list[Any], lis
                  f"{len(chosen)} selected, {len(chosen) - len(todo)} already built"]
 
     def consume(it: Any) -> None:
-        from latentscenes.utils.progress import progress_bar
-
         if progress:
             with progress_bar("render scenes", len(todo)) as (pb, task):
                 for rec in it:
@@ -474,8 +470,6 @@ def build_mesh_dataset(cfg: Any, enumerate_fn: Callable[[], tuple[list[Any], lis
         "scenes": scenes,
         "dropped": dropped,
     })
-    from latentscenes.utils.io import atomic_write_text
-
     elapsed = time.time() - t_start
     log_lines.append(f"# built now: {sum(1 for r in records if r['ok'])}, failed: {len(failed)}, elapsed {elapsed:.1f} s")
     log_lines += [f"dropped\t{d['xml']}\t{d['reason']}" for d in dropped]

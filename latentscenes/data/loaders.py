@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from latentscenes.data.types import DatasetError, SceneViews, confined_path
 
@@ -59,8 +60,6 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     Raises:
         DatasetError: naming ``path`` if it is missing, unreadable or truncated.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im.load()  # forces the full decode: a truncated file raises here
@@ -87,8 +86,6 @@ def read_mask(path: Path) -> np.ndarray:
     Raises:
         DatasetError: naming ``path`` if it is unreadable or truncated.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -359,8 +356,6 @@ def load_srn_scene(scene: str | Path, resolution: int | None = None) -> SceneVie
 
 
 def _peek_size(f: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(f) as im:
             return im.height, im.width

@@ -80,8 +80,8 @@ def load_mesh_assimp(path: str | Path) -> LoadedMesh:
     """
     path = Path(path)
     try:
-        import pyassimp
-        from pyassimp import postprocess as pp
+        import pyassimp  # imported on use: pyassimp needs the system libassimp, only the mesh builders do
+        from pyassimp import postprocess as pp  # (as above)
     except Exception as e:  # ImportError, or OSError when libassimp is missing
         raise DatasetError(f"{path}: cannot import pyassimp ({e}); install libassimp and `pip install pyassimp`") from e
     flags = pp.aiProcess_Triangulate | pp.aiProcess_PreTransformVertices | pp.aiProcess_SortByPType

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 __all__ = [
     "MeshPart",
@@ -146,8 +147,6 @@ class TinyRenderer:
 
     def _texture_png(self, src: str) -> str:
         """pybullet's image loader does not read SGI ``.rgb``: convert every texture to an RGB PNG once."""
-        from PIL import Image
-
         self._counter += 1
         dst = Path(self._tmp.name) / f"tex{self._counter}.png"
         with Image.open(src) as im:
@@ -212,8 +211,6 @@ class TinyRenderer:
         segmentation buffer (exact coverage), then box-averaged by Pillow's ``Image.reduce`` (an area average
         over each ``supersample``^2 block).
         """
-        from PIL import Image
-
         p, s = self.p, self.s
         size = s.resolution * s.supersample
         w2c = np.linalg.inv(np.asarray(c2w, dtype=np.float64))

@@ -18,6 +18,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from latentscenes.config import apply_overrides
+from latentscenes.data import MultiSceneDataset
+from latentscenes.data.builder import assign_splits, select_instances
 from latentscenes.data.types import DatasetError
 
 
@@ -68,8 +71,6 @@ def instances_needed(n_train: int, n_exploit: int, root: Any, seed: int, exploit
     Raises:
         DatasetError: if even every usable instance is not enough.
     """
-    from latentscenes.data.builder import assign_splits, select_instances
-
     src = _source(source)
     _, _, enumerate_instances = src.load()
     inst, _ = enumerate_instances(root)
@@ -92,8 +93,6 @@ def instances_needed(n_train: int, n_exploit: int, root: Any, seed: int, exploit
 
 
 def _split_counts(root: Path, resolution: int | None) -> tuple[int, int, str]:
-    from latentscenes.data import MultiSceneDataset
-
     ds = MultiSceneDataset(root, resolution=resolution)
     return len(ds.split_scene_ids("train")), len(ds.split_scene_ids("exploit")), str(ds.manifest.get("name", ""))
 
@@ -144,8 +143,6 @@ def ensure_subset(
         FlightGearMissing / TorcsMissing: the source's Debian package is not installed (the message gives
             the command).
     """
-    from latentscenes.config import apply_overrides
-
     src = _source(source)
     root = Path(root)
     info: dict[str, Any] = {"root": str(root), "built": False}

@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from latentscenes.data.dataset import MultiSceneDataset
+from latentscenes.data.loaders import load_scene
 from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.progress import progress_bar
 
 
 @dataclass
@@ -104,16 +108,12 @@ def validate_dataset(root: str | Path, figures_dir: str | Path | None = None, wo
 
     def work(sid: str) -> tuple[str, dict[str, Any] | None, str | None]:
         try:
-            from latentscenes.data.loaders import load_scene
-
             sv = load_scene(ds.scene_path(sid)) if ds._eg3d_root is None else ds.load(sid)
             return sid, _scene_summary(sv), None
         except DatasetError as e:
             return sid, None, str(e)
         except Exception as e:  # report, never crash the validation
             return sid, None, f"{ds.scene_path(sid)}: {type(e).__name__}: {e}"
-
-    from latentscenes.utils.progress import progress_bar
 
     with ThreadPoolExecutor(max(1, workers)) as ex:
         it = ex.map(work, ids)
@@ -213,8 +213,6 @@ def validate_dataset(root: str | Path, figures_dir: str | Path | None = None, wo
         if summaries:
             rep.figures.append(str(_plot_cameras(summaries, fig_dir / "cameras.png")))
             rep.figures.append(str(_contact_sheet(ds, sorted(summaries), fig_dir / "contact_sheet.png", contact_scenes)))
-        from latentscenes.utils.io import atomic_write_text
-
         atomic_write_text(fig_dir / "validation.json", json.dumps(rep.to_dict(), indent=1) + "\n")
     except OSError as e:
         rep.warnings.append(f"{fig_dir}: could not write figures ({e})")
@@ -222,10 +220,10 @@ def validate_dataset(root: str | Path, figures_dir: str | Path | None = None, wo
 
 
 def _plot_cameras(summaries: dict[str, dict[str, Any]], path: Path, max_points: int = 20000) -> Path:
-    import matplotlib
+    import matplotlib  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
     pos = np.concatenate([s["positions"] for s in summaries.values()])
     if len(pos) > max_points:
@@ -252,8 +250,6 @@ def _plot_cameras(summaries: dict[str, dict[str, Any]], path: Path, max_points: 
 
 
 def _contact_sheet(ds: MultiSceneDataset, ids: list[str], path: Path, n_scenes: int, n_views: int = 6) -> Path:
-    from PIL import Image
-
     pick = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, min(n_scenes, len(ids))).round().astype(int)]
     pick = list(dict.fromkeys(pick))
     rows = []

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import imageio.v3 as iio
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from latentscenes.utils.io import atomic_write
 
@@ -66,7 +68,7 @@ def depth_image(
     as ``far``. With ``opacity`` (same shape, in [0, 1]) the colour is blended over white by the opacity, so
     empty space (where the expected depth is meaningless) shows white.
     """
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
     d = depth.detach().float().cpu().reshape(depth.shape[-2], depth.shape[-1])
     d = torch.nan_to_num(d, nan=far, posinf=far, neginf=near)
@@ -81,8 +83,6 @@ def depth_image(
 
 def _text_strip(labels: Sequence[str], widths: Sequence[int], height: int = 16) -> np.ndarray:
     """A white strip with one centred black label above each column."""
-    from PIL import Image, ImageDraw, ImageFont
-
     total = int(sum(widths))
     img = Image.new("RGB", (total, height), (255, 255, 255))
     draw = ImageDraw.Draw(img)
@@ -130,8 +130,6 @@ def image_grid(
     if col_labels is not None:
         grid = np.concatenate([_text_strip(list(col_labels), widths), grid], axis=0)
     if row_labels is not None:
-        from PIL import Image, ImageDraw, ImageFont
-
         lw = 8 + max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(s, font=ImageFont.load_default())) for s in row_labels)
         col = Image.new("RGB", (lw, grid.shape[0]), (255, 255, 255))
         draw = ImageDraw.Draw(col)
@@ -144,8 +142,6 @@ def image_grid(
 
 def save_png(arr: np.ndarray, path: str | Path) -> Path:
     """Write a uint8 ``[H, W, 3]`` array as PNG, atomically. Returns the path."""
-    from PIL import Image
-
     path = Path(path)
     atomic_write(path, lambda p: Image.fromarray(arr).save(p, format="PNG"))
     return path
@@ -157,8 +153,6 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10.0) 
     Raises:
         ValueError: if there are no frames or their sizes differ.
     """
-    import imageio.v3 as iio
-
     if not frames:
         raise ValueError(f"save_gif: no frames for {path}")
     if len({f.shape for f in frames}) != 1:
@@ -182,8 +176,6 @@ def save_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float = 10.0, 
         ValueError: if there are no frames or their sizes differ.
         ImportError: if ``imageio-ffmpeg`` is not installed (the message says how to install it).
     """
-    import imageio.v3 as iio
-
     if not frames:
         raise ValueError(f"save_mp4: no frames for {path}")
     if len({f.shape for f in frames}) != 1:

@@ -11,10 +11,13 @@ tests build them from plain functions with :class:`CallableSceneModel`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Protocol
 
 import torch
+
+from latentscenes.rendering.offsets import merge_offset_images, offset_intrinsics
 
 
 @dataclass
@@ -223,8 +226,6 @@ def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch
         ValueError: an RGB model, or an offset grid that does not divide the downsampling.
         KeyError: unknown scene.
     """
-    import time
-
     ae = autoencoder_for(model, scene_id)
     if ae is None:
         raise ValueError(f"{model.name!r} is not a latent model: nothing to decode")
@@ -239,8 +240,6 @@ def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch
             out = model.render(scene_id, c2w, K, latent_hw)
             base = out
         else:
-            from latentscenes.rendering.offsets import merge_offset_images, offset_intrinsics
-
             out = model.render(scene_id, c2w.repeat(g * g, 1, 1), offset_intrinsics(K, g, ds, image_hw), latent_hw)
             base = RenderOutput(image=out.image[:V], depth=None if out.depth is None else out.depth[:V],
                                 opacity=None if out.opacity is None else out.opacity[:V])

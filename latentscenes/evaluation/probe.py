@@ -25,10 +25,15 @@ import math
 import time
 from typing import Any, Sequence
 
-import torch
 
-from latentscenes.data.types import SceneViews
+from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.evaluation.evaluate import evaluate_model
+from latentscenes.evaluation.model import set_offset_ensemble
+from latentscenes.evaluation.runs import latent_system_model
 from latentscenes.training.config import PipelineConfig, StageConfig
+from latentscenes.training.data import build_view_table, shift_views
+from latentscenes.training.pipeline import build_system, encode_views
+from latentscenes.training.stages import run_stage
 
 
 @dataclasses.dataclass
@@ -73,14 +78,6 @@ def consistency_probe(
     Raises:
         DatasetError: a scene without ``test`` views or with another image size.
     """
-    from latentscenes.data.types import DatasetError
-    from latentscenes.evaluation.evaluate import evaluate_model
-    from latentscenes.evaluation.model import set_offset_ensemble
-    from latentscenes.evaluation.runs import latent_system_model
-    from latentscenes.training.data import build_view_table, shift_views
-    from latentscenes.training.pipeline import build_system, encode_views
-    from latentscenes.training.stages import run_stage
-
     probe = probe or ProbeConfig()
     scenes = list(scenes)
     for s in scenes:

@@ -7,6 +7,7 @@ The camera path circles the origin at the dataset's camera distance and elevatio
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -100,8 +101,6 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
     Raises:
         KeyError: unknown scene; ValueError: image size not divisible by the autoencoder's downsampling.
     """
-    import time
-
     hw = render_resolution(model, image_size)
     if K.dim() == 2:
         K = K.unsqueeze(0).expand(c2w.shape[0], 3, 3)

@@ -14,9 +14,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from latentscenes.data import MultiSceneDataset
+from latentscenes.data.types import DatasetError
 from latentscenes.evaluation.model import CallableSceneModel, CompositeSceneModel, RenderOutput, set_offset_ensemble
 from latentscenes.rendering.renderer import RenderConfig, render_views_no_grad
 from latentscenes.training import run_format as rf
+from latentscenes.utils.device import pick_device
 from latentscenes.baselines.rgb.fit_format import RESULTS_FILE, RGBFitFolder, fitted_resolution, is_rgb_fit, load_rgb_fit_folder
 
 
@@ -228,6 +231,7 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
 
 def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedRun:
     """:func:`load_run` without the check that some scene was loaded."""
+    # imported on use: training.pipeline pulls in torchmetrics (~2 s), and latentscenes.api imports this module
     from latentscenes.training import pipeline as pl
 
     if scenes not in ("train", "exploit", "all"):
@@ -238,8 +242,6 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
         raise NotARunError(f"{run_dir}: run folder not found")
     if not rf.has_manifest(run_dir):
         if is_rgb_fit(run_dir):
-            from latentscenes.utils.device import pick_device
-
             fit = load_rgb_fit_folder(run_dir)
             model = rgb_fit_model(fit, device=pick_device(str(device)) if not isinstance(device, torch.device) else device)
             res = fit.results
@@ -294,9 +296,6 @@ def load_ground_truth(data_root: str | Path, ids: list[str], resolution: int | N
     Raises:
         DatasetError / FileNotFoundError: no dataset path, or a scene that the dataset does not hold.
     """
-    from latentscenes.data import MultiSceneDataset
-    from latentscenes.data.types import DatasetError
-
     if not data_root:
         raise DatasetError("the run does not record its dataset: pass --data DIR")
     if not Path(data_root).exists():

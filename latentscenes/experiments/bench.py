@@ -38,6 +38,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from latentscenes.autoencoder.model import AutoencoderError, load_autoencoder
+from latentscenes.baselines.rgb.fit import RGBFitConfig
 from latentscenes.bench.config import ALL_METHODS, BenchConfig
 from latentscenes.bench.machine import PhaseLog
 from latentscenes.bench.measure import fidelity_diagnosis, measure_costs
@@ -45,19 +47,22 @@ from latentscenes.bench.pretrained import BenchPackage, load_package, package_en
 from latentscenes.bench.report import write_report
 from latentscenes.bench.tables import build_fig7, build_table2, build_time_to_quality
 from latentscenes.config import ConfigError, apply_overrides, get_preset, save_config, to_dict
+from latentscenes.data import MultiSceneDataset
 from latentscenes.data.types import DatasetError, SceneViews
+from latentscenes.evaluation.evaluate import evaluate_scene
 from latentscenes.evaluation.runs import latent_system_model
 from latentscenes.experiments.methods import RUN_ORDER, get_method
 from latentscenes.experiments.step import (
     Batch,
     MethodContext,
-    combine_evaluations,  # re-exported: it lived here (tests, callers)
+    combine_evaluations,  # noqa: F401  (re-exported: it lived here; tests and callers import it from here)
     evaluate_models,
     exploit_base,
     load_models,
     run_method,
 )
 from latentscenes.training import run_format as rf
+from latentscenes.training.config import PipelineConfig
 from latentscenes.training.pipeline import apply_render_defaults
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
@@ -90,8 +95,6 @@ def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: Bench
         ConfigError: with a package, ``cfg.resolution`` (or an override) differs from the package's image size,
             or an override of ``ae.*`` / ``warmup.*`` / ``joint.*``.
     """
-    from latentscenes.training.config import PipelineConfig
-
     if cfg.pretrained:
         pkg = package or load_package(cfg.pretrained)
         fixed = [ov for ov in cfg.pipeline_overrides if ov.split("=", 1)[0].strip().startswith(PACKAGE_FIXED_KEYS)]
@@ -200,8 +203,6 @@ def rgb_config(cfg: BenchConfig, pcfg, variant: str, n_scenes: int, device: torc
     For the Macro variant, whose steps are counted in total over all scenes, the steps and rays are scaled so
     that every scene gets the same rays as in the per-scene (Micro) fit.
     """
-    from latentscenes.baselines.rgb.fit import RGBFitConfig
-
     r = apply_overrides(get_preset(RGBFitConfig, cfg.rgb_preset), cfg.rgb_overrides)
     F = pcfg.triplane.f_mic + pcfg.triplane.f_mac
     tp = dataclasses.replace(r.triplane, resolution=pcfg.triplane.resolution, f_mic=F, f_mac=0,
@@ -227,8 +228,6 @@ def preflight_autoencoder(pcfg, device: torch.device) -> None:
     Raises:
         ConfigError: the autoencoder cannot be loaded (the message says why and how to fix it).
     """
-    from latentscenes.autoencoder.model import AutoencoderError, load_autoencoder
-
     try:
         load_autoencoder(pcfg.ae, device)
     except (FileNotFoundError, AutoencoderError) as e:
@@ -250,8 +249,6 @@ def load_bench_scenes(cfg: BenchConfig, pcfg, root: Path, train_ids: Sequence[st
         DatasetError: too few scenes; ``train_ids`` missing from the train split; exploit scenes that are also
             train scenes (the exploit scenes must never have been seen in training).
     """
-    from latentscenes.data import MultiSceneDataset
-
     ds = MultiSceneDataset(root, resolution=pcfg.data.resolution)
     split_train = ds.split_scene_ids(pcfg.data.train_split)
     if train_ids is None:
@@ -314,8 +311,6 @@ def curve_eval_fn(scenes: Sequence[SceneViews], n_views: int, cpu_spent: dict | 
     ``cpu_spent["s"]`` accumulates the process CPU time spent evaluating, so that it can be taken out of the
     phase's CPU time too.
     """
-    from latentscenes.evaluation.evaluate import evaluate_scene
-
     def fn(system, stage: str, step: int) -> dict[str, float]:
         c0 = time.process_time()
         model = latent_system_model(system, "curve")

@@ -18,20 +18,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from latentscenes.baselines.rgb.fit import RGBFitConfig
 from latentscenes.config import ConfigError, apply_overrides, get_preset, register_presets, resolve_config, to_dict
+from latentscenes.data import MultiSceneDataset
+from latentscenes.data.subsets import default_subset_dir, ensure_flightgear_subset
+from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
+from latentscenes.evaluation.model import offset_ensemble_for
 from latentscenes.evaluation.render import TurntableConfig
+from latentscenes.evaluation.reporting import FitFigures, ReportPlan, evaluate_and_report
+from latentscenes.evaluation.runs import load_ground_truth, load_rgb_run, load_run
 from latentscenes.experiments.methods import DEMO_METHODS, get_method
 from latentscenes.experiments.step import Batch, MethodContext, run_method
 from latentscenes.training import run_format as rf
+from latentscenes.training.config import PipelineConfig
+from latentscenes.training.pipeline import load_run_config, resolve_run
+from latentscenes.utils.device import pick_device, set_cpu_threads
+from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.machine import machine_line
-from latentscenes.utils.progress import console
+from latentscenes.utils.progress import console, progress_bar
 
 
 @dataclass
@@ -132,9 +144,6 @@ def resolve_settings(preset: str = "tiny-cpu", overrides: list[str] | None = Non
     Raises:
         ConfigError: unknown preset or override key.
     """
-    from latentscenes.training.config import PipelineConfig
-    from latentscenes.baselines.rgb.fit import RGBFitConfig
-
     ov = split_overrides(overrides)
     demo = resolve_config(DemoConfig, preset, None, ov["demo"])
     if demo.n_rgb > demo.n_exploit:
@@ -142,8 +151,6 @@ def resolve_settings(preset: str = "tiny-cpu", overrides: list[str] | None = Non
     if demo.n_train < 1 or demo.n_exploit < 1:
         raise ConfigError("n_train and n_exploit must be >= 1")
     if demo.pretrained:
-        from latentscenes.training.pipeline import load_run_config
-
         pipe = load_run_config(demo.pretrained)  # the package's own config: its sizes must match its weights
     else:
         pipe = get_preset(PipelineConfig, demo.pipeline_preset)
@@ -208,8 +215,6 @@ def prepare_data(demo: DemoConfig, data: str | Path | None, build_overrides: lis
         DatasetError: the dataset has too few scenes in a split, or a previous build used other settings.
         FlightGearMissing: the FlightGear aircraft package is not installed (message gives the command).
     """
-    from latentscenes.data.subsets import ensure_flightgear_subset
-
     root = Path(data) if data else default_dir
     info = ensure_flightgear_subset(
         root, demo.n_train, demo.n_exploit, views=demo.views, test_views=demo.test_views,
@@ -260,18 +265,6 @@ def run_demo(
     Raises:
         ConfigError, DatasetError, FileNotFoundError (e.g. autoencoder weights), RunError.
     """
-    import shutil
-
-    from latentscenes.data import MultiSceneDataset
-    from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
-    from latentscenes.evaluation.reporting import FitFigures, ReportPlan, evaluate_and_report
-    from latentscenes.evaluation.model import offset_ensemble_for
-    from latentscenes.evaluation.runs import load_ground_truth, load_rgb_run, load_run
-    from latentscenes.training.pipeline import load_run_config, resolve_run
-    from latentscenes.utils.device import pick_device, set_cpu_threads
-    from latentscenes.utils.folders import check_out_folder, mark_folder
-    from latentscenes.utils.progress import progress_bar
-
     set_cpu_threads()
     s = resolve_settings(preset, overrides)
     demo = s.demo
@@ -283,8 +276,6 @@ def run_demo(
         shutil.rmtree(runs)
     mark_folder(out, "demo")
     clock = PhaseClock()
-    from latentscenes.data.subsets import default_subset_dir
-
     default_dir = Path(default_data_dir) if default_data_dir else default_subset_dir(demo.resolution)
     console.print(f"[bold]latentscenes demo[/bold] preset={preset} out={out} machine: {machine_line()}")
 

@@ -16,15 +16,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from latentscenes.config import register_presets, to_dict
 from latentscenes.scenes.micro_macro import compose_micro_macro
-from latentscenes.utils.io import atomic_save_safetensors
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
 
 
 @dataclass
@@ -300,10 +301,6 @@ class SceneBank(nn.Module):
             UnreadableFileError: a truncated or damaged file (not readable as safetensors), naming it.
             ValueError: if the shard's tri-plane sizes differ from this bank's.
         """
-        from safetensors import SafetensorError, safe_open
-
-        from latentscenes.utils.io import UnreadableFileError
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: shard not found")
@@ -332,8 +329,6 @@ class SceneBank(nn.Module):
         Raises:
             FileNotFoundError, ValueError: missing file or different sizes.
         """
-        from safetensors import safe_open
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: shared planes not found")

@@ -7,7 +7,6 @@ Used by the tests and as a stand-in scene before a real data set is available.
 
 from __future__ import annotations
 
-import math
 
 import torch
 

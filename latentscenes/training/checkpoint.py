@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from latentscenes.utils.io import (
@@ -126,8 +127,6 @@ def load_states(path: Path) -> dict[str, Any]:
         FileNotFoundError: if the file does not exist. UnreadableFileError: a truncated or damaged file.
         ValueError: if it has no skeleton metadata (not written by :func:`save_states`).
     """
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: optimiser state file not found")

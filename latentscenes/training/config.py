@@ -34,6 +34,7 @@ from latentscenes.autoencoder.model import AEConfig
 from latentscenes.config import ConfigError, get_preset, preset_names, register_presets
 from latentscenes.rendering.renderer import RenderConfig
 from latentscenes.scenes.bank import TriplaneConfig
+from latentscenes.utils.device import DeviceError, pick_device
 
 
 @dataclass
@@ -299,8 +300,6 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         cfg.ae.architecture()
     except ValueError as e:  # e.g. ae.block_out_channels of 2 entries: the network cannot be built
         raise ConfigError(f"ae: {e}") from None
-    from latentscenes.utils.device import DeviceError, pick_device
-
     try:
         pick_device(cfg.device)
     except DeviceError as e:

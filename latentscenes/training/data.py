@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -29,11 +30,12 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 
 from latentscenes.data.loaders import resize_area
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.offsets import offset_intrinsics, pixel_offsets
-from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors
+from latentscenes.utils.io import UnreadableFileError, atomic_save_safetensors, atomic_write, disk_full
 
 #: Denominators tried for integer pixel codes, smallest first: an 8-bit image is ``k / 255``; its area-resize by an
 #: integer factor f averages f^2 such values (``S / (255 f^2)``); RGBA composited on white is ``m / 255^2``. All fit
@@ -272,8 +274,6 @@ class ImageCodesWriter:
     """
 
     def __init__(self, path: str | Path):
-        import tempfile
-
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # A temporary name remove_temporaries() recognises, so a crash leaves nothing a resume keeps.
@@ -296,8 +296,6 @@ class ImageCodesWriter:
     def _no_room_named(self) -> Iterator[None]:
         """A full disk (or file size limit) while writing the scratch file, reported as the codes file's
         :class:`~latentscenes.utils.io.DiskFullError` (buffered writes may fail only when the file is closed)."""
-        from latentscenes.utils.io import disk_full
-
         try:
             yield
         except OSError as e:
@@ -308,8 +306,6 @@ class ImageCodesWriter:
 
     def close(self) -> torch.Tensor:
         """Write ``path`` (atomically) and return its codes ``[n, 3, H, W]``, memory-mapped."""
-        from latentscenes.utils.io import atomic_write
-
         with self._no_room_named():
             self._fh.close()
         if self._shape is None:
@@ -373,8 +369,6 @@ def _memmap_single(path: Path, key: str, error: type[Exception], fix: str,
     """``(array, metadata)`` of a safetensors file holding the one tensor ``key``, memory-mapped copy-on-write
     (numpy ``memmap`` at the offset the header gives). Raises ``error`` naming ``path`` when the file is damaged
     or holds other tensors."""
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:  # validates the header against the file's size
             meta = f.metadata() or {}

@@ -29,20 +29,24 @@ Design:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import torch.distributed as dist
+from safetensors import safe_open
 
+from latentscenes.data.types import DatasetError
 from latentscenes.training import run_format as rf
+from latentscenes.training.checkpoint import existing_checkpoint_dir
+from latentscenes.utils.device import pick_device
 
 
 def world() -> tuple[int, int]:
     """``(rank, world_size)`` of the current process group; ``(0, 1)`` without one."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -65,12 +69,8 @@ def init_from_env(device: str) -> str:
     Returns:
         the device this process should use (``cuda:LOCAL_RANK`` on GPUs).
     """
-    import torch.distributed as dist
-
     if env_world_size() <= 1 or (dist.is_available() and dist.is_initialized()):
         return device
-    from latentscenes.utils.device import pick_device
-
     dev = pick_device(device)
     if dev.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -83,8 +83,6 @@ def init_from_env(device: str) -> str:
 
 def shutdown() -> None:
     """Destroy the default process group if one exists (end of a CLI command)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -109,8 +107,6 @@ def owned(n: int, rank: int, world_size: int) -> list[int]:
 
 def check_enough_scenes(n: int, world_size: int, where: str) -> None:
     """Every process needs a scene. Raises DatasetError (on every rank alike) otherwise."""
-    from latentscenes.data.types import DatasetError
-
     if n < world_size:
         raise DatasetError(f"{where}: {n} scene(s) for {world_size} processes; every process needs at least one "
                            "scene: start fewer processes (torchrun --nproc_per_node) or learn more scenes")
@@ -122,7 +118,7 @@ def check_resume_world(out: Path, stages: Sequence[str], world_size: int) -> Non
     Raises:
         RunError: one line naming both world sizes (on every rank alike), before anything is written.
     """
-    from latentscenes.training.checkpoint import existing_checkpoint_dir
+    # imported here: training.pipeline imports training.distributed (cycle)
     from latentscenes.training.pipeline import RunError
 
     if not rf.has_manifest(out) or not any(existing_checkpoint_dir(rf.ckpt_dir(out, s)) is not None for s in stages):
@@ -138,8 +134,6 @@ def check_resume_world(out: Path, stages: Sequence[str], world_size: int) -> Non
 
 
 def _cpu_group():
-    import torch.distributed as dist
-
     if dist.get_backend() == "gloo":
         return None
     return dist.new_group(backend="gloo")
@@ -171,8 +165,6 @@ class Shard:
     def from_table(cls, table: Any) -> "Shard":
         """Build the shard from this rank's view table (its own scenes, ``owned`` order): gathers every rank's
         scene ids and view counts (collective)."""
-        import torch.distributed as dist
-
         rank, ws = world()
         n_src = table.n_source_views
         counts = torch.bincount(table.scene_rows[:n_src], minlength=len(table.scene_ids)).tolist()
@@ -231,14 +223,10 @@ class Shard:
 
     # ------------------------------------------------------------------------------------- collectives
     def barrier(self) -> None:
-        import torch.distributed as dist
-
         dist.barrier(group=self.group)
 
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``t`` over the ranks, in place (on ``t``'s device); returns ``t``."""
-        import torch.distributed as dist
-
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
@@ -274,16 +262,12 @@ class Shard:
 
     def all_gather_objects(self, obj: Any) -> list[Any]:
         """``obj`` of every rank, on every rank (a list by rank; CPU group; collective)."""
-        import torch.distributed as dist
-
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, obj, group=self.group)
         return out
 
     def gather_objects(self, obj: Any) -> list[Any] | None:
         """``obj`` of every rank on rank 0 (a list by rank), None elsewhere (CPU group; collective)."""
-        import torch.distributed as dist
-
         out: list[Any] | None = [None] * self.world_size if self.is_main else None
         dist.gather_object(obj, out, dst=0, group=self.group)
         return out
@@ -345,9 +329,6 @@ class Shard:
 
         Returns the scene ids loaded. Raises ValueError when a scene of this rank is missing from the shards.
         """
-        from safetensors import safe_open
-        import json
-
         mine = set(bank.scene_ids)
         loaded: list[str] = []
         for p in sorted(Path(folder).glob(rf.SCENE_SHARD_GLOB)):

@@ -32,13 +32,13 @@ class MetricsLogger:
         self._wandb = None
         if tensorboard_dir is not None:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency: tensorboard
             except ImportError as e:  # pragma: no cover - optional extra
                 raise ImportError("TensorBoard logging needs `pip install latentscenes[tensorboard]`") from e
             self._tb = SummaryWriter(str(tensorboard_dir))
         if wandb_project:
             try:
-                import wandb
+                import wandb  # optional dependency: wandb
             except ImportError as e:  # pragma: no cover - optional extra
                 raise ImportError("wandb logging needs `pip install latentscenes[wandb]`") from e
             self._wandb = wandb.init(project=wandb_project, config=run_config or {}, resume="allow")

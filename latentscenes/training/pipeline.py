@@ -42,15 +42,18 @@ import copy
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+import torch.distributed as dist
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
-from latentscenes.config import ConfigError, from_dict, save_config, to_dict
-from latentscenes.data.bounds import check_bounds
+from latentscenes.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
+from latentscenes.data import MultiSceneDataset
+from latentscenes.data.bounds import check_bounds, derive_bounds, describe, object_extent
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.scenes.bank import SceneBank
@@ -75,7 +78,9 @@ from latentscenes.training.data import (
     step_generator,
     table_fingerprint,
 )
+from latentscenes.training import distributed
 from latentscenes.training import run_format as rf
+from latentscenes.training.distributed import check_enough_scenes, owned
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.training.refit import refit_scenes
 from latentscenes.training.stages import (
@@ -90,6 +95,8 @@ from latentscenes.training.stages import (
 )
 from latentscenes.utils.device import pick_device
 from latentscenes.utils.folders import check_out_folder, mark_folder
+from latentscenes.utils.io import remove_temporaries
+from latentscenes.utils.progress import console, progress_bar
 
 #: The pre-trained 3Da-AE shipped in the package (``exploit --run shipped``): docs/fidelity.md, its MODEL_CARD.md.
 SHIPPED_RUN = Path(__file__).resolve().parent.parent / "pretrained" / "3daae-airliners-64"
@@ -120,8 +127,6 @@ def load_scenes(cfg: PipelineConfig, split_name: str, n_max: int | None, data_ro
     Raises:
         DatasetError: no dataset path, an empty split, or a loader error.
     """
-    from latentscenes.data import MultiSceneDataset
-
     root = data_root or cfg.data.path
     if not root:
         raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
@@ -165,9 +170,6 @@ def load_view_table(
     Raises:
         DatasetError: no dataset path, an empty split, a loader error, scenes of different image sizes.
     """
-    from latentscenes.data import MultiSceneDataset
-    from latentscenes.data.bounds import object_extent
-
     root = data_root or cfg.data.path
     if not root:
         raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
@@ -178,8 +180,6 @@ def load_view_table(
     if not ids:
         raise DatasetError(f"{root}: split {split_name!r} has no scenes")
     if world_size > 1:
-        from latentscenes.training.distributed import check_enough_scenes, owned
-
         check_enough_scenes(len(ids), world_size, f"{root}: split {split_name!r}")
         ids = [ids[k] for k in owned(len(ids), rank, world_size)]
     cams: list[SceneViews] = []
@@ -236,8 +236,6 @@ def with_dataset(cfg: PipelineConfig, data_root: str | Path | None) -> PipelineC
     Raises:
         DatasetError: no dataset path, or a dataset folder that cannot be opened.
     """
-    from latentscenes.data import MultiSceneDataset
-
     root = data_root or cfg.data.path
     if not root:
         raise DatasetError("no dataset given: pass --data DIR (or set data.path)")
@@ -250,8 +248,6 @@ def with_dataset(cfg: PipelineConfig, data_root: str | Path | None) -> PipelineC
 def _derives_render(cfg: PipelineConfig, data_root: str | Path | None) -> bool:
     """Whether a run on this dataset takes its ray bounds from the cameras: the dataset records no ``render``
     section and ``data.use_dataset_render`` is on (reads the manifest only)."""
-    from latentscenes.data import MultiSceneDataset
-
     if not cfg.data.use_dataset_render:
         return False
     ds = MultiSceneDataset(data_root or cfg.data.path, resolution=cfg.data.resolution)
@@ -262,9 +258,6 @@ def with_camera_bounds(cfg: PipelineConfig, scenes: Sequence[SceneViews], extent
     """``cfg`` with near/far/box_size derived from the scenes' cameras (:mod:`latentscenes.data.bounds`),
     printed, for a dataset that states none. ``extent``: the objects' extent measured already (float or None,
     e.g. by :func:`load_view_table` while loading), or ``"measure"`` to measure it in ``scenes``' images."""
-    from latentscenes.data.bounds import derive_bounds, describe
-    from latentscenes.utils.progress import console
-
     b = derive_bounds(scenes, cfg.render.box_size, extent=extent)
     console.print(describe(b))
     return apply_render_defaults(cfg, b)
@@ -305,8 +298,6 @@ def encode_views(
         if cached is not None:
             return cached, 0.0, True
         if cache_path.exists():
-            from latentscenes.utils.progress import console
-
             console.print(f"latent cache {cache_path} was written for other views or another encoder: not used, "
                           "encoding again", markup=False, highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
@@ -318,8 +309,6 @@ def encode_views(
         return ae.normalize(ae.encode_distribution(x).mean)
 
     if progress:
-        from latentscenes.utils.progress import progress_bar
-
         with progress_bar("encode latents", len(table)) as (pb, task):
             lat = cache_latents(table, enc, system.device, batch_size, lambda n: pb.update(task, advance=n))
     else:
@@ -521,8 +510,6 @@ def _finished_exploit_result(out: Path, run_dir: Path, cfg: PipelineConfig, mani
 def clean_for_resume(out: Path) -> None:
     """Remove what interrupted writes left in a run or exploit folder before it is resumed: settle every stage's
     interrupted checkpoint swap (keeping the newest complete checkpoint) and delete temporary files."""
-    from latentscenes.utils.io import remove_temporaries
-
     stages_dir = rf.stages_dir(out)
     if stages_dir.is_dir():
         for d in sorted(stages_dir.iterdir()):
@@ -636,8 +623,6 @@ def train_3daae(
     calls this with the same arguments: each learns its own scenes, rank 0 writes the run
     (training/distributed.py); the result's ``system`` holds every scene on rank 0, its own elsewhere.
     """
-    from latentscenes.training import distributed
-
     out = Path(out)
     # Every check before anything is written: a refused start leaves no folder behind (nor a config.json that
     # would block the corrected re-run).
@@ -855,8 +840,6 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     Raises:
         RunError: not a training run, no finished model / no checkpoint of ``stage``, ``out`` not empty.
     """
-    import shutil
-
     run_dir, out = Path(run_dir), Path(out)
     cfg = load_run_config(run_dir)
     m = rf.read_manifest_if_any(run_dir)
@@ -988,8 +971,6 @@ def _eval_mode(system: LatentSystem) -> LatentSystem:
 def _sync(world_size: int) -> None:
     """A barrier of every process when there are several (training/distributed.py); nothing with one."""
     if world_size > 1:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
@@ -1007,8 +988,6 @@ def _own_scenes(scenes: list, rank: int, world_size: int) -> list:
     """The loaded scenes rank ``rank`` of ``world_size`` owns (all of them with one process)."""
     if world_size <= 1:
         return scenes
-    from latentscenes.training.distributed import check_enough_scenes, owned
-
     check_enough_scenes(len(scenes), world_size, "the scenes given")
     return [scenes[k] for k in owned(len(scenes), rank, world_size)]
 
@@ -1030,8 +1009,6 @@ def _image_storage(table: ViewTable, shard: Any) -> dict:
 def _gather_cameras(scenes: list, extent: float | None, world_size: int) -> tuple[list, float | None]:
     """Every rank's scenes without pixels (``cameras_only``) and the largest object extent (collective): what
     bounds derived from the cameras need, so that every rank derives the same."""
-    import torch.distributed as dist
-
     got: list[Any] = [None] * world_size
     dist.all_gather_object(got, (list(scenes), extent))
     every = [s for g in got for s in g[0]]
@@ -1041,15 +1018,11 @@ def _gather_cameras(scenes: list, extent: float | None, world_size: int) -> tupl
 
 def _derive_bounds(cfg: PipelineConfig, scenes: list, extent: float | None) -> dict:
     """:func:`with_camera_bounds`' bounds without printing them (ranks other than 0)."""
-    from latentscenes.data.bounds import derive_bounds
-
     return derive_bounds(scenes, cfg.render.box_size, extent=extent)
 
 
 def _distributed_record(shard: Any) -> dict:
     """What a multi-process run records in its manifest (``--resume`` checks ``world_size``)."""
-    import torch.distributed as dist
-
     return rf.distributed_record(shard.world_size, str(dist.get_backend()))
 
 
@@ -1069,8 +1042,6 @@ def exploit_config(
         ConfigError: a bad override, an unknown strategy, or ``exploit.t`` outside (0, 1) for
             ``encode-decode-scene``.
     """
-    from latentscenes.config import apply_overrides
-
     cfg = apply_overrides(copy.deepcopy(base), overrides)
     ex = cfg.exploit
     if strategy is not None:
@@ -1121,8 +1092,6 @@ def exploit_3daae(
 
     Several processes (torchrun): as :func:`train_3daae`.
     """
-    from latentscenes.training import distributed
-
     run_spec = str(run_dir)
     run_dir, out = resolve_run(run_dir), Path(out)
     if out.resolve() == run_dir.resolve():

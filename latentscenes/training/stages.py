@@ -20,6 +20,7 @@ uninterrupted run performs from step k (see tests/training/test_resume.py).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder
 from latentscenes.rendering.decoder import TriplaneDecoder
@@ -112,8 +114,6 @@ def save_shared(system: LatentSystem, path: Path, parts: tuple[str, ...] = ("enc
     autoencoder's own key, so ``LatentAutoencoder.load(path)`` reads this file directly when both parts are in
     it, plus the MLP sizes.
     """
-    import json
-
     tensors: dict[str, torch.Tensor] = {}
     keep = _ae_keys(system.ae, parts)
     for k, v in system.ae.vae.state_dict().items():
@@ -151,10 +151,6 @@ def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
         FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
         ValueError: sizes that do not match ``system``.
     """
-    import json
-
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shared weights not found")

@@ -137,7 +137,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Save a dict of tensors with safetensors, atomically (tensors are made contiguous on the CPU)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # imported on use: it imports torch; the CLI's start-up imports this module
 
     cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write(path, lambda p: save_file(cpu, str(p), metadata=metadata))

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["BrowserUnavailable", "find_chromium", "chromium_driver", "open_page", "screenshot", "canvas_box"]
 
@@ -39,8 +40,8 @@ def chromium_driver(width: int = 1200, height: int = 800) -> Any:
         BrowserUnavailable: selenium, chromium or chromedriver missing.
     """
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+        from selenium import webdriver  # optional dependency: selenium
+        from selenium.webdriver.chrome.service import Service  # optional dependency: selenium
     except ImportError as e:
         raise BrowserUnavailable(f"selenium is not installed ({e}): pip install -e '.[dev]'") from None
     browser, driver = find_chromium()
@@ -78,8 +79,6 @@ def canvas_box(drv: Any) -> tuple[int, int, int, int] | None:
 
 def screenshot(drv: Any, canvas_only: bool = True) -> np.ndarray:
     """The browser window (or only the 3D view's canvas) as ``uint8 [H, W, 3]``."""
-    from PIL import Image
-
     img = np.asarray(Image.open(io.BytesIO(drv.get_screenshot_as_png())).convert("RGB"))
     if not canvas_only:
         return img

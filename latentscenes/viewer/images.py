@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["MODES", "to_uint8", "mode_image", "error_image", "hstack", "vstack", "letterbox", "blank",
            "contact_sheet"]
@@ -60,7 +61,7 @@ def mode_image(out: Mapping[str, np.ndarray], mode: str, size: tuple[int, int], 
             lat = np.concatenate([lat, np.full(lat.shape[:2] + (3 - lat.shape[-1],), -1.0, np.float32)], axis=-1)
         img = to_uint8((lat[..., :3] + 1.0) * 0.5)
     elif mode == "depth":
-        from matplotlib import colormaps
+        from matplotlib import colormaps  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
         d = np.nan_to_num(np.asarray(out["depth"], dtype=np.float32), nan=far, posinf=far, neginf=near)
         col = colormaps["plasma"](np.clip((d - near) / max(far - near, 1e-8), 0.0, 1.0))[..., :3]
@@ -80,7 +81,7 @@ def error_image(pred: np.ndarray, gt: np.ndarray, max_error: float = 0.25) -> np
 
     0 is black, ``max_error`` and above the map's bright end. Raises ``ValueError`` for different shapes.
     """
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # imported on use: matplotlib (~0.5 s) only for colour maps and plots
 
     p, g = np.asarray(pred, dtype=np.float32), np.asarray(gt, dtype=np.float32)
     if p.shape != g.shape:
@@ -138,8 +139,6 @@ def contact_sheet(thumbs: Sequence[np.ndarray | None], labels: Sequence[str], co
     A ``None`` thumbnail (not rendered yet) is drawn grey. Returns ``uint8 [rows * (size + 14), cols * size
     + gaps, 3]`` (white label strips); an empty list gives one grey tile.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     n = max(1, len(labels))
     rows = (n + cols - 1) // cols
     lab_h, gap = 14, 4

@@ -30,6 +30,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from latentscenes.api import look_at
+from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
+from latentscenes.evaluation.images import save_png
+from latentscenes.training import pipeline
 from latentscenes.viewer import camera as vcam
 from latentscenes.viewer import images as vimg
 from latentscenes.viewer.scenes import SceneRow, filter_rows, row_label, scene_rows
@@ -92,9 +96,7 @@ def check_runs(runs: Sequence[Any], labels: Sequence[str] | None = None) -> None
     labels = list(labels or [str(r.path) for r in runs])
     for r, lab in zip(runs, labels):
         if not r.scenes:
-            from latentscenes.training.pipeline import SHIPPED_RUN
-
-            spec = "shipped" if Path(r.path) == SHIPPED_RUN else str(r.path)
+            spec = "shipped" if Path(r.path) == pipeline.SHIPPED_RUN else str(r.path)
             what = "a pre-trained 3Da-AE package" if r.kind == "pretrained" else f"a {r.kind} run"
             raise NoScenesError(f"{spec} holds no scenes ({what}): learn scenes with it (latentscenes exploit --run "
                                 f"{spec} --data D --out OUT) and view OUT")
@@ -195,8 +197,6 @@ class Viewer:
     # ---------------------------------------------------------------------------------------------- camera
     def _default_camera(self) -> tuple[float, float, float]:
         """(radius, elevation rad, vertical fov rad): the dataset's turntable camera, else a guess from near/far."""
-        from latentscenes.evaluation.cameras import camera_defaults_from_manifest, camera_defaults_from_views
-
         run = self.runs[0]
         root = str(self.data) if self.data is not None else run.data_root
         cam = None
@@ -214,8 +214,6 @@ class Viewer:
 
     def default_c2w(self, azimuth_deg: float = 30.0) -> np.ndarray:
         """``[4, 4]`` OpenCV c2w of the default camera (the turntable's: dataset distance and elevation)."""
-        from latentscenes.api import look_at
-
         az = math.radians(azimuth_deg)
         el = self.elevation
         eye = self.radius * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
@@ -235,7 +233,7 @@ class Viewer:
         Raises:
             PortInUseError: the port is taken (checked before, and again after binding).
         """
-        import viser
+        import viser  # imported on use: viser (its server stack) is only needed by `latentscenes view`
 
         check_port(self.host, self.port)
         for i, run in enumerate(self.runs):  # first renders are slow (lazy initialisation): not in front of the user
@@ -763,8 +761,6 @@ class Session:
         n = 1
         while (out / f"{frame.scene_id}_{frame.mode}_{n}.png").exists():
             n += 1
-        from latentscenes.evaluation.images import save_png
-
         return Path(save_png(frame.image, out / f"{frame.scene_id}_{frame.mode}_{n}.png"))
 
     def save_turntable(self) -> Path:
