@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from latentscenes.bench.machine import Phase
 from latentscenes.baselines.rgb.fit import RGBFitConfig
 from latentscenes.config import ConfigError, apply_overrides, get_preset, register_presets, resolve_config, to_dict
 from latentscenes.data import MultiSceneDataset
@@ -171,21 +172,27 @@ def resolve_settings(preset: str = "tiny-cpu", overrides: list[str] | None = Non
 
 # ============================================================================================ phases
 class PhaseClock:
-    """Wall seconds per phase, printed as a table at the end (and as each phase finishes)."""
+    """The demo's phases, each measured with the benchmark's :class:`~latentscenes.bench.machine.Phase` (wall and
+    CPU time, peak RSS: one phase timer for both drivers), printed as each phase finishes and as a table at the end.
+
+    ``seconds``: wall seconds per phase name; ``records``: each phase's full record (``PhaseRecord.to_dict``)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.records: dict[str, dict] = {}
         self.t0 = time.perf_counter()
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         console.rule(f"[bold]{name}")
-        t = time.perf_counter()
+        ph = Phase(name)
         try:
-            yield
+            with ph:
+                yield
         finally:
-            dt = time.perf_counter() - t
+            dt = ph.record.wall_s
             self.seconds[name] = self.seconds.get(name, 0.0) + dt
+            self.records[name] = ph.record.to_dict()
             console.print(f"[green]{name}[/green]: {dt:.1f} s (total so far {self.total() / 60:.1f} min)")
 
     @contextmanager
@@ -416,4 +423,4 @@ def run_demo(
     if total > demo.budget_minutes * 60:
         console.print(f"[yellow]warning:[/yellow] the demo took {total / 60:.1f} min, over its {demo.budget_minutes:.0f}-min budget")
     console.print(f"report: {res['report']}")
-    return {**res, "phase_seconds": dict(clock.seconds), "data": data_info}
+    return {**res, "phase_seconds": dict(clock.seconds), "phases": dict(clock.records), "data": data_info}
