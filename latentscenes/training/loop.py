@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from latentscenes.scenes.bank import LazySceneAdam
+from latentscenes.scenes.bank import LazySceneAdam, SceneBank
 from latentscenes.training.losses import NonFiniteLossError
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.utils.crash import crash_point
@@ -91,6 +91,16 @@ class ParamGroup:
     params: list[nn.Parameter]
     lr: float
     per_scene: bool = False
+
+
+def bank_groups(bank: SceneBank, sparse: bool, lr_local: float, lr_coefs: float, lr_global: float) -> list[ParamGroup]:
+    """The scene bank's three groups: T_mic (``local``) and W (``coefs``) per scene, B (``global``) shared
+    (paper Eq. 6-7). Sets ``bank.sparse_grad`` to ``sparse`` so that the per-scene gradients are sparse exactly
+    when the lazy per-scene Adam reads them. Groups of parts the bank lacks (F_mic = 0, F_mac = 0) are empty."""
+    bank.sparse_grad = sparse
+    return [ParamGroup("local", [bank.local] if bank.local is not None else [], lr_local, per_scene=True),
+            ParamGroup("coefs", [bank.coefs] if bank.coefs is not None else [], lr_coefs, per_scene=True),
+            ParamGroup("global", list(bank.shared_parameters()), lr_global)]
 
 
 class GroupOptimizers:

@@ -47,7 +47,7 @@ from latentscenes.training.checkpoint import (
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, batch_indices, step_generator
 from latentscenes.training import run_format as rf
-from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, optimise
+from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, bank_groups, optimise
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.training.losses import (
     NonFiniteStateError,
@@ -214,17 +214,13 @@ class StageOptimizers(GroupOptimizers):
     rates (0 = frozen; gradients still flow *through* a frozen decoder to the planes)."""
 
     def __init__(self, system: LatentSystem, cfg: StageConfig) -> None:
-        self.cfg = cfg
-        bank = system.bank
-        bank.sparse_grad = cfg.optimizer == "sparse"
+        sparse = cfg.optimizer == "sparse"
         super().__init__([
-            ParamGroup("local", [bank.local] if bank.local is not None else [], cfg.lr_local, per_scene=True),
-            ParamGroup("coefs", [bank.coefs] if bank.coefs is not None else [], cfg.lr_coefs, per_scene=True),
-            ParamGroup("global", list(bank.shared_parameters()), cfg.lr_global),
+            *bank_groups(system.bank, sparse, cfg.lr_local, cfg.lr_coefs, cfg.lr_global),
             ParamGroup("mlp", list(system.mlp.parameters()), cfg.lr_mlp),
             ParamGroup("encoder", list(system.ae.encoder_parameters()), cfg.lr_encoder),
             ParamGroup("decoder", list(system.ae.decoder_parameters()), cfg.lr_decoder),
-        ], sparse=cfg.optimizer == "sparse")
+        ], sparse=sparse)
 
 
 # ============================================================================================ one stage

@@ -42,7 +42,7 @@ from latentscenes.rendering.rays import generate_rays
 from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays, render_views_no_grad
 from latentscenes.baselines.rgb.fit_format import save_macro, save_micro_scene, write_results
 from latentscenes.scenes.bank import SceneBank, TriplaneConfig
-from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, optimise
+from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, bank_groups, optimise
 from latentscenes.training.losses import triplane_tv
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 
@@ -218,13 +218,8 @@ def _tv(planes: torch.Tensor, cfg: RGBFitConfig) -> torch.Tensor | float:
 def _optimizers(bank: SceneBank, decoder: TriplaneDecoder, cfg: RGBFitConfig) -> GroupOptimizers:
     """The fit's Adam groups, named as the latent stages name theirs (``mlp`` is the tri-plane MLP)."""
     sparse = cfg.optimizer == "sparse"
-    bank.sparse_grad = sparse
-    return GroupOptimizers([
-        ParamGroup("local", [bank.local] if bank.local is not None else [], cfg.lr_planes, per_scene=True),
-        ParamGroup("coefs", [bank.coefs] if bank.coefs is not None else [], cfg.lr_coefs, per_scene=True),
-        ParamGroup("global", list(bank.shared_parameters()), cfg.lr_global),
-        ParamGroup("mlp", list(decoder.parameters()), cfg.lr_mlp),
-    ], sparse=sparse)
+    return GroupOptimizers([*bank_groups(bank, sparse, cfg.lr_planes, cfg.lr_coefs, cfg.lr_global),
+                            ParamGroup("mlp", list(decoder.parameters()), cfg.lr_mlp)], sparse=sparse)
 
 
 def _run(stage: str, cfg: RGBFitConfig, opts: GroupOptimizers, forward: Callable[[int], StepOutput],
