@@ -199,7 +199,7 @@ def measure_costs(
     peak RSS (and a package's recorded stage peaks); CPU time per scene.
 
     Args:
-        phases: :class:`~latentscenes.bench.machine.PhaseLog` phases (``ours/exploit``, ``rgb/fit``, ...).
+        phases: :class:`~latentscenes.utils.phases.PhaseLog` phases (``ours/exploit``, ``rgb/fit``, ...).
         stage_results: ``{"ours/exploit": ..., "ours/train": ...}`` results of the latent runs.
         rgb_results: ``{"rgb": fit results}``; ``rgb_dir``: the Tri-Planes (RGB) fit's folder.
         ours_run, ours_exploit: Ours' training run (or package) and exploit batch folders.

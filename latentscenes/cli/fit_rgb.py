@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         from latentscenes.data.bounds import derive_bounds, describe
         from latentscenes.data.loaders import detect_layout
         from latentscenes.data.types import DatasetError
+        from latentscenes.evaluation.curves import rgb_fit_evaluator
         from latentscenes.utils.device import pick_device
 
         with user_errors():
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
             mark_folder(out, "fit-rgb")
             save_config(cfg, out / "config.json")
             results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, render_defaults=bounds,
-                                     log=lambda s: console.print(s))
+                                     log=lambda s: console.print(s), evaluate=rgb_fit_evaluator())
             results["command"] = "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             write_results(out, results)
         s = results["summary"]

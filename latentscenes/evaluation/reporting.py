@@ -9,10 +9,10 @@ demo and the tests' fakes.
 from __future__ import annotations
 
 import json
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from latentscenes.data.types import SceneViews, check_scene_id
 from latentscenes.evaluation.cameras import CameraDefaults
@@ -21,6 +21,7 @@ from latentscenes.evaluation.model import SceneModel
 from latentscenes.evaluation.render import TurntableConfig, render_turntable
 from latentscenes.evaluation.report import MethodRow, ReportContent, comparison_grid, write_report
 from latentscenes.utils.io import atomic_write_text
+from latentscenes.utils.phases import Phase
 from latentscenes.utils.progress import console, progress_bar
 
 
@@ -101,7 +102,8 @@ def evaluate_and_report(
         phase_seconds: wall seconds of the phases run before this call; this function adds its own
             (``evaluate``, ``render``, ``report``) to the same dict.
         timer: optional context-manager factory ``timer(phase_name)`` that records phase times into
-            ``phase_seconds`` itself; without it times are measured here.
+            ``phase_seconds`` itself (the demo's ``PhaseClock``); without it each phase is measured here with
+            :class:`latentscenes.utils.phases.Phase` and its wall seconds added to ``phase_seconds``.
     Returns:
         ``{"report": path, "metrics_ours": ..., "metrics_rgb": ..., "grid": ..., "turntables": [...],
         "ours": eval dict, "rgb": eval dict or None}``.
@@ -115,10 +117,13 @@ def evaluate_and_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     image_hw = next(iter(scenes.values())).resolution
 
-    def phase(name: str):
-        if timer is not None:
-            return timer(name)
-        return _Timer(name, phase_seconds)
+    @contextmanager
+    def measured(name: str) -> Iterator[None]:
+        with Phase(name) as ph:  # the one phase timer (utils/phases.py), also without a caller's
+            yield
+        phase_seconds[name] = phase_seconds.get(name, 0.0) + ph.record.wall_s
+
+    phase = timer if timer is not None else measured
 
     with phase("evaluate"):
         groups = {"train": list(plan.train_ids), "exploit": list(plan.exploit_ids)}
@@ -191,18 +196,3 @@ def evaluate_and_report(
         "report": str(report), "metrics_ours": str(p_ours), "metrics_rgb": str(p_rgb) if p_rgb else None,
         "grid": str(grid), "turntables": [p for _, p in turntables], "ours": res_ours, "rgb": res_rgb,
     }
-
-
-class _Timer:
-    """Context manager adding the block's wall seconds to ``store[name]``."""
-
-    def __init__(self, name: str, store: dict[str, float]) -> None:
-        self.name, self.store = name, store
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.store[self.name] = self.store.get(self.name, 0.0) + time.perf_counter() - self.t0
-        return False

@@ -4,7 +4,7 @@ Order of work (docs/benchmark.md gives the protocol):
   1. load the train / exploit scenes once, at the pipeline's image size (all methods see the same images);
   2.-4. every method of the registry (:mod:`latentscenes.experiments.methods`, in ``RUN_ORDER``), each through the
      shared step :func:`latentscenes.experiments.step.run_method` inside this benchmark's phases
-     (:class:`~latentscenes.bench.machine.PhaseLog`), on what :func:`bench_batches` gives it: Tri-Planes (RGB) and
+     (:class:`~latentscenes.utils.phases.PhaseLog`), on what :func:`bench_batches` gives it: Tri-Planes (RGB) and
      Tri-Planes-Macro (RGB) on the baseline's scenes (``fit_rgb_scenes``); Ours: 3Da-AE training
      (``train_3daae``), exploitation of the exploit scenes with PSNR-vs-time evaluations (``exploit_3daae`` + an
      evaluation callback whose time the stages exclude), exploitation of re-learned train scenes; then the
@@ -34,14 +34,14 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from latentscenes.autoencoder.model import AutoencoderError, load_autoencoder
 from latentscenes.baselines.rgb.fit import RGBFitConfig
 from latentscenes.bench.config import ALL_METHODS, BenchConfig
-from latentscenes.bench.machine import PhaseLog
+from latentscenes.utils.phases import PhaseLog
 from latentscenes.bench.measure import fidelity_diagnosis, measure_costs
 from latentscenes.bench.pretrained import BenchPackage, load_package, package_entry_cost, warmup_recipe
 from latentscenes.bench.report import write_report
@@ -49,8 +49,7 @@ from latentscenes.bench.tables import build_fig7, build_table2, build_time_to_qu
 from latentscenes.config import ConfigError, apply_overrides, get_preset, save_config, to_dict
 from latentscenes.data import MultiSceneDataset
 from latentscenes.data.types import DatasetError, SceneViews
-from latentscenes.evaluation.evaluate import evaluate_scene
-from latentscenes.evaluation.runs import latent_system_model
+from latentscenes.evaluation.curves import latent_curve_eval
 from latentscenes.experiments.methods import RUN_ORDER, get_method
 from latentscenes.experiments.step import (
     Batch,
@@ -191,7 +190,7 @@ def bench_batches(method, cfg: BenchConfig, pcfg, rgb_scenes: Sequence[SceneView
         eval_cpu: dict = {}
         batches.append(Batch(
             tag, group, per_scene_exploit(base, cfg, len(scenes), cfg.curve_points if curve else 0),
-            scenes=list(scenes), eval_fn=curve_eval_fn(curve_scenes, cfg.curve_views, eval_cpu) if curve else None,
+            scenes=list(scenes), eval_fn=latent_curve_eval(curve_scenes, cfg.curve_views, eval_cpu) if curve else None,
             eval_cpu=eval_cpu,
         ))
     return batches
@@ -304,24 +303,6 @@ def _keep_train_views(scene: SceneViews, max_train: int | None) -> SceneViews:
 
 
 # ============================================================================================ measuring
-def curve_eval_fn(scenes: Sequence[SceneViews], n_views: int, cpu_spent: dict | None = None) -> Callable:
-    """``eval_fn(system, stage, step) -> {"psnr": ...}`` for :func:`run_stage`: mean held-out PSNR of the first
-    ``n_views`` test views of ``scenes`` (the stages exclude this time from their clocks).
-
-    ``cpu_spent["s"]`` accumulates the process CPU time spent evaluating, so that it can be taken out of the
-    phase's CPU time too.
-    """
-    def fn(system, stage: str, step: int) -> dict[str, float]:
-        c0 = time.process_time()
-        model = latent_system_model(system, "curve")
-        vals = [evaluate_scene(model, s, "test", n_views)["mean"]["psnr"] for s in scenes if s.scene_id in model.scene_ids]
-        if cpu_spent is not None:
-            cpu_spent["s"] = cpu_spent.get("s", 0.0) + time.process_time() - c0
-        return {"psnr": float(sum(vals) / len(vals))} if vals else {}
-
-    return fn
-
-
 # ============================================================================================ the run
 def run_benchmark(
     cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "", resume: bool = False
@@ -428,7 +409,6 @@ def run_benchmark(
                       f"{entry['t_ec_s'] / 60:.1f} min as measured when it was made")
     rgb_results: dict[str, dict] = {}
     rgb_models: dict[str, Any] = {}
-    rgb_psnr_check: dict[str, float | None] = {}
     exploited: dict[str, Path] = {}
     latent_models: dict[str, list] = {}
     for m in [x for x in RUN_ORDER if x in methods]:
@@ -446,13 +426,6 @@ def run_benchmark(
         evaluations[m] = evaluate_models(models, by_id, rgb_ids if method.kind == "rgb" else groups, cfg.eval_max_views)
         if method.kind == "rgb":
             rgb_models[m] = models[0][1]
-            # cross-check: the baseline's own held-out metrics and the shared evaluation of its saved files agree
-            ev = evaluations[m]
-            diffs = [abs(r_["psnr"] - ev["scenes"][r_["scene_id"]]["mean"]["psnr"]) for r_ in rgb_results[m]["scenes"]
-                     if r_["scene_id"] in ev["scenes"] and math.isfinite(r_["psnr"])]
-            rgb_psnr_check[m] = max(diffs) if diffs else None
-            if diffs and max(diffs) > 0.05:
-                notes.append(f"{m}: its own held-out PSNR differs from the shared evaluation by up to {max(diffs):.3f} dB")
         else:
             exploited[m] = run.folders["exploit"]
             if m == "ours":  # kept for the render timing; the others are freed (an SD-size autoencoder each)
@@ -472,7 +445,6 @@ def run_benchmark(
         ours_model=latent_models["ours"][0], rgb_model=rgb_models["rgb"],
         timing_scenes=[by_id[i] for i in rgb_ids["exploit"]], n_exploit=n_ex, device=device)
     notes.extend(cost_notes)
-    table2_checks = {"rgb_fit_vs_shared_eval_max_psnr_diff_db": rgb_psnr_check}
 
     # ------------------------------------------------------------------ time to quality, Fig. 7
     curve_t, curve_p = [], []
@@ -495,7 +467,6 @@ def run_benchmark(
     ttq["curve_views_per_scene"] = cfg.curve_views
     fig7 = build_fig7(table1["ours"]["time"]["t_ec"], table1["ours"]["time"]["t_scene"], table1["rgb"]["t_scene_s"], cfg.fig7_n)
     table2 = build_table2(evaluations, rgb_ids)
-    table2["checks"] = table2_checks
 
     resumed = [k for k, p in phases.items() if p.get("extra", {}).get("resumed")]
     if resumed:

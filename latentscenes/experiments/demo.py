@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from latentscenes.bench.machine import Phase
+from latentscenes.utils.phases import Phase
 from latentscenes.baselines.rgb.fit import RGBFitConfig
 from latentscenes.config import ConfigError, apply_overrides, get_preset, register_presets, resolve_config, to_dict
 from latentscenes.data import MultiSceneDataset
@@ -172,7 +172,7 @@ def resolve_settings(preset: str = "tiny-cpu", overrides: list[str] | None = Non
 
 # ============================================================================================ phases
 class PhaseClock:
-    """The demo's phases, each measured with the benchmark's :class:`~latentscenes.bench.machine.Phase` (wall and
+    """The demo's phases, each measured with the benchmark's :class:`~latentscenes.utils.phases.Phase` (wall and
     CPU time, peak RSS: one phase timer for both drivers), printed as each phase finishes and as a table at the end.
 
     ``seconds``: wall seconds per phase name; ``records``: each phase's full record (``PhaseRecord.to_dict``)."""

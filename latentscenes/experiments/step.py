@@ -18,6 +18,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import torch
 
+from latentscenes.evaluation.curves import rgb_fit_evaluator
 from latentscenes.evaluation.evaluate import evaluate_model
 from latentscenes.evaluation.runs import latent_system_model, load_rgb_run
 from latentscenes.experiments.methods import Method
@@ -125,7 +126,7 @@ def run_method(method: Method, ctx: MethodContext, folder: Path, batches: Sequen
         with ctx.phase(method.name, b.tag) as extra:
             if res is None:
                 res = fit_rgb_scenes(b.scenes, b.config, out_dir=folder, scene_ids=b.scene_ids,
-                                     render_defaults=ctx.render_defaults, log=b.log)
+                                     render_defaults=ctx.render_defaults, log=b.log, evaluate=rgb_fit_evaluator())
             else:
                 extra["resumed"] = True
         return MethodRun(method, list(batches), None, {b.tag: folder}, {b.tag: res})

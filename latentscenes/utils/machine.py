@@ -6,7 +6,7 @@
   ``evaluate``: CPU, torch threads, torch and Python versions, GPU name);
 * :func:`machine_line`: one line for the demo's console and report.
 
-The per-phase time and memory measurement stays with the benchmark (:mod:`latentscenes.bench.machine`).
+The per-phase time and memory measurement is :mod:`latentscenes.utils.phases` (the bench, the demo, the demo's report).
 """
 
 from __future__ import annotations

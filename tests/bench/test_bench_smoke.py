@@ -49,9 +49,12 @@ def test_bench_writes_every_output(bench_out):
             assert math.isfinite(row[g]["psnr"]) and row[g]["n_scenes"] >= 1
     assert r["time_to_quality"]["ours_curve"]["psnr"] and r["time_to_quality"]["rgb_curve"]["psnr"]
     assert len(r["fig7"]["ours_s"]) == len(r["fig7"]["n_exploit"])
-    # the baseline's own held-out metrics equal the shared evaluation of the files it saved
-    for m, d in r["table2"]["checks"]["rgb_fit_vs_shared_eval_max_psnr_diff_db"].items():
-        assert d is not None and d < 1e-3, (m, d)
+    # one metric path: the RGB fits' own figures (taken by the evaluation protocol on the live tensors) equal the
+    # benchmark's evaluation of the files they saved
+    for m in ("rgb", "rgb-macro"):
+        for rec in r["rgb_results"][m]["scenes"]:
+            ev = r["evaluations"][m]["scenes"][rec["scene_id"]]["mean"]["psnr"]
+            assert rec["psnr"] == pytest.approx(ev, abs=1e-3), (m, rec["scene_id"])
     md = (bench_out / "summary.md").read_text()
     assert "Table 1" in md and "Table 2" in md
     # the fidelity diagnosis: AE ceilings through the stages, the consistency probe of both autoencoders
@@ -91,6 +94,15 @@ def test_eq9_eq11_recomputed_from_the_measured_parts(bench_out):
     assert t1["memory_ref"]["m_scene_eff"] == pytest.approx(m_ec / 1000 + m_scene)
     rgb = r["table1"]["rgb"]
     assert rgb["t_scene_s"] == pytest.approx(sum(s["time_s"] for s in r["rgb_results"]["rgb"]["scenes"]) / rgb["n_scenes"])
+    # the CPU-time columns: the same parts measured with the process's CPU clock
+    cpu = r["table1"]["cpu_time"]
+    stage_cpu = [ex["stages"][k]["cpu_s"] for k in ("exploit_fit", "exploit_refit", "exploit_finetune")]
+    assert all(c is not None and c >= 0 for c in stage_cpu) and sum(stage_cpu) > 0
+    assert cpu["ours_t_scene_cpu_s"] == pytest.approx(sum(stage_cpu) / n)
+    rgb_cpu = [s["cpu_time_s"] for s in r["rgb_results"]["rgb"]["scenes"]]
+    assert all(c > 0 for c in rgb_cpu) and cpu["rgb_t_scene_cpu_s"] == pytest.approx(sum(rgb_cpu) / len(rgb_cpu))
+    assert cpu["ours_t_ec_cpu_s"] > 0  # the test preset trains its 3Da-AE here: Eq. 9 on CPU time as on wall time
+    assert cpu["ours_t_scene_eff_ref_cpu_s"] == pytest.approx(cpu["ours_t_ec_cpu_s"] / 1000 + cpu["ours_t_scene_cpu_s"])
 
 
 def test_bytes_counted_equal_the_tensors_saved(bench_out):

@@ -67,7 +67,10 @@ def test_rgb_run_folder_matches_the_baselines_own_metrics(tmp_path):
 
     scenes = {s: make_scene(s, n_views=6, n_test=2, size=32, seed=i) for i, s in enumerate(["p", "q"])}
     cfg = get_preset(RGBFitConfig, "test")
-    res = fit_rgb_scenes(list(scenes.values()), cfg, out_dir=tmp_path / "rgb")
+    from latentscenes.evaluation.curves import rgb_fit_evaluator
+
+    # the fit evaluates its live tensors; eval reads the saved files: equal figures = a lossless folder
+    res = fit_rgb_scenes(list(scenes.values()), cfg, out_dir=tmp_path / "rgb", evaluate=rgb_fit_evaluator())
     model = load_rgb_run(tmp_path / "rgb")
     assert model.kind == "rgb" and model.scene_ids == ["p", "q"]
     ev = evaluate_model(model, scenes, {"exploit": ["p", "q"]}, show_progress=False)

@@ -10,6 +10,7 @@ import torch
 
 from latentscenes.autoencoder.model import SHIPPED_WEIGHTS
 from latentscenes.config import apply_overrides, get_preset
+from latentscenes.data.loaders import resize_area
 from latentscenes.training.config import PipelineConfig
 from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_exploited, load_trained, train_3daae
 
@@ -177,11 +178,22 @@ def test_paper_preset_smoke(tmp_path):
     assert (cfg.warmup.batch_size, cfg.joint.batch_size) == (32, 16)
 
 
-def test_heldout_psnr_eval_hook(trained_run):
-    from latentscenes.training.eval_hooks import heldout_psnr_eval
+def test_latent_curve_eval_is_the_eval_protocol(trained_run):
+    """The stages' curve callback gives the mean of what ``evaluate_scene`` gives, skipping unknown scenes."""
+    from latentscenes.evaluation.curves import latent_curve_eval
+    from latentscenes.evaluation.evaluate import evaluate_scene
+    from latentscenes.evaluation.runs import latent_system_model
 
     out, _ = trained_run
     system = load_trained(out, "cpu")
-    fn = heldout_psnr_eval(sphere_scenes(3) + sphere_scenes(1, "unknown"), resolution=32)
-    r = fn(system, "joint", 0)
-    assert set(r) == {"psnr_latent", "psnr_rgb"} and all(0 < v < 100 for v in r.values()), r
+    known = [dataclasses.replace(s, images=resize_area(s.images, 32)) for s in sphere_scenes(3)]
+    unknown = [dataclasses.replace(s, images=resize_area(s.images, 32)) for s in sphere_scenes(1, "unknown")]
+    spent: dict = {}
+    r = latent_curve_eval(known + unknown, n_views=1, cpu_spent=spent)(system, "joint", 0)
+    model = latent_system_model(system)
+    held = [s for s in known if s.scene_id in model.scene_ids]
+    assert held, "the trained run should hold the sphere scenes"
+    expect = sum(evaluate_scene(model, s, "test", 1)["mean"]["psnr"] for s in held) / len(held)
+    assert set(r) == {"psnr"} and r["psnr"] == pytest.approx(expect, abs=1e-6)
+    assert spent["s"] > 0
+    assert latent_curve_eval(unknown, 1)(system, "joint", 0) == {}

@@ -12,8 +12,9 @@ Two variants:
     each scene owns only its M coefficients (Eq. 7); scenes are fitted jointly with multi-scene batches and the
     per-scene time is the total time divided by the number of scenes.
 
-Recorded per scene: wall time of the optimisation (evaluation excluded), parameter bytes, held-out PSNR/SSIM
-(full frame, ``latentscenes.metrics`` protocol) and a PSNR-vs-time curve [(seconds, psnr)] on a few held-out views.
+Recorded per scene: wall time of the optimisation (evaluation excluded), parameter bytes, and, with the evaluator
+its caller passes (the protocol of ``latentscenes eval``, ``evaluation/curves.py``), held-out PSNR/SSIM and a
+PSNR-vs-time curve [(seconds, psnr)] on a few held-out views.
 
 Both variants run on the loop and optimiser wrapper of the latent stages (``training/loop.py``: ``optimise``,
 ``GroupOptimizers``), so their clocks, curves and finite-loss guard mean what the latent stages' mean; what is
@@ -36,10 +37,9 @@ from latentscenes.config import ConfigError, get_preset, register_presets, to_di
 from latentscenes.data.bounds import check_bounds, derive_bounds, describe
 from latentscenes.data.loaders import resize_area
 from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
-from latentscenes.metrics import rgb_metrics
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.rays import generate_rays
-from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays, render_views_no_grad
+from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays
 from latentscenes.baselines.rgb.fit_format import save_macro, save_micro_scene, write_results
 from latentscenes.scenes.bank import SceneBank, TriplaneConfig
 from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, bank_groups, optimise
@@ -191,23 +191,25 @@ def _prepare(scene: SceneViews, device: torch.device) -> _SceneRays:
     return _SceneRays(o.reshape(-1, 3).to(device), d.reshape(-1, 3).to(device), target.to(device), scene.subset(test_idx))
 
 
-def _evaluate(planes: torch.Tensor, decoder, views: SceneViews, cfg: RenderConfig, bg, device) -> tuple[list[float], list[float]]:
-    """Per-view held-out PSNR/SSIM (deterministic render, one view at a time)."""
-    cfg = dataclasses.replace(cfg, deterministic=True)
-    H, W = views.resolution
-    psnr, ssim = [], []
-    for v in range(views.num_views):
-        out = render_views_no_grad(
-            planes, decoder, views.c2w[v : v + 1].to(device), views.K[v : v + 1].to(device), H, W, cfg, bg
-        )
-        m = rgb_metrics(out["image"].cpu(), views.images[v : v + 1])
-        psnr.append(float(m["psnr"][0]))
-        ssim.append(float(m["ssim"][0]))
-    return psnr, ssim
+def _mean(xs: Sequence[float | None]) -> float | None:
+    """Mean of the values, None when there is none (a fit without an evaluator measures no PSNR)."""
+    vals = [x for x in xs if x is not None]
+    return float(sum(vals) / len(vals)) if vals else None
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return float(sum(xs) / len(xs)) if xs else float("nan")
+#: The held-out evaluation a fit is given by its caller (the protocol lives above this floor; the callers pass
+#: ``latentscenes.evaluation.curves.rgb_fit_evaluator()``): ``evaluate(bank, mlp, render_cfg, background, scene,
+#: max_views) -> {"psnr": [dB per view], "ssim": [per view]}`` on the first ``max_views`` (None = all) test views.
+HeldOutEval = Callable[[SceneBank, TriplaneDecoder, RenderConfig, torch.Tensor, SceneViews, "int | None"],
+                       dict[str, list[float]]]
+
+
+def _held_out(evaluate: HeldOutEval | None, bank, decoder, rcfg, bg, test: SceneViews,
+              max_views: int | None) -> tuple[list[float], list[float]]:
+    if evaluate is None:
+        return [], []
+    m = evaluate(bank, decoder, rcfg, bg, test, max_views)
+    return list(m["psnr"]), list(m["ssim"])
 
 
 # ----------------------------------------------------------------------------------------------- fitting
@@ -223,20 +225,23 @@ def _optimizers(bank: SceneBank, decoder: TriplaneDecoder, cfg: RGBFitConfig) ->
 
 
 def _run(stage: str, cfg: RGBFitConfig, opts: GroupOptimizers, forward: Callable[[int], StepOutput],
-         curve_psnr: Callable[[], float], device: torch.device) -> StageResult:
-    """``cfg.steps`` updates on the loop every fit runs (``training.loop.optimise``); the PSNR-vs-time curve is
-    taken at the start, every ``eval_every`` updates and at the end, its time excluded from ``train_s``."""
+         curve_psnr: Callable[[], float] | None, device: torch.device) -> StageResult:
+    """``cfg.steps`` updates on the loop every fit runs (``training.loop.optimise``); the PSNR-vs-time curve (when
+    the fit was given an evaluator) is taken at the start, every ``eval_every`` updates and at the end, its time
+    excluded from ``train_s``."""
 
     def lr_factor(step: int) -> float:
         return cfg.lr_final_factor ** (step / max(1, cfg.steps - 1)) if cfg.lr_final_factor != 1.0 else 1.0
 
     return optimise(stage=stage, n_steps=cfg.steps, start=0, result=StageResult(stage=stage), opts=opts,
                     forward=forward, device=device, lr_factor=lr_factor,
-                    run_eval=lambda step: {"psnr": curve_psnr()}, eval_every=cfg.eval_every, eval_at_start=True,
+                    run_eval=None if curve_psnr is None else (lambda step: {"psnr": curve_psnr()}),
+                    eval_every=cfg.eval_every if curve_psnr is not None else 0, eval_at_start=curve_psnr is not None,
                     log_every=1)  # final_losses = the last update's
 
 
-def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir):
+def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir,
+               evaluate: HeldOutEval | None):
     gen = torch.Generator().manual_seed(cfg.seed + idx)
     torch.manual_seed(cfg.seed + idx)
     data = _prepare(scene, device)
@@ -244,7 +249,6 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
     decoder = TriplaneDecoder(tcfg.features, 3, rcfg.decoder_hidden).to(device)
     opts = _optimizers(bank, decoder, cfg)
     rows = bank.rows([scene.scene_id])
-    curve_views = data.test.subset(list(range(min(cfg.curve_views, data.test.num_views))))
     P = data.origins.shape[0]
 
     def forward(step: int) -> StepOutput:
@@ -255,13 +259,11 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
         return StepOutput(loss, {"total": float(loss.detach())}, rows)
 
     def curve_psnr() -> float:
-        return _mean(_evaluate(bank.planes(rows).detach(), decoder, curve_views, rcfg, bg, device)[0])
+        return _mean(_held_out(evaluate, bank, decoder, rcfg, bg, data.test, cfg.curve_views)[0])
 
-    res = _run("rgb_micro", cfg, opts, forward, curve_psnr, device)
-    test = data.test
-    if cfg.max_eval_views:
-        test = test.subset(list(range(min(cfg.max_eval_views, test.num_views))))
-    psnr, ssim = _evaluate(bank.planes(rows).detach(), decoder, test, rcfg, bg, device)
+    res = _run("rgb_micro", cfg, opts, forward, curve_psnr if evaluate is not None else None, device)
+    n_eval = min(cfg.max_eval_views, data.test.num_views) if cfg.max_eval_views else data.test.num_views
+    psnr, ssim = _held_out(evaluate, bank, decoder, rcfg, bg, data.test, n_eval)
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
     if out_dir is not None and cfg.save_planes:
         save_micro_scene(out_dir, scene.scene_id, bank, decoder)
@@ -277,14 +279,15 @@ def _fit_micro(scene: SceneViews, idx: int, cfg: RGBFitConfig, rcfg: RenderConfi
         "ssim": _mean(ssim),
         "psnr_per_view": psnr,
         "ssim_per_view": ssim,
-        "n_test_views": test.num_views,
+        "n_test_views": len(psnr),
         "final_loss": res.final_losses["total"],
         "curve": [[c["train_s"], c["psnr"]] for c in res.curve],
     }
     return result, (bank, decoder, rows)
 
 
-def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir):
+def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, tcfg: TriplaneConfig, device, bg, out_dir,
+               evaluate: HeldOutEval | None):
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     ids = [s.scene_id for s in scenes]
@@ -294,7 +297,6 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
     opts = _optimizers(bank, decoder, cfg)
     S = max(1, min(cfg.scenes_per_batch, len(ids)))
     R = max(1, cfg.rays_per_batch // S)
-    curve_sets = [d.test.subset(list(range(min(cfg.curve_views, d.test.num_views)))) for d in data]
 
     def forward(step: int) -> StepOutput:
         pick = torch.randperm(len(ids), generator=gen)[:S].tolist()
@@ -309,24 +311,21 @@ def _fit_macro(scenes: list[SceneViews], cfg: RGBFitConfig, rcfg: RenderConfig, 
         return StepOutput(loss, {"total": float(loss.detach())}, rows)
 
     def curve_psnr() -> float:
-        vals = []
-        for i, v in enumerate(curve_sets):
-            vals += _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, v, rcfg, bg, device)[0]
-        return _mean(vals)
+        return _mean([p for d in data for p in _held_out(evaluate, bank, decoder, rcfg, bg, d.test, cfg.curve_views)[0]])
 
-    res = _run("rgb_macro", cfg, opts, forward, curve_psnr, device)
+    res = _run("rgb_macro", cfg, opts, forward, curve_psnr if evaluate is not None else None, device)
     clock, cpu = res.train_s, res.cpu_s
     curve = [[c["train_s"], c["psnr"]] for c in res.curve]
     dec_bytes = sum(p.numel() * p.element_size() for p in decoder.parameters())
     results = []
     for i, d in enumerate(data):
-        test = d.test if not cfg.max_eval_views else d.test.subset(list(range(min(cfg.max_eval_views, d.test.num_views))))
-        psnr, ssim = _evaluate(bank.planes(bank.rows([ids[i]])).detach(), decoder, test, rcfg, bg, device)
+        n_eval = min(cfg.max_eval_views, d.test.num_views) if cfg.max_eval_views else d.test.num_views
+        psnr, ssim = _held_out(evaluate, bank, decoder, rcfg, bg, d.test, n_eval)
         results.append({
             "scene_id": ids[i], "time_s": clock / len(ids), "cpu_time_s": cpu / len(ids), "steps": cfg.steps,
             "param_bytes": bank.per_scene_bytes(), "plane_bytes": bank.per_scene_bytes(), "decoder_bytes": 0,
             "psnr": _mean(psnr), "ssim": _mean(ssim), "psnr_per_view": psnr, "ssim_per_view": ssim,
-            "n_test_views": test.num_views, "final_loss": res.final_losses["total"],
+            "n_test_views": len(psnr), "final_loss": res.final_losses["total"],
             "curve": [[t / len(ids), p] for t, p in curve],
         })
     if out_dir is not None and cfg.save_planes:
@@ -352,6 +351,7 @@ def fit_rgb_scenes(
     scene_ids: Sequence[str] | None = None,
     render_defaults: dict[str, float] | None = None,
     log: Any = None,
+    evaluate: HeldOutEval | None = None,
 ) -> dict[str, Any]:
     """Fit RGB tri-planes to scenes and measure time, bytes and held-out quality (paper Sec. 4, Tab. 1-2).
 
@@ -365,6 +365,10 @@ def fit_rgb_scenes(
         scene_ids: subset of a data set's scenes to fit (default: all).
         render_defaults: near/far/box_size overriding the data set's (used if ``cfg.use_dataset_render``).
         log: optional callable ``log(str)`` for progress lines.
+        evaluate: the held-out evaluation (:data:`HeldOutEval`; the commands, the demo and the benchmark pass
+            ``latentscenes.evaluation.curves.rgb_fit_evaluator()``, the protocol of ``latentscenes eval``, so that
+            the fit's figures and an ``eval`` of its folder are one metric path). None: no held-out metric and no
+            curve is measured (``psnr`` / ``ssim`` None, ``curve`` empty).
     Returns:
         JSON-able dict: ``config``, ``variant``, ``scenes`` (per scene: ``scene_id``, ``time_s`` (wall s, evaluation
         excluded), ``cpu_time_s`` (process CPU s, all threads), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...]), ``summary``
@@ -414,12 +418,13 @@ def fit_rgb_scenes(
     first = None
     if cfg.variant == "micro":
         for k, scene in enumerate(views):
-            r, model = _fit_micro(scene, k, cfg, rcfg, tcfg, device, bg, out_dir)
+            r, model = _fit_micro(scene, k, cfg, rcfg, tcfg, device, bg, out_dir, evaluate)
             per_scene.append(r)
             first = first or model
-            say(f"{scene.scene_id}: {r['psnr']:.2f} dB PSNR, SSIM {r['ssim']:.3f}, {r['time_s']:.1f} s, {r['param_bytes']} B")
+            quality = f"{r['psnr']:.2f} dB PSNR, SSIM {r['ssim']:.3f}, " if r["psnr"] is not None else ""
+            say(f"{scene.scene_id}: {quality}{r['time_s']:.1f} s, {r['param_bytes']} B")
     else:
-        per_scene, shared, (bank, decoder) = _fit_macro(list(views), cfg, rcfg, tcfg, device, bg, out_dir)
+        per_scene, shared, (bank, decoder) = _fit_macro(list(views), cfg, rcfg, tcfg, device, bg, out_dir, evaluate)
         first = (bank, decoder, bank.rows([views[0].scene_id]))
         say(f"macro: {len(views)} scenes, {shared['total_time_s']:.1f} s total")
     summary = {

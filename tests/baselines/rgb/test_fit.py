@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from safetensors import safe_open
 from typer.testing import CliRunner
 
 from latentscenes.config import apply_overrides, get_preset
 from latentscenes.scenes.synthetic import make_sphere_scene
 from latentscenes.baselines.rgb.fit import RGBFitConfig, effective_triplane, fit_rgb_scenes
+from latentscenes.evaluation.curves import rgb_fit_evaluator
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def scenes():
 
 def test_fit_micro_records_time_bytes_quality_curve(scenes, tmp_path):
     cfg = get_preset(RGBFitConfig, "test")
-    res = fit_rgb_scenes(scenes, cfg, tmp_path)
+    res = fit_rgb_scenes(scenes, cfg, tmp_path, evaluate=rgb_fit_evaluator())
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["summary"]["n_scenes"] == 2 and len(saved["scenes"]) == 2
     # scenes given in memory (config.resolution None): the folder still says the size they were fitted at, so
@@ -49,6 +49,15 @@ def test_fit_micro_records_time_bytes_quality_curve(scenes, tmp_path):
         assert len(r["curve"]) == 1 + cfg.steps // cfg.eval_every
 
 
+def test_fit_without_an_evaluator_measures_no_quality(scenes):
+    """The held-out metrics are the caller's evaluator's: without one the fit records none (no invented PSNR)."""
+    cfg = apply_overrides(get_preset(RGBFitConfig, "test"), ["steps=2", "save_planes=false"])
+    res = fit_rgb_scenes(scenes[:1], cfg, None)
+    r = res["scenes"][0]
+    assert r["psnr"] is None and r["ssim"] is None and r["curve"] == [] and r["n_test_views"] == 0
+    assert res["summary"]["psnr"] is None and r["time_s"] > 0
+
+
 def test_fit_macro_shares_global_planes(scenes, tmp_path):
     cfg = apply_overrides(get_preset(RGBFitConfig, "test"), ["variant=macro", "steps=3"])
     tc = effective_triplane(cfg)
@@ -63,7 +72,7 @@ def test_fit_learns_something(tmp_path):
     """A few dozen steps on one scene beat the untrained planes on held-out views."""
     scene = make_sphere_scene("s", n_views=8, n_test=1, resolution=24)
     cfg = apply_overrides(get_preset(RGBFitConfig, "test"), ["steps=40", "eval_every=40", "rays_per_batch=512"])
-    r = fit_rgb_scenes([scene], cfg, None)["scenes"][0]
+    r = fit_rgb_scenes([scene], cfg, None, evaluate=rgb_fit_evaluator())["scenes"][0]
     assert r["curve"][-1][1] > r["curve"][0][1] + 3.0
 
 
@@ -108,7 +117,7 @@ def test_reload_fit_renders_the_same_metrics(scenes, tmp_path, variant):
     from latentscenes.evaluation.runs import load_rgb_run
 
     cfg = apply_overrides(get_preset(RGBFitConfig, "test"), [f"variant={variant}", "steps=1", "eval_every=0", "max_eval_views=1"])
-    res = fit_rgb_scenes(scenes, cfg, tmp_path)
+    res = fit_rgb_scenes(scenes, cfg, tmp_path, evaluate=rgb_fit_evaluator())
     fit = load_rgb_run(tmp_path)
     assert fit.scene_ids == ["sa", "sb"]
     test = scenes[1].subset(scenes[1].view_indices("test")[:1])

@@ -1,4 +1,4 @@
-"""How much time and memory each measured phase of the benchmark used.
+"""How much time and memory each measured phase used: the one phase timer (benchmark, demo, the demo's report).
 
 What the benchmark ran on (CPU model, cores, RAM, GPU, OS, library versions, the git commit) is
 :func:`latentscenes.utils.machine.machine_info`, shared with the other commands that record it.

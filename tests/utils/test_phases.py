@@ -1,10 +1,10 @@
-"""Per-phase measurement (no timing thresholds); the machine description is tested in tests/utils/test_machine.py."""
+"""Per-phase measurement (utils/phases.py) (no timing thresholds); the machine description is tested in tests/utils/test_machine.py."""
 
 from __future__ import annotations
 
 import torch
 
-from latentscenes.bench.machine import Phase, current_rss_bytes
+from latentscenes.utils.phases import Phase, current_rss_bytes
 
 
 def test_phase_sees_the_memory_a_phase_allocates():
