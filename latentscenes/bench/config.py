@@ -47,9 +47,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from latentscenes.config import register_presets
-from latentscenes.experiments.methods import METHODS
+from latentscenes.methods import METHODS
 
-#: The benchmark's methods: every registered one (:mod:`latentscenes.experiments.methods`), in catalogue order.
+#: The benchmark's methods: every registered one (:mod:`latentscenes.methods`), in catalogue order.
 ALL_METHODS = tuple(METHODS)
 
 

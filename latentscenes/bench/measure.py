@@ -19,10 +19,11 @@ from latentscenes.bench.config import BenchConfig
 from latentscenes.bench.pretrained import BenchPackage
 from latentscenes.bench.tables import build_table1
 from latentscenes.data.types import SceneViews
+from latentscenes.evaluation.evaluate import autoencoder_ceiling
 from latentscenes.evaluation.model import render_decoded
 from latentscenes.evaluation.probe import ProbeConfig, consistency_probe
+from latentscenes.evaluation.runs import autoencoder_view
 from latentscenes.evaluation.stats import paired_bootstrap
-from latentscenes.metrics import rgb_metrics
 from latentscenes.baselines.rgb import fit_format as rgb_format
 from latentscenes.training import run_format as rf
 from latentscenes.training.pipeline import load_exploited, load_trained
@@ -139,16 +140,10 @@ def rgb_bytes(fit_dir: Path, results: dict) -> dict[str, Any]:
 
 # ============================================================================================ the run
 def ae_ceiling(ae, scenes: Sequence[SceneViews], split: str = "test") -> dict[str, float]:
-    """Per-scene mean PSNR (dB) of the autoencoder's own reconstruction D(E_mean(x)) of the ``split`` views."""
-    ae.eval()
-    out = {}
-    with torch.no_grad():
-        for s in scenes:
-            idx = s.view_indices(split)
-            x = s.images[idx].float().to(ae.device) * 2.0 - 1.0
-            rec = ae.decode(ae.encode_distribution(x).mean).float().cpu()
-            out[s.scene_id] = float(rgb_metrics(rec, s.images[idx].float())["psnr"].mean())
-    return out
+    """Per-scene mean PSNR (dB) of the autoencoder's own reconstruction D(E_mean(x)) of the ``split`` views, by the
+    evaluation protocol (``evaluation.evaluate.autoencoder_ceiling``: the ``ae_psnr`` that ``eval`` reports)."""
+    view = autoencoder_view(ae)
+    return {s.scene_id: autoencoder_ceiling(view, s, split)["mean"]["psnr"] for s in scenes}
 
 
 def fidelity_diagnosis(cfg: BenchConfig, pcfg, ours_run: Path, ours_exploit: Path,

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from latentscenes.bench import accounting as acc
 from latentscenes.evaluation.stats import paired_bootstrap
-from latentscenes.experiments.methods import get_method
+from latentscenes.methods import get_method
 
 #: Table 2's rows in the paper's order.
 TABLE2_ORDER = ("ours-micro", "ours-macro", "rgb-macro", "rgb", "ours-no-prior", "plain-ae", "ours")

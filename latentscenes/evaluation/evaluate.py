@@ -32,7 +32,7 @@ import torch
 
 from latentscenes.data.types import SceneViews
 from latentscenes.metrics import psnr_per_image, rgb_metrics, ssim_per_image
-from latentscenes.evaluation.model import SceneModel, autoencoder_for, render_decoded, render_resolution
+from latentscenes.evaluation.model import AutoencoderView, SceneModel, autoencoder_for, render_decoded, render_resolution
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.progress import progress_bar
 
@@ -154,10 +154,7 @@ def predict_views(
                 depths.append(out.depth.detach().float().cpu())
         latent_gt = ae_rgb = None
         if ae is not None and with_gt_latents:
-            x = scene.images[list(indices)].float() * 2.0 - 1.0
-            z = ae.encode_mean(x)
-            latent_gt = ae.normalize(z).detach().float().cpu()
-            ae_rgb = ae.decode(z).detach().float().cpu()
+            latent_gt, ae_rgb = reconstruct(ae, scene.images[list(indices)])
     return ViewPredictions(
         rgb=torch.cat(rgbs),
         latent=torch.cat(lats) if lats else None,
@@ -167,6 +164,41 @@ def predict_views(
         render_ms=r_ms,
         decode_ms=d_ms,
     )
+
+
+def reconstruct(ae: AutoencoderView, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The autoencoder's own view of ground-truth images (no grad, on the CPU).
+
+    Args:
+        ae: an :class:`AutoencoderView` (posterior mean encoder, decoder, latent normalisation).
+        images: ``[V,3,H,W]`` in [0, 1].
+    Returns:
+        ``(latent, recon)``: the normalised latent ``normalize(E(x).mean)`` ``[V,4,H/8,W/8]`` in [-1, 1] (the
+        latent targets) and its reconstruction ``D(E(x).mean)`` ``[V,3,H,W]`` in about [-1, 1].
+    """
+    with torch.no_grad():
+        z = ae.encode_mean(images.float() * 2.0 - 1.0)
+        return ae.normalize(z).detach().float().cpu(), ae.decode(z).detach().float().cpu()
+
+
+def autoencoder_ceiling(ae: AutoencoderView, scene: SceneViews, split: str = "test",
+                        max_views: int | None = None) -> dict:
+    """PSNR / SSIM of the autoencoder's reconstruction D(E(x)) of a scene's ``split`` views: the upper bound of
+    every latent scene decoded by it (the ``ae_psnr`` / ``ae_ssim`` of :func:`evaluate_scene`, without a model).
+
+    Returns:
+        ``{"n_views", "mean": {"psnr": dB, "ssim"}, "views": [{"index", "psnr", "ssim"}]}`` (means skip
+        non-finite values).
+    Raises:
+        ValueError: if the scene has no view in ``split``.
+    """
+    idx = scene.view_indices(split)[:max_views] if max_views is not None else scene.view_indices(split)
+    if not idx:
+        raise ValueError(f"scene {scene.scene_id!r} has no {split!r} views to evaluate")
+    _, rec = reconstruct(ae, scene.images[idx])
+    m = rgb_metrics(rec, scene.images[idx].float())
+    rows = [{"index": int(i), "psnr": float(m["psnr"][j]), "ssim": float(m["ssim"][j])} for j, i in enumerate(idx)]
+    return {"n_views": len(rows), "mean": {k: _finite_mean(r[k] for r in rows) for k in ("psnr", "ssim")}, "views": rows}
 
 
 def _finite_mean(values: Iterable[float]) -> float | None:

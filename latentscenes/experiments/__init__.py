@@ -1,7 +1,7 @@
 """The methods the benchmark and the demo compare, and the one step that runs any of them.
 
-* :mod:`latentscenes.experiments.methods`: the registry: each method as a named, complete config (:class:`Method`),
-  ``get_method(name)`` (light: no torch);
+* the methods they run come from the registry :mod:`latentscenes.methods` (each method a named, complete config,
+  ``get_method(name)``; on the configs' floor, light, so that the bench's config and tables read it too);
 * :mod:`latentscenes.experiments.step`: :func:`run_method`, training or reusing a method's 3Da-AE and learning its
   scene batches (or fitting them in RGB), and :func:`load_batches`, reloading what it saved as scene models.
 

@@ -2,7 +2,7 @@
 
 Order of work (docs/benchmark.md gives the protocol):
   1. load the train / exploit scenes once, at the pipeline's image size (all methods see the same images);
-  2.-4. every method of the registry (:mod:`latentscenes.experiments.methods`, in ``RUN_ORDER``), each through the
+  2.-4. every method of the registry (:mod:`latentscenes.methods`, in ``RUN_ORDER``), each through the
      shared step :func:`latentscenes.experiments.step.run_method` inside this benchmark's phases
      (:class:`~latentscenes.utils.phases.PhaseLog`), on what :func:`bench_batches` gives it: Tri-Planes (RGB) and
      Tri-Planes-Macro (RGB) on the baseline's scenes (``fit_rgb_scenes``); Ours: 3Da-AE training
@@ -50,7 +50,7 @@ from latentscenes.config import ConfigError, apply_overrides, get_preset, save_c
 from latentscenes.data import MultiSceneDataset
 from latentscenes.data.types import DatasetError, SceneViews
 from latentscenes.evaluation.curves import latent_curve_eval
-from latentscenes.experiments.methods import RUN_ORDER, get_method
+from latentscenes.methods import RUN_ORDER, get_method
 from latentscenes.experiments.step import (
     Batch,
     MethodContext,
@@ -69,7 +69,7 @@ from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.machine import machine_info
 from latentscenes.utils.progress import console
 
-#: The latent / RGB methods in the order the benchmark runs them (:data:`latentscenes.experiments.methods.RUN_ORDER`).
+#: The latent / RGB methods in the order the benchmark runs them (:data:`latentscenes.methods.RUN_ORDER`).
 LATENT_METHODS = tuple(m for m in RUN_ORDER if get_method(m).kind == "latent")
 RGB_METHODS = tuple(m for m in RUN_ORDER if get_method(m).kind == "rgb")
 
@@ -168,7 +168,7 @@ def package_plain_ae_config(pcfg, recipe: dict):
 
 def variant_config(pcfg, method: str):
     """Plane layout / schedule of each latent method (paper Sec. 4.3): :meth:`Method.pipeline_config` of the
-    registered method (:mod:`latentscenes.experiments.methods`)."""
+    registered method (:mod:`latentscenes.methods`)."""
     return get_method(method).pipeline_config(pcfg)
 
 

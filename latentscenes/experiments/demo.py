@@ -35,7 +35,7 @@ from latentscenes.evaluation.model import offset_ensemble_for
 from latentscenes.evaluation.render import TurntableConfig
 from latentscenes.evaluation.reporting import FitFigures, ReportPlan, evaluate_and_report
 from latentscenes.evaluation.runs import load_ground_truth, load_rgb_run, load_run
-from latentscenes.experiments.methods import DEMO_METHODS, get_method
+from latentscenes.methods import DEMO_METHODS, get_method
 from latentscenes.experiments.step import Batch, MethodContext, run_method
 from latentscenes.training import run_format as rf
 from latentscenes.training.config import PipelineConfig

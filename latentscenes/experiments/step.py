@@ -1,6 +1,6 @@
 """The step the benchmark and the demo share: run a method, then reload what it saved as scene models.
 
-:func:`run_method` takes any registered :class:`~latentscenes.experiments.methods.Method` and its scene batches:
+:func:`run_method` takes any registered :class:`~latentscenes.methods.Method` and its scene batches:
 a latent method gets its 3Da-AE training run (trains it, or takes the one in ``MethodContext.training_runs``: a
 pre-trained package, or Ours' run for Ours-No-Prior) and learns each batch in an exploit batch (Alg. 2); an RGB
 method fits its batch with Tri-Planes (RGB). Each part runs inside the caller's ``phase`` (the bench's time and
@@ -21,7 +21,7 @@ import torch
 from latentscenes.evaluation.curves import rgb_fit_evaluator
 from latentscenes.evaluation.evaluate import evaluate_model
 from latentscenes.evaluation.runs import latent_system_model, load_rgb_run
-from latentscenes.experiments.methods import Method
+from latentscenes.methods import Method
 from latentscenes.baselines.rgb import fit_format as rgb_format
 from latentscenes.training import run_format as rf
 from latentscenes.training.pipeline import exploit_3daae, exploit_config, load_exploited, train_3daae

@@ -56,6 +56,14 @@ def test_latent_adapter_with_real_autoencoder():
         assert math.isfinite(v[k]), k
     # the posterior mean makes the AE upper bound deterministic
     assert evaluate_scene(m, sc)["views"][0]["ae_psnr"] == v["ae_psnr"]
+    # the benchmark's AE ceiling (bench/measure.py) is this same reconstruction, without a scene model
+    from latentscenes.evaluation.evaluate import autoencoder_ceiling
+
+    ceil = autoencoder_ceiling(view, sc)
+    assert [c["psnr"] for c in ceil["views"]] == pytest.approx([w["ae_psnr"] for w in r["views"]], abs=1e-5)
+    assert ceil["mean"]["psnr"] == pytest.approx(r["mean"]["ae_psnr"], abs=1e-5)
+    with pytest.raises(ValueError, match="no 'train' views"):
+        autoencoder_ceiling(view, sc.subset(sc.view_indices("test")), "train")
     with pytest.raises(ValueError, match="latent model"):
         triplane_scene_model("latent", "x", bank, mlp, get_preset(RenderConfig, "test"), torch.ones(4))
 

@@ -113,11 +113,11 @@ class RGBFitConfig:
         """Check the values a fit would use before anything is written.
 
         Raises:
-            ConfigError: ``steps``, ``rays_per_batch`` or ``scenes_per_batch`` below 1, a learning rate or
+            ConfigError: ``steps``, ``rays_per_batch``, ``scenes_per_batch`` or ``curve_views`` below 1, a learning rate or
                 ``lambda_tv`` that is negative or not finite, ``lr_final_factor`` outside (0, 1]; the message
                 gives the key and the value.
         """
-        for k in ("steps", "rays_per_batch", "scenes_per_batch"):
+        for k in ("steps", "rays_per_batch", "scenes_per_batch", "curve_views"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"{k}={getattr(self, k)!r}: must be >= 1")
         for k in ("lr_planes", "lr_mlp", "lr_coefs", "lr_global", "lambda_tv"):
@@ -192,8 +192,9 @@ def _prepare(scene: SceneViews, device: torch.device) -> _SceneRays:
 
 
 def _mean(xs: Sequence[float | None]) -> float | None:
-    """Mean of the values, None when there is none (a fit without an evaluator measures no PSNR)."""
-    vals = [x for x in xs if x is not None]
+    """Mean of the finite values (as ``evaluate_scene``'s means: a perfect view's PSNR is inf), None when there is
+    none (a fit without an evaluator measures no PSNR)."""
+    vals = [x for x in xs if x is not None and math.isfinite(x)]
     return float(sum(vals) / len(vals)) if vals else None
 
 
@@ -371,7 +372,8 @@ def fit_rgb_scenes(
             curve is measured (``psnr`` / ``ssim`` None, ``curve`` empty).
     Returns:
         JSON-able dict: ``config``, ``variant``, ``scenes`` (per scene: ``scene_id``, ``time_s`` (wall s, evaluation
-        excluded), ``cpu_time_s`` (process CPU s, all threads), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...]), ``summary``
+        excluded), ``cpu_time_s`` (process CPU s, all threads), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...],
+        ``n_test_views``; without ``evaluate``: ``psnr`` / ``ssim`` None, ``curve`` empty, ``n_test_views`` 0), ``summary``
         (means, and ``render_ms_per_view_128`` when measured), ``shared`` (macro: shared bytes).
     Raises:
         DatasetError: for a scene without train or test views, or (when planes are saved) a scene id that is not

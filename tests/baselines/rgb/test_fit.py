@@ -58,6 +58,17 @@ def test_fit_without_an_evaluator_measures_no_quality(scenes):
     assert res["summary"]["psnr"] is None and r["time_s"] > 0
 
 
+@pytest.mark.parametrize("variant", ["micro", "macro"])
+def test_evaluating_during_the_fit_does_not_change_it(scenes, variant):
+    """The evaluator's renders (curve every 2 steps, final metrics) leave the optimisation exactly as without."""
+    cfg = apply_overrides(get_preset(RGBFitConfig, "test"), [f"variant={variant}", "steps=4", "eval_every=2",
+                                                            "save_planes=false"])
+    plain = fit_rgb_scenes(scenes, cfg, None)
+    measured = fit_rgb_scenes(scenes, cfg, None, evaluate=rgb_fit_evaluator())
+    assert [r["final_loss"] for r in measured["scenes"]] == [r["final_loss"] for r in plain["scenes"]]
+    assert len(measured["scenes"][0]["curve"]) == 3 and all(r["psnr"] is not None for r in measured["scenes"])
+
+
 def test_fit_macro_shares_global_planes(scenes, tmp_path):
     cfg = apply_overrides(get_preset(RGBFitConfig, "test"), ["variant=macro", "steps=3"])
     tc = effective_triplane(cfg)

@@ -5,7 +5,9 @@ joint stage, whether exploitation keeps the trained global planes B, which train
 that the benchmark (``latentscenes bench``) and the demo (``latentscenes demo``) run every method through the same
 step (:func:`latentscenes.experiments.step.run_method`) instead of branching on its name.
 
-Light on purpose (no torch): the bench's config and tables read the names and labels from here.
+Light on purpose (no torch) and on the configs' floor (beside ``config.py``, as nerfstudio's ``method_configs.py``
+sits with its configs): the drivers in ``experiments/`` run the methods, and the bench's config and tables read
+the names and labels from here without importing the floor above them.
 """
 
 from __future__ import annotations

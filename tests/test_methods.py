@@ -12,7 +12,7 @@ from latentscenes.bench.config import ALL_METHODS, preset_test
 from latentscenes.experiments.bench import LATENT_METHODS, RGB_METHODS, pipeline_config, variant_config
 from latentscenes.bench.tables import TABLE2_ROWS
 from latentscenes.config import ConfigError
-from latentscenes.experiments.methods import DEMO_METHODS, METHODS, RUN_ORDER, Method, get_method, method_names
+from latentscenes.methods import DEMO_METHODS, METHODS, RUN_ORDER, Method, get_method, method_names
 
 
 @pytest.mark.parametrize("name", list(METHODS))
