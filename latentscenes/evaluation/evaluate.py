@@ -186,6 +186,10 @@ def autoencoder_ceiling(ae: AutoencoderView, scene: SceneViews, split: str = "te
     """PSNR / SSIM of the autoencoder's reconstruction D(E(x)) of a scene's ``split`` views: the upper bound of
     every latent scene decoded by it (the ``ae_psnr`` / ``ae_ssim`` of :func:`evaluate_scene`, without a model).
 
+    Args:
+        ae: an :class:`AutoencoderView` (posterior mean, no grad). scene: ground truth, images ``[V,3,H,W]`` in
+            [0, 1] with H, W multiples of the downsampling (8). split: which views (``"test"``: held-out).
+        max_views: the first ``max_views`` of them (None = all).
     Returns:
         ``{"n_views", "mean": {"psnr": dB, "ssim"}, "views": [{"index", "psnr", "ssim"}]}`` (means skip
         non-finite values).

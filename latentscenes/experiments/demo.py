@@ -172,7 +172,7 @@ def resolve_settings(preset: str = "tiny-cpu", overrides: list[str] | None = Non
 
 # ============================================================================================ phases
 class PhaseClock:
-    """The demo's phases, each measured with the benchmark's :class:`~latentscenes.utils.phases.Phase` (wall and
+    """The demo's phases, each measured with :class:`~latentscenes.utils.phases.Phase`, as the benchmark's (wall and
     CPU time, peak RSS: one phase timer for both drivers), printed as each phase finishes and as a table at the end.
 
     ``seconds``: wall seconds per phase name; ``records``: each phase's full record (``PhaseRecord.to_dict``)."""
