@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh Debian machine: the built-in datasets' Debian packages (airliners, cars), Chromium
+# One-time set-up on a fresh Debian machine: the built-in datasets' Debian packages (airliners, cars, furniture), Chromium
 # and its driver (the viewer's browser test), a virtual environment, the CPU build of torch, and latentscenes with its dependencies.
 # Safe to run again (it skips what is there).
 set -euo pipefail
@@ -9,6 +9,8 @@ need_apt=()
 [ -d /usr/share/games/flightgear/AI/Aircraft ] || need_apt+=(flightgear-data-ai)
 # The held-out category (`latentscenes data build torcs`): TORCS's textured cars.
 [ -d /usr/share/games/torcs/cars ] || need_apt+=(torcs-data)
+# A second unseen category (`latentscenes data build sweethome3d`): Sweet Home 3D's furniture (CC0 / CC-BY).
+ls /usr/share/sweethome3d/furniture/*.sh3f >/dev/null 2>&1 || need_apt+=(sweethome3d-furniture)
 # pyassimp (PyPI) is a ctypes binding: it needs the libassimp shared library from Debian.
 ldconfig -p 2>/dev/null | grep -q 'libassimp\.so' || need_apt+=(libassimp5)
 # The viewer's browser test (tests/viewer/test_browser.py) drives Debian's headless Chromium through its driver.

@@ -1,4 +1,4 @@
-"""``latentscenes ae pretrain | finetune | eval``: pre-train the base autoencoder, adapt it to a dataset, measure it.
+"""``latentscenes ae pretrain | finetune | grow | eval``: pre-train the base autoencoder, adapt it to a dataset, measure it.
 
 docs/autoencoder.md describes the recipe, the shipped weights and the evaluation protocol.
 """
@@ -179,6 +179,44 @@ def finetune_cmd(
                       f"--ae {r['ae']} --out RUN")
 
 
+@ae_app.command("grow")
+def grow_cmd(
+    out: Path = typer.Option(..., "--out", help="Where to write the grown autoencoder (.safetensors)."),
+    ae: str = typer.Option("shipped", "--ae", help="shipped, or a local checkpoint to grow."),
+    width: int = typer.Option(2, "--width", help="Channel multiplier: 1 or 2."),
+    extra_layers: int = typer.Option(0, "--extra-layers", help="ResNet layers added to every block (identity at start)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weight splits that let duplicated channels diverge."),
+) -> None:
+    """A wider / deeper autoencoder computing the same function (docs/autoencoder.md): continue it with
+    `ae pretrain --ae OUT`."""
+    # imported on use: keeps `latentscenes --help` fast
+    import torch
+
+    from latentscenes.autoencoder.grow import grow_autoencoder
+    from latentscenes.autoencoder.model import AEConfig, AutoencoderError, load_autoencoder
+
+    with ae_errors():
+        if out.suffix != ".safetensors":
+            raise AutoencoderError(f"--out {out}: the grown autoencoder is written as a .safetensors file")
+        check_out_file(out)
+        src = load_autoencoder(AEConfig.from_option(ae))
+        grown = grow_autoencoder(src, width, extra_layers, seed)
+        x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        with torch.no_grad():
+            z, z2 = src.encode(x), grown.encode(x)
+            diff = max(float((z - z2).abs().max()), float((src.decode(z) - grown.decode(z)).abs().max()))
+        if diff > 1e-3:  # never write a grown model that does not reproduce its source
+            raise AutoencoderError(f"the grown autoencoder differs from {ae} by {diff:.2e} (expected float rounding)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        grown.save(out)
+        console.print(
+            f"grew {ae}: {src.num_parameters():,} -> {grown.num_parameters():,} parameters "
+            f"(blocks {src.vae_config['block_out_channels']} -> {grown.vae_config['block_out_channels']}, "
+            f"{src.vae_config['layers_per_block']} -> {grown.vae_config['layers_per_block']} layers per block); "
+            f"max output difference {diff:.1e}; wrote {out}"
+        )
+
+
 @ae_app.command("eval")
 def eval_cmd(
     ae: str = typer.Option("shipped", "--ae", help="shipped, or a local checkpoint (ae.safetensors, diffusers folder or state dict)."),
@@ -220,5 +258,5 @@ def eval_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``ae`` command group (``pretrain``, ``finetune``, ``eval``) to the main app."""
+    """Add the ``ae`` command group (``pretrain``, ``finetune``, ``grow``, ``eval``) to the main app."""
     app.add_typer(ae_app, name="ae")

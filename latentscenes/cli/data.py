@@ -1,4 +1,4 @@
-"""``latentscenes data build flightgear``, ``data build torcs``, ``data build pretrain-mix`` and ``data validate``."""
+"""``latentscenes data build flightgear``, ``data build torcs``, ``data build sweethome3d``, ``data build pretrain-mix`` and ``data validate``."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def build_and_report(cfg: Any, build: Callable[[Any], Path], coverage: bool = Fa
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``build pretrain-mix``, ``validate``) to ``app``."""
+    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``build sweethome3d``, ``build pretrain-mix``, ``validate``) to ``app``."""
     data_app = typer.Typer(help="Build and validate multi-view datasets.", no_args_is_help=True)
     build_app = typer.Typer(help="Build a dataset.", no_args_is_help=True)
     data_app.add_typer(build_app, name="build")
@@ -119,15 +119,45 @@ def register(app: typer.Typer) -> None:
         )
         build_and_report(cfg, build_torcs, coverage=True)
 
+    @build_app.command("sweethome3d")
+    def build_sweethome3d_cmd(
+        out: Path = typer.Option(Path("data/sweethome3d"), "--out", help="Output folder (an interrupted build there resumes)."),
+        num_instances: Optional[int] = NUM_INSTANCES_OPT,
+        views: int = typer.Option(24, "--views", help="Training views per instance."),
+        test_views: int = typer.Option(8, "--test-views", help="Held-out test views per instance."),
+        resolution: int = RESOLUTION_OPT,
+        supersample: int = SUPERSAMPLE_OPT,
+        seed: int = SEED_OPT,
+        workers: int = WORKERS_OPT,
+        sh3d_root: Path = typer.Option(Path("/usr/share/sweethome3d/furniture"), "--sh3d-root", help="Folder of the *.sh3f furniture archives."),
+        archive: Optional[List[str]] = typer.Option(None, "--archive", help="Use only this archive (file stem, e.g. KatorLegaz; repeat). Default: all."),
+        distance: float = DISTANCE_OPT,
+        distance_jitter: float = DISTANCE_JITTER_OPT,
+        radius: float = RADIUS_OPT,
+        exploit_mesh_fraction: float = typer.Option(0.2, "--exploit-mesh-fraction", help="Fraction of models held out of train."),
+    ) -> None:
+        """Render the Sweet Home 3D furniture (Debian sweethome3d-furniture) in the TORCS cars' layout and framing."""
+        # imported on use: keeps `latentscenes --help` fast
+        from latentscenes.data.sweethome3d import SweetHome3DBuildConfig, build_sweethome3d
+
+        cfg = SweetHome3DBuildConfig(
+            out=out, num_instances=num_instances, views=views, test_views=test_views, resolution=resolution,
+            supersample=supersample, seed=seed, workers=workers, sh3d_root=sh3d_root, archives=tuple(archive or ()),
+            radius=radius, distance=distance, distance_jitter=distance_jitter,
+            exploit_mesh_fraction=exploit_mesh_fraction,
+        )
+        build_and_report(cfg, build_sweethome3d, coverage=True)
+
     @build_app.command("pretrain-mix")
     def build_pretrain_mix_cmd(
         out: Path = typer.Option(Path("data/pretrain-mix"), "--out", help="Output folder (an interrupted build there resumes)."),
         source: Optional[List[str]] = typer.Option(
-            None, "--source", help="A source to use (repeat; default all: flightgear, random_urdfs, primitives). "
+            None, "--source", help="A source to use (repeat; default all: flightgear, random_urdfs, primitives, sweethome3d). "
                                    "torcs is refused: the held-out category."),
         flightgear: int = typer.Option(120, "--flightgear", help="FlightGear airliner instances (train-split airframes only)."),
         urdfs: int = typer.Option(120, "--urdfs", help="pybullet random_urdfs objects."),
         primitives: int = typer.Option(120, "--primitives", help="Procedural compound primitives."),
+        sweethome3d: int = typer.Option(0, "--sweethome3d", help="Sweet Home 3D furniture models (0: furniture stays an unseen category)."),
         num_instances: Optional[int] = typer.Option(None, "--num-instances", help="A total shared over the sources in the proportions of their counts."),
         views: int = typer.Option(10, "--views", help="Training views per instance."),
         test_views: int = typer.Option(2, "--test-views", help="Held-out test views per instance."),
@@ -138,6 +168,7 @@ def register(app: typer.Typer) -> None:
         fg_root: Path = FG_ROOT_OPT,
         fg_split_seed: int = typer.Option(0, "--fg-split-seed", help="Seed of the `data build flightgear` split whose exploit airframes are left out."),
         urdf_root: Optional[Path] = typer.Option(None, "--urdf-root", help="pybullet_data/random_urdfs folder (default: the installed pybullet's)."),
+        sh3d_root: Path = typer.Option(Path("/usr/share/sweethome3d/furniture"), "--sh3d-root", help="Folder of the *.sh3f furniture archives."),
         textured_fraction: float = typer.Option(0.5, "--textured-fraction", help="Share of random_urdfs objects / primitive parts given a texture."),
         background: Optional[List[str]] = typer.Option(
             None, "--background", help="Background colour, one drawn per scene (repeat): white (default), black, grey, random, #rrggbb."),
@@ -150,13 +181,15 @@ def register(app: typer.Typer) -> None:
         exploit_mesh_fraction: float = typer.Option(0.1, "--exploit-mesh-fraction", help="Share of each source's meshes held out of train."),
     ) -> None:
         """Render the base autoencoder's pre-training set: FlightGear airliners (train-split airframes), pybullet's
-        random_urdfs and procedural primitives, mixed into one dataset (TORCS cars never: the held-out category)."""
+        random_urdfs, procedural primitives and (opt-in) Sweet Home 3D furniture, mixed into one dataset (TORCS cars
+        never: the held-out category)."""
         # imported on use: keeps `latentscenes --help` fast
         from latentscenes.data.pretrain_mix import DEFAULT_URDF_ROOT, SOURCE_NAMES, MixBuildConfig, build_pretrain_mix
 
         cfg = MixBuildConfig(
             out=out, sources=tuple(source) if source else SOURCE_NAMES, flightgear_instances=flightgear,
-            urdf_instances=urdfs, primitive_instances=primitives, num_instances=num_instances, views=views,
+            urdf_instances=urdfs, primitive_instances=primitives, sh3d_instances=sweethome3d, num_instances=num_instances,
+            views=views, sh3d_root=sh3d_root,
             test_views=test_views, resolution=resolution, supersample=supersample, seed=seed, workers=workers,
             fg_root=fg_root, fg_split_seed=fg_split_seed, urdf_root=urdf_root or DEFAULT_URDF_ROOT,
             textured_fraction=textured_fraction, backgrounds=tuple(background) if background else ("white",),

@@ -13,7 +13,11 @@
     ``textured_fraction``, a texture file of the pool below on spherical UVs;
   * ``primitives``: procedural compound objects generated here (no package): 1 to 3 parts, each a box,
     sphere, cylinder, cone, torus or vase (a random surface of revolution), anisotropically scaled, rotated
-    and offset, each part with its own random colour or pool texture.
+    and offset, each part with its own random colour or pool texture;
+  * ``sweethome3d``: Sweet Home 3D's furniture catalogues (Debian ``sweethome3d-furniture``, CC0 / CC-BY 3.0;
+    :mod:`latentscenes.data.sweethome3d`): real furniture and household models with their own colours and
+    textures, a seeded pick; the archives are extracted into ``OUT/_sources/sweethome3d``. None by default
+    (``sh3d_instances = 0``): a mix that uses it can no longer measure generalisation on furniture.
 
 The texture pool: the texture files of every FlightGear train-split instance (not only the rendered ones, so
 the pool does not change with the counts) and the images at the top of ``pybullet_data``; a textured part
@@ -62,17 +66,21 @@ from latentscenes.data.flightgear import DEFAULT_FG_ROOT, FlightGearBuildConfig
 from latentscenes.data.flightgear import enumerate_instances as enumerate_flightgear
 from latentscenes.data.meshes import LoadedMesh, load_mesh_assimp, normalise_parts
 from latentscenes.data.render import MeshPart
+from latentscenes.data.sweethome3d import DEFAULT_SH3D_ROOT, SOURCES_DIR, enumerate_models
+from latentscenes.data.sweethome3d import package_doc_dir as sh3d_doc_dir
 from latentscenes.data.types import DatasetError
 
-SOURCE_NAMES = ("flightgear", "random_urdfs", "primitives")
+SOURCE_NAMES = ("flightgear", "random_urdfs", "primitives", "sweethome3d")
 #: Sources that must never enter the pre-training set, with the reason (refused by name, recorded in the manifest).
 EXCLUDED_SOURCES = {
     "torcs": "TORCS cars (torcs-data) are the held-out category on which the base autoencoder's generalisation "
              "is measured (docs/autoencoder.md); they never enter its pre-training set",
 }
 #: The config field holding each source's instance count.
-COUNT_FIELDS = {"flightgear": "flightgear_instances", "random_urdfs": "urdf_instances", "primitives": "primitive_instances"}
-LICENCES = {"flightgear": "GPL-2+", "random_urdfs": "Zlib", "primitives": "Apache-2.0"}
+COUNT_FIELDS = {"flightgear": "flightgear_instances", "random_urdfs": "urdf_instances", "primitives": "primitive_instances",
+                "sweethome3d": "sh3d_instances"}
+LICENCES = {"flightgear": "GPL-2+", "random_urdfs": "Zlib", "primitives": "Apache-2.0",
+            "sweethome3d": "CC0 / CC-BY-3.0 (per archive)"}
 PRIMITIVE_SHAPES = ("box", "sphere", "cylinder", "cone", "torus", "vase")
 MAX_PRIMITIVES = 100_000
 BACKGROUND_NAMES = {"white": WHITE, "black": (0, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
@@ -120,7 +128,7 @@ class MixBuildConfig(MeshBuildOptions):
     Attributes:
         out: output folder (created; an existing partial build in it is resumed).
         sources: the sources used (a subset of :data:`SOURCE_NAMES`; ``torcs`` is refused).
-        flightgear_instances, urdf_instances, primitive_instances: instances per source.
+        flightgear_instances, urdf_instances, primitive_instances, sh3d_instances: instances per source.
         num_instances: a total that replaces the per-source counts, shared in their proportions (largest
             remainder); None = the per-source counts (``ensure_subset`` sets it).
         views, test_views: training / held-out views per instance.
@@ -131,6 +139,7 @@ class MixBuildConfig(MeshBuildOptions):
         fg_split_seed, fg_exploit_mesh_fraction: the ``data build flightgear`` split whose exploit meshes are
             left out (its defaults: the held-out airframes of ``data build flightgear``).
         urdf_root: pybullet's ``random_urdfs`` folder.
+        sh3d_root: folder of Sweet Home 3D's ``*.sh3f`` furniture archives.
         textured_fraction: share of random_urdfs objects and primitive parts that get a pool texture.
         backgrounds: colours the scenes are composited on, one drawn per scene (white, black, grey, random,
             #rrggbb); white only by default, like the other builders.
@@ -144,6 +153,7 @@ class MixBuildConfig(MeshBuildOptions):
     flightgear_instances: int = 120
     urdf_instances: int = 120
     primitive_instances: int = 120
+    sh3d_instances: int = 0
     num_instances: int | None = None
     views: int = 10
     test_views: int = 2
@@ -155,6 +165,7 @@ class MixBuildConfig(MeshBuildOptions):
     fg_split_seed: int = FlightGearBuildConfig.seed
     fg_exploit_mesh_fraction: float = FlightGearBuildConfig.exploit_mesh_fraction
     urdf_root: Path = DEFAULT_URDF_ROOT
+    sh3d_root: Path = DEFAULT_SH3D_ROOT
     textured_fraction: float = 0.5
     backgrounds: tuple[str, ...] = ("white",)
     radius: float = FRAME_RADIUS
@@ -295,6 +306,13 @@ def source_facts(cfg: MixBuildConfig, source: str) -> dict[str, Any]:
                 "root": str(cfg.urdf_root), "licence": LICENCES[source],
                 "content": "procedural single-mesh objects (OBJ), each given a seeded random colour or a pool texture "
                            "on spherical UVs"}
+    if source == "sweethome3d":
+        doc = sh3d_doc_dir(cfg.sh3d_root)
+        return {"package": "sweethome3d-furniture (Debian)", "version": debian_changelog_version(doc),
+                "root": str(cfg.sh3d_root), "licence": LICENCES[source],
+                "copyright_file": str(doc / "copyright") if (doc / "copyright").is_file() else None,
+                "content": "furniture and household models of Sweet Home 3D's catalogues with their own colours "
+                           "and textures (extracted into _sources/sweethome3d)"}
     return {"package": None, "generator": "latentscenes.data.pretrain_mix", "licence": LICENCES[source],
             "content": "procedural compound objects: 1-3 of " + ", ".join(PRIMITIVE_SHAPES)
                        + ", each part with a seeded random colour or a pool texture"}
@@ -313,6 +331,11 @@ def _flightgear_train_pick(cfg: MixBuildConfig) -> tuple[list[Any], list[str], l
     train = [i for i in inst if splits[i.scene_id] == "train"]
     held_tex = sorted({t for i in inst if splits[i.scene_id] == "exploit" for t in i.textures.values()})
     return spread_order(train, cfg.seed, "mix-flightgear"), held, held_tex
+
+
+def sh3d_sources(cfg: MixBuildConfig) -> Path:
+    """Where the mix extracts the furniture archives: ``OUT/_sources/sweethome3d`` (not a scene folder)."""
+    return Path(cfg.out) / SOURCES_DIR / "sweethome3d"
 
 
 def _urdf_ids(root: Path) -> list[str]:
@@ -394,6 +417,9 @@ def select_mix(cfg: MixBuildConfig, counts: dict[str, int] | None = None,
     if "fg" not in cache:
         cache["fg"] = _flightgear_train_pick(cfg) if "flightgear" in cfg.sources else ([], [], [])
         cache["urdf"] = _urdf_ids(Path(cfg.urdf_root)) if "random_urdfs" in cfg.sources else []
+    if "sh3d" not in cache:  # extracted and enumerated only when the mix uses furniture
+        cache["sh3d"] = (enumerate_models(cfg.sh3d_root, (), sh3d_sources(cfg))
+                         if "sweethome3d" in cfg.sources and counts.get("sweethome3d", 0) > 0 else ([], []))
     fg_train, fg_held, fg_held_tex = cache["fg"]
     urdf_ids = cache["urdf"]
     pool = _texture_pool(cfg, fg_train, fg_held_tex)
@@ -450,6 +476,21 @@ def select_mix(cfg: MixBuildConfig, counts: dict[str, int] | None = None,
             out.append(MixInstance(scene_id=sid, source="primitives", label=" + ".join(p["shape"] for p in parts),
                                    licences=lic, recipe={"parts": parts}, background=_background(rng, cfg),
                                    xml=f"generated:{sid}", mesh_id=f"primitives/{sid}", textures=textures))
+    if "sweethome3d" in cfg.sources and counts.get("sweethome3d", 0) > 0:
+        models, dropped = cache["sh3d"]
+        n = counts["sweethome3d"]
+        if n > len(models):
+            raise DatasetError(f"sweethome3d: {len(models)} usable models in {cfg.sh3d_root}; asked for {n}")
+        order = np.random.default_rng(stable_int("mix-sh3d", cfg.seed) % (2**63)).permutation(len(models))
+        info["sweethome3d"] = {"available_models": len(models), "dropped_while_enumerating": len(dropped)}
+        for j in order[:n]:
+            m = models[int(j)]
+            sid = f"sh3d-{m.scene_id}"
+            out.append(MixInstance(scene_id=sid, source="sweethome3d", label=f"{m.name} ({m.category})",
+                                   licences={f"sweethome3d-furniture:{k.split(':', 1)[1]}" if ":" in k else k: v
+                                             for k, v in m.licences.items()},
+                                   recipe={}, background=_background(rng_of(sid), cfg), xml=f"sweethome3d:{m.xml}",
+                                   mesh_id=f"sweethome3d/{m.mesh_id}", textures=dict(m.textures)))
     for inst in out:
         for t in inst.textures.values():
             _refuse_torcs(t, f"{inst.scene_id}: texture")
@@ -632,6 +673,9 @@ def instance_mesh(cfg: MixBuildConfig, task: dict[str, Any]) -> LoadedMesh:
         m = normalise_parts(one, radius=cfg.radius, y_up=False)
         p = m.parts[0]
         return dataclasses.replace(m, parts=[_look(p, task["recipe"]["parts"][0], _spherical_uvs(p.vertices))])
+    if source == "sweethome3d":  # the model's own colours and textures, y-up as the package's OBJ files
+        return normalise_parts(load_mesh_assimp(sh3d_sources(cfg) / mesh_id.split("/", 1)[1]), radius=cfg.radius,
+                               y_up=True)
     if source == "primitives":
         parts, uvs, n = [], [], 0
         for rp in task["recipe"]["parts"]:

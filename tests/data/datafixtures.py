@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +189,75 @@ def make_fake_torcs(root: Path) -> Path:
     with gzip.open(doc / "changelog.Debian.gz", "wt") as f:
         f.write("torcs (9.9.9-1) unstable; urgency=medium\n\n  * Fake.\n")
     return tr
+
+
+# ------------------------------------------------------------------------------------------ fake sweethome3d
+CUBE_OBJ = """mtllib cube.mtl
+v -1 -1 -1
+v 1 -1 -1
+v 1 1 -1
+v -1 1 -1
+v -1 -1 1
+v 1 -1 1
+v 1 1 1
+v -1 1 1
+vt 0 0
+vt 1 0
+vt 1 1
+vt 0 1
+usemtl {mat}
+f 1/1 3/3 2/2
+f 1/1 4/4 3/3
+f 5/1 6/2 7/3
+f 5/1 7/3 8/4
+f 1/1 2/2 6/3
+f 1/1 6/3 5/4
+f 2/1 3/2 7/3
+f 2/1 7/3 6/4
+f 3/1 4/2 8/3
+f 3/1 8/3 7/4
+f 4/1 1/2 5/3
+f 4/1 5/3 8/4
+"""
+MTL = "newmtl red\nKd 0.9 0.1 0.1\n\nnewmtl wood\nKd 1 1 1\nmap_Kd wood.png\n"
+
+
+def _catalogue(entries: list[tuple[str, str, str]]) -> str:
+    lines = ["# fake catalogue", "id=x", "name=Fake catalog", ""]
+    for i, (name, cat, model) in enumerate(entries, start=1):
+        lines += [f"id#{i}=fake#{name}", f"name#{i}={name}", f"category#{i}={cat}", f"model#{i}={model}",
+                  f"creator#{i}=Someone", ""]
+    return "\n".join(lines)
+
+
+def _archive(path: Path, folder: str, models: dict[str, str], entries: list[tuple[str, str, str]]) -> None:
+    tex = Image.fromarray(np.kron(np.array([[0, 255], [255, 0]], np.uint8), np.ones((8, 8), np.uint8))[..., None]
+                          .repeat(3, -1))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("PluginFurnitureCatalog.properties", _catalogue(entries))
+        z.writestr(f"{folder}/icon.png", b"not a texture")  # a catalogue icon at the top level
+        for model, mat in models.items():
+            z.writestr(f"{folder}/{model}/{model}.obj", CUBE_OBJ.format(mat=mat))
+            z.writestr(f"{folder}/{model}/cube.mtl", MTL)
+            buf = io.BytesIO()
+            tex.save(buf, format="PNG")
+            z.writestr(f"{folder}/{model}/wood.png", buf.getvalue())
+
+
+def make_fake_sh3d(base: Path) -> Path:
+    """``<base>/usr/share/sweethome3d/furniture`` with two archives (5 usable models: textured and flat-coloured
+    cubes; one entry without its file, one not an OBJ), plus the package's doc folder."""
+    root = base / "usr/share/sweethome3d/furniture"
+    root.mkdir(parents=True)
+    _archive(root / "Alpha.sh3f", "alpha", {"chair": "wood", "table": "red", "lamp": "red"},
+             [("Chair", "Living room", "/alpha/chair/chair.obj"), ("Table", "Kitchen", "/alpha/table/table.obj"),
+              ("Lamp", "Lights", "/alpha/lamp/lamp.obj"), ("Ghost", "Misc", "/alpha/ghost/ghost.obj"),
+              ("Picture", "Misc", "/alpha/picture.3ds")])
+    _archive(root / "Beta.sh3f", "beta", {"sofa": "wood", "bed": "red"},
+             [("Sofa", "Living room", "/beta/sofa/sofa.obj"), ("Bed", "Bedroom", "/beta/bed/bed.obj")])
+    doc = base / "usr/share/doc/sweethome3d-furniture"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Format: x\n\nFiles: *\nLicense: CC-BY-3.0\n\nFiles: Beta/*\nLicense: CC0\n")
+    with gzip.open(doc / "changelog.Debian.gz", "wt") as f:
+        f.write("sweethome3d-furniture (7.7-1) unstable; urgency=low\n")
+    return root

@@ -7,7 +7,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 import typer
@@ -53,13 +52,14 @@ def _app() -> typer.Typer:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from datafixtures import make_fake_flightgear, pyassimp_available
+    from datafixtures import make_fake_flightgear, make_fake_sh3d, pyassimp_available
 
     if not pyassimp_available():
         pytest.skip("pyassimp / libassimp not available")
     tmp = tmp_path_factory.mktemp("mix")
     fg_root = make_fake_flightgear(tmp / "Aircraft")
-    out = build_pretrain_mix(_cfg(fg_root, tmp / "ds"), progress=False)
+    out = build_pretrain_mix(_cfg(fg_root, tmp / "ds", sh3d_instances=3, sh3d_root=make_fake_sh3d(tmp / "deb")),
+                             progress=False)
     return fg_root, out, json.loads((out / "manifest.json").read_text())
 
 
@@ -67,8 +67,10 @@ def test_builds_every_source_with_licences_and_counts(built):
     _, out, man = built
     src = man["source"]["sources"]
     assert {s: (src[s]["instances"], src[s]["licence"]) for s in src} == {
-        "flightgear": (2, "GPL-2+"), "random_urdfs": (2, "Zlib"), "primitives": (3, "Apache-2.0")}
-    assert man["name"] == "pretrain-mix" and man["counts"]["built"] == 7 and man["counts"]["dropped"] == 0
+        "flightgear": (2, "GPL-2+"), "random_urdfs": (2, "Zlib"), "primitives": (3, "Apache-2.0"),
+        "sweethome3d": (3, "CC0 / CC-BY-3.0 (per archive)")}
+    assert man["name"] == "pretrain-mix" and man["counts"]["built"] == 10 and man["counts"]["dropped"] == 0
+    assert src["sweethome3d"]["version"] == "7.7-1" and src["sweethome3d"]["available_models"] == 5
     assert src["random_urdfs"]["version"] and src["random_urdfs"]["available_objects"] == 1000
     assert "torcs" in man["source"]["excluded"] and "held-out category" in man["source"]["excluded"]["torcs"]
     # every source has scenes in both splits (the per-source hold-out), the splits are mesh-disjoint
@@ -81,15 +83,19 @@ def test_builds_every_source_with_licences_and_counts(built):
     for sid, meta in man["scenes"].items():
         assert meta["source"] in pm.SOURCE_NAMES and meta["licences"] and set(meta["licences"]) <= used
         assert meta["background"] == [255, 255, 255] and 0 < meta["coverage"]["mean"] < 1
+    # furniture keeps its own licences (per archive) and looks (the model's colours and textures)
+    sh3d = [m for m in man["scenes"].values() if m["source"] == "sweethome3d"]
+    assert len(sh3d) == 3 and all(set(m["licences"].values()) <= {"CC0", "CC-BY-3.0"} for m in sh3d)
+    assert all(m["mesh_id"].startswith("sweethome3d/") and m["recipe"] == {} for m in sh3d)
     ds = MultiSceneDataset(out)
-    assert len(ds.scene_ids) == 7 and ds.render_defaults["near"] == pytest.approx(1.3)
+    assert len(ds.scene_ids) == 10 and ds.render_defaults["near"] == pytest.approx(1.3)
     sv = ds.load("prim-00000")
     assert tuple(sv.images.shape) == (3, 3, 16, 16) and sv.split.count("test") == 1
 
 
 def test_random_urdfs_and_primitives_are_not_all_one_colour(built):
     _, out, man = built
-    looks = [p for sid, m in man["scenes"].items() if m["source"] != "flightgear" for p in m["recipe"]["parts"]]
+    looks = [p for sid, m in man["scenes"].items() if m["source"] in ("random_urdfs", "primitives") for p in m["recipe"]["parts"]]
     colours = {tuple(p["color"]) for p in looks if "color" in p}
     textured = [p for p in looks if "texture" in p]
     assert len(colours) + len(textured) == len(looks) and len(colours) >= 2 and textured
@@ -166,16 +172,19 @@ def test_rerun_keeps_finished_scenes(fake_fg, tmp_path, monkeypatch):
 
 def test_same_seed_same_instances_and_cameras(built, tmp_path):
     fg_root, a, man = built
-    b = build_pretrain_mix(_cfg(fg_root, tmp_path / "b"), progress=False)
+    sh3d = dict(sh3d_instances=3, sh3d_root=fg_root.parent / "deb/usr/share/sweethome3d/furniture")  # as `built`
+    b = build_pretrain_mix(_cfg(fg_root, tmp_path / "b", **sh3d), progress=False)
     mb = json.loads((b / "manifest.json").read_text())
     assert mb["scenes"].keys() == man["scenes"].keys() and mb["splits"] == man["splits"]
     for sid, meta in man["scenes"].items():
-        assert {k: meta[k] for k in ("recipe", "textures", "background", "mesh_id")} == \
-               {k: mb["scenes"][sid][k] for k in ("recipe", "textures", "background", "mesh_id")}
+        assert {k: meta[k] for k in ("recipe", "background", "mesh_id")} == \
+               {k: mb["scenes"][sid][k] for k in ("recipe", "background", "mesh_id")}
+        # furniture textures live in each build's own extraction folder: compare them relative to it
+        assert [t.replace(str(a), "") for t in meta["textures"]] == [t.replace(str(b), "") for t in mb["scenes"][sid]["textures"]]
         for f in sorted((a / sid / "pose").iterdir()):
             assert f.read_text() == (b / sid / "pose" / f.name).read_text()
-    other, _ = select_mix(_cfg(fg_root, tmp_path / "c", seed=1))
-    same, _ = select_mix(_cfg(fg_root, tmp_path / "c"))
+    other, _ = select_mix(_cfg(fg_root, tmp_path / "c", seed=1, **sh3d))
+    same, _ = select_mix(_cfg(fg_root, tmp_path / "c", **sh3d))
     assert sorted(i.scene_id for i in same) == sorted(man["scenes"])
     assert [dataclasses.asdict(i) for i in other] != [dataclasses.asdict(i) for i in same]
 
@@ -228,7 +237,8 @@ def test_splits_are_kept_when_the_mix_grows(fake_fg, tmp_path):
     s_big, _ = pm.mix_splits(big, 0.3)
     assert set(s_small) < set(s_big) and all(s_big[k] == v for k, v in s_small.items())
     # 12 shared 2 : 2 : 3 (largest remainder, ties in source order)
-    assert _cfg(fake_fg, tmp_path, num_instances=12).source_counts() == {"flightgear": 4, "random_urdfs": 3, "primitives": 5}
+    assert _cfg(fake_fg, tmp_path, num_instances=12).source_counts() == {"flightgear": 4, "random_urdfs": 3, "primitives": 5,
+                                                                            "sweethome3d": 0}
     assert sorted(i.scene_id for i in small) == sorted(i.scene_id for i in big if i.scene_id in s_small)
 
 
@@ -257,10 +267,13 @@ def test_cli_builds_validates_and_its_defaults_are_the_config_defaults(fake_fg, 
     assert r.exit_code == 0, r.output
     cmd = typer.main.get_command(_app())
     build = cmd.commands["data"].commands["build"].commands["pretrain-mix"]
-    opts = {p.name: p.default for p in build.params if isinstance(p, click.Option)}
+    # typer vendors its own click: select options by kind, not by click.Option (which matched nothing)
+    opts = {p.name: p.default for p in build.params if p.param_type_name == "option"}
+    assert len(opts) > 10
     d = MixBuildConfig()
     names = {"elevation_min": "elevation_min_deg", "elevation_max": "elevation_max_deg", "flightgear": "flightgear_instances",
-             "urdfs": "urdf_instances", "primitives": "primitive_instances", "source": "sources", "background": "backgrounds"}
+             "urdfs": "urdf_instances", "primitives": "primitive_instances", "sweethome3d": "sh3d_instances",
+             "source": "sources", "background": "backgrounds"}
     defaults_elsewhere = {"source": tuple(pm.SOURCE_NAMES), "background": ("white",), "urdf_root": pm.DEFAULT_URDF_ROOT}
     for k, v in opts.items():
         want = getattr(d, names.get(k, k))

@@ -1,0 +1,99 @@
+"""``grow_autoencoder`` / ``latentscenes ae grow``: a wider / deeper autoencoder that computes the same function
+(GroupNorm groups, the mid-block attention and the new identity blocks included), whose duplicated channels
+diverge once it trains, saved and loaded like any autoencoder file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from latentscenes.autoencoder.grow import grow_autoencoder, grown_config
+from latentscenes.autoencoder.model import AEConfig, AutoencoderError, LatentAutoencoder, load_autoencoder
+from latentscenes.cli.main import app
+
+
+@pytest.fixture(scope="module")
+def small() -> LatentAutoencoder:
+    torch.manual_seed(0)
+    ae = load_autoencoder(AEConfig(source="scratch", block_out_channels=(8, 8, 16, 16), norm_num_groups=4,
+                                   mid_block_attention=True, tanh_scale=0.3))
+    with torch.no_grad():  # non-trivial norms and biases, so that a wrong channel map shows
+        for name, p in ae.vae.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.3 * torch.randn_like(p))
+    return ae
+
+
+def _outputs(ae: LatentAutoencoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        z = ae.encode(x)
+        return z, ae.decode(z)
+
+
+@pytest.mark.parametrize("width,extra", [(2, 0), (1, 1), (2, 2)])
+def test_grown_autoencoder_computes_the_same_function(small, width, extra):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z0, y0 = _outputs(small, x)
+    g = grow_autoencoder(small, width, extra, seed=3)
+    z1, y1 = _outputs(g, x)
+    assert torch.allclose(z0, z1, atol=1e-4) and torch.allclose(y0, y1, atol=1e-4)
+    assert g.vae_config["block_out_channels"] == [c * width for c in (8, 8, 16, 16)]
+    assert g.vae_config["layers_per_block"] == 1 + extra and g.tanh_scale == small.tanh_scale
+    assert g.num_parameters() > small.num_parameters()
+    assert g.info["grown_from"]["width_factor"] == width and g.info["grown_from"]["extra_layers"] == extra
+    # the decoded function of the source at other inputs too (not only where the splits were drawn)
+    zr = torch.randn(1, 4, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(small.decode(zr), g.decode(zr), atol=1e-4)
+
+
+def test_a_wrong_attention_scale_or_channel_map_would_show(small):
+    """The test above can fail: dropping the query's 1/sqrt(2) changes the output."""
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    g = grow_autoencoder(small, 2, 0)
+    with torch.no_grad():
+        for name, p in g.vae.named_parameters():
+            if name.endswith("to_q.weight"):
+                p.mul_(2 ** 0.5)
+    z0, _ = _outputs(small, x)
+    z1, _ = _outputs(g, x)
+    assert not torch.allclose(z0, z1, atol=1e-4)
+
+
+def test_duplicated_channels_diverge_when_trained(small):
+    g = grow_autoencoder(small, 2, 0, seed=0)
+    g.train()
+    opt = torch.optim.SGD(g.parameters(), lr=0.1)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    w0 = g.vae.encoder.conv_in.weight.detach().clone()
+    # 8 channels in 4 groups -> 16 in 4: new group 0 = old channels (0, 1, 0, 1), so new 0 and 2 copy old 0
+    assert torch.equal(w0[0], w0[2]) and not torch.equal(w0[0], w0[1])
+    loss = (g.vae.decode(g.vae.encode(x).latent_dist.mean).sample - x).abs().mean()
+    loss.backward()
+    opt.step()
+    w1 = g.vae.encoder.conv_in.weight.detach()
+    assert not torch.allclose(w1[0], w1[2])
+
+
+def test_invalid_growth_is_refused(small):
+    with pytest.raises(AutoencoderError, match="width_factor must be 1 or 2"):
+        grown_config(small.vae_config, 3, 0)
+    with pytest.raises(AutoencoderError, match="nothing to grow"):
+        grow_autoencoder(small, 1, 0)
+    with pytest.raises(AutoencoderError, match="extra_layers must be >= 0"):
+        grown_config(small.vae_config, 2, -1)
+
+
+def test_cli_grow_writes_a_loadable_equal_file(small, tmp_path):
+    src = tmp_path / "src.safetensors"
+    small.save(src)
+    out = tmp_path / "grown.safetensors"
+    r = CliRunner().invoke(app, ["ae", "grow", "--ae", str(src), "--out", str(out), "--width", "2", "--extra-layers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "max output difference" in " ".join(r.output.split())
+    g = load_autoencoder(AEConfig.from_option(str(out)))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.allclose(_outputs(small, x)[1], _outputs(g, x)[1], atol=1e-4)
+    r = CliRunner().invoke(app, ["ae", "grow", "--ae", str(src), "--out", str(tmp_path / "g.pt")])
+    assert r.exit_code == 2 and ".safetensors" in r.output
