@@ -79,6 +79,16 @@ def debian_changelog_version(doc_dir: str | Path) -> str | None:
     return m.group(1) if m else None
 
 
+def files_by_licence(scenes: dict[str, Any]) -> dict[str, list[str]]:
+    """``{licence: sorted used files}`` from the scenes' ``meta.licences`` (``{file: licence}``): the manifest's
+    ``source.licences``."""
+    out: dict[str, set[str]] = {}
+    for meta in scenes.values():
+        for path, lic in meta.get("licences", {}).items():
+            out.setdefault(lic, set()).add(path)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def sanitize(s: str) -> str:
     """``s`` reduced to ``[A-Za-z0-9._-]`` (runs of other characters become one ``_``): usable as a scene id."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"

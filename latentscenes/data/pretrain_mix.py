@@ -58,6 +58,7 @@ from latentscenes.data.builder import (
     build_mesh_dataset,
     coverage_of,
     debian_changelog_version,
+    files_by_licence,
     render_instance,
     spread_order,
     stable_int,
@@ -244,7 +245,6 @@ class MixBuildConfig(MeshBuildOptions):
         """Per source: what was used, how many instances and meshes, its licence; the texture pool; every used
         file by licence; the excluded sources with the reason."""
         info = getattr(self, "_enumerated", None) or {}
-        by_licence: dict[str, set[str]] = {}
         per: dict[str, dict[str, Any]] = {}
         for meta in scenes.values():
             s = meta["source"]
@@ -253,8 +253,6 @@ class MixBuildConfig(MeshBuildOptions):
             d["meshes"].add(meta["mesh_id"])
             d["textured"] += int(bool(meta.get("textures")))
             d[meta["split"]] += 1
-            for path, lic in meta.get("licences", {}).items():
-                by_licence.setdefault(lic, set()).add(path)
         sources: dict[str, Any] = {}
         for s in self.sources:
             d = per.get(s, {"instances": 0, "meshes": set(), "textured": 0, "train": 0, "exploit": 0})
@@ -263,7 +261,7 @@ class MixBuildConfig(MeshBuildOptions):
                           "train": d["train"], "exploit": d["exploit"]}
         return {"name": self.DATASET_NAME, "sources": sources,
                 "texture_pool": info.get("texture_pool", {}),
-                "licences": {k: sorted(v) for k, v in sorted(by_licence.items())},
+                "licences": files_by_licence(scenes),
                 "excluded": dict(EXCLUDED_SOURCES)}
 
 

@@ -20,7 +20,6 @@ view, upper hemisphere, the shared frame of :mod:`latentscenes.data.builder`). W
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -38,10 +37,11 @@ from latentscenes.data.builder import (
     build_mesh_dataset,
     coverage_of,
     debian_changelog_version,
+    files_by_licence,
     render_instance,
     sanitize,
 )
-from latentscenes.data.torcs import parse_dep5
+from latentscenes.data.torcs import licence_of, parse_dep5
 from latentscenes.data.types import DatasetError
 
 DEFAULT_SH3D_ROOT = Path("/usr/share/sweethome3d/furniture")
@@ -103,13 +103,9 @@ class SweetHome3DBuildConfig(MeshBuildOptions):
     def manifest_source(self, scenes: dict[str, Any]) -> dict[str, Any]:
         """Package, version, root, copyright file, and every used model by licence."""
         doc = package_doc_dir(self.sh3d_root)
-        by_licence: dict[str, list[str]] = {}
-        for meta in scenes.values():
-            for path, lic in meta.get("licences", {}).items():
-                by_licence.setdefault(lic, []).append(path)
         return {"package": PACKAGE, "version": debian_changelog_version(doc), "root": str(self.sh3d_root),
                 "copyright_file": str(doc / "copyright") if (doc / "copyright").is_file() else None,
-                "licences": {k: sorted(set(v)) for k, v in sorted(by_licence.items())},
+                "licences": files_by_licence(scenes),
                 "content": "Sweet Home 3D furniture catalogues (furniture, fittings, doors and windows, plants, "
                            "people), rendered with their MTL colours and textures"}
 
@@ -171,14 +167,6 @@ def extract_archive(archive: Path, dest: Path) -> None:
     (dest / ".complete").write_text("ok\n")
 
 
-def _archive_licence(stem: str, paragraphs: list[tuple[list[str], str]]) -> str:
-    lic = "unknown"
-    for patterns, name in paragraphs:  # DEP-5: the last matching paragraph wins
-        if any(fnmatch.fnmatchcase(f"{stem}/x", p) for p in patterns):
-            lic = name
-    return lic
-
-
 def enumerate_instances(cfg: SweetHome3DBuildConfig) -> tuple[list[Instance], list[dict[str, str]]]:
     """Extract the archives into ``OUT/_sources`` and list every piece (:func:`enumerate_models`)."""
     return enumerate_models(cfg.sh3d_root, cfg.archives, cfg.mesh_root())
@@ -215,7 +203,7 @@ def enumerate_models(sh3d_root: str | Path, archives: tuple[str, ...], sources: 
         if not cat_file.is_file():
             dropped.append({"xml": archive.name, "reason": f"no {CATALOGUE} in the archive"})
             continue
-        lic = _archive_licence(archive.stem, paragraphs)
+        lic = licence_of(f"{archive.stem}/x", paragraphs)  # copyright paragraphs are per archive: `Files: KatorLegaz/*`
         for idx, e in sorted(read_catalogue(cat_file.read_text(encoding="utf-8", errors="replace")).items(),
                              key=lambda kv: int(kv[0])):
             where = f"{archive.name}#{idx}"

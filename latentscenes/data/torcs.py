@@ -47,6 +47,7 @@ from latentscenes.data.builder import (
     build_mesh_dataset,
     coverage_of,
     debian_changelog_version,
+    files_by_licence,
     render_instance,
     sanitize,
 )
@@ -131,13 +132,9 @@ class TorcsBuildConfig(MeshBuildOptions):
     def manifest_source(self, scenes: dict[str, Any]) -> dict[str, Any]:
         """Package, version, root, copyright file, and every used file (relative to the root) by licence."""
         doc = package_doc_dir(self.torcs_root)
-        by_licence: dict[str, list[str]] = {}
-        for meta in scenes.values():
-            for path, lic in meta.get("licences", {}).items():
-                by_licence.setdefault(lic, []).append(path)
         return {"package": PACKAGE, "version": package_version(self.torcs_root), "root": str(self.torcs_root),
                 "copyright_file": str(doc / "copyright") if (doc / "copyright").is_file() else None,
-                "licences": {k: sorted(set(v)) for k, v in sorted(by_licence.items())},
+                "licences": files_by_licence(scenes),
                 "content": "car body meshes with their liveries; TORCS adds the wheels at run time, so the cars are "
                            "rendered without wheels"}
 

@@ -261,3 +261,19 @@ def make_fake_sh3d(base: Path) -> Path:
     with gzip.open(doc / "changelog.Debian.gz", "wt") as f:
         f.write("sweethome3d-furniture (7.7-1) unstable; urgency=low\n")
     return root
+
+
+def data_app():
+    """A typer app with the ``data`` command group (and a second command, which keeps ``data`` a sub-command)."""
+    import typer
+
+    from latentscenes.cli.data import register
+
+    app = typer.Typer()
+
+    @app.command()
+    def version() -> None:
+        pass
+
+    register(app)
+    return app

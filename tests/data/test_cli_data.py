@@ -5,32 +5,19 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import typer
 from typer.testing import CliRunner
 
-from datafixtures import write_json, write_srn
-from latentscenes.cli.data import register
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.command()
-    def version() -> None:  # a second command keeps "data" a sub-command
-        pass
-
-    register(app)
-    return app
+from datafixtures import data_app, write_json, write_srn
 
 
 def test_build_and_validate_cli(fake_fg, tmp_path):
     out = tmp_path / "ds"
-    r = CliRunner().invoke(_app(), ["data", "build", "flightgear", "--out", str(out), "--fg-root", str(fake_fg),
+    r = CliRunner().invoke(data_app(), ["data", "build", "flightgear", "--out", str(out), "--fg-root", str(fake_fg),
                                     "--num-instances", "3", "--views", "2", "--test-views", "1", "--resolution", "16",
                                     "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert json.loads((out / "manifest.json").read_text())["counts"]["built"] == 3
-    r = CliRunner().invoke(_app(), ["data", "validate", str(out)])
+    r = CliRunner().invoke(data_app(), ["data", "validate", str(out)])
     assert r.exit_code == 0, r.output
     assert (out / "validation" / "cameras.png").is_file() and (out / "validation" / "contact_sheet.png").is_file()
     rep = json.loads((out / "validation" / "validation.json").read_text())
@@ -39,7 +26,7 @@ def test_build_and_validate_cli(fake_fg, tmp_path):
 
 
 def test_build_cli_missing_package(tmp_path):
-    r = CliRunner().invoke(_app(), ["data", "build", "flightgear", "--out", str(tmp_path / "o"), "--fg-root", str(tmp_path / "none")])
+    r = CliRunner().invoke(data_app(), ["data", "build", "flightgear", "--out", str(tmp_path / "o"), "--fg-root", str(tmp_path / "none")])
     assert r.exit_code == 2
     assert "apt-get install" in r.output
 
@@ -50,7 +37,7 @@ def test_validate_fails_on_bad_scene(tmp_path):
     write_srn(root / "b", n=2, size=8)
     bad = root / "b" / "pose" / "000001.txt"
     bad.write_text(" ".join(["nan"] * 16))
-    r = CliRunner().invoke(_app(), ["data", "validate", str(root)])
+    r = CliRunner().invoke(data_app(), ["data", "validate", str(root)])
     assert r.exit_code == 1
     assert "FAILED" in r.output
     rep = json.loads((root / "validation" / "validation.json").read_text())
@@ -74,5 +61,5 @@ def test_validate_flags_manifest_inconsistencies(tmp_path):
 
 def test_validate_of_a_missing_folder_is_a_usage_error(tmp_path):
     """A wrong path is one line and exit 2 (a dataset that fails validation is exit 1)."""
-    r = CliRunner().invoke(_app(), ["data", "validate", str(tmp_path / "nope")])
+    r = CliRunner().invoke(data_app(), ["data", "validate", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "dataset folder not found" in r.output and "Traceback" not in r.output

@@ -21,6 +21,8 @@ from latentscenes.data.flightgear import enumerate_instances as enumerate_flight
 from latentscenes.data.pretrain_mix import MixBuildConfig, MixSourceMissing, build_pretrain_mix, select_mix
 from latentscenes.data.types import DatasetError
 
+from datafixtures import data_app  # noqa: E402  (tests/data is on sys.path: conftest.py)
+
 pytestmark = pytest.mark.skipif(not pm.DEFAULT_URDF_ROOT.is_dir(), reason="pybullet_data/random_urdfs not installed")
 REAL_FG = Path("/usr/share/games/flightgear/AI/Aircraft")
 
@@ -40,14 +42,6 @@ def _fg_holdout(fg_root: Path) -> tuple[set[str], set[str], int]:
     splits, held = assign_splits(inst, d.exploit_mesh_fraction, d.seed)
     tex = {t for i in inst if splits[i.scene_id] == "exploit" for t in i.textures.values()}
     return set(held), tex, sum(1 for v in splits.values() if v == "train")
-
-
-def _app() -> typer.Typer:
-    from latentscenes.cli.data import register
-
-    app = typer.Typer()
-    register(app)
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +135,7 @@ def test_real_flightgear_exploit_airframes_never_appear(tmp_path):
 def test_torcs_is_refused(tmp_path, fake_fg):
     with pytest.raises(ValueError, match="held-out category"):
         _cfg(fake_fg, tmp_path / "a", sources=("flightgear", "torcs")).validate()
-    r = CliRunner().invoke(_app(), ["data", "build", "pretrain-mix", "--out", str(tmp_path / "b"), "--source", "torcs"])
+    r = CliRunner().invoke(data_app(), ["data", "build", "pretrain-mix", "--out", str(tmp_path / "b"), "--source", "torcs"])
     assert r.exit_code == 2 and "held-out category" in " ".join(r.output.split())
     # a FlightGear root inside a TORCS tree (the cars smuggled in as "airliners") stops the build before rendering
     sneaky = tmp_path / "usr" / "share" / "games" / "torcs" / "Aircraft"
@@ -196,7 +190,7 @@ def test_missing_source_is_named(fake_fg, tmp_path, monkeypatch):
         build_pretrain_mix(_cfg(tmp_path / "no-fg", tmp_path / "b"), progress=False)
     # the default path comes from the installed pybullet: without it, the CLI names the source and the fix
     monkeypatch.setattr(pm, "DEFAULT_URDF_ROOT", tmp_path / "pybullet_data" / "random_urdfs")
-    r = CliRunner().invoke(_app(), ["data", "build", "pretrain-mix", "--out", str(tmp_path / "c"), "--fg-root", str(fake_fg),
+    r = CliRunner().invoke(data_app(), ["data", "build", "pretrain-mix", "--out", str(tmp_path / "c"), "--fg-root", str(fake_fg),
                                     "--resolution", "16", "--workers", "1", "--flightgear", "1", "--urdfs", "1", "--primitives", "1"])
     assert r.exit_code == 2 and "pip install pybullet" in " ".join(r.output.split())
     # a mix without the missing source builds
@@ -258,14 +252,14 @@ def test_ensure_subset_builds_then_reuses(fake_fg, tmp_path):
 
 def test_cli_builds_validates_and_its_defaults_are_the_config_defaults(fake_fg, tmp_path):
     out = tmp_path / "ds"
-    r = CliRunner().invoke(_app(), ["data", "build", "pretrain-mix", "--out", str(out), "--fg-root", str(fake_fg),
+    r = CliRunner().invoke(data_app(), ["data", "build", "pretrain-mix", "--out", str(out), "--fg-root", str(fake_fg),
                                     "--flightgear", "2", "--urdfs", "2", "--primitives", "2", "--views", "2",
                                     "--test-views", "1", "--resolution", "16", "--workers", "1", "--exploit-mesh-fraction", "0.3"])
     assert r.exit_code == 0, r.output
     assert "built 6 scenes" in " ".join(r.output.split())
-    r = CliRunner().invoke(_app(), ["data", "validate", str(out)])
+    r = CliRunner().invoke(data_app(), ["data", "validate", str(out)])
     assert r.exit_code == 0, r.output
-    cmd = typer.main.get_command(_app())
+    cmd = typer.main.get_command(data_app())
     build = cmd.commands["data"].commands["build"].commands["pretrain-mix"]
     # typer vendors its own click: select options by kind, not by click.Option (which matched nothing)
     opts = {p.name: p.default for p in build.params if p.param_type_name == "option"}

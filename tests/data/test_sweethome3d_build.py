@@ -25,7 +25,7 @@ from latentscenes.data.sweethome3d import (
 )
 from latentscenes.data.types import DatasetError
 
-from datafixtures import make_fake_sh3d  # noqa: E402
+from datafixtures import data_app, make_fake_sh3d  # noqa: E402
 
 @pytest.fixture
 def fake_sh3d(tmp_path: Path) -> Path:
@@ -81,19 +81,6 @@ def test_interrupted_extraction_is_redone(fake_sh3d, tmp_path):
     assert (dest / "alpha/chair/chair.obj").is_file()
 
 
-def _app() -> typer.Typer:
-    from latentscenes.cli.data import register
-
-    app = typer.Typer()
-
-    @app.command()
-    def version() -> None:  # a second command keeps "data" a sub-command
-        pass
-
-    register(app)
-    return app
-
-
 def test_cli_build_validate_and_load(fake_sh3d, tmp_path):
     from datafixtures import pyassimp_available
 
@@ -102,7 +89,7 @@ def test_cli_build_validate_and_load(fake_sh3d, tmp_path):
     out = tmp_path / "ds"
     args = ["data", "build", "sweethome3d", "--out", str(out), "--sh3d-root", str(fake_sh3d), "--views", "2",
             "--test-views", "1", "--resolution", "16", "--workers", "1", "--exploit-mesh-fraction", "0.3"]
-    r = CliRunner().invoke(_app(), args)
+    r = CliRunner().invoke(data_app(), args)
     assert r.exit_code == 0, r.output
     man = json.loads((out / "manifest.json").read_text())
     assert man["name"] == "sweethome3d-furniture" and man["counts"]["built"] == 5
@@ -113,13 +100,13 @@ def test_cli_build_validate_and_load(fake_sh3d, tmp_path):
     mask = np.asarray(Image.open(out / "Alpha-chair" / "mask" / "000000.png")) > 128
     lum = rgb[mask].mean(-1)
     assert mask.any() and lum.min() < 100 and lum.max() > 150
-    assert CliRunner().invoke(_app(), ["data", "validate", str(out)]).exit_code == 0
+    assert CliRunner().invoke(data_app(), ["data", "validate", str(out)]).exit_code == 0
     from latentscenes.data import MultiSceneDataset
 
     ds = MultiSceneDataset(out)
     assert "_sources" not in ds.scene_ids and len(ds.scene_ids) == 5
     # a second run resumes: nothing rendered again
-    r = CliRunner().invoke(_app(), args)
+    r = CliRunner().invoke(data_app(), args)
     assert r.exit_code == 0 and "5 already built" in (out / "build_log.txt").read_text()
 
 
@@ -132,7 +119,7 @@ def test_real_package_enumerates(tmp_path):
 
 def test_cli_defaults_are_the_config_defaults():
     """The command's options repeat the config's defaults (the CLI module imports no builder at start-up)."""
-    cmd = typer.main.get_command(_app())
+    cmd = typer.main.get_command(data_app())
     build = cmd.commands["data"].commands["build"].commands["sweethome3d"]
     opts = {p.name: p.default for p in build.params if p.param_type_name == "option"}
     assert len(opts) > 10

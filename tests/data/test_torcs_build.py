@@ -28,6 +28,8 @@ from latentscenes.data.torcs import (
 )
 from latentscenes.data.types import DatasetError
 
+from datafixtures import data_app  # noqa: E402  (tests/data is on sys.path: conftest.py)
+
 REAL = DEFAULT_TORCS_ROOT
 needs_real = pytest.mark.skipif(not (REAL / "cars").is_dir(),
                                 reason="torcs-data is not installed (scripts/setup.sh installs it: apt-get install -y torcs-data)")
@@ -79,22 +81,9 @@ def test_missing_package_gives_install_command(tmp_path):
         build_torcs(_cfg(tmp_path / "nope", tmp_path / "out"))
 
 
-def _app() -> typer.Typer:
-    from latentscenes.cli.data import register
-
-    app = typer.Typer()
-
-    @app.command()
-    def version() -> None:  # a second command keeps "data" a sub-command
-        pass
-
-    register(app)
-    return app
-
-
 def test_cli_build_and_validate_fake_package(fake_torcs, tmp_path):
     out = tmp_path / "ds"
-    r = CliRunner().invoke(_app(), ["data", "build", "torcs", "--out", str(out), "--torcs-root", str(fake_torcs),
+    r = CliRunner().invoke(data_app(), ["data", "build", "torcs", "--out", str(out), "--torcs-root", str(fake_torcs),
                                     "--views", "2", "--test-views", "1", "--resolution", "16", "--workers", "1",
                                     "--exploit-mesh-fraction", "0.3"])
     assert r.exit_code == 0, r.output
@@ -103,15 +92,15 @@ def test_cli_build_and_validate_fake_package(fake_torcs, tmp_path):
     assert man["counts"]["built"] == 5 and man["name"] == "torcs-cars"
     assert man["source"]["version"] == "9.9.9-1" and "Free-Art-License" in man["source"]["licences"]
     assert man["scenes"]["AAA-bot-1"]["licences"]["drivers/bot/1/AAA.rgb"] == "GPL-2+"
-    r = CliRunner().invoke(_app(), ["data", "validate", str(out)])
+    r = CliRunner().invoke(data_app(), ["data", "validate", str(out)])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(_app(), ["data", "build", "torcs", "--out", str(tmp_path / "o"), "--torcs-root", str(tmp_path / "none")])
+    r = CliRunner().invoke(data_app(), ["data", "build", "torcs", "--out", str(tmp_path / "o"), "--torcs-root", str(tmp_path / "none")])
     assert r.exit_code == 2 and "apt-get install -y torcs-data" in r.output
 
 
 def test_cli_defaults_are_the_config_defaults():
     """The command's options repeat the config's defaults (the CLI module imports no builder at start-up)."""
-    cmd = typer.main.get_command(_app())
+    cmd = typer.main.get_command(data_app())
     build = cmd.commands["data"].commands["build"].commands["torcs"]
     # typer vendors its own click: select options by kind, not by click.Option (which matched nothing)
     opts = {p.name: p.default for p in build.params if p.param_type_name == "option"}
