@@ -91,29 +91,34 @@ def _widen(name: str, old_t: torch.Tensor, new_shape: torch.Size, groups: int, g
 
 @torch.no_grad()
 def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers: int = 0, seed: int = 0,
-                     ) -> LatentAutoencoder:
+                     source: str | None = None) -> LatentAutoencoder:
     """A wider and/or deeper copy of ``ae`` with the same encode / decode function (module docstring).
 
     Args:
         ae: the source autoencoder (unchanged).
         width_factor: 1 or 2: multiplies every block's channels.
         extra_layers: ResNet blocks added to every encoder and decoder block (identity at start).
-        seed: seed of the weight splits that break the copies' symmetry.
+        seed: seed of the weight splits that break the copies' symmetry and of the new blocks' initialisation
+            (the same seed gives the same file).
+        source: how the source was named (e.g. the ``--ae`` value), recorded with its own ``info``.
     Returns:
         a new :class:`LatentAutoencoder` on ``ae``'s device, in eval mode, with ``ae``'s tanh scale; its
-        ``info["grown_from"]`` records the source architecture. Outputs agree with ``ae``'s to float rounding
-        (tests/autoencoder/test_grow.py).
+        ``info`` is ``{"source": "grown", "grown_from": {...}}`` (the source's architecture, name and ``info``;
+        ``ae pretrain`` keeps it). Outputs agree with ``ae``'s to float rounding (tests/autoencoder/test_grow.py).
     Raises:
         AutoencoderError: invalid factors, or a parameter whose shape cannot be grown.
     """
     cfg = grown_config(ae.vae_config, width_factor, extra_layers)
     groups = int(ae.vae_config.get("norm_num_groups", 32))
-    info = dict(ae.info)
-    info["grown_from"] = {"block_out_channels": list(ae.vae_config["block_out_channels"]),
-                          "layers_per_block": int(ae.vae_config.get("layers_per_block", 1)),
-                          "width_factor": int(width_factor), "extra_layers": int(extra_layers), "seed": int(seed),
-                          "source": ae.info.get("path", ae.info.get("source"))}
-    new = LatentAutoencoder(cfg, tanh_scale=ae.tanh_scale, use_mean=ae.use_mean, info=info)
+    info = {"source": "grown", "grown_from": {
+        "source": source or ae.info.get("path", ae.info.get("source")),
+        "block_out_channels": list(ae.vae_config["block_out_channels"]),
+        "layers_per_block": int(ae.vae_config.get("layers_per_block", 1)),
+        "width_factor": int(width_factor), "extra_layers": int(extra_layers), "seed": int(seed),
+        "info": dict(ae.info)}}
+    with torch.random.fork_rng(devices=[]):  # the new blocks' default initialisation: seeded, global RNG untouched
+        torch.manual_seed(int(seed))
+        new = LatentAutoencoder(cfg, tanh_scale=ae.tanh_scale, use_mean=ae.use_mean, info=info)
     gen = torch.Generator().manual_seed(int(seed))
     old_state = {k: v.detach().float().cpu() for k, v in ae.vae.state_dict().items()}
     new_state = new.vae.state_dict()

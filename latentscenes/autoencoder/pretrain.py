@@ -295,6 +295,8 @@ def pretrain(
         save_config(cfg, out / "config.json")
     seed_everything(cfg.seed)
     ae = load_autoencoder(cfg.ae, device)
+    # a grown autoencoder (`ae grow`) keeps the record of what it was grown from
+    lineage = {"grown_from": ae.info["grown_from"]} if "grown_from" in ae.info else {}
     ae.train()
     sampler = CropSampler(train_images, cfg.crop, cfg.object_prob, flip=True, seed=cfg.seed + 1,
                           downscale_prob=cfg.downscale_prob)
@@ -431,7 +433,7 @@ def pretrain(
         "last_eval": eval_hist[-1] if eval_hist else None, "amp_used": amp, "config": to_dict(cfg),
     }
     ae.info = {"source": "pretrain", "pretrain": {k: v for k, v in summary.items() if k != "config"},
-               "pretrain_config": to_dict(cfg), **(provenance or {})}
+               "pretrain_config": to_dict(cfg), **lineage, **(provenance or {})}
     ae.save(out / "ae.safetensors")
     summary["latent_background"] = ae.latent_background().tolist()
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -21,7 +21,8 @@ from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import atomic_write_text
 from latentscenes.utils.progress import console
 
-ae_app = typer.Typer(help="Base autoencoder: pre-train it, evaluate it (docs/autoencoder.md).", no_args_is_help=True)
+ae_app = typer.Typer(help="Base autoencoder: pre-train it, adapt it, grow it, evaluate it (docs/autoencoder.md).",
+                     no_args_is_help=True)
 
 DEFAULT_DATA = "data/flightgear"
 
@@ -200,7 +201,7 @@ def grow_cmd(
             raise AutoencoderError(f"--out {out}: the grown autoencoder is written as a .safetensors file")
         check_out_file(out)
         src = load_autoencoder(AEConfig.from_option(ae))
-        grown = grow_autoencoder(src, width, extra_layers, seed)
+        grown = grow_autoencoder(src, width, extra_layers, seed, source=ae)
         x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
         with torch.no_grad():
             z, z2 = src.encode(x), grown.encode(x)

@@ -72,6 +72,9 @@ from latentscenes.data.sweethome3d import package_doc_dir as sh3d_doc_dir
 from latentscenes.data.types import DatasetError
 
 SOURCE_NAMES = ("flightgear", "random_urdfs", "primitives", "sweethome3d")
+#: Sources used only when their count is set (> 0): they never take a share of ``num_instances`` otherwise, so a
+#: mix that does not ask for them is the mix it was before they existed.
+OPT_IN_SOURCES = ("sweethome3d",)
 #: Sources that must never enter the pre-training set, with the reason (refused by name, recorded in the manifest).
 EXCLUDED_SOURCES = {
     "torcs": "TORCS cars (torcs-data) are the held-out category on which the base autoencoder's generalisation "
@@ -81,7 +84,7 @@ EXCLUDED_SOURCES = {
 COUNT_FIELDS = {"flightgear": "flightgear_instances", "random_urdfs": "urdf_instances", "primitives": "primitive_instances",
                 "sweethome3d": "sh3d_instances"}
 LICENCES = {"flightgear": "GPL-2+", "random_urdfs": "Zlib", "primitives": "Apache-2.0",
-            "sweethome3d": "CC0 / CC-BY-3.0 (per archive)"}
+            "sweethome3d": "CC0 / CC-BY-3.0 / CC-BY-3.0-USA (per archive)"}
 PRIMITIVE_SHAPES = ("box", "sphere", "cylinder", "cone", "torus", "vase")
 MAX_PRIMITIVES = 100_000
 BACKGROUND_NAMES = {"white": WHITE, "black": (0, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
@@ -212,7 +215,8 @@ class MixBuildConfig(MeshBuildOptions):
         base = {s: int(getattr(self, COUNT_FIELDS[s])) for s in SOURCE_NAMES if s in self.sources}
         if self.num_instances is None:
             return base
-        weights = base if sum(base.values()) > 0 else {s: 1 for s in base}
+        default = {s: 1 for s in base if s not in OPT_IN_SOURCES} or {s: 1 for s in base}
+        weights = base if sum(base.values()) > 0 else {s: default.get(s, 0) for s in base}
         total = sum(weights.values())
         quota = {s: self.num_instances * w / total for s, w in weights.items()}
         out = {s: math.floor(q) for s, q in quota.items()}
@@ -255,6 +259,8 @@ class MixBuildConfig(MeshBuildOptions):
             d[meta["split"]] += 1
         sources: dict[str, Any] = {}
         for s in self.sources:
+            if s in OPT_IN_SOURCES and s not in per and getattr(self, COUNT_FIELDS[s]) == 0:
+                continue  # not asked for: not part of this mix
             d = per.get(s, {"instances": 0, "meshes": set(), "textured": 0, "train": 0, "exploit": 0})
             sources[s] = {**source_facts(self, s), **info.get(s, {}), "instances": d["instances"],
                           "meshes": len(d["meshes"]), "textured_instances": d["textured"],
@@ -415,9 +421,10 @@ def select_mix(cfg: MixBuildConfig, counts: dict[str, int] | None = None,
     if "fg" not in cache:
         cache["fg"] = _flightgear_train_pick(cfg) if "flightgear" in cfg.sources else ([], [], [])
         cache["urdf"] = _urdf_ids(Path(cfg.urdf_root)) if "random_urdfs" in cfg.sources else []
-    if "sh3d" not in cache:  # extracted and enumerated only when the mix uses furniture
+    if "sh3d" not in cache:  # extracted and enumerated only when the mix asks for furniture
         cache["sh3d"] = (enumerate_models(cfg.sh3d_root, (), sh3d_sources(cfg))
-                         if "sweethome3d" in cfg.sources and counts.get("sweethome3d", 0) > 0 else ([], []))
+                         if "sweethome3d" in cfg.sources and (cfg.sh3d_instances > 0 or counts.get("sweethome3d", 0) > 0)
+                         else ([], []))
     fg_train, fg_held, fg_held_tex = cache["fg"]
     urdf_ids = cache["urdf"]
     pool = _texture_pool(cfg, fg_train, fg_held_tex)
@@ -485,8 +492,7 @@ def select_mix(cfg: MixBuildConfig, counts: dict[str, int] | None = None,
             m = models[int(j)]
             sid = f"sh3d-{m.scene_id}"
             out.append(MixInstance(scene_id=sid, source="sweethome3d", label=f"{m.name} ({m.category})",
-                                   licences={f"sweethome3d-furniture:{k.split(':', 1)[1]}" if ":" in k else k: v
-                                             for k, v in m.licences.items()},
+                                   licences={f"sweethome3d-furniture:{k}": v for k, v in m.licences.items()},
                                    recipe={}, background=_background(rng_of(sid), cfg), xml=f"sweethome3d:{m.xml}",
                                    mesh_id=f"sweethome3d/{m.mesh_id}", textures=dict(m.textures)))
     for inst in out:

@@ -1,15 +1,16 @@
 """Build the Sweet Home 3D furniture dataset: ~820 furniture and household models from the Debian package
-``sweethome3d-furniture`` (CC0 and CC-BY 3.0).
+``sweethome3d-furniture`` (CC0, CC-BY 3.0 and CC-BY 3.0 US, per archive).
 
 A second object category, besides the TORCS cars, that neither the shipped base autoencoder nor the
-pre-training mix ever saw: chairs, tables, lamps, kitchen and bathroom fittings, doors, plants, people. Same
+pre-training mix saw (unless the mix is built with ``--sweethome3d N``): chairs, tables, lamps, kitchen and bathroom fittings, doors, plants, people. Same
 layout, framing and cameras as the TORCS cars (SRN-cars-like: 128 x 128, white background, 52 degree field of
 view, upper hemisphere, the shared frame of :mod:`latentscenes.data.builder`). What is this source's own:
 
   * **archives**: each ``*.sh3f`` under ``sh3d_root`` is a zip holding a ``PluginFurnitureCatalog.properties``
     (one entry ``#i`` per piece: ``name``, ``category``, ``model`` = the OBJ inside the zip, ``creator``) and one
     folder per model (OBJ + MTL + textures). The archives are extracted once into ``OUT/_sources/<archive>/``
-    (a folder the dataset loader ignores); an extraction that was interrupted is redone.
+    (a folder the dataset loader ignores); an extraction that was interrupted, or of another version of the
+    archive (size and modification time are recorded in the ``.complete`` marker), is redone.
   * **instances**: one per catalogue entry whose model is an ``.obj`` (entries whose file is missing are
     dropped with the reason); ``mesh_id`` is the OBJ's path under ``OUT/_sources``. Textures: the images in the
     model's folder (catalogue icons at the archive's top level are not textures). Sweet Home 3D models are y-up.
@@ -20,6 +21,7 @@ view, upper hemisphere, the shared frame of :mod:`latentscenes.data.builder`). W
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -54,6 +56,7 @@ INSTALL_HINT = (
 CATALOGUE = "PluginFurnitureCatalog.properties"
 SOURCES_DIR = "_sources"  # under OUT; names starting with "_" are not scene folders
 TEXTURE_EXTS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
 class SweetHome3DMissing(DatasetError):
@@ -131,7 +134,8 @@ def package_doc_dir(sh3d_root: str | Path) -> Path:
 
 
 def read_catalogue(text: str) -> dict[str, dict[str, str]]:
-    """``{entry index: {key: value}}`` of a ``PluginFurnitureCatalog.properties`` text (``key#i=value`` lines)."""
+    """``{entry index: {key: value}}`` of a ``PluginFurnitureCatalog.properties`` text (``key#i=value`` lines;
+    Java ``\\uXXXX`` escapes decoded)."""
     entries: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -140,17 +144,22 @@ def read_catalogue(text: str) -> dict[str, dict[str, str]]:
         key, _, val = line.partition("=")
         name, sep, idx = key.strip().partition("#")
         if sep and idx.isdigit():
-            entries.setdefault(idx, {})[name] = val.strip()
+            entries.setdefault(idx, {})[name] = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), val.strip())
     return entries
 
 
 def extract_archive(archive: Path, dest: Path) -> None:
-    """Extract ``archive`` (a zip) into ``dest`` once; a ``.complete`` marker makes an interrupted one restart.
+    """Extract ``archive`` (a zip) into ``dest`` once; the ``.complete`` marker (the archive's size and
+    modification time) makes an interrupted extraction, or one of another version of the archive, start again.
 
     Raises:
         DatasetError: naming the archive if it is not a readable zip, or a member would land outside ``dest``.
+        OSError: the archive cannot be read or ``dest`` written (e.g. a full disk).
     """
-    if (dest / ".complete").is_file():
+    st = Path(archive).stat()
+    stamp = f"{Path(archive).name} {st.st_size} {st.st_mtime_ns}\n"
+    marker = dest / ".complete"
+    if marker.is_file() and marker.read_text() == stamp:
         return
     if dest.exists():
         shutil.rmtree(dest)
@@ -162,9 +171,9 @@ def extract_archive(archive: Path, dest: Path) -> None:
                 if not (root / m).resolve().is_relative_to(root):
                     raise DatasetError(f"{archive}: member {m!r} would be written outside {dest}")
             z.extractall(dest)
-    except (zipfile.BadZipFile, OSError) as e:
+    except zipfile.BadZipFile as e:
         raise DatasetError(f"{archive}: not a readable .sh3f (zip) archive ({e})") from e
-    (dest / ".complete").write_text("ok\n")
+    marker.write_text(stamp)
 
 
 def enumerate_instances(cfg: SweetHome3DBuildConfig) -> tuple[list[Instance], list[dict[str, str]]]:
@@ -204,7 +213,8 @@ def enumerate_models(sh3d_root: str | Path, archives: tuple[str, ...], sources: 
             dropped.append({"xml": archive.name, "reason": f"no {CATALOGUE} in the archive"})
             continue
         lic = licence_of(f"{archive.stem}/x", paragraphs)  # copyright paragraphs are per archive: `Files: KatorLegaz/*`
-        for idx, e in sorted(read_catalogue(cat_file.read_text(encoding="utf-8", errors="replace")).items(),
+        # Java properties files are ISO-8859-1 with \uXXXX escapes for anything else
+        for idx, e in sorted(read_catalogue(cat_file.read_text(encoding="latin-1")).items(),
                              key=lambda kv: int(kv[0])):
             where = f"{archive.name}#{idx}"
             model = e.get("model", "").lstrip("/")

@@ -48,8 +48,48 @@ def test_grown_autoencoder_computes_the_same_function(small, width, extra):
         assert torch.allclose(small.decode(zr), g.decode(zr), atol=1e-4)
 
 
-def test_a_wrong_attention_scale_or_channel_map_would_show(small):
-    """The test above can fail: dropping the query's 1/sqrt(2) changes the output."""
+def test_a_group_unaware_channel_map_would_show(small, monkeypatch):
+    """The test above can fail: copies placed in other GroupNorm groups change every normalisation."""
+    import latentscenes.autoencoder.grow as grow
+
+    monkeypatch.setattr(grow, "_channel_map", lambda old, groups: torch.arange(2 * old) % old)
+    monkeypatch.setattr(grow, "_first_copy", lambda old, groups: torch.arange(2 * old) < old)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z0, y0 = _outputs(small, x)
+    z1, y1 = _outputs(grow.grow_autoencoder(small, 2, 0), x)
+    assert not torch.allclose(z0, z1, atol=1e-3)
+
+
+def test_same_seed_same_weights_and_the_lineage_is_kept(small, tmp_path):
+    a, b = grow_autoencoder(small, 2, 1, seed=5, source="mine"), grow_autoencoder(small, 2, 1, seed=5)
+    c = grow_autoencoder(small, 2, 1, seed=6)
+    sa, sb, sc = a.vae.state_dict(), b.vae.state_dict(), c.vae.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)  # new blocks' init and the splits: all from the seed
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.info["source"] == "grown" and a.info["grown_from"]["source"] == "mine"
+    assert a.info["grown_from"]["info"] == small.info  # the source's own record, nested, not mixed in
+
+
+def test_pretraining_a_grown_autoencoder_keeps_its_lineage(small, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
+    from helpers_3daae import write_sphere_dataset
+
+    grown = tmp_path / "grown.safetensors"
+    grow_autoencoder(small, 1, 1, source="tiny").save(grown)
+    data = write_sphere_dataset(tmp_path / "data")
+    r = CliRunner().invoke(app, ["ae", "pretrain", "--data", str(data), "--out", str(tmp_path / "run"), "--preset", "test",
+                                 "--ae", str(grown), "--steps", "1"])
+    assert r.exit_code == 0, r.output
+    trained = load_autoencoder(AEConfig.from_option(str(tmp_path / "run" / "ae.safetensors")))
+    assert trained.info["source"] == "pretrain" and trained.info["grown_from"]["source"] == "tiny"
+    assert trained.vae_config["layers_per_block"] == 2
+
+
+def test_a_wrong_attention_scale_would_show(small):
+    """The first test can fail: dropping the query's 1/sqrt(2) changes the output."""
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     g = grow_autoencoder(small, 2, 0)
     with torch.no_grad():

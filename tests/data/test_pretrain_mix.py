@@ -62,7 +62,7 @@ def test_builds_every_source_with_licences_and_counts(built):
     src = man["source"]["sources"]
     assert {s: (src[s]["instances"], src[s]["licence"]) for s in src} == {
         "flightgear": (2, "GPL-2+"), "random_urdfs": (2, "Zlib"), "primitives": (3, "Apache-2.0"),
-        "sweethome3d": (3, "CC0 / CC-BY-3.0 (per archive)")}
+        "sweethome3d": (3, pm.LICENCES["sweethome3d"])}
     assert man["name"] == "pretrain-mix" and man["counts"]["built"] == 10 and man["counts"]["dropped"] == 0
     assert src["sweethome3d"]["version"] == "7.7-1" and src["sweethome3d"]["available_models"] == 5
     assert src["random_urdfs"]["version"] and src["random_urdfs"]["available_objects"] == 1000
@@ -275,3 +275,25 @@ def test_cli_builds_validates_and_its_defaults_are_the_config_defaults(fake_fg, 
             assert v is None and want == defaults_elsewhere[k], k
             continue
         assert (str(v) if isinstance(want, Path) else v) == (str(want) if isinstance(want, Path) else want), k
+
+
+def test_furniture_is_opt_in_and_never_changes_a_mix_that_does_not_ask_for_it(fake_fg, tmp_path):
+    from datafixtures import make_fake_sh3d
+
+    # no furniture asked for: the same instances as a mix without the source, and its package is never read
+    kw = dict(sh3d_root=tmp_path / "not-installed")
+    with_src = _cfg(fake_fg, tmp_path / "a", **kw)
+    without = _cfg(fake_fg, tmp_path / "b", sources=("flightgear", "random_urdfs", "primitives"), **kw)
+    strip = lambda insts: [{k: v for k, v in dataclasses.asdict(i).items()} for i in insts]  # noqa: E731
+    assert strip(select_mix(with_src)[0]) == strip(select_mix(without)[0])
+    # the shared total's fallback (every count 0) leaves the opt-in source out
+    zero = dict(flightgear_instances=0, urdf_instances=0, primitive_instances=0, num_instances=8)
+    assert _cfg(fake_fg, tmp_path / "c", **zero).source_counts() == {
+        "flightgear": 3, "random_urdfs": 3, "primitives": 2, "sweethome3d": 0}
+    # asked for through a shared total: enumerated even when the first, small total gives it no share
+    sh3d = make_fake_sh3d(tmp_path / "deb")
+    cfg = _cfg(fake_fg, tmp_path / "d", sources=("primitives", "sweethome3d"), primitive_instances=100,
+               sh3d_instances=5, sh3d_root=sh3d, exploit_mesh_fraction=0.1)
+    n = pm.instances_needed(5, 2, cfg)
+    counts = dataclasses.replace(cfg, num_instances=n).source_counts()
+    assert n >= 7 and counts["primitives"] + counts["sweethome3d"] == n

@@ -33,8 +33,8 @@ def fake_sh3d(tmp_path: Path) -> Path:
 
 
 def test_read_catalogue_groups_entries():
-    cat = read_catalogue("id=x\nname#1=A\nmodel#1=/a/a.obj\n# comment\nname#2=B\nbad line\nname#x=ignored\n")
-    assert cat == {"1": {"name": "A", "model": "/a/a.obj"}, "2": {"name": "B"}}
+    cat = read_catalogue("id=x\nname#1=A\nmodel#1=/a/a.obj\n# comment\nname#2=Bill 10\\u20ac\nbad line\nname#x=ignored\n")
+    assert cat == {"1": {"name": "A", "model": "/a/a.obj"}, "2": {"name": "Bill 10\u20ac"}}
 
 
 def test_enumeration_licences_drops_and_textures(fake_sh3d, tmp_path):
@@ -72,13 +72,22 @@ def test_missing_package_and_bad_archives(tmp_path):
     assert not (tmp_path / "escape.txt").exists()
 
 
-def test_interrupted_extraction_is_redone(fake_sh3d, tmp_path):
+def test_interrupted_or_outdated_extraction_is_redone(fake_sh3d, tmp_path):
+    import os
+
     dest = tmp_path / "x"
     dest.mkdir()
     (dest / "half-written").write_text("junk")  # no .complete marker
     extract_archive(fake_sh3d / "Alpha.sh3f", dest)
     assert (dest / ".complete").is_file() and not (dest / "half-written").exists()
     assert (dest / "alpha/chair/chair.obj").is_file()
+    (dest / "mine").write_text("kept while the archive is the same")
+    extract_archive(fake_sh3d / "Alpha.sh3f", dest)
+    assert (dest / "mine").is_file()
+    st = (fake_sh3d / "Alpha.sh3f").stat()
+    os.utime(fake_sh3d / "Alpha.sh3f", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # another version of it
+    extract_archive(fake_sh3d / "Alpha.sh3f", dest)
+    assert not (dest / "mine").exists() and (dest / "alpha/chair/chair.obj").is_file()
 
 
 def test_cli_build_validate_and_load(fake_sh3d, tmp_path):
