@@ -98,14 +98,14 @@ def test_the_loop_learns_records_its_curve_and_keeps_eval_out_of_its_clock():
 
     def run_eval(step):
         seen.append(step)
-        return {"w": float(w)}
+        return {"w": float(w.detach())}
 
     res = optimise(stage="q", n_steps=50, start=0, result=StageResult("q"), opts=opts, forward=forward,
                    device=torch.device("cpu"), lr_factor=lambda k: lrs.append(k) or 1.0, run_eval=run_eval,
                    eval_every=20, eval_at_start=True, log_every=10)
     assert abs(float(w.detach()) - 3.0) < 0.5  # Adam at lr 0.1 walks from 0 towards 3
     assert seen == [0, 20, 40, 50] and [c["step"] for c in res.curve] == seen
-    assert res.curve[0]["w"] == 0.0 and res.curve[-1]["w"] == pytest.approx(float(w))
+    assert res.curve[0]["w"] == 0.0 and res.curve[-1]["w"] == pytest.approx(float(w.detach()))
     assert lrs == list(range(50)) and res.steps == 50
     assert res.train_s > 0 and res.eval_s > 0 and res.cpu_s > 0
     # final_losses: the mean over the last log window (steps 41..50), not over the whole fit
