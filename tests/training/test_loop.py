@@ -133,7 +133,7 @@ def test_a_non_finite_loss_stops_the_loop_before_that_update():
 
     def forward(step):
         if step == 5:
-            at_5.append(float(w))
+            at_5.append(float(w.detach()))
         loss = ((w - 3.0) ** 2).sum() * (float("nan") if step == 5 else 1.0)
         return StepOutput(loss, {"total": float(loss.detach())}, rows)
 
