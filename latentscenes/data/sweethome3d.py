@@ -2,9 +2,10 @@
 ``sweethome3d-furniture`` (CC0, CC-BY 3.0 and CC-BY 3.0 US, per archive).
 
 A second object category, besides the TORCS cars, that neither the shipped base autoencoder nor the
-pre-training mix saw (unless the mix is built with ``--sweethome3d N``): chairs, tables, lamps, kitchen and bathroom fittings, doors, plants, people. Same
-layout, framing and cameras as the TORCS cars (SRN-cars-like: 128 x 128, white background, 52 degree field of
-view, upper hemisphere, the shared frame of :mod:`latentscenes.data.builder`). What is this source's own:
+pre-training mix saw (unless the mix is built with ``--sweethome3d N``): chairs, tables, lamps, kitchen and
+bathroom fittings, doors, plants, people. Same layout, framing and cameras as the TORCS cars (SRN-cars-like:
+128 x 128, white background, 52 degree field of view, upper hemisphere, the shared frame of
+:mod:`latentscenes.data.builder`). What is this source's own:
 
   * **archives**: each ``*.sh3f`` under ``sh3d_root`` is a zip holding a ``PluginFurnitureCatalog.properties``
     (one entry ``#i`` per piece: ``name``, ``category``, ``model`` = the OBJ inside the zip, ``creator``) and one
