@@ -51,6 +51,26 @@ def build_and_report(cfg: Any, build: Callable[[Any], Path], coverage: bool = Fa
     )
 
 
+def held_out_scene_ids(folders: List[Path]) -> tuple[str, ...]:
+    """The scene ids of ``data build sweethome3d`` datasets (their manifests), for ``--sh3d-hold-out``.
+
+    Raises:
+        typer.Exit (via :func:`fail`): a folder without a manifest, or one another command built.
+    """
+    ids: set[str] = set()
+    for folder in folders:
+        path = Path(folder) / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            fail(f"--sh3d-hold-out {folder}: cannot read {path} ({e})")
+        if manifest.get("generator") != "latentscenes data build sweethome3d":
+            fail(f"--sh3d-hold-out {folder}: {path} is not from `latentscenes data build sweethome3d` "
+                 f"(generator {manifest.get('generator')!r})")
+        ids.update(manifest.get("scenes", {}))
+    return tuple(sorted(ids))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``build sweethome3d``, ``build pretrain-mix``, ``validate``) to ``app``."""
     data_app = typer.Typer(help="Build and validate multi-view datasets.", no_args_is_help=True)
@@ -169,6 +189,9 @@ def register(app: typer.Typer) -> None:
         fg_split_seed: int = typer.Option(0, "--fg-split-seed", help="Seed of the `data build flightgear` split whose exploit airframes are left out."),
         urdf_root: Optional[Path] = typer.Option(None, "--urdf-root", help="pybullet_data/random_urdfs folder (default: the installed pybullet's)."),
         sh3d_root: Path = typer.Option(Path("/usr/share/sweethome3d/furniture"), "--sh3d-root", help="Folder of the *.sh3f furniture archives."),
+        sh3d_hold_out: Optional[List[Path]] = typer.Option(
+            None, "--sh3d-hold-out", help="A `data build sweethome3d` dataset whose models the mix never uses (repeat): "
+                                          "furniture measured there stays unseen."),
         textured_fraction: float = typer.Option(0.5, "--textured-fraction", help="Share of random_urdfs objects / primitive parts given a texture."),
         background: Optional[List[str]] = typer.Option(
             None, "--background", help="Background colour, one drawn per scene (repeat): white (default), black, grey, random, #rrggbb."),
@@ -189,7 +212,7 @@ def register(app: typer.Typer) -> None:
         cfg = MixBuildConfig(
             out=out, sources=tuple(source) if source else SOURCE_NAMES, flightgear_instances=flightgear,
             urdf_instances=urdfs, primitive_instances=primitives, sh3d_instances=sweethome3d, num_instances=num_instances,
-            views=views, sh3d_root=sh3d_root,
+            views=views, sh3d_root=sh3d_root, sh3d_hold_out=held_out_scene_ids(sh3d_hold_out or []),
             test_views=test_views, resolution=resolution, supersample=supersample, seed=seed, workers=workers,
             fg_root=fg_root, fg_split_seed=fg_split_seed, urdf_root=urdf_root or DEFAULT_URDF_ROOT,
             textured_fraction=textured_fraction, backgrounds=tuple(background) if background else ("white",),

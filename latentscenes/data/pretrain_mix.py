@@ -144,6 +144,8 @@ class MixBuildConfig(MeshBuildOptions):
             left out (its defaults: the held-out airframes of ``data build flightgear``).
         urdf_root: pybullet's ``random_urdfs`` folder.
         sh3d_root: folder of Sweet Home 3D's ``*.sh3f`` furniture archives.
+        sh3d_hold_out: furniture models (the ``scene_id`` of ``data build sweethome3d``) the mix never uses, so that
+            a furniture evaluation set stays unseen although the mix has furniture (CLI: ``--sh3d-hold-out DIR``).
         textured_fraction: share of random_urdfs objects and primitive parts that get a pool texture.
         backgrounds: colours the scenes are composited on, one drawn per scene (white, black, grey, random,
             #rrggbb); white only by default, like the other builders.
@@ -170,6 +172,7 @@ class MixBuildConfig(MeshBuildOptions):
     fg_exploit_mesh_fraction: float = FlightGearBuildConfig.exploit_mesh_fraction
     urdf_root: Path = DEFAULT_URDF_ROOT
     sh3d_root: Path = DEFAULT_SH3D_ROOT
+    sh3d_hold_out: tuple[str, ...] = ()
     textured_fraction: float = 0.5
     backgrounds: tuple[str, ...] = ("white",)
     radius: float = FRAME_RADIUS
@@ -483,11 +486,19 @@ def select_mix(cfg: MixBuildConfig, counts: dict[str, int] | None = None,
                                    xml=f"generated:{sid}", mesh_id=f"primitives/{sid}", textures=textures))
     if "sweethome3d" in cfg.sources and counts.get("sweethome3d", 0) > 0:
         models, dropped = cache["sh3d"]
+        held = set(cfg.sh3d_hold_out)
+        unknown = sorted(held - {m.scene_id for m in models})
+        if unknown:  # a typo or another package version would silently hold out nothing
+            raise DatasetError(f"sh3d_hold_out: {len(unknown)} model(s) not among the usable models of {cfg.sh3d_root}, "
+                               f"e.g. {unknown[0]!r}")
+        models = [m for m in models if m.scene_id not in held]
         n = counts["sweethome3d"]
         if n > len(models):
-            raise DatasetError(f"sweethome3d: {len(models)} usable models in {cfg.sh3d_root}; asked for {n}")
+            raise DatasetError(f"sweethome3d: {len(models)} usable models in {cfg.sh3d_root} "
+                               f"({len(held)} held out); asked for {n}")
         order = np.random.default_rng(stable_int("mix-sh3d", cfg.seed) % (2**63)).permutation(len(models))
-        info["sweethome3d"] = {"available_models": len(models), "dropped_while_enumerating": len(dropped)}
+        info["sweethome3d"] = {"available_models": len(models), "dropped_while_enumerating": len(dropped),
+                               "held_out_models_not_used": sorted(held)}
         for j in order[:n]:
             m = models[int(j)]
             sid = f"sh3d-{m.scene_id}"

@@ -87,9 +87,29 @@ def _a(kind: str) -> str:
     return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
-def _is_empty(folder: Path) -> bool:
-    # Temporaries of an interrupted atomic write of the marker itself do not make a folder someone's.
-    return not any(not TEMP_NAME.match(p.name) for p in folder.iterdir())
+#: Commands that load their views into ``OUT/cache/images-*.safetensors`` before they mark the folder (the load
+#: checks the data, and a refused run must leave nothing behind); the file is written again at every start.
+CODES_FIRST = ("train", "exploit")
+
+
+def _only_view_codes(folder: Path) -> bool:
+    """``folder`` (a ``cache/``) holds view codes or their temporaries only: a start killed before its marker."""
+    return folder.is_dir() and all(
+        TEMP_NAME.match(p.name) or (p.is_file() and p.name.startswith("images-") and p.suffix == ".safetensors")
+        for p in folder.iterdir())
+
+
+def _is_empty(folder: Path, command: str | None = None) -> bool:
+    """Nothing in ``folder`` that anyone learned or wrote on purpose: temporaries of an interrupted atomic write
+    (of the marker itself, say) and, for ``command`` in :data:`CODES_FIRST`, the view codes of a start killed
+    before it marked the folder (nothing learned; the next start writes them again)."""
+    for p in folder.iterdir():
+        if TEMP_NAME.match(p.name):
+            continue
+        if command in CODES_FIRST and p.name == run_format.CACHE_DIR and _only_view_codes(p):
+            continue
+        return False
+    return True
 
 
 def check_out_folder(out: str | Path, command: str, *, resume: bool = False, resumable: bool = False,
@@ -107,7 +127,7 @@ def check_out_folder(out: str | Path, command: str, *, resume: bool = False, res
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise error(f"{out}: is a file, not a folder; choose another --out")
-    if not out.exists() or _is_empty(out):
+    if not out.exists() or _is_empty(out, command):
         return
     owner = folder_owner(out)
     if owner is None:

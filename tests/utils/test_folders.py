@@ -59,3 +59,21 @@ def test_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutFolderError, match="is a file"):
         check_out_folder(tmp_path / "f", "bench")
+
+
+def test_a_start_killed_before_its_marker_is_not_anyones_output(tmp_path):
+    # `train` / `exploit` load their views into cache/ before they mark the folder; killed in between (even
+    # inside the marker's own atomic write), the folder holds nothing learned and the same command may use it.
+    out = tmp_path / "r"
+    (out / "cache").mkdir(parents=True)
+    (out / "cache" / "images-train.safetensors").write_bytes(b"codes")
+    (out / ".latentscenes.json.abc123.tmp").write_text("{}")
+    for cmd in ("train", "exploit"):
+        check_out_folder(out, cmd, resume=True, resumable=True)
+        check_out_folder(out, cmd, resumable=True)
+    for cmd in ("fit-rgb", "ae pretrain", "bench"):  # they never write view codes: not theirs to take
+        with pytest.raises(OutFolderError, match="holds no latentscenes output"):
+            check_out_folder(out, cmd, resume=True, resumable=True, replaces_own=True)
+    (out / "cache" / "latents-train.safetensors").write_bytes(b"learned from")  # more than the view codes
+    with pytest.raises(OutFolderError, match="holds no latentscenes output"):
+        check_out_folder(out, "train", resume=True, resumable=True)
