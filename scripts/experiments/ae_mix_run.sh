@@ -9,17 +9,20 @@
 #     MIX       dataset for `ae pretrain --data` (e.g. data/pretrain-mix-l)
 #     MINUTES   wall-clock budget of the pre-training (the cosine tail ends with it)
 #     GROW_ARGS e.g. --extra-layers 1 or --width 2 (none: the shipped size)
-# env: CORE (taskset core, default 0), OMP_NUM_THREADS (default 1)
+# env: CORE (taskset core, default 0), OMP_NUM_THREADS (default 1), START (weights to continue: default the
+#      shipped ones; an autoencoder file, e.g. an earlier run's ae.safetensors)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # this checkout's code (a snapshot's), not the editable install's
 NAME=$1; MIX=$2; MINUTES=$3; shift 3
 OUT=runs/ae; mkdir -p $OUT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 RUN="taskset -c ${CORE:-0} .venv/bin/latentscenes"
-START=shipped
+START=${START:-shipped}
 if [ $# -gt 0 ]; then
-  START=$OUT/$NAME.start.safetensors
-  [ -f $START ] || $RUN ae grow --ae shipped --out $START "$@"
+  GROWN=$OUT/$NAME.start.safetensors
+  [ -f $GROWN ] || $RUN ae grow --ae $START --out $GROWN "$@"
+  START=$GROWN
 fi
 if [ -f $OUT/$NAME/checkpoint.safetensors ] && [ ! -f $OUT/$NAME/ae.safetensors ]; then
   $RUN ae pretrain --out $OUT/$NAME --resume

@@ -297,3 +297,33 @@ def test_furniture_is_opt_in_and_never_changes_a_mix_that_does_not_ask_for_it(fa
     n = pm.instances_needed(5, 2, cfg)
     counts = dataclasses.replace(cfg, num_instances=n).source_counts()
     assert n >= 7 and counts["primitives"] + counts["sweethome3d"] == n
+
+
+def test_sh3d_hold_out_keeps_a_furniture_set_unseen(fake_fg, tmp_path):
+    from datafixtures import make_fake_sh3d
+
+    from latentscenes.cli.data import held_out_scene_ids
+    from latentscenes.data.sweethome3d import enumerate_models
+
+    sh3d = make_fake_sh3d(tmp_path / "deb")
+    ids = [m.scene_id for m in enumerate_models(sh3d, (), tmp_path / "src")[0]]
+    assert len(ids) == 5
+    # a `data build sweethome3d` dataset names the models to hold out (its manifest's scenes)
+    ds = tmp_path / "sh3d-eval"
+    ds.mkdir()
+    (ds / "manifest.json").write_text(json.dumps({"generator": "latentscenes data build sweethome3d",
+                                                  "scenes": {ids[0]: {}, ids[3]: {}}}))
+    held = held_out_scene_ids([ds])
+    assert held == tuple(sorted([ids[0], ids[3]]))
+    kw = dict(sources=("primitives", "sweethome3d"), sh3d_root=sh3d, sh3d_hold_out=held)
+    picked, info = select_mix(_cfg(fake_fg, tmp_path / "a", sh3d_instances=3, **kw))
+    furniture = {i.scene_id.removeprefix("sh3d-") for i in picked if i.source == "sweethome3d"}
+    assert furniture == set(ids) - set(held)
+    assert info["sweethome3d"]["held_out_models_not_used"] == list(held)
+    with pytest.raises(DatasetError, match="3 usable models.*2 held out.*asked for 4"):
+        select_mix(_cfg(fake_fg, tmp_path / "b", sh3d_instances=4, **kw))
+    with pytest.raises(DatasetError, match="not among the usable models"):
+        select_mix(_cfg(fake_fg, tmp_path / "c", sh3d_instances=1, **{**kw, "sh3d_hold_out": ("no-such-model",)}))
+    (ds / "manifest.json").write_text(json.dumps({"generator": "latentscenes data build torcs", "scenes": {}}))
+    with pytest.raises(SystemExit):  # the CLI's one-line error (`fail`)
+        held_out_scene_ids([ds])
