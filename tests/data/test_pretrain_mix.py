@@ -268,7 +268,8 @@ def test_cli_builds_validates_and_its_defaults_are_the_config_defaults(fake_fg, 
     names = {"elevation_min": "elevation_min_deg", "elevation_max": "elevation_max_deg", "flightgear": "flightgear_instances",
              "urdfs": "urdf_instances", "primitives": "primitive_instances", "sweethome3d": "sh3d_instances",
              "source": "sources", "background": "backgrounds"}
-    defaults_elsewhere = {"source": tuple(pm.SOURCE_NAMES), "background": ("white",), "urdf_root": pm.DEFAULT_URDF_ROOT}
+    defaults_elsewhere = {"source": tuple(pm.SOURCE_NAMES), "background": ("white",), "urdf_root": pm.DEFAULT_URDF_ROOT,
+                          "sh3d_hold_out": ()}
     for k, v in opts.items():
         want = getattr(d, names.get(k, k))
         if k in defaults_elsewhere:  # None on the command line stands for the config's default
