@@ -18,6 +18,7 @@ Run folder layout (all written atomically):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -345,16 +346,17 @@ def pretrain(
     def _on_signal(signum, frame):  # noqa: ARG001
         stop["signal"] = signum
 
-    old_handlers = {}
+    # Restored when the loop's block exits, also by an exception (a caller's Ctrl-C must interrupt again).
+    handlers = contextlib.ExitStack()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            old_handlers[sig] = signal.signal(sig, _on_signal)
+            handlers.callback(signal.signal, sig, signal.signal(sig, _on_signal))
 
     if show_progress:
         bar_cm = progress_bar("ae pretrain", total if total > 0 else None)
     else:
         bar_cm = nullcontext((None, None))
-    with bar_cm as (bar, task):
+    with handlers, bar_cm as (bar, task):
         if bar is not None:
             bar.update(task, completed=step)
         while True:
@@ -417,8 +419,6 @@ def pretrain(
             if time.time() - last_ckpt >= cfg.ckpt_every_s and not done:
                 save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
                 last_ckpt = time.time()
-    for sig, h in old_handlers.items():
-        signal.signal(sig, h)
     save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
     ae.eval()
     # tanh scale from the trained latents' std (unless fixed in the config), then the final autoencoder file.

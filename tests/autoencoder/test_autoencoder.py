@@ -235,3 +235,19 @@ def test_chroma_weight_changes_the_update_and_eval_reports_colour_error(tmp_path
     assert len(res["chroma_err_per_image"]) == 3 and res["chroma_err"] >= 0
     log = [json.loads(line) for line in (tmp_path / "colour" / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_chroma_err" in rec for rec in log)
+
+
+def test_pretrain_restores_the_signal_handlers_when_it_raises(tmp_path):
+    import signal
+
+    cfg = get_preset(PretrainConfig, "test")
+    cfg.steps = 4
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def boom(rec):
+        if "loss" in rec:  # inside the training loop, after its handlers are installed
+            raise RuntimeError("a failing step")
+
+    with pytest.raises(RuntimeError, match="a failing step"):
+        pretrain(cfg, _images(), None, tmp_path / "a", show_progress=False, on_log=boom)
+    assert {s: signal.getsignal(s) for s in before} == before  # Ctrl-C interrupts the caller again
