@@ -52,22 +52,28 @@ def build_and_report(cfg: Any, build: Callable[[Any], Path], coverage: bool = Fa
 
 
 def held_out_scene_ids(folders: List[Path]) -> tuple[str, ...]:
-    """The scene ids of ``data build sweethome3d`` datasets (their manifests), for ``--sh3d-hold-out``.
+    """The scene ids of ``data build sweethome3d`` datasets (read through :class:`MultiSceneDataset`, the owner of
+    the manifest), for ``--sh3d-hold-out``.
 
     Raises:
-        typer.Exit (via :func:`fail`): a folder without a manifest, or one another command built.
+        SystemExit (via :func:`fail`, one line naming the folder): an unreadable dataset or manifest, or a dataset
+            another command built.
     """
+    # imported on use: keeps `latentscenes --help` fast
+    from latentscenes.data import MultiSceneDataset
+    from latentscenes.data.types import DatasetError
+
     ids: set[str] = set()
     for folder in folders:
-        path = Path(folder) / "manifest.json"
         try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            fail(f"--sh3d-hold-out {folder}: cannot read {path} ({e})")
-        if manifest.get("generator") != "latentscenes data build sweethome3d":
-            fail(f"--sh3d-hold-out {folder}: {path} is not from `latentscenes data build sweethome3d` "
-                 f"(generator {manifest.get('generator')!r})")
-        ids.update(manifest.get("scenes", {}))
+            ds = MultiSceneDataset(folder)
+        except DatasetError as e:
+            fail(f"--sh3d-hold-out {folder}: {e}")
+        generator = ds.manifest.get("generator")
+        if generator != "latentscenes data build sweethome3d":
+            fail(f"--sh3d-hold-out {folder}: not a dataset of `latentscenes data build sweethome3d` "
+                 f"(its manifest's generator: {generator!r})")
+        ids.update(ds.scene_ids)
     return tuple(sorted(ids))
 
 
