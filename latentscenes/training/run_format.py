@@ -125,6 +125,11 @@ def image_codes_path(folder: str | Path, split: str, rank: int = 0, world_size: 
     return Path(folder) / CACHE_DIR / name
 
 
+def is_image_codes_name(name: str) -> bool:
+    """Whether ``name`` is a file name :func:`image_codes_path` gives (any split, rank and world size)."""
+    return name.startswith("images-") and name.endswith(".safetensors")
+
+
 def scene_shard_name(k: int) -> str:
     """The file name of the ``k``-th scene shard of a ``scenes/`` folder: ``scenes-00000.safetensors``, ..."""
     return f"scenes-{k:05d}.safetensors"

@@ -95,7 +95,7 @@ CODES_FIRST = ("train", "exploit")
 def _only_view_codes(folder: Path) -> bool:
     """``folder`` (a ``cache/``) holds view codes or their temporaries only: a start killed before its marker."""
     return folder.is_dir() and all(
-        TEMP_NAME.match(p.name) or (p.is_file() and p.name.startswith("images-") and p.suffix == ".safetensors")
+        TEMP_NAME.match(p.name) or (p.is_file() and run_format.is_image_codes_name(p.name))
         for p in folder.iterdir())
 
 
