@@ -15,8 +15,15 @@ it starts from the shipped figures exactly and only has to learn what the extra 
   ``1/sqrt(C)``: the query projection is scaled by ``1/sqrt(2)`` to keep the logits.
 * **Depth** (``extra_layers=n``): ``n`` ResNet blocks appended to every encoder and decoder block (before its
   re-sampler) with their last convolution zeroed, i.e. identity residual blocks.
+* **Latent channels** (``latent_channels=C'`` > C): the bottleneck widened from C to C' channels (Stable Diffusion
+  3 and FLUX moved from 4 to 16 latent channels for reconstruction quality). The encoder's new mean rows keep
+  their default initialisation (they carry some signal from the start), the new log-variance rows are zero with
+  the source's mean log-variance bias, ``quant_conv`` and ``post_quant_conv`` pass the new channels through
+  (identity) without touching the old ones, and the decoder's first convolution reads the new channels with zero
+  weights: the decoded image is unchanged, and the first training step's gradient reaches the new weights.
 
-The latent space (and so the tanh scale and the latent background) is that of the source autoencoder.
+The latent space (and so the tanh scale and the latent background) is that of the source autoencoder, extended by
+the new channels when ``latent_channels`` grows.
 """
 
 from __future__ import annotations
@@ -33,22 +40,69 @@ _RESNET_KEY = re.compile(r"^(encoder\.down_blocks|decoder\.up_blocks)\.(\d+)\.re
 _QUERY_KEY = re.compile(r"\.attentions\.\d+\.to_q\.(weight|bias)$")
 
 
-def grown_config(vae_config: dict[str, Any], width_factor: int = 1, extra_layers: int = 0) -> dict[str, Any]:
+def grown_config(vae_config: dict[str, Any], width_factor: int = 1, extra_layers: int = 0,
+                 latent_channels: int | None = None) -> dict[str, Any]:
     """The diffusers ``AutoencoderKL`` config of the grown autoencoder.
 
+    Args:
+        latent_channels: the new number of latent channels (None: unchanged); must not be below the source's.
     Raises:
-        AutoencoderError: ``width_factor`` not 1 or 2, ``extra_layers`` negative, or nothing to grow.
+        AutoencoderError: ``width_factor`` not 1 or 2, ``extra_layers`` negative, fewer latent channels than the
+            source, or nothing to grow.
     """
     if width_factor not in (1, 2):
         raise AutoencoderError(f"width_factor must be 1 or 2 (an exact widening duplicates channels), not {width_factor}")
     if extra_layers < 0:
         raise AutoencoderError(f"extra_layers must be >= 0, not {extra_layers}")
-    if width_factor == 1 and extra_layers == 0:
-        raise AutoencoderError("nothing to grow: set width_factor=2 and/or extra_layers >= 1")
+    old_c = int(vae_config["latent_channels"])
+    new_c = old_c if latent_channels is None else int(latent_channels)
+    if new_c < old_c:
+        raise AutoencoderError(f"latent_channels can only grow: the source has {old_c}, asked for {new_c}")
+    if width_factor == 1 and extra_layers == 0 and new_c == old_c:
+        raise AutoencoderError("nothing to grow: set width_factor=2, extra_layers >= 1 and/or more latent_channels")
     cfg = dict(vae_config)
     cfg["block_out_channels"] = [int(c) * width_factor for c in vae_config["block_out_channels"]]
     cfg["layers_per_block"] = int(vae_config.get("layers_per_block", 1)) + int(extra_layers)
+    cfg["latent_channels"] = new_c
     return cfg
+
+
+def _pad_latent(name: str, old_t: torch.Tensor, new_t: torch.Tensor, old_c: int, new_c: int) -> torch.Tensor | None:
+    """The bottleneck's parameters with ``new_c - old_c`` extra latent channels (module docstring), or None for
+    a parameter outside the bottleneck. ``new_t`` is the grown model's default initialisation of ``name``."""
+    def moments(n: int) -> torch.Tensor:  # where the old [mean | logvar] channels sit in the new [2 new_c]
+        return torch.cat([torch.arange(old_c), new_c + torch.arange(old_c)])[:n]
+
+    if name in ("encoder.conv_out.weight", "encoder.conv_out.bias"):
+        t = new_t.clone()
+        t[new_c:] = 0  # new log-variance rows
+        if name.endswith("bias"):
+            t[new_c + old_c:] = old_t[old_c:].mean()
+        t[moments(2 * old_c)] = old_t
+        return t
+    if name in ("quant_conv.weight", "quant_conv.bias"):
+        t = torch.zeros_like(new_t)
+        idx = moments(2 * old_c)
+        new_idx = torch.tensor([i for i in range(2 * new_c) if i not in set(idx.tolist())], dtype=torch.long)
+        if name.endswith("weight"):
+            t[idx[:, None], idx[None, :]] = old_t
+            t[new_idx, new_idx] = 1.0  # new channels pass through
+        else:
+            t[idx] = old_t
+        return t
+    if name in ("post_quant_conv.weight", "post_quant_conv.bias"):
+        t = torch.zeros_like(new_t)
+        if name.endswith("weight"):
+            t[:old_c, :old_c] = old_t
+            t[torch.arange(old_c, new_c), torch.arange(old_c, new_c)] = 1.0
+        else:
+            t[:old_c] = old_t
+        return t
+    if name == "decoder.conv_in.weight":
+        t = torch.zeros_like(new_t)
+        t[:, :old_c] = old_t  # the decoder reads the new channels with zero weights: same image
+        return t
+    return None
 
 
 def _channel_map(old: int, groups: int) -> torch.Tensor:
@@ -91,7 +145,7 @@ def _widen(name: str, old_t: torch.Tensor, new_shape: torch.Size, groups: int, g
 
 @torch.no_grad()
 def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers: int = 0, seed: int = 0,
-                     source: str | None = None) -> LatentAutoencoder:
+                     source: str | None = None, latent_channels: int | None = None) -> LatentAutoencoder:
     """A wider and/or deeper copy of ``ae`` with the same encode / decode function (module docstring).
 
     Args:
@@ -101,6 +155,9 @@ def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers:
         seed: seed of the weight splits that break the copies' symmetry and of the new blocks' initialisation
             (the same seed gives the same file).
         source: how the source was named (e.g. the ``--ae`` value), recorded with its own ``info``.
+        latent_channels: widen the bottleneck to this many latent channels (None: keep the source's). The
+            grown model decodes the source's latents padded with any values in the new channels to the source's
+            images; its encoder's new channels start from the default initialisation.
     Returns:
         a new :class:`LatentAutoencoder` on ``ae``'s device, in eval mode, with ``ae``'s tanh scale; its
         ``info`` is ``{"source": "grown", "grown_from": {...}}`` (the source's architecture, name and ``info``;
@@ -108,14 +165,15 @@ def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers:
     Raises:
         AutoencoderError: invalid factors, or a parameter whose shape cannot be grown.
     """
-    cfg = grown_config(ae.vae_config, width_factor, extra_layers)
+    cfg = grown_config(ae.vae_config, width_factor, extra_layers, latent_channels)
+    old_c, new_c = int(ae.vae_config["latent_channels"]), int(cfg["latent_channels"])
     groups = int(ae.vae_config.get("norm_num_groups", 32))
     info = {"source": "grown", "grown_from": {
         "source": source or ae.info.get("path", ae.info.get("source")),
         "block_out_channels": list(ae.vae_config["block_out_channels"]),
         "layers_per_block": int(ae.vae_config.get("layers_per_block", 1)),
         "width_factor": int(width_factor), "extra_layers": int(extra_layers), "seed": int(seed),
-        "info": dict(ae.info)}}
+        "latent_channels": [old_c, new_c], "info": dict(ae.info)}}
     with torch.random.fork_rng(devices=[]):  # the new blocks' default initialisation: seeded, global RNG untouched
         torch.manual_seed(int(seed))
         new = LatentAutoencoder(cfg, tanh_scale=ae.tanh_scale, use_mean=ae.use_mean, info=info)
@@ -125,6 +183,17 @@ def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers:
     old_layers = int(ae.vae_config.get("layers_per_block", 1))
     out: dict[str, torch.Tensor] = {}
     for name, target in new_state.items():
+        if name in old_state and new_c != old_c:
+            old_t = old_state[name]
+            if width_factor == 2 and name in ("encoder.conv_out.weight", "decoder.conv_in.weight", "decoder.conv_in.bias"):
+                # widen the block side first, then pad the latent side
+                shape = list(old_t.shape)
+                shape[1 if name.startswith("encoder") else 0] = target.shape[1 if name.startswith("encoder") else 0]
+                old_t = _widen(name, old_t, torch.Size(shape), groups, gen)
+            padded = _pad_latent(name, old_t, target.detach().float().cpu(), old_c, new_c)
+            if padded is not None:
+                out[name] = padded.to(target.dtype)
+                continue
         if name in old_state:
             t = _widen(name, old_state[name], target.shape, groups, gen) if width_factor == 2 else old_state[name]
             if width_factor == 2 and _QUERY_KEY.search(name):

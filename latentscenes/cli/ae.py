@@ -187,9 +187,10 @@ def grow_cmd(
     width: int = typer.Option(2, "--width", help="Channel multiplier: 1 or 2."),
     extra_layers: int = typer.Option(0, "--extra-layers", help="ResNet layers added to every block (identity at start)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weight splits that let duplicated channels diverge."),
+    latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="Widen the bottleneck to this many latent channels (default: the source's)."),
 ) -> None:
-    """A wider / deeper autoencoder computing the same function (docs/autoencoder.md): continue it with
-    `ae pretrain --ae OUT`."""
+    """A wider / deeper autoencoder, or one with more latent channels, computing the same function
+    (docs/autoencoder.md): continue it with `ae pretrain --ae OUT`."""
     # imported on use: keeps `latentscenes --help` fast
     import torch
 
@@ -201,11 +202,13 @@ def grow_cmd(
             raise AutoencoderError(f"--out {out}: the grown autoencoder is written as a .safetensors file")
         check_out_file(out)
         src = load_autoencoder(AEConfig.from_option(ae))
-        grown = grow_autoencoder(src, width, extra_layers, seed, source=ae)
+        grown = grow_autoencoder(src, width, extra_layers, seed, source=ae, latent_channels=latent_channels)
         x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
         with torch.no_grad():
+            # the source's latent channels come first; the new ones must not change the decoded image
             z, z2 = src.encode(x), grown.encode(x)
-            diff = max(float((z - z2).abs().max()), float((src.decode(z) - grown.decode(z)).abs().max()))
+            diff = max(float((z - z2[:, : z.shape[1]]).abs().max()),
+                       float((src.decode(z) - grown.decode(z2)).abs().max()))
         if diff > 1e-3:  # never write a grown model that does not reproduce its source
             raise AutoencoderError(f"the grown autoencoder differs from {ae} by {diff:.2e} (expected float rounding)")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +216,8 @@ def grow_cmd(
         console.print(
             f"grew {ae}: {src.num_parameters():,} -> {grown.num_parameters():,} parameters "
             f"(blocks {src.vae_config['block_out_channels']} -> {grown.vae_config['block_out_channels']}, "
-            f"{src.vae_config['layers_per_block']} -> {grown.vae_config['layers_per_block']} layers per block); "
+            f"{src.vae_config['layers_per_block']} -> {grown.vae_config['layers_per_block']} layers per block, "
+            f"{src.latent_channels} -> {grown.latent_channels} latent channels); "
             f"max output difference {diff:.1e}; wrote {out}"
         )
 

@@ -137,3 +137,51 @@ def test_cli_grow_writes_a_loadable_equal_file(small, tmp_path):
     assert torch.allclose(_outputs(small, x)[1], _outputs(g, x)[1], atol=1e-4)
     r = CliRunner().invoke(app, ["ae", "grow", "--ae", str(src), "--out", str(tmp_path / "g.pt")])
     assert r.exit_code == 2 and ".safetensors" in r.output
+
+
+@pytest.mark.parametrize("width,extra", [(1, 0), (2, 1)])
+def test_more_latent_channels_keep_the_function_and_the_new_channels_learn(small, width, extra):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z0, y0 = _outputs(small, x)
+    g = grow_autoencoder(small, width, extra, seed=2, latent_channels=8)
+    assert g.latent_channels == 8 and g.info["grown_from"]["latent_channels"] == [4, 8]
+    z1, y1 = _outputs(g, x)
+    assert z1.shape[1] == 8
+    assert torch.allclose(z0, z1[:, :4], atol=1e-4)  # the source's latent space, extended
+    assert torch.allclose(y0, y1, atol=1e-4)
+    assert z1[:, 4:].abs().mean() > 1e-3  # the new channels carry signal from the start ...
+    with torch.no_grad():  # ... and whatever they hold, the decoded image is the source's
+        zr = torch.cat([z0, 5 * torch.randn_like(z0)], dim=1)
+        assert torch.allclose(small.decode(z0), g.decode(zr), atol=1e-4)
+    # one step: the decoder's weights on the new channels move (the gradient reaches them)
+    g.train()
+    opt = torch.optim.SGD(g.parameters(), lr=0.1)
+    loss = (g.vae.decode(g.vae.encode(x).latent_dist.mean).sample - x).abs().mean()
+    loss.backward()
+    opt.step()
+    assert g.vae.decoder.conv_in.weight[:, 4:].abs().max() > 0
+
+
+def test_zeroed_decoder_weights_are_what_keeps_the_image(small):
+    """The test above can fail: a decoder that reads the new channels with its default weights changes the image."""
+    g = grow_autoencoder(small, 1, 0, latent_channels=8)
+    with torch.no_grad():
+        g.vae.decoder.conv_in.weight[:, 4:].normal_()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert not torch.allclose(_outputs(small, x)[1], _outputs(g, x)[1], atol=1e-3)
+
+
+def test_latent_channels_cannot_shrink(small):
+    with pytest.raises(AutoencoderError, match="can only grow"):
+        grown_config(small.vae_config, 1, 0, latent_channels=2)
+
+
+def test_cli_grows_the_latent_channels(small, tmp_path):
+    src = tmp_path / "src.safetensors"
+    small.save(src)
+    out = tmp_path / "c8.safetensors"
+    r = CliRunner().invoke(app, ["ae", "grow", "--ae", str(src), "--out", str(out), "--width", "1",
+                                 "--latent-channels", "8"])
+    assert r.exit_code == 0, r.output
+    assert "4 -> 8 latent channels" in " ".join(r.output.split())
+    assert load_autoencoder(AEConfig.from_option(str(out))).latent_channels == 8
