@@ -104,3 +104,30 @@ def test_batches_are_epoch_permutations_and_pure():
     assert torch.equal(batch_indices(n, b, 0, "warmup", 3), batch_indices(n, b, 0, "warmup", 3))
     assert not torch.equal(batch_indices(n, b, 0, "warmup", 0), batch_indices(n, b, 0, "joint", 0))
     assert batch_indices(3, 8, 0, "x", 0).shape == (8,)  # a batch larger than the data set wraps epochs
+
+
+def test_train_and_exploit_with_more_latent_channels(tmp_path, monkeypatch):
+    """Nothing in the pipeline assumes 4 latent channels (``ae grow --latent-channels``, docs/autoencoder.md):
+    the MLP decodes C latent channels, the latent background has C entries, exploit and eval run."""
+    from latentscenes.cli.main import app
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data = write_transforms_dataset(tmp_path / "data", sphere_scenes(2, "tr"), sphere_scenes(1, "ex", seed=4))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(run), "--preset", "test", "--set", "device=cpu",
+                                 "--set", "ae.latent_channels=8", "--set", "warmup.steps=2", "--set", "joint.steps=1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["exploit", "--run", str(run), "--out", str(tmp_path / "ex"),
+                                 "--set", "exploit.fit.steps=2", "--set", "exploit.finetune.steps=1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["eval", "--run", str(tmp_path / "ex"), "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["groups"]["exploit"]["n_scenes"] == 1 and np.isfinite(m["groups"]["exploit"]["mean"]["latent_psnr"])
+    from safetensors import safe_open
+
+    from latentscenes.training.run_format import shared_path
+
+    with safe_open(str(shared_path(tmp_path / "ex")), "pt") as f:
+        assert f.get_slice("latent_background").get_shape() == [8]
+        assert f.get_slice("mlp.net.2.bias").get_shape() == [1 + 8]  # density + 8 latent channels
