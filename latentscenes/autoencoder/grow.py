@@ -17,8 +17,9 @@ it starts from the shipped figures exactly and only has to learn what the extra 
   re-sampler) with their last convolution zeroed, i.e. identity residual blocks.
 * **Latent channels** (``latent_channels=C'`` > C): the bottleneck widened from C to C' channels (Stable Diffusion
   3 and FLUX moved from 4 to 16 latent channels for reconstruction quality). The encoder's new mean rows keep
-  their default initialisation (they carry some signal from the start), the new log-variance rows are zero with
-  the source's mean log-variance bias, ``quant_conv`` and ``post_quant_conv`` pass the new channels through
+  their default initialisation (they carry some signal from the start; about 10x smaller than the trained
+  channels), the new log-variance channels are constant at the mean of the source's log-variance biases (set in
+  ``quant_conv``'s bias, whose output is the log-variance), ``quant_conv`` and ``post_quant_conv`` pass the new channels through
   (identity) without touching the old ones, and the decoder's first convolution reads the new channels with zero
   weights: the decoded image is unchanged, and the first training step's gradient reaches the new weights.
 
@@ -54,7 +55,7 @@ def grown_config(vae_config: dict[str, Any], width_factor: int = 1, extra_layers
         raise AutoencoderError(f"width_factor must be 1 or 2 (an exact widening duplicates channels), not {width_factor}")
     if extra_layers < 0:
         raise AutoencoderError(f"extra_layers must be >= 0, not {extra_layers}")
-    old_c = int(vae_config["latent_channels"])
+    old_c = int(vae_config.get("latent_channels", 4))  # diffusers' default when the key is absent
     new_c = old_c if latent_channels is None else int(latent_channels)
     if new_c < old_c:
         raise AutoencoderError(f"latent_channels can only grow: the source has {old_c}, asked for {new_c}")
@@ -64,19 +65,30 @@ def grown_config(vae_config: dict[str, Any], width_factor: int = 1, extra_layers
     cfg["block_out_channels"] = [int(c) * width_factor for c in vae_config["block_out_channels"]]
     cfg["layers_per_block"] = int(vae_config.get("layers_per_block", 1)) + int(extra_layers)
     cfg["latent_channels"] = new_c
+    if new_c != old_c:  # per-channel latent statistics of the source (diffusers' optional keys) no longer fit
+        for key in ("latents_mean", "latents_std"):
+            cfg.pop(key, None)
     return cfg
 
 
-def _pad_latent(name: str, old_t: torch.Tensor, new_t: torch.Tensor, old_c: int, new_c: int) -> torch.Tensor | None:
+def _pad_latent(name: str, old_t: torch.Tensor, new_t: torch.Tensor, old_c: int, new_c: int,
+                logvar_at: str) -> torch.Tensor | None:
     """The bottleneck's parameters with ``new_c - old_c`` extra latent channels (module docstring), or None for
-    a parameter outside the bottleneck. ``new_t`` is the grown model's default initialisation of ``name``."""
+    a parameter outside the bottleneck.
+
+    Shapes (C = ``old_c``, C' = ``new_c``, W = the block width): ``encoder.conv_out`` [2C, W, 3, 3] -> [2C', W, 3, 3]
+    (rows [mean | logvar]), ``quant_conv`` [2C, 2C, 1, 1] -> [2C', 2C', 1, 1], ``post_quant_conv`` [C, C, 1, 1] ->
+    [C', C', 1, 1], ``decoder.conv_in`` [W, C, 3, 3] -> [W, C', 3, 3]; biases alike. ``new_t`` is the grown
+    model's default initialisation of ``name``. ``logvar_at``: the bias that gives the new channels the source's
+    mean log-variance (``quant_conv.bias`` when the model has that convolution, its output being the
+    log-variance; else ``encoder.conv_out.bias``)."""
     def moments(n: int) -> torch.Tensor:  # where the old [mean | logvar] channels sit in the new [2 new_c]
         return torch.cat([torch.arange(old_c), new_c + torch.arange(old_c)])[:n]
 
     if name in ("encoder.conv_out.weight", "encoder.conv_out.bias"):
         t = new_t.clone()
         t[new_c:] = 0  # new log-variance rows
-        if name.endswith("bias"):
+        if name == logvar_at:
             t[new_c + old_c:] = old_t[old_c:].mean()
         t[moments(2 * old_c)] = old_t
         return t
@@ -89,6 +101,8 @@ def _pad_latent(name: str, old_t: torch.Tensor, new_t: torch.Tensor, old_c: int,
             t[new_idx, new_idx] = 1.0  # new channels pass through
         else:
             t[idx] = old_t
+            if name == logvar_at:
+                t[new_c + old_c:] = old_t[old_c:].mean()
         return t
     if name in ("post_quant_conv.weight", "post_quant_conv.bias"):
         t = torch.zeros_like(new_t)
@@ -161,12 +175,15 @@ def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers:
     Returns:
         a new :class:`LatentAutoencoder` on ``ae``'s device, in eval mode, with ``ae``'s tanh scale; its
         ``info`` is ``{"source": "grown", "grown_from": {...}}`` (the source's architecture, name and ``info``;
-        ``ae pretrain`` keeps it). Outputs agree with ``ae``'s to float rounding (tests/autoencoder/test_grow.py).
+        ``ae pretrain`` keeps it). Outputs agree with ``ae``'s to float rounding (tests/autoencoder/test_grow.py):
+        the decoded images, and the latents on the source's C channels (the first C; the posterior's mean and
+        log-variance).
     Raises:
-        AutoencoderError: invalid factors, or a parameter whose shape cannot be grown.
+        AutoencoderError: ``width_factor`` not 1 or 2, ``extra_layers`` negative, fewer latent channels than the
+            source, nothing to grow, or a parameter whose shape cannot be grown.
     """
     cfg = grown_config(ae.vae_config, width_factor, extra_layers, latent_channels)
-    old_c, new_c = int(ae.vae_config["latent_channels"]), int(cfg["latent_channels"])
+    old_c, new_c = int(ae.vae_config.get("latent_channels", 4)), int(cfg["latent_channels"])
     groups = int(ae.vae_config.get("norm_num_groups", 32))
     info = {"source": "grown", "grown_from": {
         "source": source or ae.info.get("path", ae.info.get("source")),
@@ -181,16 +198,17 @@ def grow_autoencoder(ae: LatentAutoencoder, width_factor: int = 2, extra_layers:
     old_state = {k: v.detach().float().cpu() for k, v in ae.vae.state_dict().items()}
     new_state = new.vae.state_dict()
     old_layers = int(ae.vae_config.get("layers_per_block", 1))
+    logvar_at = "quant_conv.bias" if "quant_conv.bias" in old_state else "encoder.conv_out.bias"
     out: dict[str, torch.Tensor] = {}
     for name, target in new_state.items():
         if name in old_state and new_c != old_c:
             old_t = old_state[name]
-            if width_factor == 2 and name in ("encoder.conv_out.weight", "decoder.conv_in.weight", "decoder.conv_in.bias"):
+            if width_factor == 2 and name in ("encoder.conv_out.weight", "decoder.conv_in.weight"):
                 # widen the block side first, then pad the latent side
                 shape = list(old_t.shape)
                 shape[1 if name.startswith("encoder") else 0] = target.shape[1 if name.startswith("encoder") else 0]
                 old_t = _widen(name, old_t, torch.Size(shape), groups, gen)
-            padded = _pad_latent(name, old_t, target.detach().float().cpu(), old_c, new_c)
+            padded = _pad_latent(name, old_t, target.detach().float().cpu(), old_c, new_c, logvar_at)
             if padded is not None:
                 out[name] = padded.to(target.dtype)
                 continue

@@ -149,6 +149,10 @@ def test_more_latent_channels_keep_the_function_and_the_new_channels_learn(small
     assert z1.shape[1] == 8
     assert torch.allclose(z0, z1[:, :4], atol=1e-4)  # the source's latent space, extended
     assert torch.allclose(y0, y1, atol=1e-4)
+    with torch.no_grad():  # the posterior's log-variance too: source's on the old channels, constant on the new
+        lv0, lv1 = small.encode_distribution(x).logvar, g.encode_distribution(x).logvar
+    assert torch.allclose(lv0, lv1[:, :4], atol=1e-4)
+    assert torch.allclose(lv1[:, 4:], lv1[:, 4:].flatten()[0].expand_as(lv1[:, 4:]), atol=1e-5)
     assert z1[:, 4:].abs().mean() > 1e-3  # the new channels carry signal from the start ...
     with torch.no_grad():  # ... and whatever they hold, the decoded image is the source's
         zr = torch.cat([z0, 5 * torch.randn_like(z0)], dim=1)
@@ -185,3 +189,25 @@ def test_cli_grows_the_latent_channels(small, tmp_path):
     assert r.exit_code == 0, r.output
     assert "4 -> 8 latent channels" in " ".join(r.output.split())
     assert load_autoencoder(AEConfig.from_option(str(out))).latent_channels == 8
+
+
+def test_a_wrong_moment_map_would_show(small, monkeypatch):
+    """The log-variance check above can fail: old [mean | logvar] rows kept together put the source's log-variance
+    into new mean channels and move its own."""
+    import latentscenes.autoencoder.grow as grow
+
+    real = grow._pad_latent
+
+    def together(name, old_t, new_t, old_c, new_c, logvar_at):
+        if name.startswith("encoder.conv_out"):
+            t = new_t.clone()
+            t[: 2 * old_c] = old_t
+            return t
+        return real(name, old_t, new_t, old_c, new_c, logvar_at)
+
+    monkeypatch.setattr(grow, "_pad_latent", together)
+    g = grow.grow_autoencoder(small, 1, 0, latent_channels=8)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        lv0, lv1 = small.encode_distribution(x).logvar, g.encode_distribution(x).logvar
+    assert not torch.allclose(lv0, lv1[:, :4], atol=1e-4)
