@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -122,6 +123,10 @@ def register(app: typer.Typer) -> None:
                 fail(e)
         console.print(f"latentscenes viewer: {url}  ({len(runs)} run(s), {len(runs[0].scenes)} scenes; Ctrl-C stops it)",
                       markup=False, highlight=False, soft_wrap=True)
+        # Ctrl-C must stop it even when the process was started with SIGINT ignored (a disposition inherited from
+        # the parent, e.g. a background job of a non-interactive shell or a test harness): Python then installs no
+        # KeyboardInterrupt handler of its own
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             while True:
                 time.sleep(1.0)

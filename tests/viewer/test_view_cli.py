@@ -104,11 +104,16 @@ def test_viewer_checks_and_defaults(viewer_runs):
     assert abs(float((c2w[:3, 3] ** 2).sum()) ** 0.5 - cam.radius) < 1e-5
 
 
-def test_the_command_serves_the_page_and_stops_on_ctrl_c(viewer_runs, tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_the_command_serves_the_page_and_stops_on_ctrl_c(viewer_runs, tmp_path, sigint):
+    """``ignored``: started with SIGINT ignored, a disposition a child inherits (a background job of a
+    non-interactive shell; once, in a full suite run, from the test process): Ctrl-C must still stop it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     cmd = [sys.executable, "-m", "latentscenes.cli.main", "view", "--run", str(viewer_runs["batch"]),
            "--metrics", str(viewer_runs["metrics"]), "--port", "0", "--device", "cpu", "--out", str(tmp_path)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    disposition = signal.SIG_IGN if sigint == "ignored" else signal.SIG_DFL
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     try:
         url, seen, end = None, [], time.time() + 120
         while url is None and time.time() < end:
