@@ -82,20 +82,18 @@ def _pad_latent(name: str, old_t: torch.Tensor, new_t: torch.Tensor, old_c: int,
     model's default initialisation of ``name``. ``logvar_at``: the bias that gives the new channels the source's
     mean log-variance (``quant_conv.bias`` when the model has that convolution, its output being the
     log-variance; else ``encoder.conv_out.bias``)."""
-    def moments(n: int) -> torch.Tensor:  # where the old [mean | logvar] channels sit in the new [2 new_c]
-        return torch.cat([torch.arange(old_c), new_c + torch.arange(old_c)])[:n]
+    idx = torch.cat([torch.arange(old_c), new_c + torch.arange(old_c)])  # old [mean | logvar] rows in the new [2 C']
 
     if name in ("encoder.conv_out.weight", "encoder.conv_out.bias"):
         t = new_t.clone()
         t[new_c:] = 0  # new log-variance rows
         if name == logvar_at:
             t[new_c + old_c:] = old_t[old_c:].mean()
-        t[moments(2 * old_c)] = old_t
+        t[idx] = old_t
         return t
     if name in ("quant_conv.weight", "quant_conv.bias"):
         t = torch.zeros_like(new_t)
-        idx = moments(2 * old_c)
-        new_idx = torch.tensor([i for i in range(2 * new_c) if i not in set(idx.tolist())], dtype=torch.long)
+        new_idx = torch.cat([torch.arange(old_c, new_c), new_c + torch.arange(old_c, new_c)])  # the new channels' rows
         if name.endswith("weight"):
             t[idx[:, None], idx[None, :]] = old_t
             t[new_idx, new_idx] = 1.0  # new channels pass through
