@@ -34,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from latentscenes.autoencoder.data import CropSampler, to_model_space
+from latentscenes.autoencoder.balance import balance_latent_channels
 from latentscenes.autoencoder.model import AEConfig, LatentAutoencoder, load_autoencoder, tanh_scale_for_std
 from latentscenes.config import from_dict, get_preset, register_presets, save_config, to_dict
 from latentscenes.metrics import chroma_error_per_image, opponent_chroma, rgb_metrics, to_unit_range
@@ -79,6 +80,10 @@ class PretrainConfig:
         eval_every: steps between held-out evaluations; ``eval_images``: how many held-out images.
         ckpt_every_s: seconds between checkpoints.
         seed: seeds initialisation and crop sampling.
+        balance_channels: before the tanh scale is chosen, rescale the latent channels to equal std on the
+            held-out images (:func:`latentscenes.autoencoder.balance.balance_latent_channels`: function-preserving;
+            the renderer's one tanh scale then serves every channel alike). Off by default: it changes the
+            latent space that a 3Da-AE trained on the unbalanced model expects.
     """
 
     ae: AEConfig = field(default_factory=lambda: AEConfig(source="scratch"))
@@ -104,6 +109,7 @@ class PretrainConfig:
     eval_images: int = 32
     ckpt_every_s: float = 120.0
     seed: int = 0
+    balance_channels: bool = False
 
 
 register_presets(
@@ -423,6 +429,9 @@ def pretrain(
     ae.eval()
     # tanh scale from the trained latents' std (unless fixed in the config), then the final autoencoder file.
     probe = eval_images if eval_images is not None else train_images[:64]
+    balance = None
+    if cfg.balance_channels:
+        balance = balance_latent_channels(ae, to_model_space(probe[:64].to(ae.device)))
     std = latent_std(ae, probe[:64])
     ae.tanh_scale = float(cfg.ae.tanh_scale) if cfg.ae.tanh_scale is not None else tanh_scale_for_std(std)
     summary = {
@@ -431,6 +440,7 @@ def pretrain(
         "train_resolution": list(train_images.shape[-2:]), "crop": sampler.crop,
         "params": {"encoder": ae.num_parameters("encoder"), "decoder": ae.num_parameters("decoder")},
         "last_eval": eval_hist[-1] if eval_hist else None, "amp_used": amp, "config": to_dict(cfg),
+        "channel_balance": balance,
     }
     ae.info = {"source": "pretrain", "pretrain": {k: v for k, v in summary.items() if k != "config"},
                "pretrain_config": to_dict(cfg), **lineage, **(provenance or {})}

@@ -3,7 +3,8 @@
 # exploit variants on the same new scenes, each evaluated on held-out views. One thread per queue, so two
 # queues (e.g. 64 and 128 px) can run side by side on the 2-core machine.
 # Usage: fidelity_ab.sh RES [NAME ...]   (RES: 64 or 128; NAMEs from the case list below, default all)
-# Env: DATA (default data/fg128: built with 24+8 views at 128 px), NTRAIN (10), NEX (10), OUT (runs/fid).
+# Env: DATA (default data/fg128: built with 24+8 views at 128 px), NTRAIN (10), NEX (10), OUT (runs/fid),
+#      AE (the base autoencoder: shipped or a file; default shipped).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .venv/bin/activate
@@ -15,7 +16,7 @@ fit=$(( NEX * 400 / 8 )); ft=$(( NEX * 48 / 8 ))
 common=(--set data.resolution=$res --set data.n_exploit_scenes=$NEX --set exploit.fit.steps=$fit
         --set exploit.finetune.steps=$ft --set logging.progress=false)
 if [ ! -f "$OUT/train/model/shared.safetensors" ]; then
-  latentscenes train --data "$DATA" --out "$OUT/train" --preset tiny-cpu --ae shipped --resume \
+  latentscenes train --data "$DATA" --out "$OUT/train" --preset tiny-cpu --ae "${AE:-shipped}" --resume \
     --set data.resolution=$res --set data.n_train_scenes=$NTRAIN --set warmup.steps=${WARM:-800} \
     --set joint.steps=${JOINT:-0} --set logging.progress=false \
     --set triplane.local_init_std=1 --set triplane.coef_init_std=1 > "$OUT/train.log" 2>&1

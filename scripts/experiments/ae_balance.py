@@ -1,0 +1,39 @@
+"""Balance the latent channels of a finished autoencoder file (autoencoder/balance.py), re-derive its tanh scale.
+
+    python scripts/experiments/ae_balance.py IN.safetensors OUT.safetensors --data DATA [--scenes 32 --views 4]
+
+The same operation as ``PretrainConfig.balance_channels`` at the end of ``ae pretrain`` / ``ae finetune``, for a
+file trained without it (the stds come from DATA's train-split train views at the dataset's resolution).
+Prints the per-channel stds before/after and the reconstruction difference on those views (should be ~1e-5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from latentscenes.autoencoder.balance import balance_latent_channels
+from latentscenes.autoencoder.data import load_dataset_views, to_model_space
+from latentscenes.autoencoder.model import LatentAutoencoder, tanh_scale_for_std
+from latentscenes.autoencoder.pretrain import latent_std
+
+ap = argparse.ArgumentParser()
+ap.add_argument("src"); ap.add_argument("dst"); ap.add_argument("--data", required=True)
+ap.add_argument("--scenes", type=int, default=32); ap.add_argument("--views", type=int, default=4)
+a = ap.parse_args()
+ae = LatentAutoencoder.load(a.src).eval()
+imgs, _ = load_dataset_views(a.data, "train", "train", max_scenes=a.scenes, views_per_scene=a.views, progress=False)
+x = to_model_space(imgs)
+with torch.no_grad():
+    y0 = torch.cat([ae.reconstruct(x[i:i + 16]) for i in range(0, len(x), 16)])
+rep = balance_latent_channels(ae, x)
+with torch.no_grad():
+    y1 = torch.cat([ae.reconstruct(x[i:i + 16]) for i in range(0, len(x), 16)])
+old_s = ae.tanh_scale
+ae.tanh_scale = tanh_scale_for_std(latent_std(ae, imgs))
+ae.info = {**ae.info, "channel_balance": {**rep, "data": a.data, "images": int(len(x)), "tanh_scale_before": old_s}}
+ae.save(a.dst)
+print(json.dumps({"std_before": [round(v, 3) for v in rep["std_before"]], "std_after": [round(v, 3) for v in rep["std_after"]],
+                  "tanh_scale": [old_s, ae.tanh_scale], "max_recon_diff": float((y1 - y0).abs().max())}))
