@@ -39,24 +39,35 @@ def upsample_nearest(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return arr[rows][:, cols]
 
 
-def latent_channels_image(latent: torch.Tensor, size: tuple[int, int] | None = None, gap: int = 2) -> np.ndarray:
-    """Normalised latent ``[C, h, w]`` in [-1, 1] -> the C channels side by side as greyscale, ``[H, C*W + gaps, 3]``.
+def latent_channels_image(latent: torch.Tensor, size: tuple[int, int] | None = None, gap: int = 2,
+                          per_row: int = 4) -> np.ndarray:
+    """Normalised latent ``[C, h, w]`` in [-1, 1] -> its channels as greyscale tiles, ``[H, n*W' + gaps, 3]`` uint8.
 
-    Each channel is shown as (v + 1) / 2 clamped to [0, 1] (the same fixed scale for every image, so images
-    are comparable), upsampled with nearest neighbours to ``size`` (default: 8x the latent size).
+    Up to ``per_row`` channels (the paper's 4) lie side by side at ``size`` (default: 8x the latent size). More
+    channels (an autoencoder grown to 16, ``ae grow --latent-channels``) fill ``ceil(C / per_row)`` rows of
+    ``per_row`` tiles, each tile shrunk so that the panel keeps height ``H`` and sits beside an RGB image of that
+    height. Each channel is shown as (v + 1) / 2 clamped to [0, 1] (one fixed scale, so images are comparable).
+
+    Raises:
+        ValueError: if ``latent`` is not ``[C, h, w]``.
     """
     if latent.dim() != 3:
         raise ValueError(f"latent_channels_image: expected [C,h,w], got {tuple(latent.shape)}")
     c, h, w = latent.shape
     size = size or (8 * h, 8 * w)
     g = ((latent.detach().float().cpu() + 1) * 0.5).clamp(0, 1).numpy()
-    tiles = []
+    n_rows = -(-c // per_row) if c > per_row else 1
+    n_cols = min(c, per_row) if c > per_row else c
+    tile = size if n_rows == 1 else (max(1, (size[0] - (n_rows - 1) * gap) // n_rows),
+                                     max(1, (size[1] - (n_rows - 1) * gap) // n_rows))
+    width = n_cols * tile[1] + (n_cols - 1) * max(gap, 0)
+    panel = np.full((size[0], width, 3), 255, np.uint8)
     for i in range(c):
-        t = (np.repeat(g[i][:, :, None], 3, axis=2) * 255 + 0.5).astype(np.uint8)
-        tiles.append(upsample_nearest(t, size))
-        if i + 1 < c and gap > 0:
-            tiles.append(np.full((size[0], gap, 3), 255, np.uint8))
-    return np.concatenate(tiles, axis=1)
+        r, k = divmod(i, n_cols)
+        t = upsample_nearest((np.repeat(g[i][:, :, None], 3, axis=2) * 255 + 0.5).astype(np.uint8), tile)
+        y0, x0 = r * (tile[0] + max(gap, 0)), k * (tile[1] + max(gap, 0))
+        panel[y0 : y0 + tile[0], x0 : x0 + tile[1]] = t
+    return panel
 
 
 def depth_image(

@@ -77,6 +77,14 @@ def test_latent_and_depth_images():
     img = latent_channels_image(lat, size=(32, 32), gap=2)
     assert img.shape == (32, 4 * 32 + 3 * 2, 3) and img.dtype == np.uint8
     assert img[0, 0, 0] == 0 and img[0, 34, 0] == 255 and img[0, 68, 0] in (127, 128) and img[0, 102, 0] == 255
+    # 16 channels (a grown autoencoder): a 4 x 4 grid of smaller tiles at the same height, row-major
+    lat16 = torch.full((16, 4, 4), -1.0)
+    lat16[5] = 1.0  # row 1, column 1
+    g16 = latent_channels_image(lat16, size=(32, 32), gap=2)
+    tile = (32 - 3 * 2) // 4
+    assert g16.shape == (32, 4 * tile + 3 * 2, 3)
+    y, x = tile + 2 + 1, tile + 2 + 1
+    assert g16[y, x, 0] == 255 and g16[1, 1, 0] == 0 and g16[y, 1, 0] == 0 and g16[1, x, 0] == 0
     d = torch.tensor([[0.5, 2.1], [float("inf"), 1.3]])
     di = depth_image(d, 0.5, 2.1, size=(4, 4))
     assert di.shape == (4, 4, 3)
