@@ -13,6 +13,16 @@ unchanged up to float rounding; the log-variance gains ``2 log k_c`` so that the
 mean (sampling and the KL term stay consistent). ``k_c = target / std_c``, with ``target`` the root mean square of
 the channels' stds, so the overall latent spread, and with it the tanh scale's meaning, barely moves; the caller
 re-derives the tanh scale from the balanced latents (:func:`latentscenes.autoencoder.model.tanh_scale_for_std`).
+
+Two targets (``mode``):
+
+* ``"std"``: every channel gets the same std. Simple, but a channel the decoder barely reads (a grown channel early
+  in training) is blown up to the others' size and the fit spends its effort on it.
+* ``"sensitivity"``: every channel gets the same *decoder sensitivity* ``g_c``, the RMS change of the decoded image
+  per unit change of channel ``c`` (a finite-difference Jacobian-vector product with a random spatial direction,
+  averaged over ``images``). A latent error of a given size then costs about the same image error in every
+  channel, so the tri-planes' latent L1 loss weighs channels by what they do to the picture. ``k_c = g_c``, scaled
+  so that the root mean square of the channels' stds is unchanged.
 """
 
 from __future__ import annotations
@@ -43,21 +53,58 @@ def channel_std(ae: LatentAutoencoder, images: torch.Tensor, batch: int = 16) ->
 
 
 @torch.no_grad()
+@torch.no_grad()
+def decoder_sensitivity(ae: LatentAutoencoder, images: torch.Tensor, batch: int = 16, rel_eps: float = 0.05,
+                        seed: int = 0) -> torch.Tensor:
+    """Per-channel decoder sensitivity ``g_c``: RMS of ``(D(z + eps d_c) - D(z)) / eps`` over images and pixels.
+
+    ``d_c`` is unit Gaussian noise on channel ``c`` only (spatially random), ``eps = rel_eps * std_c``; ``z`` the
+    posterior means of ``images``. Units: model-space image change per unit of raw latent.
+
+    Args:
+        images: ``[N, 3, H, W]`` images in model space [-1, 1].
+    Returns:
+        ``[C]`` float32 tensor (on the CPU).
+    """
+    was = ae.training
+    ae.eval()
+    std = channel_std(ae, images, batch)
+    gen = torch.Generator().manual_seed(seed)
+    sq = torch.zeros(ae.latent_channels, dtype=torch.float64)
+    n = 0
+    for i in range(0, images.shape[0], batch):
+        z = ae.encode_distribution(images[i : i + batch].to(ae.device)).mean
+        y = ae.decode(z)
+        for c in range(ae.latent_channels):
+            eps = rel_eps * float(std[c]) if float(std[c]) > 0 else rel_eps
+            d = torch.zeros_like(z)
+            d[:, c] = torch.randn(z[:, c].shape, generator=gen).to(z.device, z.dtype)
+            sq[c] += float(((ae.decode(z + eps * d) - y) / eps).double().pow(2).sum())
+        n += y.numel()
+    ae.train(was)
+    return (sq / max(n, 1)).sqrt().float()
+
+
+@torch.no_grad()
 def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: int = 16,
-                            max_ratio: float = 100.0) -> dict[str, list[float]]:
-    """Rescale the latent channels of ``ae`` in place to equal std on ``images`` (function-preserving).
+                            max_ratio: float = 100.0, mode: str = "std") -> dict[str, list[float]]:
+    """Rescale the latent channels of ``ae`` in place (function-preserving) to equal std or equal decoder sensitivity.
 
     Args:
         ae: the autoencoder, modified in place (its ``tanh_scale`` is left to the caller).
         images: ``[N, 3, H, W]`` images in model space [-1, 1] whose latents define the stds (the training set's
             or a representative sample of it).
         max_ratio: largest factor applied to one channel (a dead channel would otherwise be blown up).
+        mode: ``"std"`` or ``"sensitivity"`` (module docstring).
     Returns:
-        ``{"std_before": [C], "factors": [C], "std_after": [C]}``.
+        ``{"mode", "std_before": [C], "factors": [C], "std_after": [C], "target_std", "sensitivity_before": [C]
+        (sensitivity mode)}``.
     Raises:
         AutoencoderError: if ``ae`` has no ``quant_conv`` (the posterior mean is then the encoder's raw output and
-            cannot be rescaled by a 1x1 convolution), or a channel's std is not finite.
+            cannot be rescaled by a 1x1 convolution), a channel's std is not finite, or an unknown ``mode``.
     """
+    if mode not in ("std", "sensitivity"):
+        raise AutoencoderError(f"mode must be 'std' or 'sensitivity', not {mode!r}")
     vae = ae.vae
     qc = vae.quant_conv
     if qc is None:
@@ -66,7 +113,14 @@ def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: 
     if not bool(torch.isfinite(std).all()):
         raise AutoencoderError(f"latent std not finite: {std.tolist()}")
     target = float(std.pow(2).mean().sqrt())
-    k = (target / std.clamp_min(1e-12)).clamp(1.0 / max_ratio, max_ratio)
+    sens = None
+    if mode == "std":
+        k = target / std.clamp_min(1e-12)
+    else:
+        sens = decoder_sensitivity(ae, images, batch)
+        k = sens / sens.max().clamp_min(1e-12)
+        k = k * target / float((std * k).pow(2).mean().sqrt().clamp_min(1e-12))
+    k = k.clamp(1.0 / max_ratio, max_ratio)
     c = ae.latent_channels
     dev = qc.weight.device
     kd = k.to(dev, qc.weight.dtype)
@@ -81,5 +135,8 @@ def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: 
     reader.weight[:, :c] /= kd.view(1, c, 1, 1)
     after = channel_std(ae, images, batch)
     ae._bg_cache = None
-    return {"std_before": std.tolist(), "factors": [float(x) for x in k], "std_after": after.tolist(),
-            "target_std": target, "log_factor_range": [math.log(float(k.min())), math.log(float(k.max()))]}
+    out = {"mode": mode, "std_before": std.tolist(), "factors": [float(x) for x in k], "std_after": after.tolist(),
+           "target_std": target, "log_factor_range": [math.log(float(k.min())), math.log(float(k.max()))]}
+    if sens is not None:
+        out["sensitivity_before"] = sens.tolist()
+    return out

@@ -80,10 +80,11 @@ class PretrainConfig:
         eval_every: steps between held-out evaluations; ``eval_images``: how many held-out images.
         ckpt_every_s: seconds between checkpoints.
         seed: seeds initialisation and crop sampling.
-        balance_channels: before the tanh scale is chosen, rescale the latent channels to equal std on the
-            held-out images (:func:`latentscenes.autoencoder.balance.balance_latent_channels`: function-preserving;
-            the renderer's one tanh scale then serves every channel alike). Off by default: it changes the
-            latent space that a 3Da-AE trained on the unbalanced model expects.
+        balance_channels: ``"off"``, ``"std"`` or ``"sensitivity"``: before the tanh scale is chosen, rescale the
+            latent channels to equal std, or equal decoder sensitivity, on the held-out images
+            (:func:`latentscenes.autoencoder.balance.balance_latent_channels`: function-preserving; the renderer's
+            one tanh scale then serves every channel alike). Off by default: it changes the latent space that a
+            3Da-AE trained on the unbalanced model expects.
     """
 
     ae: AEConfig = field(default_factory=lambda: AEConfig(source="scratch"))
@@ -109,7 +110,7 @@ class PretrainConfig:
     eval_images: int = 32
     ckpt_every_s: float = 120.0
     seed: int = 0
-    balance_channels: bool = False
+    balance_channels: str = "off"
 
 
 register_presets(
@@ -290,8 +291,11 @@ def pretrain(
         (the trained autoencoder in eval mode, a summary dict also written to ``out_dir/summary.json``).
     Raises:
         FileNotFoundError: ``resume`` without a checkpoint.
-        PretrainError: a NaN/inf loss (the last checkpoint is kept) or an incompatible checkpoint.
+        PretrainError: a NaN/inf loss (the last checkpoint is kept), an incompatible checkpoint, or an unknown
+            ``balance_channels`` (checked before training).
     """
+    if cfg.balance_channels not in ("off", "std", "sensitivity"):
+        raise PretrainError(f"balance_channels must be 'off', 'std' or 'sensitivity', not {cfg.balance_channels!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"
@@ -430,8 +434,8 @@ def pretrain(
     # tanh scale from the trained latents' std (unless fixed in the config), then the final autoencoder file.
     probe = eval_images if eval_images is not None else train_images[:64]
     balance = None
-    if cfg.balance_channels:
-        balance = balance_latent_channels(ae, to_model_space(probe[:64].to(ae.device)))
+    if cfg.balance_channels != "off":
+        balance = balance_latent_channels(ae, to_model_space(probe[:64].to(ae.device)), mode=cfg.balance_channels)
     std = latent_std(ae, probe[:64])
     ae.tanh_scale = float(cfg.ae.tanh_scale) if cfg.ae.tanh_scale is not None else tanh_scale_for_std(std)
     summary = {

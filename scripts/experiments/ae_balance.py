@@ -22,13 +22,15 @@ from latentscenes.autoencoder.pretrain import latent_std
 ap = argparse.ArgumentParser()
 ap.add_argument("src"); ap.add_argument("dst"); ap.add_argument("--data", required=True)
 ap.add_argument("--scenes", type=int, default=32); ap.add_argument("--views", type=int, default=4)
+ap.add_argument("--mode", default="std", choices=["std", "sensitivity"])
+ap.add_argument("--resolution", type=int, default=None, help="load the views at this size (default: the dataset's)")
 a = ap.parse_args()
 ae = LatentAutoencoder.load(a.src).eval()
-imgs, _ = load_dataset_views(a.data, "train", "train", max_scenes=a.scenes, views_per_scene=a.views, progress=False)
+imgs, _ = load_dataset_views(a.data, "train", "train", max_scenes=a.scenes, views_per_scene=a.views, resolution=a.resolution, progress=False)
 x = to_model_space(imgs)
 with torch.no_grad():
     y0 = torch.cat([ae.reconstruct(x[i:i + 16]) for i in range(0, len(x), 16)])
-rep = balance_latent_channels(ae, x)
+rep = balance_latent_channels(ae, x, mode=a.mode)
 with torch.no_grad():
     y1 = torch.cat([ae.reconstruct(x[i:i + 16]) for i in range(0, len(x), 16)])
 old_s = ae.tanh_scale

@@ -73,14 +73,14 @@ def test_a_model_without_quant_conv_is_refused(unequal):
 def test_pretrain_balances_the_saved_model_when_asked(tmp_path):
     from latentscenes.autoencoder.balance import channel_std as cstd
     from latentscenes.autoencoder.data import to_model_space
-    from latentscenes.autoencoder.pretrain import PretrainConfig, pretrain
+    from latentscenes.autoencoder.pretrain import PretrainConfig, PretrainError, pretrain
     from latentscenes.config import get_preset
 
     g = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8)
     cfg = get_preset(PretrainConfig, "test")
     plain, s0 = pretrain(cfg, imgs, imgs[:4], tmp_path / "plain", show_progress=False)
-    cfg.balance_channels = True
+    cfg.balance_channels = "std"
     bal, s1 = pretrain(cfg, imgs, imgs[:4], tmp_path / "bal", show_progress=False)
     x = to_model_space(imgs[:4])
     std0, std1 = cstd(plain, x), cstd(bal, x)
@@ -90,3 +90,27 @@ def test_pretrain_balances_the_saved_model_when_asked(tmp_path):
         assert float((plain.reconstruct(x) - bal.reconstruct(x)).abs().max()) < 1e-4
     loaded = load_autoencoder(AEConfig(source="path", path=str(tmp_path / "bal" / "ae.safetensors")))
     assert torch.allclose(cstd(loaded, x), std1, rtol=1e-5) and loaded.tanh_scale == pytest.approx(s1["tanh_scale"])
+    cfg.balance_channels = "loud"
+    with pytest.raises(PretrainError, match="balance_channels"):  # before any training
+        pretrain(cfg, imgs, imgs[:4], tmp_path / "typo", show_progress=False)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_sensitivity_mode_equalises_what_each_channel_does_to_the_image(unequal):
+    from latentscenes.autoencoder.balance import decoder_sensitivity
+
+    ae, x = unequal
+    g0 = decoder_sensitivity(ae, x)
+    assert float(g0.max() / g0.min()) > 3  # the fixture's decoder reads its channels at 30x different gains
+    with torch.no_grad():
+        y0 = ae.reconstruct(x)
+    rep = balance_latent_channels(ae, x, mode="sensitivity")
+    g1 = decoder_sensitivity(ae, x)
+    assert rep["mode"] == "sensitivity" and torch.allclose(torch.tensor(rep["sensitivity_before"]), g0, rtol=1e-4)
+    assert float(g1.max() / g1.min()) < 1.05
+    # the overall latent spread is kept
+    assert abs(float(torch.tensor(rep["std_after"]).pow(2).mean().sqrt()) - rep["target_std"]) < 1e-3 * rep["target_std"]
+    with torch.no_grad():
+        assert float((ae.reconstruct(x) - y0).abs().max()) < 1e-4
+    with pytest.raises(AutoencoderError, match="mode"):
+        balance_latent_channels(ae, x, mode="loudness")
