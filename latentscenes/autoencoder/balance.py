@@ -101,7 +101,7 @@ def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: 
         (sensitivity mode)}``.
     Raises:
         AutoencoderError: if ``ae`` has no ``quant_conv`` (the posterior mean is then the encoder's raw output and
-            cannot be rescaled by a 1x1 convolution), a channel's std is not finite, or an unknown ``mode``.
+            cannot be rescaled by a 1x1 convolution) or its ``quant_conv`` has no bias, a channel's std is not finite, or an unknown ``mode``.
     """
     if mode not in ("std", "sensitivity"):
         raise AutoencoderError(f"mode must be 'std' or 'sensitivity', not {mode!r}")
@@ -109,6 +109,8 @@ def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: 
     qc = vae.quant_conv
     if qc is None:
         raise AutoencoderError("balance_latent_channels needs an autoencoder with quant_conv (use_quant_conv)")
+    if qc.bias is None:  # checked before anything is changed
+        raise AutoencoderError("quant_conv has no bias: the log-variance cannot follow the rescaled mean")
     std = channel_std(ae, images, batch)
     if not bool(torch.isfinite(std).all()):
         raise AutoencoderError(f"latent std not finite: {std.tolist()}")
@@ -126,11 +128,8 @@ def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: 
     kd = k.to(dev, qc.weight.dtype)
     # quant_conv: [2C, ., 1, 1] -> rows [mean | logvar]
     qc.weight[:c] *= kd.view(c, 1, 1, 1)
-    if qc.bias is not None:
-        qc.bias[:c] *= kd
-        qc.bias[c:] += 2.0 * torch.log(kd)
-    else:
-        raise AutoencoderError("quant_conv has no bias: the log-variance cannot follow the rescaled mean")
+    qc.bias[:c] *= kd
+    qc.bias[c:] += 2.0 * torch.log(kd)
     reader = vae.post_quant_conv if vae.post_quant_conv is not None else vae.decoder.conv_in
     reader.weight[:, :c] /= kd.view(1, c, 1, 1)
     after = channel_std(ae, images, batch)
