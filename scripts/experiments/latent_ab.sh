@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Latent scenes with a given base autoencoder and no 3Da-AE stage (docs/fidelity.md, "Setup of the A/B runs"): the
-# consistency probe, then a warm-up-only training run on 10 train scenes and the current `tiny-cpu` exploit recipe
-# on the first 10 exploit scenes (their 8 held-out views each), one thread. Resumable (finished parts are skipped).
-# Usage: latent_ab.sh NAME AE   (AE: shipped or an autoencoder file)
-# Env: DATA (data/fg128), RES (64), NTRAIN (10), NEX (10), OUT (runs/lab), CORE (0), SKIP_PROBE (unset)
+# Latent scenes with a given base autoencoder (docs/fidelity.md, "Setup of the A/B runs"): a training run on 10
+# train scenes (800 warm-up steps, then JOINT joint 3Da-AE steps, default none), the consistency probe, and the
+# current `tiny-cpu` exploit on the first 10 exploit scenes (8 held-out views each), one thread. Resumable.
+# Usage: latent_ab.sh NAME AE [--set KEY=VALUE ...]   (AE: shipped or an autoencoder file; the --set pairs go to
+#        the training run, e.g. --set joint.lr_encoder=3e-4)
+# Env: DATA (data/fg128), RES (64), NTRAIN (10), NEX (10), OUT (runs/lab), CORE (0), SKIP_PROBE (unset),
+#      JOINT (joint 3Da-AE steps after the warm-up, default 0; > 0: the probe measures the run's trained 3Da-AE)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-NAME=$1; AE=$2
+NAME=$1; AE=$2; shift 2
 DATA=${DATA:-data/fg128}; RES=${RES:-64}; NTRAIN=${NTRAIN:-10}; NEX=${NEX:-10}; OUT=${OUT:-runs/lab}
 RUN="taskset -c ${CORE:-0} .venv/bin/latentscenes"
 o=$OUT/$NAME; mkdir -p "$o"
-if [ -z "${SKIP_PROBE:-}" ] && [ ! -f "$o.probe.json" ]; then
-  $RUN probe --ae "$AE" --data "$DATA" --scenes exploit --n-scenes $NEX --set data.resolution=$RES --out "$o.probe.json" > "$o.probe.log" 2>&1
-fi
 if [ ! -f "$o/train/model/shared.safetensors" ]; then
   $RUN train --data "$DATA" --out "$o/train" --preset tiny-cpu --ae "$AE" --resume --set data.resolution=$RES \
-    --set data.n_train_scenes=$NTRAIN --set warmup.steps=800 --set joint.steps=0 --set logging.progress=false > "$o.train.log" 2>&1
+    --set data.n_train_scenes=$NTRAIN --set warmup.steps=800 --set joint.steps=${JOINT:-0} --set logging.progress=false "$@" \
+    > "$o.train.log" 2>&1
+fi
+if [ -z "${SKIP_PROBE:-}" ] && [ ! -f "$o.probe.json" ]; then
+  if [ "${JOINT:-0}" -gt 0 ]; then src=(--run "$o/train"); else src=(--ae "$AE"); fi
+  $RUN probe "${src[@]}" --data "$DATA" --scenes exploit --n-scenes $NEX --set data.resolution=$RES --out "$o.probe.json" > "$o.probe.log" 2>&1
 fi
 if [ ! -f "$o.metrics.json" ]; then
   rm -rf "$o/exploit"
