@@ -55,7 +55,7 @@ def channel_std(ae: LatentAutoencoder, images: torch.Tensor, batch: int = 16) ->
 @torch.no_grad()
 @torch.no_grad()
 def decoder_sensitivity(ae: LatentAutoencoder, images: torch.Tensor, batch: int = 16, rel_eps: float = 0.05,
-                        seed: int = 0) -> torch.Tensor:
+                        seed: int = 0, std: torch.Tensor | None = None) -> torch.Tensor:
     """Per-channel decoder sensitivity ``g_c``: RMS of ``(D(z + eps d_c) - D(z)) / eps`` over images and pixels.
 
     ``d_c`` is unit Gaussian noise on channel ``c`` only (spatially random), ``eps = rel_eps * std_c``; ``z`` the
@@ -63,12 +63,14 @@ def decoder_sensitivity(ae: LatentAutoencoder, images: torch.Tensor, batch: int 
 
     Args:
         images: ``[N, 3, H, W]`` images in model space [-1, 1].
+        std: :func:`channel_std` of the same images when the caller has it (saves an encoding pass).
     Returns:
         ``[C]`` float32 tensor (on the CPU).
     """
     was = ae.training
     ae.eval()
-    std = channel_std(ae, images, batch)
+    if std is None:
+        std = channel_std(ae, images, batch)
     gen = torch.Generator().manual_seed(seed)
     sq = torch.zeros(ae.latent_channels, dtype=torch.float64)
     n = 0
@@ -119,7 +121,7 @@ def balance_latent_channels(ae: LatentAutoencoder, images: torch.Tensor, batch: 
     if mode == "std":
         k = target / std.clamp_min(1e-12)
     else:
-        sens = decoder_sensitivity(ae, images, batch)
+        sens = decoder_sensitivity(ae, images, batch, std=std)
         k = sens / sens.max().clamp_min(1e-12)
         k = k * target / float((std * k).pow(2).mean().sqrt().clamp_min(1e-12))
     k = k.clamp(1.0 / max_ratio, max_ratio)

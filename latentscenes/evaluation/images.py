@@ -56,8 +56,7 @@ def latent_channels_image(latent: torch.Tensor, size: tuple[int, int] | None = N
     c, h, w = latent.shape
     size = size or (8 * h, 8 * w)
     g = ((latent.detach().float().cpu() + 1) * 0.5).clamp(0, 1).numpy()
-    n_rows = -(-c // per_row) if c > per_row else 1
-    n_cols = min(c, per_row) if c > per_row else c
+    n_rows, n_cols = -(-c // per_row), min(c, per_row)
     tile = size if n_rows == 1 else (max(1, (size[0] - (n_rows - 1) * gap) // n_rows),
                                      max(1, (size[1] - (n_rows - 1) * gap) // n_rows))
     width = n_cols * tile[1] + (n_cols - 1) * max(gap, 0)

@@ -31,7 +31,8 @@ ae = LatentAutoencoder.load(a.src).eval()
 imgs, _ = load_dataset_views(a.data, "train", "train", max_scenes=a.scenes, views_per_scene=a.views, resolution=a.resolution, progress=False)
 x = to_model_space(imgs)
 if a.report_only:
-    std, sens = channel_std(ae, x), decoder_sensitivity(ae, x)
+    std = channel_std(ae, x)
+    sens = decoder_sensitivity(ae, x, std=std)
     print(json.dumps({"ae": a.src, "data": a.data, "images": int(len(x)), "std": [round(v, 4) for v in std.tolist()],
                       "sensitivity": [round(v, 4) for v in sens.tolist()],
                       "std_x_sensitivity": [round(v, 4) for v in (std * sens).tolist()]}))
