@@ -7,6 +7,10 @@ What the benchmark ran on (CPU model, cores, RAM, GPU, OS, library versions, the
   process's CPU time), samples the process's resident memory (RSS, from ``/proc/self/statm``) in a
   background thread to record the phase's **peak RSS**, and on CUDA the peak allocated GPU memory. It also
   records the machine's load average so that a run disturbed by other jobs can be recognised.
+
+On Linux the kernel's own peak-RSS counter (``VmHWM``) is reset at each phase's start (``/proc/self/clear_refs``,
+value 5) and read at its end, so an allocation shorter than the sampling interval is still counted; where that
+file cannot be written (other systems, some sandboxes) the sampler and ``ru_maxrss`` serve alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,29 @@ def current_rss_bytes() -> int:
             return int(f.read().split()[1]) * _PAGE
     except OSError:
         return max_rss_bytes()
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process to its current RSS (Linux >= 4.0); False if impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_since_reset_bytes() -> int | None:
+    """``VmHWM`` of this process, bytes: its peak RSS since :func:`reset_peak_rss` (or since it started); None
+    where ``/proc/self/status`` has no such line."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def max_rss_bytes() -> int:
@@ -70,7 +97,9 @@ class Phase:
     ``with Phase("exploit", device) as ph: ...`` then ``ph.record``. ``ph.pause()`` / ``ph.resume()`` exclude
     a span (e.g. an evaluation done only for the report) from the wall and CPU times; RSS keeps being sampled.
     The RSS sampler reads ``/proc/self/statm`` every ``interval_s`` (default 10 ms); a spike shorter than that
-    can be missed, so ``ru_maxrss`` is also consulted when it rose during the phase.
+    would be missed, so the kernel's peak counter, reset at the phase's start, is read at its end (Linux), and
+    ``ru_maxrss`` is also consulted when it rose during the phase. A phase nested in another resets the
+    counter for both: the outer phase then falls back to its samples for the time before the inner one began.
     """
 
     def __init__(self, name: str, device: torch.device | None = None, interval_s: float = 0.01):
@@ -90,6 +119,7 @@ class Phase:
                 self.record.rss_peak_bytes = rss
 
     def __enter__(self) -> "Phase":
+        self._hwm_reset = reset_peak_rss()
         self._maxrss0 = max_rss_bytes()
         self.record.rss_start_bytes = current_rss_bytes()
         self.record.rss_peak_bytes = self.record.rss_start_bytes
@@ -129,6 +159,9 @@ class Phase:
         rss = current_rss_bytes()
         maxrss = max_rss_bytes()
         self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, rss)
+        hwm = peak_rss_since_reset_bytes() if self._hwm_reset else None
+        if hwm is not None:  # the kernel's exact peak since this phase began
+            self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, hwm)
         if maxrss > self._maxrss0:  # the process peak rose during this phase: it is this phase's peak
             self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, maxrss)
         if self._device is not None and self._device.type == "cuda":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 
-from latentscenes.utils.phases import Phase, current_rss_bytes
+from latentscenes.utils.phases import Phase, current_rss_bytes, reset_peak_rss
 
 
 def test_phase_sees_the_memory_a_phase_allocates():
@@ -27,3 +28,18 @@ def test_phase_sees_the_memory_a_phase_allocates():
     assert rec["rss_peak_delta_bytes"] >= 128 * 2**20
     assert rec["wall_s"] >= 0 and rec["cpu_s"] >= 0
     assert current_rss_bytes() > 0
+
+
+def test_phase_counts_a_spike_no_sample_saw_below_an_earlier_peak():
+    # The case the sampler alone misses: an allocation between two samples, in a process whose earlier peak is
+    # higher (so ru_maxrss does not rise). The kernel's peak counter, reset at the phase's start, still has it.
+    if not reset_peak_rss():
+        pytest.skip("no /proc/self/clear_refs here (not Linux, or not writable)")
+    big = torch.ones(128, 1024, 1024)  # 512 MiB, touched: the process peak now lies above the phase's spike
+    big.add_(1.0)
+    del big
+    with Phase("spike", torch.device("cpu"), interval_s=3600.0) as ph:  # the sampler never samples
+        x = torch.ones(64, 1024, 1024)  # 256 MiB
+        x.add_(1.0)
+        del x
+    assert ph.record.rss_peak_delta_bytes >= 128 * 2**20
