@@ -2,12 +2,14 @@
 # How the shipped pre-trained 3Da-AE (latentscenes/pretrained/3daae-airliners-64, `exploit --run shipped`) is
 # made and measured. Every step resumes or skips what is done, so the script can be re-run after any interruption.
 # Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2-j2400), PKG (latentscenes/pretrained/3daae-airliners-64),
-#      OMP_NUM_THREADS (1).
+#      AE (the base autoencoder: shipped, or a file such as a 16-channel `ae pretrain` result; docs/fidelity.md),
+#      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), OMP_NUM_THREADS (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
+AE=${AE:-shipped}; WARM=${WARM:-runs/pkgs/warm3000}; WTAG=$(basename "$WARM")
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -16,7 +18,7 @@ e('data/fg128', 40, 20, views=24, test_views=8, resolution=128)"
 #    view-updates per scene), one view per latent grid (data.shift_grid 1), checkpointed every 500. (The first
 #    package continued this run with a 1,400-step joint stage; docs/fidelity.md keeps its figures.)
 if [ ! -f "$BASE/stages/warmup/ckpt/state.json" ] || [ "$(python -c "import json;print(json.load(open('$BASE/stages/warmup/ckpt/state.json'))['step'])")" != 3000 ]; then
-  latentscenes train --data data/fg128 --out "$BASE" --preset tiny-cpu --ae shipped --resume \
+  latentscenes train --data data/fg128 --out "$BASE" --preset tiny-cpu --ae "$AE" --resume \
     --set data.resolution=64 --set data.n_train_scenes=40 --set data.shift_grid=1 --set warmup.steps=3000 \
     --set joint.steps=0 --set warmup.checkpoint_every=500 --set logging.progress=false
 fi
@@ -65,20 +67,20 @@ fi
 #    not see what the joint stage on offsets changed, docs/fidelity.md).
 #    The result files are named after the run (TAG), so that an earlier package's files are not taken for its own.
 TAG=$(basename "$RUN")
-[ -d runs/pkgs/warm3000 ] || latentscenes export --run "$BASE" --stage warmup --out runs/pkgs/warm3000
+[ -d "$WARM" ] || latentscenes export --run "$BASE" --stage warmup --out "$WARM"
 #    Both with the package's exploit recipe (decoded at offsets, the decoder fine-tuned on that average: "-dm").
-bash scripts/experiments/pkg_exploit.sh runs/pkgs/warm3000 plain-shift2-oe2-dm --set data.shift_grid=2 \
+bash scripts/experiments/pkg_exploit.sh "$WARM" "plain-$WTAG-shift2-oe2-dm" --set data.shift_grid=2 \
   --set render.offset_ensemble=2 --set exploit.finetune.dec_offset_merge=true
 bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG-dm"
-python scripts/experiments/summarize.py runs/pkg/plain-shift2-oe2-dm.metrics.json "runs/pkg/shipped-$TAG-dm.metrics.json"
-[ -f runs/pkg/probe-warm3000-shift2.json ] || latentscenes probe --run runs/pkgs/warm3000 --data data/fg128 --scenes exploit \
-  --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out runs/pkg/probe-warm3000-shift2.json
+python scripts/experiments/summarize.py "runs/pkg/plain-$WTAG-shift2-oe2-dm.metrics.json" "runs/pkg/shipped-$TAG-dm.metrics.json"
+[ -f "runs/pkg/probe-$WTAG-shift2.json" ] || latentscenes probe --run "$WARM" --data data/fg128 --scenes exploit \
+  --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$WTAG-shift2.json"
 [ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
 #    (The card shipped now was written before the "-dm" arms existed: from the sixth session's committed files,
 #    docs/fidelity-runs/s6_ab_plain_oe2 / s6_ab_v5_oe2 / ship4_probe-plain-shift2 / s6_probe-v5-shift2, plus
 #    `--recipe docs/fidelity-runs/s7_v5_decmerge.metrics.json` for the package's current exploit recipe.)
-python scripts/experiments/model_card_3daae.py "$PKG" runs/pkg/plain-shift2-oe2-dm.metrics.json \
-  "runs/pkg/shipped-$TAG-dm.metrics.json" runs/pkg/probe-warm3000-shift2.json \
+python scripts/experiments/model_card_3daae.py "$PKG" "runs/pkg/plain-$WTAG-shift2-oe2-dm.metrics.json" \
+  "runs/pkg/shipped-$TAG-dm.metrics.json" "runs/pkg/probe-$WTAG-shift2.json" \
   "runs/pkg/probe-$TAG-shift2.json" docs/fidelity-runs/ship5_card_note.md
