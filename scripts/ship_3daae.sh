@@ -33,11 +33,12 @@ fi
 #    results recorded it gets it here, in the copy's checkpoint that the resumed run reports).
 if [ ! -d "$RUN" ]; then
   cp -r "$BASE" "$RUN"
-  rm -rf "$RUN/stages/joint" "$RUN/model"
+  # The copy is not finished: without the manifest `--resume` sees the warm-up's checkpoint and no joint stage.
+  rm -rf "$RUN/stages/joint" "$RUN/model" "$RUN/manifest.json"
   python - "$RUN/config.json" "$RUN/stages/warmup/ckpt/state.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-c["data"]["shift_grid"], c["joint"]["steps"] = 2, 2400
+c["data"]["shift_grid"], c["joint"]["steps"], c["joint"]["checkpoint_every"] = 2, 2400, 100
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 s = json.load(open(sys.argv[2]))
 s.setdefault("result", {}).setdefault("view_copies", 1)
