@@ -45,7 +45,9 @@ class StageResult:
         cpu_s: process CPU time (all threads) of the same update steps, summed over sessions like ``train_s``
             (less sensitive than wall time to other jobs on a shared machine; the benchmark's CPU-time columns).
         step_ms_mean / step_ms_median: per-step wall time of this session (ms).
-        peak_rss_mb: peak resident memory of the process (``ru_maxrss``); cuda_peak_mb: peak CUDA allocation.
+        peak_rss_mb: peak resident memory of the process (``ru_maxrss``: since it started, or since the start of
+            the enclosing :class:`latentscenes.utils.phases.Phase`, which resets the kernel's peak counter on Linux);
+            cuda_peak_mb: peak CUDA allocation.
         final_losses: mean of each loss term over the last ``log_every`` steps.
         curve: ``[{"train_s": t, "step": k, **metrics}]`` from the evaluation callback (PSNR-vs-time).
         resumed_from: step the session started at (0 = fresh).
@@ -76,7 +78,8 @@ class StageResult:
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, float]:
-    """(peak RSS of this process in MB from ``ru_maxrss``, peak CUDA allocation in MB or 0)."""
+    """(peak RSS of this process in MB from ``ru_maxrss``, peak CUDA allocation in MB or 0). ``ru_maxrss`` counts from
+    the process start, or from the last reset of the kernel's peak counter (each ``utils.phases.Phase`` resets it)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
     return rss, cuda

@@ -10,7 +10,10 @@ What the benchmark ran on (CPU model, cores, RAM, GPU, OS, library versions, the
 
 On Linux the kernel's own peak-RSS counter (``VmHWM``) is reset at each phase's start (``/proc/self/clear_refs``,
 value 5) and read at its end, so an allocation shorter than the sampling interval is still counted; where that
-file cannot be written (other systems, some sandboxes) the sampler and ``ru_maxrss`` serve alone.
+file cannot be written (other systems, some sandboxes) the sampler and ``ru_maxrss`` serve alone. The reset is
+process-wide: ``ru_maxrss`` read inside a phase (a training stage's ``peak_rss_mb``) then counts from the phase's
+start, not from the process's; memory still held from earlier phases stays counted (the reset sets the peak to
+the current RSS).
 """
 
 from __future__ import annotations
