@@ -19,6 +19,7 @@ import torch
 
 from latentscenes.autoencoder.data import load_dataset_views, to_model_space
 from latentscenes.autoencoder.model import LatentAutoencoder
+from latentscenes.metrics import psnr_per_image, to_unit_range
 
 ap = argparse.ArgumentParser()
 ap.add_argument("ae"); ap.add_argument("--data", required=True)
@@ -35,8 +36,8 @@ groups = a.group or (["0-3", f"4-{C - 1}"] if C > 4 else [f"{c}-{c}" for c in ra
 
 
 def psnr(y: torch.Tensor) -> float:
-    mse = (((y.clamp(-1, 1) - x) / 2) ** 2).mean(dim=(1, 2, 3))  # per image, [0, 1] range
-    return float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
+    """Mean over images of the per-image PSNR, images in [0, 1] (the evaluation's metric, latentscenes/metrics.py)."""
+    return float(psnr_per_image(to_unit_range(y), to_unit_range(x)).mean())
 
 
 with torch.no_grad():
