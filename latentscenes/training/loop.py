@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -32,6 +31,7 @@ from latentscenes.scenes.bank import LazySceneAdam, SceneBank
 from latentscenes.training.losses import NonFiniteLossError
 from latentscenes.training.metrics_log import MetricsLogger
 from latentscenes.utils.crash import crash_point
+from latentscenes.utils.phases import PeakMemory
 
 
 @dataclass
@@ -45,9 +45,9 @@ class StageResult:
         cpu_s: process CPU time (all threads) of the same update steps, summed over sessions like ``train_s``
             (less sensitive than wall time to other jobs on a shared machine; the benchmark's CPU-time columns).
         step_ms_mean / step_ms_median: per-step wall time of this session (ms).
-        peak_rss_mb: peak resident memory of the process (``ru_maxrss``: since it started, or since the start of
-            the enclosing :class:`latentscenes.utils.phases.Phase`, which resets the kernel's peak counter on Linux);
-            cuda_peak_mb: peak CUDA allocation.
+        peak_rss_mb: peak resident memory (MiB) of the process during this session of the stage, memory held
+            from before it included (:class:`latentscenes.utils.phases.PeakMemory`: exact on Linux, also inside a
+            benchmark phase); cuda_peak_mb: peak CUDA allocation (MiB), 0 off CUDA.
         final_losses: mean of each loss term over the last ``log_every`` steps.
         curve: ``[{"train_s": t, "step": k, **metrics}]`` from the evaluation callback (PSNR-vs-time).
         resumed_from: step the session started at (0 = fresh).
@@ -75,14 +75,6 @@ class StageResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def peak_memory_mb(device: torch.device) -> tuple[float, float]:
-    """(peak RSS of this process in MB from ``ru_maxrss``, peak CUDA allocation in MB or 0). ``ru_maxrss`` counts from
-    the process start, or from the last reset of the kernel's peak counter (each ``utils.phases.Phase`` resets it)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
-    return rss, cuda
 
 
 @dataclass
@@ -257,76 +249,77 @@ def optimise(
         if logger is not None:
             logger.log({"event": "eval", "stage": stage, **rec, "train_s": round(result.train_s, 4)})
 
-    step_times: list[float] = []
-    window: dict[str, list[float]] = {}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    if eval_at_start and start == 0:
-        eval_at(0)
-    bar = _Bar(progress, n_steps, start)
-    pending: int | None = None
-    try:
-        for step in range(start, n_steps):
-            t0, c0 = time.perf_counter(), time.process_time()
-            factor = lr_factor(step)
-            opts.set_lr_factor(factor)
-            opts.zero_grad()
-            out = forward(step)
-            vals = out.terms
-            if not all(math.isfinite(v) for v in vals.values()):
+    # The stage's own peak memory (nested in a benchmark phase without hiding the phase's earlier peak).
+    with PeakMemory(device) as peak:
+        step_times: list[float] = []
+        window: dict[str, list[float]] = {}
+        if eval_at_start and start == 0:
+            eval_at(0)
+        bar = _Bar(progress, n_steps, start)
+        pending: int | None = None
+        try:
+            for step in range(start, n_steps):
+                t0, c0 = time.perf_counter(), time.process_time()
+                factor = lr_factor(step)
+                opts.set_lr_factor(factor)
                 opts.zero_grad()
-                raise NonFiniteLossError(stage, step, vals, last_good())
-            out.total.backward()
-            if after_backward is not None:
-                after_backward()
-            ckpt_s = ckpt_cpu = 0.0
-            if pending is not None and write_checkpoint is not None:
-                c1 = time.process_time()
-                ckpt_s, pending = write_checkpoint(pending, False), None
-                ckpt_cpu = time.process_time() - c1
-            skip = set(out.skip) | {g for g, k0 in frozen_from if step >= k0}
-            opts.step(out.bank_rows, skip)
-            crash_point("stage.step", f"{stage}:{step + 1}")
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.perf_counter() - t0 - ckpt_s
-            step_times.append(dt)
-            result.train_s += dt
-            result.cpu_s += time.process_time() - c0 - ckpt_cpu
-            for k, v in vals.items():
-                window.setdefault(k, []).append(v)
-            done_steps = step + 1
-            if done_steps % max(1, log_every) == 0 or done_steps == n_steps:
-                rec = {k: sum(v) / len(v) for k, v in window.items()}
-                result.final_losses = rec
-                if logger is not None:
-                    # eta_s: this stage's remaining steps at this session's mean step time (runs without a bar).
-                    eta = (n_steps - done_steps) * sum(step_times) / len(step_times)
-                    logger.log({"event": "train", "stage": stage, "step": done_steps,
-                                "train_s": round(result.train_s, 4), "lr_factor": factor,
-                                "step_ms": round(1000 * dt, 3), "eta_s": round(eta, 1), **rec})
-                window = {}
-            bar.update(done_steps, vals.get("total", float(out.total.detach())))
-            if eval_every > 0 and done_steps % eval_every == 0 and done_steps < n_steps:
-                eval_at(done_steps)
-            if checkpoint_every > 0 and done_steps % checkpoint_every == 0 and done_steps < n_steps:
-                pending = done_steps
-    finally:
-        bar.close()
-    if step_times and probe is not None:
-        # The final state has no next step to vouch for it: one forward pass on the batch that step would use.
-        t0 = time.perf_counter()
-        vals = probe()
-        result.checkpoint_s += time.perf_counter() - t0
-        if not all(math.isfinite(v) for v in vals.values()):
-            raise NonFiniteLossError(stage, n_steps, vals, last_good())
-    eval_at(n_steps)
-    result.steps = n_steps
-    if step_times:
-        st = sorted(step_times)
-        result.step_ms_mean = 1000 * sum(st) / len(st)
-        result.step_ms_median = 1000 * st[len(st) // 2]
-    result.peak_rss_mb, result.cuda_peak_mb = peak_memory_mb(device)
+                out = forward(step)
+                vals = out.terms
+                if not all(math.isfinite(v) for v in vals.values()):
+                    opts.zero_grad()
+                    raise NonFiniteLossError(stage, step, vals, last_good())
+                out.total.backward()
+                if after_backward is not None:
+                    after_backward()
+                ckpt_s = ckpt_cpu = 0.0
+                if pending is not None and write_checkpoint is not None:
+                    c1 = time.process_time()
+                    ckpt_s, pending = write_checkpoint(pending, False), None
+                    ckpt_cpu = time.process_time() - c1
+                skip = set(out.skip) | {g for g, k0 in frozen_from if step >= k0}
+                opts.step(out.bank_rows, skip)
+                crash_point("stage.step", f"{stage}:{step + 1}")
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                dt = time.perf_counter() - t0 - ckpt_s
+                step_times.append(dt)
+                result.train_s += dt
+                result.cpu_s += time.process_time() - c0 - ckpt_cpu
+                for k, v in vals.items():
+                    window.setdefault(k, []).append(v)
+                done_steps = step + 1
+                if done_steps % max(1, log_every) == 0 or done_steps == n_steps:
+                    rec = {k: sum(v) / len(v) for k, v in window.items()}
+                    result.final_losses = rec
+                    if logger is not None:
+                        # eta_s: this stage's remaining steps at this session's mean step time (runs without a bar).
+                        eta = (n_steps - done_steps) * sum(step_times) / len(step_times)
+                        logger.log({"event": "train", "stage": stage, "step": done_steps,
+                                    "train_s": round(result.train_s, 4), "lr_factor": factor,
+                                    "step_ms": round(1000 * dt, 3), "eta_s": round(eta, 1), **rec})
+                    window = {}
+                bar.update(done_steps, vals.get("total", float(out.total.detach())))
+                if eval_every > 0 and done_steps % eval_every == 0 and done_steps < n_steps:
+                    eval_at(done_steps)
+                if checkpoint_every > 0 and done_steps % checkpoint_every == 0 and done_steps < n_steps:
+                    pending = done_steps
+        finally:
+            bar.close()
+        if step_times and probe is not None:
+            # The final state has no next step to vouch for it: one forward pass on the batch that step would use.
+            t0 = time.perf_counter()
+            vals = probe()
+            result.checkpoint_s += time.perf_counter() - t0
+            if not all(math.isfinite(v) for v in vals.values()):
+                raise NonFiniteLossError(stage, n_steps, vals, last_good())
+        eval_at(n_steps)
+        result.steps = n_steps
+        if step_times:
+            st = sorted(step_times)
+            result.step_ms_mean = 1000 * sum(st) / len(st)
+            result.step_ms_median = 1000 * st[len(st) // 2]
+    result.peak_rss_mb = peak.rss_peak_bytes / 2**20
+    result.cuda_peak_mb = (peak.gpu_peak_bytes or 0) / 2**20
     if write_checkpoint is not None:
         write_checkpoint(n_steps, True)
     if logger is not None:

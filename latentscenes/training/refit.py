@@ -41,8 +41,8 @@ from latentscenes.metrics import psnr_per_image
 from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.config import StageConfig
 from latentscenes.training.data import ViewTable, step_generator
-from latentscenes.training.loop import peak_memory_mb
 from latentscenes.training.stages import LatentSystem, run_stage
+from latentscenes.utils.phases import PeakMemory
 
 #: Seed tag of the refits' initialisations and batch orders (with the scene id).
 REFIT_STAGE = "exploit_refit"
@@ -173,33 +173,34 @@ def refit_scenes(
         ``step_ms_median``, ``peak_rss_mb``, ``final_losses``, ``view_copies``.
     """
     t_start, c_start = time.perf_counter(), time.process_time()
-    psnr = fit_latent_psnr(system, table, latents, max_views=max_views)
-    everyone = psnr if gather is None else {k: v for part in gather(psnr) for k, v in part.items()}
-    median, low = scenes_to_refit(everyone, margin_db)
-    mine = [s for s in low if s in psnr]
-    if init not in ("fresh", "mean"):
-        raise ValueError(f"exploit.refit_init must be 'fresh' or 'mean', got {init!r}")
-    start = _healthy_mean(system, [s for s in psnr if s not in low], gather) if init == "mean" and low else None
-    rcfg = refit_config(fit, n_views_batch if n_views_batch is not None else table.n_source_views)
-    records: list[dict[str, Any]] = []
-    steps, train_s, step_ms = 0, 0.0, []
-    for sid in mine:
-        one = _one_scene(system, table, latents, sid, seed)
-        if start is not None:
-            one["system"].bank.assign([sid], start)
-        res = run_stage(one["system"], one["table"], f"{REFIT_STAGE}/{sid}", rcfg, seed=seed, latents=one["latents"])
-        after = fit_latent_psnr(one["system"], one["table"], one["latents"], max_views=max_views)[sid]
-        kept = "refit" if after > psnr[sid] else "first"
-        if kept == "refit":
-            system.bank.assign([sid], one["system"].bank.per_scene_state([sid]))
-        records.append({"scene": sid, "before_db": round(psnr[sid], 4), "after_db": round(after, 4), "kept": kept})
-        steps += res.steps
-        train_s += res.train_s
-        step_ms.append(res.step_ms_median)
-        if logger is not None:
-            logger.log({"event": "refit", "scene": sid, "before_db": psnr[sid], "after_db": after, "kept": kept,
-                        "median_db": median})
-    rss, cuda = peak_memory_mb(system.device)
+    with PeakMemory(system.device) as peak:  # this phase's own peak (utils/phases.py)
+        psnr = fit_latent_psnr(system, table, latents, max_views=max_views)
+        everyone = psnr if gather is None else {k: v for part in gather(psnr) for k, v in part.items()}
+        median, low = scenes_to_refit(everyone, margin_db)
+        mine = [s for s in low if s in psnr]
+        if init not in ("fresh", "mean"):
+            raise ValueError(f"exploit.refit_init must be 'fresh' or 'mean', got {init!r}")
+        start = _healthy_mean(system, [s for s in psnr if s not in low], gather) if init == "mean" and low else None
+        rcfg = refit_config(fit, n_views_batch if n_views_batch is not None else table.n_source_views)
+        records: list[dict[str, Any]] = []
+        steps, train_s, step_ms = 0, 0.0, []
+        for sid in mine:
+            one = _one_scene(system, table, latents, sid, seed)
+            if start is not None:
+                one["system"].bank.assign([sid], start)
+            res = run_stage(one["system"], one["table"], f"{REFIT_STAGE}/{sid}", rcfg, seed=seed, latents=one["latents"])
+            after = fit_latent_psnr(one["system"], one["table"], one["latents"], max_views=max_views)[sid]
+            kept = "refit" if after > psnr[sid] else "first"
+            if kept == "refit":
+                system.bank.assign([sid], one["system"].bank.per_scene_state([sid]))
+            records.append({"scene": sid, "before_db": round(psnr[sid], 4), "after_db": round(after, 4), "kept": kept})
+            steps += res.steps
+            train_s += res.train_s
+            step_ms.append(res.step_ms_median)
+            if logger is not None:
+                logger.log({"event": "refit", "scene": sid, "before_db": psnr[sid], "after_db": after, "kept": kept,
+                            "median_db": median})
+    rss, cuda = peak.rss_peak_bytes / 2**20, (peak.gpu_peak_bytes or 0) / 2**20
     mine_rec = {"records": records, "steps": steps, "refit_s": train_s, "wall_s": time.perf_counter() - t_start,
                 "cpu_s": time.process_time() - c_start, "step_ms": step_ms, "rss": rss, "cuda": cuda}
     parts = [mine_rec] if gather is None else gather(mine_rec)

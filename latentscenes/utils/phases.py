@@ -8,12 +8,15 @@ What the benchmark ran on (CPU model, cores, RAM, GPU, OS, library versions, the
   background thread to record the phase's **peak RSS**, and on CUDA the peak allocated GPU memory. It also
   records the machine's load average so that a run disturbed by other jobs can be recognised.
 
-On Linux the kernel's own peak-RSS counter (``VmHWM``) is reset at each phase's start (``/proc/self/clear_refs``,
+* :class:`PeakMemory`: the exact peak RSS (and peak CUDA allocation) over one span of code, correct when spans
+  nest: a phase, and each training stage inside it (``StageResult.peak_rss_mb``), measure their own peaks.
+
+On Linux the kernel's own peak-RSS counter (``VmHWM``) is reset at each span's start (``/proc/self/clear_refs``,
 value 5) and read at its end, so an allocation shorter than the sampling interval is still counted; where that
-file cannot be written (other systems, some sandboxes) the sampler and ``ru_maxrss`` serve alone. The reset is
-process-wide: ``ru_maxrss`` read inside a phase (a training stage's ``peak_rss_mb``) then counts from the phase's
-start, not from the process's; memory still held from earlier phases stays counted (the reset sets the peak to
-the current RSS).
+file cannot be written (other systems, some sandboxes) the sampler and ``ru_maxrss`` serve instead. The counter
+is one per process, so a span that resets it first folds the peak so far into every span still open (and reads
+it again when it ends): a stage inside a phase does not hide the phase's earlier peak. Memory still held from
+before a span stays counted (the reset sets the peak to the current RSS).
 """
 
 from __future__ import annotations
@@ -70,6 +73,64 @@ def max_rss_bytes() -> int:
     return int(r) * (1 if sys.platform == "darwin" else 1024)
 
 
+# Spans whose peak is being measured, innermost last; guarded because the CUDA and kernel counters are global.
+_OPEN: list["PeakMemory"] = []
+_LOCK = threading.Lock()
+
+
+def _fold_into_open() -> None:
+    """Raise every open span's peaks to the counters' values now (before a reset would lose them)."""
+    hwm = peak_rss_since_reset_bytes()
+    for span in _OPEN:
+        if hwm is not None and span.exact:
+            span.rss_peak_bytes = max(span.rss_peak_bytes, hwm)
+        if span.device is not None and span.device.type == "cuda":
+            span.gpu_peak_bytes = max(span.gpu_peak_bytes or 0, int(torch.cuda.max_memory_allocated(span.device)))
+
+
+class PeakMemory:
+    """Context manager: the peak resident memory (bytes) of this process over a span, and on CUDA the peak
+    allocated GPU memory; exact where the kernel's counter can be reset (Linux), correct when spans nest.
+
+    ``with PeakMemory(device) as pm: ...`` then ``pm.rss_peak_bytes`` (>= the RSS at the span's start) and
+    ``pm.gpu_peak_bytes`` (None off CUDA). ``pm.exact`` tells whether the kernel counter was used; without it the
+    peak is ``ru_maxrss`` if that rose during the span, else the RSS at start and end (an outer :class:`Phase`
+    adds its samples). Threads: spans are process-wide and meant to nest like function calls (a stack).
+    """
+
+    def __init__(self, device: torch.device | None = None):
+        self.device = device
+        self.exact = False
+        self.rss_start_bytes = 0
+        self.rss_peak_bytes = 0
+        self.gpu_peak_bytes: int | None = None
+
+    def __enter__(self) -> "PeakMemory":
+        with _LOCK:
+            _fold_into_open()
+            cuda = self.device is not None and self.device.type == "cuda"
+            if cuda:
+                torch.cuda.synchronize(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+                self.gpu_peak_bytes = int(torch.cuda.memory_allocated(self.device))
+            self.exact = reset_peak_rss() and peak_rss_since_reset_bytes() is not None
+            self._maxrss0 = max_rss_bytes()
+            self.rss_start_bytes = self.rss_peak_bytes = current_rss_bytes()
+            _OPEN.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _LOCK:
+            if self.device is not None and self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            _fold_into_open()
+            _OPEN.remove(self)
+        self.rss_peak_bytes = max(self.rss_peak_bytes, current_rss_bytes())
+        maxrss = max_rss_bytes()
+        if maxrss > self._maxrss0:  # the process peak rose during this span: it is this span's peak
+            self.rss_peak_bytes = max(self.rss_peak_bytes, maxrss)
+
+
 @dataclass
 class PhaseRecord:
     """What :class:`Phase` measured. Seconds and bytes."""
@@ -101,8 +162,8 @@ class Phase:
     a span (e.g. an evaluation done only for the report) from the wall and CPU times; RSS keeps being sampled.
     The RSS sampler reads ``/proc/self/statm`` every ``interval_s`` (default 10 ms); a spike shorter than that
     would be missed, so the kernel's peak counter, reset at the phase's start, is read at its end (Linux), and
-    ``ru_maxrss`` is also consulted when it rose during the phase. A phase nested in another resets the
-    counter for both: the outer phase then falls back to its samples for the time before the inner one began.
+    ``ru_maxrss`` is also consulted when it rose during the phase (:class:`PeakMemory`, which keeps nested
+    phases and stages exact).
     """
 
     def __init__(self, name: str, device: torch.device | None = None, interval_s: float = 0.01):
@@ -122,13 +183,9 @@ class Phase:
                 self.record.rss_peak_bytes = rss
 
     def __enter__(self) -> "Phase":
-        self._hwm_reset = reset_peak_rss()
-        self._maxrss0 = max_rss_bytes()
-        self.record.rss_start_bytes = current_rss_bytes()
+        self._peak = PeakMemory(self._device).__enter__()
+        self.record.rss_start_bytes = self._peak.rss_start_bytes
         self.record.rss_peak_bytes = self.record.rss_start_bytes
-        if self._device is not None and self._device.type == "cuda":
-            torch.cuda.synchronize(self._device)
-            torch.cuda.reset_peak_memory_stats(self._device)
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         self._t0 = time.perf_counter()
@@ -159,16 +216,9 @@ class Phase:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        rss = current_rss_bytes()
-        maxrss = max_rss_bytes()
-        self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, rss)
-        hwm = peak_rss_since_reset_bytes() if self._hwm_reset else None
-        if hwm is not None:  # the kernel's exact peak since this phase began
-            self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, hwm)
-        if maxrss > self._maxrss0:  # the process peak rose during this phase: it is this phase's peak
-            self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, maxrss)
-        if self._device is not None and self._device.type == "cuda":
-            self.record.gpu_peak_bytes = int(torch.cuda.max_memory_allocated(self._device))
+        self._peak.__exit__(*exc)
+        self.record.rss_peak_bytes = max(self.record.rss_peak_bytes, self._peak.rss_peak_bytes)
+        self.record.gpu_peak_bytes = self._peak.gpu_peak_bytes
         if hasattr(os, "getloadavg"):
             self.record.load_average_end = list(os.getloadavg())
 

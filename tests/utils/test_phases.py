@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from latentscenes.utils.phases import Phase, current_rss_bytes, reset_peak_rss
+from latentscenes.utils.phases import PeakMemory, Phase, current_rss_bytes, reset_peak_rss
 
 
 def test_phase_sees_the_memory_a_phase_allocates():
@@ -43,3 +43,21 @@ def test_phase_counts_a_spike_no_sample_saw_below_an_earlier_peak():
         x.add_(1.0)
         del x
     assert ph.record.rss_peak_delta_bytes >= 128 * 2**20
+
+
+def test_nested_spans_each_keep_their_own_peak():
+    # A training stage (PeakMemory) inside a benchmark phase resets the process's one peak counter: the phase must
+    # still report the larger allocation it made before the stage began, and the stage only its own.
+    if not reset_peak_rss():
+        pytest.skip("no /proc/self/clear_refs here (not Linux, or not writable)")
+    with Phase("outer", torch.device("cpu"), interval_s=3600.0) as ph:
+        x = torch.ones(128, 1024, 1024)  # 512 MiB, before the inner span
+        x.add_(1.0)
+        del x
+        with PeakMemory(torch.device("cpu")) as inner:
+            y = torch.ones(32, 1024, 1024)  # 128 MiB
+            y.add_(1.0)
+            del y
+    assert inner.exact
+    assert 96 * 2**20 <= inner.rss_peak_bytes - inner.rss_start_bytes < 384 * 2**20
+    assert ph.record.rss_peak_delta_bytes >= 384 * 2**20
