@@ -3,13 +3,19 @@
 # made and measured. Every step resumes or skips what is done, so the script can be re-run after any interruption.
 # Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2-j2400), PKG (latentscenes/pretrained/3daae-airliners-64),
 #      AE (the base autoencoder: shipped, or a file such as a 16-channel `ae pretrain` result; docs/fidelity.md),
-#      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), OMP_NUM_THREADS (1).
+#      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), NOTE (the model card's prose:
+#      docs/fidelity-runs/ship6_card_note.md), OMP_NUM_THREADS (1).
+# The shipped package v6 (sixteenth session): AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
+#   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16 (its base autoencoder: the
+#   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package), then copied to
+#   latentscenes/pretrained/3daae-airliners-64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 AE=${AE:-shipped}; WARM=${WARM:-runs/pkgs/warm3000}; WTAG=$(basename "$WARM")
+NOTE=${NOTE:-docs/fidelity-runs/ship6_card_note.md}
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -84,4 +90,4 @@ python scripts/experiments/summarize.py "runs/pkg/plain-$WTAG-shift2-oe2-dm.metr
 #    `--recipe docs/fidelity-runs/s7_v5_decmerge.metrics.json` for the package's current exploit recipe.)
 python scripts/experiments/model_card_3daae.py "$PKG" "runs/pkg/plain-$WTAG-shift2-oe2-dm.metrics.json" \
   "runs/pkg/shipped-$TAG-dm.metrics.json" "runs/pkg/probe-$WTAG-shift2.json" \
-  "runs/pkg/probe-$TAG-shift2.json" docs/fidelity-runs/ship5_card_note.md
+  "runs/pkg/probe-$TAG-shift2.json" "$NOTE"

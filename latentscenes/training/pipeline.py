@@ -33,6 +33,8 @@ run folder without its scenes, so that new scenes can be learned without paying 
                                    ``train_s``, ``view_copies``, ...), ``entry_cost_s`` (stages' ``train_s`` +
                                    ``latent_cache_s``) and ``measured_on`` (device, torch threads when recorded)
     PKG/model/shared.safetensors   autoencoder, MLP, global planes B, latent background (as in a run)
+    PKG/model/base_ae.safetensors  the base autoencoder it was trained from, when that was a local file (config
+                                   ae.path "model/base_ae.safetensors", resolved against PKG when read)
 """
 
 from __future__ import annotations
@@ -772,10 +774,16 @@ def load_run_config(run_dir: str | Path) -> PipelineConfig:
     Raises:
         RunError: not a run folder.
     """
-    p = rf.config_path(resolve_run(run_dir))
+    folder = resolve_run(run_dir)
+    p = rf.config_path(folder)
     if not p.is_file():
         raise RunError(f"{run_dir}: not a latentscenes run folder (no {rf.CONFIG_FILE})")
-    return from_dict(PipelineConfig, json.loads(p.read_text()), where=str(p))
+    cfg = from_dict(PipelineConfig, json.loads(p.read_text()), where=str(p))
+    if cfg.ae.source == "path" and cfg.ae.path == rf.BASE_AE_REF and rf.base_ae_path(folder).is_file():
+        # A package's own copy of its base autoencoder (export_pretrained): found wherever the package lies. (Only
+        # the plain-AE ablation and the AE ceiling load it; where it is missing, they name the path.)
+        cfg = dataclasses.replace(cfg, ae=dataclasses.replace(cfg.ae, path=str(rf.base_ae_path(folder))))
+    return cfg
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> LatentSystem:
@@ -877,6 +885,11 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     rf.model_dir(tmp).mkdir(parents=True)
     shutil.copyfile(src, rf.shared_path(tmp))
     pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
+    if cfg.ae.source == "path" and cfg.ae.path and Path(cfg.ae.path).is_file():
+        # The base autoencoder was a local file (e.g. an `ae pretrain` result): the package carries it, so that
+        # its plain-AE ablation and AE ceiling (the benchmark) need nothing outside the package.
+        shutil.copyfile(cfg.ae.path, rf.base_ae_path(tmp))
+        pcfg = dataclasses.replace(pcfg, ae=dataclasses.replace(pcfg.ae, path=rf.BASE_AE_REF))
     save_config(pcfg, rf.config_path(tmp))
     # The stages the exported weights went through (all of them, or those up to ``stage``).
     through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]

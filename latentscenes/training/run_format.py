@@ -65,6 +65,11 @@ SHARED_FILE = "shared.safetensors"
 SCENES_DIR = "scenes"
 #: The shards in it (``SceneBank`` shard format, at most ``stages.SHARD_SCENES`` scenes each): :func:`scene_shard_name`.
 SCENE_SHARD_GLOB = "scenes-*.safetensors"
+#: A pre-trained 3Da-AE's copy of the base autoencoder it was trained from, when that was a local file (the plain-AE
+#: ablation and the benchmark's AE ceiling need it); its config's ``ae.path`` then reads :data:`BASE_AE_REF`.
+BASE_AE_FILE = "base_ae.safetensors"
+#: ``ae.path`` of such a package's config.json: relative to the package folder (``load_run_config`` resolves it).
+BASE_AE_REF = f"{MODEL_DIR}/{BASE_AE_FILE}"
 #: The manifest key of a multi-process folder's record (``training/distributed.py``).
 DISTRIBUTED_KEY = "distributed"
 
@@ -144,6 +149,11 @@ def shared_path(folder: str | Path) -> Path:
     """``FOLDER/model/shared.safetensors``: autoencoder (the parts the folder owns), MLP, global planes B, latent
     background."""
     return model_dir(folder) / SHARED_FILE
+
+
+def base_ae_path(folder: str | Path) -> Path:
+    """``FOLDER/model/base_ae.safetensors``: a pre-trained 3Da-AE's base autoencoder (:data:`BASE_AE_FILE`)."""
+    return model_dir(folder) / BASE_AE_FILE
 
 
 def scenes_dir(folder: str | Path) -> Path:

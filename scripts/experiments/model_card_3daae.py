@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from latentscenes.autoencoder.model import read_header
 from latentscenes.evaluation.stats import paired_bootstrap, scene_values
 
 args = sys.argv[1:]
@@ -44,8 +45,13 @@ tri, j = cfg["triplane"], cfg["joint"]
 (p_plain, ae_plain), (p_ours, ae_ours) = probe(pp), probe(po)
 # the probe's own view offsets (``--set data.shift_grid``), which change what it measures (docs/fidelity.md)
 probe_grid = int(po.get("config", {}).get("data", {}).get("shift_grid", 1))
+# the latent size from the weights themselves (config.json's ae section describes only a scratch architecture)
+channels = read_header(pkg / "model" / "shared.safetensors")["vae_config"]["latent_channels"]
+base_ae = pkg / "model" / "base_ae.safetensors"
+base_desc = (f"the base autoencoder `model/base_ae.safetensors` (carried in this folder; {channels} latent channels; "
+             "how it was made: below)" if base_ae.is_file() else "the shipped base autoencoder")
 lines = [
-    "# Pre-trained 3Da-AE: FlightGear airliners, 64x64 images, 8x8x4 latents",
+    f"# Pre-trained 3Da-AE: FlightGear airliners, 64x64 images, 8x8x{channels} latents",
     "",
     "`latentscenes exploit --run shipped --data D --out OUT` learns new scenes in this 3D-aware latent space without",
     "a training run of your own (paper Alg. 2); `latentscenes demo` (tiny-cpu) uses it. Made and measured by",
@@ -56,7 +62,7 @@ lines = [
     f"- `model/shared.safetensors`: the autoencoder (diffusers AutoencoderKL, encoder + decoder), the tri-plane MLP "
     f"and the M = {tri['n_global']} global planes B (F_mac = {tri['f_mac']}, T = {tri['resolution']}), the latent "
     f"background; `config.json`: the run's resolved `PipelineConfig` (sizes, render settings, exploit recipe).",
-    f"- Trained from the shipped base autoencoder on the first {len(man['train_scene_ids'])} train-split scenes of "
+    f"- Trained from {base_desc} on the first {len(man['train_scene_ids'])} train-split scenes of "
     "the built-in FlightGear airliners (24 views per scene, loaded at 64x64; the exploit split's airframe meshes "
     "were never seen), with `--preset tiny-cpu`"
     + ("; " + " + ".join(f"{n:,} {k} steps" for k, n in src["stage_steps"].items()) if src.get("stage_steps") else "")

@@ -53,6 +53,37 @@ def test_exploit_from_an_exported_package_learns_new_scenes(trained_run, tmp_pat
     assert b.bank.scene_ids == ["new00", "new01"]
 
 
+def test_a_package_carries_a_base_autoencoder_given_as_a_file(trained_run, tmp_path):
+    # A run trained from a local autoencoder file (an `ae pretrain` result): its package must hold that file, so
+    # that the plain-AE ablation and the AE ceiling of the benchmark load it wherever the package is moved.
+    import shutil
+
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.training.pipeline import load_run_config
+
+    base = tmp_path / "base.safetensors"
+    load_trained(trained_run, "cpu").ae.save(base)
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    c = json.loads((run / "config.json").read_text())
+    c["ae"].update(source="path", path=str(base))
+    (run / "config.json").write_text(json.dumps(c))
+    export_pretrained(run, tmp_path / "pkg")
+    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["ae"]["path"] == "model/base_ae.safetensors"
+    base.unlink()
+    shutil.move(tmp_path / "pkg", tmp_path / "moved")
+    cfg = load_run_config(tmp_path / "moved")
+    assert cfg.ae.path == str(tmp_path / "moved" / "model" / "base_ae.safetensors")
+    ae = load_autoencoder(cfg.ae)
+    want = load_trained(trained_run, "cpu").ae.vae.state_dict()
+    for k, v in ae.vae.state_dict().items():
+        assert torch.equal(v, want[k]), k
+    # A package exported from a run on the shipped (or scratch) autoencoder carries none.
+    export_pretrained(trained_run, tmp_path / "plain")
+    assert not (tmp_path / "plain" / "model" / "base_ae.safetensors").exists()
+    assert load_run_config(tmp_path / "plain").ae == load_run_config(trained_run).ae
+
+
 def test_export_from_a_stage_checkpoint_and_refusals(trained_run, tmp_path):
     m_full = export_pretrained(trained_run, tmp_path / "full")
     m = export_pretrained(trained_run, tmp_path / "warm", stage="warmup")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -27,6 +28,13 @@ def test_shipped_package_is_complete_and_consistent():
     assert src.get("step") is None or f"step {src['step']}" in card
     assert f"data.shift_grid = {cfg.data.shift_grid}" in card or cfg.data.shift_grid == 1
     assert resolve_run("shipped") == SHIPPED_RUN
+    # its base autoencoder (the benchmark's plain-AE ablation and AE ceiling) loads from a fresh checkout, with the
+    # latent channels of the package's own autoencoder
+    from latentscenes.autoencoder.model import load_autoencoder
+
+    base = load_autoencoder(cfg.ae)
+    assert base.vae.config.latent_channels == system.ae.vae.config.latent_channels
+    assert cfg.ae.source != "path" or Path(cfg.ae.path).is_relative_to(SHIPPED_RUN)
     # the package's exploit and render recipe is tiny-cpu's (the training run predates some of it: ship_3daae.sh)
     from latentscenes.training.config import TINY_CPU_FINETUNE_OFFSET_MERGE, TINY_CPU_OFFSET_ENSEMBLE
 
