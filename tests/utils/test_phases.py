@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import pytest
@@ -45,19 +46,24 @@ def test_phase_counts_a_spike_no_sample_saw_below_an_earlier_peak():
     assert ph.record.rss_peak_delta_bytes >= 128 * 2**20
 
 
+def _touch_anonymous_pages(n_bytes: int) -> None:
+    """Map ``n_bytes`` of fresh anonymous memory, touch every page, unmap it: RSS rises by ``n_bytes`` and falls
+    back, whatever memory the allocator keeps from earlier tests (a freed tensor's pages can be reused unseen)."""
+    m = mmap.mmap(-1, n_bytes)
+    for i in range(0, n_bytes, mmap.PAGESIZE):
+        m[i] = 1
+    m.close()
+
+
 def test_nested_spans_each_keep_their_own_peak():
     # A training stage (PeakMemory) inside a benchmark phase resets the process's one peak counter: the phase must
     # still report the larger allocation it made before the stage began, and the stage only its own.
     if not reset_peak_rss():
         pytest.skip("no /proc/self/clear_refs here (not Linux, or not writable)")
-    with Phase("outer", torch.device("cpu"), interval_s=3600.0) as ph:
-        x = torch.ones(128, 1024, 1024)  # 512 MiB, before the inner span
-        x.add_(1.0)
-        del x
+    with Phase("outer", torch.device("cpu"), interval_s=3600.0) as ph:  # the sampler never samples
+        _touch_anonymous_pages(512 * 2**20)  # before the inner span, and gone when it starts
         with PeakMemory(torch.device("cpu")) as inner:
-            y = torch.ones(32, 1024, 1024)  # 128 MiB
-            y.add_(1.0)
-            del y
+            _touch_anonymous_pages(128 * 2**20)
     assert inner.exact
     assert 96 * 2**20 <= inner.rss_peak_bytes - inner.rss_start_bytes < 384 * 2**20
     assert ph.record.rss_peak_delta_bytes >= 384 * 2**20
