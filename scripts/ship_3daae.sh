@@ -85,9 +85,9 @@ python scripts/experiments/summarize.py "runs/pkg/plain-$WTAG-shift2-oe2-dm.metr
 [ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
-#    (The card shipped now was written before the "-dm" arms existed: from the sixth session's committed files,
-#    docs/fidelity-runs/s6_ab_plain_oe2 / s6_ab_v5_oe2 / ship4_probe-plain-shift2 / s6_probe-v5-shift2, plus
-#    `--recipe docs/fidelity-runs/s7_v5_decmerge.metrics.json` for the package's current exploit recipe.)
+#    (The shipped v6 card was written by this same command run on the shipped folder with the committed copies of
+#    these four files, so that it names files a fresh checkout has: docs/fidelity-runs/s16_plain-c16-warm3000-dm,
+#    s16_v6-c16-dm (.metrics.json), s16_probe-plain-c16-shift2, s16_probe-v6-c16-shift2 (.json), ship6_card_note.md.)
 python scripts/experiments/model_card_3daae.py "$PKG" "runs/pkg/plain-$WTAG-shift2-oe2-dm.metrics.json" \
   "runs/pkg/shipped-$TAG-dm.metrics.json" "runs/pkg/probe-$WTAG-shift2.json" \
   "runs/pkg/probe-$TAG-shift2.json" "$NOTE"
