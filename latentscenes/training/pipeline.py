@@ -779,9 +779,9 @@ def load_run_config(run_dir: str | Path) -> PipelineConfig:
     if not p.is_file():
         raise RunError(f"{run_dir}: not a latentscenes run folder (no {rf.CONFIG_FILE})")
     cfg = from_dict(PipelineConfig, json.loads(p.read_text()), where=str(p))
-    if cfg.ae.source == "path" and cfg.ae.path == rf.BASE_AE_REF and rf.base_ae_path(folder).is_file():
-        # A package's own copy of its base autoencoder (export_pretrained): found wherever the package lies. (Only
-        # the plain-AE ablation and the AE ceiling load it; where it is missing, they name the path.)
+    if cfg.ae.source == "path" and cfg.ae.path == rf.BASE_AE_REF:
+        # A package's own copy of its base autoencoder (export_pretrained): found wherever the package lies. Resolved
+        # even when missing, so that whoever loads it (the plain-AE ablation, the AE ceiling) names the full path.
         cfg = dataclasses.replace(cfg, ae=dataclasses.replace(cfg.ae, path=str(rf.base_ae_path(folder))))
     return cfg
 

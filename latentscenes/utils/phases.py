@@ -90,7 +90,9 @@ def _fold_into_open() -> None:
 
 class PeakMemory:
     """Context manager: the peak resident memory (bytes) of this process over a span, and on CUDA the peak
-    allocated GPU memory; exact where the kernel's counter can be reset (Linux), correct when spans nest.
+    allocated GPU memory; exact where the kernel's counter can be reset (Linux), correct when spans nest. The
+    benchmark's peak-memory figures (paper Table 1's memory column; docs/benchmark.md) and each training stage's
+    ``peak_rss_mb`` come from it. Raises nothing: where a counter cannot be read, the fallbacks below serve.
 
     ``with PeakMemory(device) as pm: ...`` then ``pm.rss_peak_bytes`` (>= the RSS at the span's start) and
     ``pm.gpu_peak_bytes`` (None off CUDA). ``pm.exact`` tells whether the kernel counter was used; without it the
