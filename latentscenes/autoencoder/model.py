@@ -99,6 +99,21 @@ class AEConfig:
             return dataclasses.replace(cfg, source=spec, path=None)
         return dataclasses.replace(cfg, source="path", path=str(spec))
 
+    def with_architecture_of(self, vae_config: dict[str, Any]) -> "AEConfig":
+        """This config with its architecture fields taken from a diffusers ``AutoencoderKL`` config dict (the
+        header of a weights file), so that a saved config describes the weights it names: with
+        ``source="path"`` the file's header decides the architecture and these fields are otherwise ignored.
+        Keys the dict lacks keep this config's values (diffusers' defaults apply to such files anyway)."""
+        v = vae_config
+        return dataclasses.replace(
+            self,
+            block_out_channels=tuple(int(c) for c in v.get("block_out_channels", self.block_out_channels)),
+            layers_per_block=int(v.get("layers_per_block", self.layers_per_block)),
+            norm_num_groups=int(v.get("norm_num_groups", self.norm_num_groups)),
+            latent_channels=int(v.get("latent_channels", self.latent_channels)),
+            mid_block_attention=bool(v.get("mid_block_add_attention", self.mid_block_attention)),
+        )
+
     def architecture(self) -> dict[str, Any]:
         """The diffusers ``AutoencoderKL`` config dict of this architecture (8x down-sampling, RGB in/out)."""
         return make_vae_config(

@@ -53,6 +53,7 @@ import torch
 import torch.distributed as dist
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
+from latentscenes.autoencoder.model import read_header as read_ae_header
 from latentscenes.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
 from latentscenes.data import MultiSceneDataset
 from latentscenes.data.bounds import check_bounds, derive_bounds, describe, object_extent
@@ -890,6 +891,11 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         # its plain-AE ablation and AE ceiling (the benchmark) need nothing outside the package.
         shutil.copyfile(cfg.ae.path, rf.base_ae_path(tmp))
         pcfg = dataclasses.replace(pcfg, ae=dataclasses.replace(pcfg.ae, path=rf.BASE_AE_REF))
+        header = read_ae_header(cfg.ae.path)
+        if header is not None and isinstance(header.get("vae_config"), dict):
+            # The run's config kept the --ae default architecture (4 channels) although the file decides it:
+            # the package's config says what its weights are (a 16-channel base reads 16 here).
+            pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(header["vae_config"]))
     save_config(pcfg, rf.config_path(tmp))
     # The stages the exported weights went through (all of them, or those up to ``stage``).
     through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]

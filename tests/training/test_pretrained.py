@@ -66,10 +66,16 @@ def test_a_package_carries_a_base_autoencoder_given_as_a_file(trained_run, tmp_p
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     c = json.loads((run / "config.json").read_text())
-    c["ae"].update(source="path", path=str(base))
+    # The run's config keeps a scratch architecture that is not the file's (as `--ae PATH` leaves the preset's):
+    # the file decides, and the package's config must say what the file is.
+    c["ae"].update(source="path", path=str(base), latent_channels=7)
     (run / "config.json").write_text(json.dumps(c))
     export_pretrained(run, tmp_path / "pkg")
-    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["ae"]["path"] == "model/base_ae.safetensors"
+    pkg_ae = json.loads((tmp_path / "pkg" / "config.json").read_text())["ae"]
+    assert pkg_ae["path"] == "model/base_ae.safetensors"
+    real = load_trained(trained_run, "cpu").ae.vae_config
+    assert pkg_ae["latent_channels"] == real["latent_channels"] != 7
+    assert pkg_ae["block_out_channels"] == list(real["block_out_channels"])
     base.unlink()
     shutil.move(tmp_path / "pkg", tmp_path / "moved")
     cfg = load_run_config(tmp_path / "moved")
