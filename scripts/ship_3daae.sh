@@ -4,7 +4,8 @@
 # Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2-j2400), PKG (latentscenes/pretrained/3daae-airliners-64),
 #      AE (the base autoencoder: shipped, or a file such as a 16-channel `ae pretrain` result; docs/fidelity.md),
 #      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), NOTE (the model card's prose:
-#      docs/fidelity-runs/ship6_card_note.md), OMP_NUM_THREADS (1).
+#      docs/fidelity-runs/ship6_card_note.md), JOINT (the joint stage's steps: 2400; a finished RUN continues to a
+#      larger count), OMP_NUM_THREADS (1).
 # The shipped package v6 (sixteenth session): AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
 #   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16 (its base autoencoder: the
 #   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package), then copied to
@@ -15,7 +16,7 @@ source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 AE=${AE:-shipped}; WARM=${WARM:-runs/pkgs/warm3000}; WTAG=$(basename "$WARM")
-NOTE=${NOTE:-docs/fidelity-runs/ship6_card_note.md}
+NOTE=${NOTE:-docs/fidelity-runs/ship6_card_note.md}; JOINT=${JOINT:-2400}
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -41,10 +42,10 @@ if [ ! -d "$RUN" ]; then
   cp -r "$BASE" "$RUN"
   # The copy is not finished: without the manifest `--resume` sees the warm-up's checkpoint and no joint stage.
   rm -rf "$RUN/stages/joint" "$RUN/model" "$RUN/manifest.json"
-  python - "$RUN/config.json" "$RUN/stages/warmup/ckpt/state.json" <<'PY'
+  python - "$RUN/config.json" "$RUN/stages/warmup/ckpt/state.json" "$JOINT" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-c["data"]["shift_grid"], c["joint"]["steps"], c["joint"]["checkpoint_every"] = 2, 2400, 100
+c["data"]["shift_grid"], c["joint"]["steps"], c["joint"]["checkpoint_every"] = 2, int(sys.argv[3]), 100
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 s = json.load(open(sys.argv[2]))
 s.setdefault("result", {}).setdefault("view_copies", 1)
@@ -52,7 +53,7 @@ json.dump(s, open(sys.argv[2], "w"), indent=2)
 PY
 fi
 latentscenes train --data data/fg128 --out "$RUN" --resume --set data.resolution=64 --set data.n_train_scenes=40 \
-  --set warmup.steps=3000 --set joint.steps=2400 --set joint.checkpoint_every=100 --set logging.progress=false
+  --set warmup.steps=3000 --set joint.steps="$JOINT" --set joint.checkpoint_every=100 --set logging.progress=false
 # 4. The package: the run's shared weights (autoencoder, MLP, global planes) and config, without its scenes.
 #    Its renders are decoded at the 2 x 2 offsets its scenes are fitted on, averaged (render.offset_ensemble 2,
 #    the tiny-cpu recipe since the sixth session), and an exploit batch fine-tunes its decoder on that average

@@ -253,7 +253,9 @@ def summary_markdown(r: dict) -> str:
         f"# Benchmark: {cfg.get('name', '?')} preset",
         "",
         f"Command: `{r.get('command', '')}`  ",
-        f"Started {r.get('started_utc')} UTC, total wall time {_min(r.get('wall_s'))} min.",
+        f"Started {r.get('started_utc')} UTC, total wall time {_min(r.get('wall_s'))} min"
+        + (" in this session (a resumed benchmark: the phases reused from earlier sessions are not in it)."
+           if any((ph.get("extra") or {}).get("resumed") for ph in r.get("phases", {}).values()) else "."),
         "",
         "## Machine",
         *_machine_lines(r["machine"]),
@@ -291,6 +293,11 @@ def summary_markdown(r: dict) -> str:
     ]
     for name, ph in r.get("phases", {}).items():
         la = ph.get("load_average_end")
+        if (ph.get("extra") or {}).get("resumed"):
+            # Reused from an earlier session of a resumed benchmark: this process neither timed nor held it (the
+            # tables take its times from the saved results), so its zeros and this process's RSS would mislead.
+            parts.append(f"| {name} | reused | reused | - | - |")
+            continue
         parts.append(
             f"| {name} | {ph['wall_s']:.1f} | {ph['cpu_s']:.1f} | {ph['rss_peak_bytes'] / 1e6:.0f} | "
             f"{_f(la[0] if la else None)} |"

@@ -93,6 +93,18 @@ def test_report_writes_markdown_and_pngs(tmp_path):
     md = summary_markdown(r)
     assert "Table 1" in md and "Tri-Planes (RGB)" in md and "t_scene_eff at N_exploit=1000" in md
     assert files["fig6_time_to_quality"].read_bytes()[:4] == b"\x89PNG"
+    assert "| ours/warmup | 60.0 | 100.0 | 100 |" in md and "resumed benchmark" not in md
+
+
+def test_report_marks_the_phases_a_resumed_benchmark_reused():
+    # A reused phase has no clock or memory of this process: its row must not show 0 s and this process's RSS.
+    r = _results()
+    r["phases"]["ours/exploit"] = {"wall_s": 0.0, "cpu_s": 0.0, "rss_peak_bytes": 6e8, "load_average_end": [1, 1, 1],
+                                   "extra": {"resumed": True}}
+    md = summary_markdown(r)
+    assert "| ours/exploit | reused | reused | - | - |" in md
+    assert "| ours/warmup | 60.0 | 100.0 | 100 |" in md
+    assert "in this session (a resumed benchmark" in md
 
 
 def test_table2_differences_pair_scenes_and_bound_the_difference():
