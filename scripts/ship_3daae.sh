@@ -4,11 +4,13 @@
 # Env: BASE (runs/ship3da), RUN (runs/ship3da-shift2-j2400), PKG (latentscenes/pretrained/3daae-airliners-64),
 #      AE (the base autoencoder: shipped, or a file such as a 16-channel `ae pretrain` result; docs/fidelity.md),
 #      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), NOTE (the model card's prose:
-#      docs/fidelity-runs/ship6_card_note.md), JOINT (the joint stage's steps: 2400; a finished RUN continues to a
+#      docs/fidelity-runs/ship7_card_note.md), JOINT (the joint stage's steps: 2400; a finished RUN continues to a
 #      larger count), OMP_NUM_THREADS (1).
-# The shipped package v6 (sixteenth session): AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
-#   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16 (its base autoencoder: the
-#   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package), then copied to
+# The shipped package v7 (seventeenth session): v6's run (AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
+#   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16; its base autoencoder: the
+#   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package) copied to
+#   runs/ship3da-c16-j4000 without its model/ and manifest.json, then the same with RUN=runs/ship3da-c16-j4000
+#   PKG=runs/pkgs/3daae-c16-j4000 JOINT=4000 (the finished joint stage continues to 4,000 steps), copied to
 #   latentscenes/pretrained/3daae-airliners-64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 AE=${AE:-shipped}; WARM=${WARM:-runs/pkgs/warm3000}; WTAG=$(basename "$WARM")
-NOTE=${NOTE:-docs/fidelity-runs/ship6_card_note.md}; JOINT=${JOINT:-2400}
+NOTE=${NOTE:-docs/fidelity-runs/ship7_card_note.md}; JOINT=${JOINT:-2400}
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -86,9 +88,9 @@ python scripts/experiments/summarize.py "runs/pkg/plain-$WTAG-shift2-oe2-dm.metr
 [ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
-#    (The shipped v6 card was written by this same command run on the shipped folder with the committed copies of
+#    (The shipped v7 card was written by this same command run on the shipped folder with the committed copies of
 #    these four files, so that it names files a fresh checkout has: docs/fidelity-runs/s16_plain-c16-warm3000-dm,
-#    s16_v6-c16-dm (.metrics.json), s16_probe-plain-c16-shift2, s16_probe-v6-c16-shift2 (.json), ship6_card_note.md.)
+#    s17_v7-c16-j4000-dm (.metrics.json), s16_probe-plain-c16-shift2, s17_probe-v7-c16-shift2 (.json), ship7_card_note.md.)
 python scripts/experiments/model_card_3daae.py "$PKG" "runs/pkg/plain-$WTAG-shift2-oe2-dm.metrics.json" \
   "runs/pkg/shipped-$TAG-dm.metrics.json" "runs/pkg/probe-$WTAG-shift2.json" \
   "runs/pkg/probe-$TAG-shift2.json" "$NOTE"
