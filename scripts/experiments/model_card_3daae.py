@@ -12,6 +12,7 @@ from pathlib import Path
 
 from latentscenes.autoencoder.model import read_header
 from latentscenes.evaluation.stats import paired_bootstrap, scene_values
+from latentscenes.training import run_format as rf
 
 args = sys.argv[1:]
 recipe_p = None
@@ -45,11 +46,11 @@ tri, j = cfg["triplane"], cfg["joint"]
 (p_plain, ae_plain), (p_ours, ae_ours) = probe(pp), probe(po)
 # the probe's own view offsets (``--set data.shift_grid``), which change what it measures (docs/fidelity.md)
 probe_grid = int(po.get("config", {}).get("data", {}).get("shift_grid", 1))
-# the latent size from the weights themselves (config.json's ae section describes only a scratch architecture)
-channels = read_header(pkg / "model" / "shared.safetensors")["vae_config"]["latent_channels"]
-base_ae = pkg / "model" / "base_ae.safetensors"
-base_desc = (f"the base autoencoder `model/base_ae.safetensors` (carried in this folder; {channels} latent channels; "
-             "how it was made: below)" if base_ae.is_file() else "the shipped base autoencoder")
+# the latent size from the weights themselves (the config.json of packages exported before the seventeenth session
+# kept a scratch architecture in its ae section)
+channels = read_header(rf.shared_path(pkg))["vae_config"]["latent_channels"]
+base_desc = (f"the base autoencoder `{rf.BASE_AE_REF}` (carried in this folder; {channels} latent channels; "
+             "how it was made: below)" if rf.base_ae_path(pkg).is_file() else "the shipped base autoencoder")
 lines = [
     f"# Pre-trained 3Da-AE: FlightGear airliners, 64x64 images, 8x8x{channels} latents",
     "",
