@@ -103,7 +103,16 @@ class AEConfig:
         """This config with its architecture fields taken from a diffusers ``AutoencoderKL`` config dict (the
         header of a weights file), so that a saved config describes the weights it names: with
         ``source="path"`` the file's header decides the architecture and these fields are otherwise ignored.
-        Keys the dict lacks keep this config's values (diffusers' defaults apply to such files anyway)."""
+
+        Args:
+            vae_config: ``vae_config`` of :func:`read_header` (keys ``block_out_channels``, ``layers_per_block``,
+                ``norm_num_groups``, ``latent_channels``, ``mid_block_add_attention``); keys it lacks keep this
+                config's values.
+        Returns:
+            a new :class:`AEConfig` (``source``, ``path``, ``tanh_scale``, ``use_mean`` unchanged).
+        Raises:
+            ValueError / TypeError: a present key's value is not a number (or a list of numbers).
+        """
         v = vae_config
         return dataclasses.replace(
             self,
