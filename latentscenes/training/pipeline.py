@@ -845,9 +845,12 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             with the warm-up's MLP and B, the ablation; ``"joint"`` = a joint stage still running or stopped).
         extra: JSON-able facts recorded in the manifest under ``"notes"`` (e.g. measured figures).
     Returns:
-        the written manifest.
+        the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
+        or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
+        in its config.
     Raises:
         RunError: not a training run, no finished model / no checkpoint of ``stage``, ``out`` not empty.
+        FileNotFoundError / AutoencoderError: that base autoencoder is gone or unreadable (message names it).
     """
     run_dir, out = Path(run_dir), Path(out)
     cfg = load_run_config(run_dir)
@@ -886,16 +889,25 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     rf.model_dir(tmp).mkdir(parents=True)
     shutil.copyfile(src, rf.shared_path(tmp))
     pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
-    if cfg.ae.source == "path" and cfg.ae.path and Path(cfg.ae.path).is_file():
-        # The base autoencoder was a local file (e.g. an `ae pretrain` result): the package carries it, so that
-        # its plain-AE ablation and AE ceiling (the benchmark) need nothing outside the package.
-        shutil.copyfile(cfg.ae.path, rf.base_ae_path(tmp))
+    if cfg.ae.source == "path" and cfg.ae.path:
+        # The base autoencoder was a local file or folder (an `ae pretrain` result, an SD-VAE): the package
+        # carries it, so that its plain-AE ablation and AE ceiling (the benchmark) need nothing outside the
+        # package and it still loads when moved to another machine.
+        header = read_ae_header(cfg.ae.path) if Path(cfg.ae.path).is_file() else None
+        if header is not None:
+            shutil.copyfile(cfg.ae.path, rf.base_ae_path(tmp))
+            vae_config = header.get("vae_config")
+        else:
+            # A diffusers folder or a raw state dict: written as one file of our format (weights, architecture
+            # and the latent normalisation in its header), which `ae.path = BASE_AE_REF` then loads.
+            base = load_autoencoder(cfg.ae)
+            base.save(rf.base_ae_path(tmp))
+            vae_config = base.vae_config
         pcfg = dataclasses.replace(pcfg, ae=dataclasses.replace(pcfg.ae, path=rf.BASE_AE_REF))
-        header = read_ae_header(cfg.ae.path)
-        if header is not None and isinstance(header.get("vae_config"), dict):
-            # The run's config kept the --ae default architecture (4 channels) although the file decides it:
+        if isinstance(vae_config, dict):
+            # The run's config kept the --ae default architecture (4 channels) although the weights decide it:
             # the package's config says what its weights are (a 16-channel base reads 16 here).
-            pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(header["vae_config"]))
+            pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(vae_config))
     save_config(pcfg, rf.config_path(tmp))
     # The stages the exported weights went through (all of them, or those up to ``stage``).
     through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]

@@ -90,6 +90,37 @@ def test_a_package_carries_a_base_autoencoder_given_as_a_file(trained_run, tmp_p
     assert load_run_config(tmp_path / "plain").ae == load_run_config(trained_run).ae
 
 
+def test_a_package_carries_a_base_autoencoder_given_as_a_diffusers_folder(trained_run, tmp_path):
+    # `--ae /models/sd15/vae`: the package must not name that absolute folder (it breaks once moved); it holds
+    # the same weights in one file of ours.
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.training.pipeline import load_run_config
+
+    ae = load_trained(trained_run, "cpu").ae
+    folder = tmp_path / "sd" / "vae"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", **ae.vae_config}))
+    save_file({k: v.contiguous() for k, v in ae.vae.state_dict().items()},
+              str(folder / "diffusion_pytorch_model.safetensors"))
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    c = json.loads((run / "config.json").read_text())
+    c["ae"].update(source="path", path=str(tmp_path / "sd"), tanh_scale=0.2)
+    (run / "config.json").write_text(json.dumps(c))
+    export_pretrained(run, tmp_path / "pkg")
+    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["ae"]["path"] == "model/base_ae.safetensors"
+    shutil.rmtree(tmp_path / "sd")
+    shutil.move(tmp_path / "pkg", tmp_path / "moved")
+    base = load_autoencoder(load_run_config(tmp_path / "moved").ae)
+    assert base.tanh_scale == pytest.approx(0.2)
+    for k, v in base.vae.state_dict().items():
+        assert torch.equal(v, ae.vae.state_dict()[k]), k
+
+
 def test_export_from_a_stage_checkpoint_and_refusals(trained_run, tmp_path):
     m_full = export_pretrained(trained_run, tmp_path / "full")
     m = export_pretrained(trained_run, tmp_path / "warm", stage="warmup")
