@@ -67,6 +67,7 @@ from latentscenes.training.config import (
     ExploitConfig,
     PipelineConfig,
     StageConfig,
+    fit_for_min_steps,
     stage_configs,
     strategy_weights,
     validate_pipeline,
@@ -1180,6 +1181,10 @@ def exploit_3daae(
     # This rank's part of the batch (None with one process): every scene id and view count of the batch.
     shard = distributed.Shard.from_table(table) if world_size > 1 else None
     whole = table if shard is None else shard  # scene_ids, n_source_views, copies of the whole batch
+    # A small batch fits in smaller mini-batches, so that its fit gets enough updates to leave the random start
+    # (ExploitConfig.fit_min_steps); decided from the whole batch, so every rank agrees and a resume repeats it.
+    effective["exploit_fit"] = fit_for_min_steps(effective["exploit_fit"], whole.n_source_views,
+                                                 cfg.exploit.fit_min_steps)
     if resume:
         check_resume_scenes(out, EXPLOIT_STAGES, whole)
     _sync(world_size)  # every rank has read the folder's manifest before rank 0 rewrites it

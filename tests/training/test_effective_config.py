@@ -232,3 +232,41 @@ def test_resuming_a_batch_saved_before_stage_configs_compares_what_it_ran(record
         else:
             with pytest.raises(RunError, match=r"exploit\.fit\.lambda_dec"):
                 exploit_3daae(root / "run", ex, cfg, scenes=sphere_scenes(1, "n", seed=3), resume=True)
+
+
+# ------------------------------------------------------------------------------------ small exploit batches
+def test_fit_for_min_steps_keeps_the_per_scene_budget_in_smaller_batches():
+    from latentscenes.training.config import fit_for_min_steps
+    from latentscenes.training.stages import resolve_steps
+
+    fit = StageConfig(epochs=400 / 24, batch_size=8)
+    # one scene of 24 views at the tiny-cpu budget: 50 updates of 8 -> 400 updates of 1, the same 400 view-updates
+    one = fit_for_min_steps(fit, 24, 400)
+    assert one.batch_size == 1 and resolve_steps(one, 24) == 400
+    two = fit_for_min_steps(fit, 24, 200)
+    assert two.batch_size == 2 and resolve_steps(two, 24) * two.batch_size == resolve_steps(fit, 24) * 8
+    # ten scenes already give 500 updates at batch 8: unchanged (the card's, demo's and benchmark's batches)
+    assert fit_for_min_steps(fit, 240, 400) is fit
+    # an explicit step count, or the rule off, runs as given
+    assert fit_for_min_steps(StageConfig(steps=10, batch_size=8), 24, 400).batch_size == 8
+    assert fit_for_min_steps(fit, 24, None) is fit
+
+
+def test_a_one_scene_exploit_batch_fits_in_smaller_batches_and_records_it(tmp_path):
+    from latentscenes.training.stages import resolve_steps
+
+    cfg = small_config()
+    run = tmp_path / "run"
+    with single_thread():
+        train_3daae(cfg, run, scenes=sphere_scenes(2))
+        ex = exploit_config(load_run_config(run), ["exploit.fit.epochs=4", "exploit.fit.batch_size=4",
+                                                   "exploit.fit_min_steps=8", "exploit.finetune_decoder=false"])
+        res = exploit_3daae(run, tmp_path / "b", ex, scenes=sphere_scenes(1, "new", seed=3))
+    n_views = res["n_views"]
+    want = max(1, int(4 * n_views // 8))
+    assert want < 4  # the case under test: the per-scene budget gives fewer than 8 updates at batch 4
+    rec = json.loads((tmp_path / "b" / "manifest.json").read_text())["stage_configs"]["exploit_fit"]
+    assert rec["batch_size"] == want
+    assert res["stages"]["exploit_fit"]["steps"] == resolve_steps(StageConfig(epochs=4, batch_size=want), n_views)
+    with pytest.raises(ConfigError, match="fit_min_steps"):
+        pipeline.validate_pipeline(apply_overrides(small_config(), ["exploit.fit_min_steps=0"]))
