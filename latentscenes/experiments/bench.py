@@ -61,7 +61,7 @@ from latentscenes.experiments.step import (
     run_method,
 )
 from latentscenes.training import run_format as rf
-from latentscenes.training.config import PipelineConfig
+from latentscenes.training.config import PipelineConfig, fit_for_min_steps
 from latentscenes.training.pipeline import apply_render_defaults
 from latentscenes.utils.device import pick_device, seed_everything, set_cpu_threads
 from latentscenes.utils.folders import check_out_folder, mark_folder
@@ -138,16 +138,20 @@ def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: Bench
 def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int = 0):
     """Exploit stage steps from the per-scene budget: ``ceil(updates_per_scene * n_scenes / batch_size)``.
 
-    ``curve_points > 0`` also sets ``eval_every`` so that each stage is evaluated about that many times.
+    The fit of a small batch (the re-learned train scenes) draws smaller mini-batches as a user's exploit does
+    (``exploit.fit_min_steps``, :func:`~latentscenes.training.config.fit_for_min_steps`): the same view-updates
+    per scene. ``curve_points > 0`` also sets ``eval_every`` so that each stage is evaluated about that many times.
     """
     ex = pcfg.exploit
 
-    def stage(sc, updates: int):
+    def stage(sc, updates: int, min_steps: int | None = None):
+        if updates > 0:
+            sc = fit_for_min_steps(dataclasses.replace(sc, epochs=float(updates)), n_scenes, min_steps)
         steps = max(1, math.ceil(updates * n_scenes / sc.batch_size)) if updates > 0 else 0
         every = max(1, steps // curve_points) if curve_points > 0 and steps > 0 else 0
         return dataclasses.replace(sc, steps=steps, epochs=None, eval_every=every)
 
-    fit = stage(ex.fit, cfg.fit_view_updates_per_scene)
+    fit = stage(ex.fit, cfg.fit_view_updates_per_scene, ex.fit_min_steps)
     ft = stage(ex.finetune, cfg.finetune_view_updates_per_scene)
     ex = dataclasses.replace(ex, fit=fit, finetune=ft, finetune_decoder=ex.finetune_decoder and ft.steps > 0)
     return dataclasses.replace(pcfg, exploit=ex)

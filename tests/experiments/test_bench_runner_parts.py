@@ -23,9 +23,19 @@ def test_exploit_steps_are_per_scene():
     cfg = preset_cpu()
     p = pipeline_config(cfg, torch.device("cpu"))
     b = p.exploit.fit.batch_size
-    for n in (6, 24, 1000):
+    for n in (24, 1000):
         e = per_scene_exploit(p, cfg, n)
+        assert e.exploit.fit.batch_size == b
         assert e.exploit.fit.steps == math.ceil(cfg.fit_view_updates_per_scene * n / b)
+    # a small batch (the re-learned train scenes) fits as a user's exploit would: smaller mini-batches, enough
+    # updates (exploit.fit_min_steps), the same view-updates per scene
+    for n in (1, 4):
+        e = per_scene_exploit(p, cfg, n)
+        fit = e.exploit.fit
+        assert fit.batch_size < b and fit.steps >= p.exploit.fit_min_steps
+        assert fit.steps == math.ceil(cfg.fit_view_updates_per_scene * n / fit.batch_size)
+    for n in (1, 4, 24):
+        e = per_scene_exploit(p, cfg, n)
         assert e.exploit.fit.epochs is None and e.exploit.fit.eval_every == 0
         assert e.exploit.finetune.steps == math.ceil(cfg.finetune_view_updates_per_scene * n / e.exploit.finetune.batch_size)
     e = per_scene_exploit(p, cfg, 24, curve_points=8)
