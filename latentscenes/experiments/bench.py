@@ -145,7 +145,7 @@ def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int =
     ex = pcfg.exploit
 
     def stage(sc, updates: int, min_steps: int | None = None):
-        if updates > 0:
+        if updates > 0:  # epochs x n_views there = updates per scene x scenes here: the batch's view-updates
             sc = fit_for_min_steps(dataclasses.replace(sc, epochs=float(updates)), n_scenes, min_steps)
         steps = max(1, math.ceil(updates * n_scenes / sc.batch_size)) if updates > 0 else 0
         every = max(1, steps // curve_points) if curve_points > 0 and steps > 0 else 0

@@ -197,7 +197,9 @@ def fit_for_min_steps(fit: StageConfig, n_views: int, min_steps: int | None) -> 
     Returns:
         ``fit``, or a copy whose ``batch_size`` is ``max(1, floor(epochs * n_views / min_steps))`` when that is
         below ``fit.batch_size``: the same view-updates per scene in more, smaller updates (a batch of >= 8
-        scenes at the ``tiny-cpu`` budget is unchanged).
+        scenes at the ``tiny-cpu`` budget is unchanged). Raises nothing.
+
+    Not in the paper (Alg. 2 fixes no update count); measured in docs/fidelity.md, eighteenth session.
     """
     if min_steps is None or fit.epochs is None:
         return fit
