@@ -5,8 +5,9 @@
 #      AE (the base autoencoder: shipped, or a file such as a 16-channel `ae pretrain` result; docs/fidelity.md),
 #      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), NOTE (the model card's prose:
 #      docs/fidelity-runs/ship7_card_note.md), JOINT (the joint stage's steps: 2400; a finished RUN continues to a
-#      larger count), RES (the training resolution of steps 2-3: 64, i.e. 8x8 latents; 128 for the paper's 16x16,
-#      eighteenth session, ~0.44 s per warm-up and ~10 s per joint step at one thread), OMP_NUM_THREADS (1).
+#      larger count), RES (the resolution of training and of step 5's measurements: 64, i.e. 8x8 latents; 128 for
+#      the paper's 16x16, eighteenth session, ~0.44 s per warm-up and ~10 s per joint step at one thread; the card's
+#      title still reads 64x64), OMP_NUM_THREADS (1).
 # The shipped package v7 (seventeenth session): v6's run (AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
 #   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16; its base autoencoder: the
 #   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package) copied to
@@ -19,7 +20,7 @@ source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 AE=${AE:-shipped}; WARM=${WARM:-runs/pkgs/warm3000}; WTAG=$(basename "$WARM")
-NOTE=${NOTE:-docs/fidelity-runs/ship7_card_note.md}; JOINT=${JOINT:-2400}; RES=${RES:-64}
+NOTE=${NOTE:-docs/fidelity-runs/ship7_card_note.md}; JOINT=${JOINT:-2400}; export RES=${RES:-64}
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -77,6 +78,7 @@ fi
 #    and the consistency probe of both, with the exploit's views at the same offsets (without them the probe does
 #    not see what the joint stage on offsets changed, docs/fidelity.md).
 #    The result files are named after the run (TAG), so that an earlier package's files are not taken for its own.
+#    At RES px: pkg_exploit.sh reads RES too.
 TAG=$(basename "$RUN")
 [ -d "$WARM" ] || latentscenes export --run "$BASE" --stage warmup --out "$WARM"
 #    Both with the package's exploit recipe (decoded at offsets, the decoder fine-tuned on that average: "-dm").
@@ -85,9 +87,9 @@ bash scripts/experiments/pkg_exploit.sh "$WARM" "plain-$WTAG-shift2-oe2-dm" --se
 bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG-dm"
 python scripts/experiments/summarize.py "runs/pkg/plain-$WTAG-shift2-oe2-dm.metrics.json" "runs/pkg/shipped-$TAG-dm.metrics.json"
 [ -f "runs/pkg/probe-$WTAG-shift2.json" ] || latentscenes probe --run "$WARM" --data data/fg128 --scenes exploit \
-  --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$WTAG-shift2.json"
+  --n-scenes 10 --set data.resolution="$RES" --set data.shift_grid=2 --out "runs/pkg/probe-$WTAG-shift2.json"
 [ -f "runs/pkg/probe-$TAG-shift2.json" ] || latentscenes probe --run "$PKG" --data data/fg128 --scenes exploit \
-  --n-scenes 10 --set data.resolution=64 --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
+  --n-scenes 10 --set data.resolution="$RES" --set data.shift_grid=2 --out "runs/pkg/probe-$TAG-shift2.json"
 # 6. The model card, from the files above (no figure typed by hand) plus the prose note kept in the docs.
 #    (The shipped v7 card was written by this same command run on the shipped folder with the committed copies of
 #    these four files, so that it names files a fresh checkout has: docs/fidelity-runs/s16_plain-c16-warm3000-dm,
