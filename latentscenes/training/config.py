@@ -170,10 +170,6 @@ class ExploitConfig:
             spends its first ~100-150 updates smoothing the random start (TV), whatever the number of scenes; with
             one new scene at batch 8 (50 updates) the planes stayed flat and held-out PSNR was 21.5 dB against 27.7
             with 400 updates of one view (docs/fidelity.md, eighteenth session). ``None``: off. Not in the paper.
-        fit_init: where the new scenes' T_mic and W start: ``random`` (Alg. 2's random initialisation, scaled by
-            ``triplane.local_init_std`` / ``coef_init_std``), ``train_mean`` (the mean T_mic and W of the run's
-            training scenes: the average learned object) or ``train_mean_noise`` (that mean plus the random draw).
-            The means need the run's training scenes (a training run folder). Not in the paper.
 
     What each stage is fixes some of its fields; :func:`stage_configs` refuses a config that contradicts them.
     """
@@ -188,7 +184,6 @@ class ExploitConfig:
     refit_margin_db: float | None = 2.0
     refit_init: Literal["fresh", "mean"] = "mean"
     fit_min_steps: int | None = 400
-    fit_init: Literal["random", "train_mean", "train_mean_noise"] = "random"
 
 
 def fit_for_min_steps(fit: StageConfig, n_views: int, min_steps: int | None) -> StageConfig:

@@ -1208,9 +1208,6 @@ def exploit_3daae(
         elif fresh_global is not None:
             system.bank.global_planes.copy_(fresh_global)
         system.mlp.load_state_dict(fresh_mlp if ex.reinit_mlp else trained.mlp.state_dict())
-        if ex.fit_init != "random":
-            _start_from_train_mean(system.bank, trained.bank, keep_draw=ex.fit_init == "train_mean_noise",
-                                   source=run_dir)
     trained = None  # the training scenes' planes are not needed any more (memory at paper scale)
     for p in system.bank.parameters():
         p.requires_grad_(True)
@@ -1275,27 +1272,6 @@ def exploit_3daae(
         "n_views": whole.n_source_views, "latent_cache_s": cache_s, "stages": results,
         "train_s": sum(r["train_s"] for r in results.values()), "bytes": nbytes, "system": system,
     }
-
-
-def _start_from_train_mean(bank: SceneBank, train_bank: SceneBank, keep_draw: bool, source: Path) -> None:
-    """Set every scene of ``bank`` to the mean T_mic and W of ``train_bank``'s scenes (resampled to ``bank``'s T),
-    plus the scene's own random draw when ``keep_draw`` (``exploit.fit_init``).
-
-    Raises:
-        RunError: ``train_bank`` holds no scenes (a package without its training scenes).
-    """
-    if train_bank.num_scenes == 0:
-        raise RunError(f"exploit.fit_init needs the training scenes of {source}; it holds none (use the training "
-                       "run folder, or exploit.fit_init=random)")
-    mean = {k: v.double().mean(0, keepdim=True).float() for k, v in train_bank.per_scene_state().items()}
-    if "local" in mean:
-        mean["local"] = resample_planes(mean["local"], bank.cfg.resolution)
-    ids = bank.scene_ids
-    start = {k: v.expand(len(ids), *v.shape[1:]).clone() for k, v in mean.items()}
-    if keep_draw:
-        own = bank.per_scene_state(ids)
-        start = {k: v + own[k] for k, v in start.items()}
-    bank.assign(ids, start)
 
 
 def resample_planes(planes: torch.Tensor, resolution: int) -> torch.Tensor:
