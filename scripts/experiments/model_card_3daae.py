@@ -51,8 +51,11 @@ probe_grid = int(po.get("config", {}).get("data", {}).get("shift_grid", 1))
 channels = read_header(rf.shared_path(pkg))["vae_config"]["latent_channels"]
 base_desc = (f"the base autoencoder `{rf.BASE_AE_REF}` (carried in this folder; {channels} latent channels; "
              "how it was made: below)" if rf.base_ae_path(pkg).is_file() else "the shipped base autoencoder")
+# the training resolution from the config (a RES=128 package learned its stages on 128x128 images)
+res = int(cfg["data"].get("resolution") or 64)
+down = 2 ** (len(read_header(rf.shared_path(pkg))["vae_config"]["down_block_types"]) - 1)  # AutoencoderKL
 lines = [
-    f"# Pre-trained 3Da-AE: FlightGear airliners, 64x64 images, 8x8x{channels} latents",
+    f"# Pre-trained 3Da-AE: FlightGear airliners, {res}x{res} images, {res // down}x{res // down}x{channels} latents",
     "",
     "`latentscenes exploit --run shipped --data D --out OUT` learns new scenes in this 3D-aware latent space without",
     "a training run of your own (paper Alg. 2); `latentscenes demo` (tiny-cpu) uses it. Made and measured by",
@@ -64,8 +67,8 @@ lines = [
     f"and the M = {tri['n_global']} global planes B (F_mac = {tri['f_mac']}, T = {tri['resolution']}), the latent "
     f"background; `config.json`: the run's resolved `PipelineConfig` (sizes, render settings, exploit recipe).",
     f"- Trained from {base_desc} on the first {len(man['train_scene_ids'])} train-split scenes of "
-    "the built-in FlightGear airliners (24 views per scene, loaded at 64x64; the exploit split's airframe meshes "
-    "were never seen), with `--preset tiny-cpu`"
+    f"the built-in FlightGear airliners (24 views per scene, loaded at {res}x{res}; the exploit split's airframe "
+    "meshes were never seen), with `--preset tiny-cpu`"
     + ("; " + " + ".join(f"{n:,} {k} steps" for k, n in src["stage_steps"].items()) if src.get("stage_steps") else "")
     + (f"; the joint stage used every view at {cfg['data']['shift_grid']}x{cfg['data']['shift_grid']} sub-latent-pixel "
        "offsets (`data.shift_grid`, docs/training.md)" if cfg["data"].get("shift_grid", 1) > 1 else "") + ".",
