@@ -48,8 +48,14 @@ def _print_summary(res: dict) -> None:
             done = "; ".join(f"{r['scene']} {r['before_db']:.2f} -> {r['after_db']:.2f} dB, kept the "
                              f"{'refit' if r['kept'] == 'refit' else 'first fit'}" for r in st["scenes"])
             console.print(f"  {name}: {st['refitted']} of {st['checked']} scenes more than {st['margin_db']:g} dB "
-                          f"below the median train-view latent PSNR, {st['train_s']:.1f} s" + (f": {done}" if done else ""),
-                          markup=False, highlight=False)
+                          f"below the median train-view latent PSNR or collapsed, {st['train_s']:.1f} s"
+                          + (f": {done}" if done else ""), markup=False, highlight=False)
+            if st.get("still_collapsed"):  # batches written before the check have no such key
+                console.print(f"  warning: {len(st['still_collapsed'])} scene(s) still collapsed after their refit "
+                              f"(train-view latent PSNR within {st['collapse_margin_db']:g} dB of a flat prediction: "
+                              f"a blob, not the object): {', '.join(st['still_collapsed'])}. The 3Da-AE may not suit "
+                              "these images (another resolution or category than it was trained on).",
+                              style="bold red", markup=False, highlight=False)
             continue
         losses = ", ".join(f"{k} {v:.4g}" for k, v in st.get("final_losses", {}).items())
         console.print(

@@ -170,6 +170,13 @@ class ExploitConfig:
             spends its first ~100-150 updates smoothing the random start (TV), whatever the number of scenes; with
             one new scene at batch 8 (50 updates) the planes stayed flat and held-out PSNR was 21.5 dB against 27.7
             with 400 updates of one view (docs/fidelity.md, eighteenth session). ``None``: off. Not in the paper.
+        collapse_margin_db: with refits on, a scene whose train-view latent PSNR lies less than this many dB above
+            its flat prediction (its mean latent everywhere; ``training/refit.py`` ``flat_latent_psnr``) is refitted
+            too, whatever its batch's median: the median cannot see a batch that collapsed as a whole, nor a batch
+            of fewer than 4 scenes. Collapsed fits measured 0.1-0.9 dB above it, healthy ones 4.3-6.1 dB
+            (10 airliners) and 7.3-9.6 dB (10 TORCS cars) at 64 px (docs/fidelity.md, nineteenth session); a false
+            alarm costs a refit's time, not quality (the better fit is kept). ``None``: off (the ``test`` preset,
+            whose few steps leave every fit near its flat prediction). Not in the paper.
 
     What each stage is fixes some of its fields; :func:`stage_configs` refuses a config that contradicts them.
     """
@@ -184,6 +191,7 @@ class ExploitConfig:
     refit_margin_db: float | None = 2.0
     refit_init: Literal["fresh", "mean"] = "mean"
     fit_min_steps: int | None = 400
+    collapse_margin_db: float | None = 2.0
 
 
 def fit_for_min_steps(fit: StageConfig, n_views: int, min_steps: int | None) -> StageConfig:
@@ -301,6 +309,9 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
     m = cfg.exploit.refit_margin_db
     if m is not None and not (math.isfinite(m) and m > 0):
         bad("exploit.refit_margin_db", m, "must be a finite number > 0 (or null: no refits)")
+    c = cfg.exploit.collapse_margin_db
+    if c is not None and not (math.isfinite(c) and c > 0):
+        bad("exploit.collapse_margin_db", c, "must be a finite number > 0 (or null: off)")
     r = cfg.data.resolution
     if r is not None and (r < 8 or r % 8):
         bad("data.resolution", r, "must be a positive multiple of 8 (the autoencoder downsamples by 8)")
@@ -498,7 +509,8 @@ def preset_test() -> PipelineConfig:
         render=_set(_component_preset(RenderConfig, "test"), n_coarse=8, n_importance=8,
                     offset_ensemble=TINY_CPU_OFFSET_ENSEMBLE),
         warmup=s["warmup"], joint=s["joint"],
-        exploit=ExploitConfig(fit=s["fit"], finetune=s["finetune"]),
+        # collapse check off: 6 fit steps leave every fit within 2 dB of its flat prediction
+        exploit=ExploitConfig(fit=s["fit"], finetune=s["finetune"], collapse_margin_db=None),
         logging=LoggingConfig(progress=False),
         encode_batch_size=8,
     )

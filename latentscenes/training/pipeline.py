@@ -1249,7 +1249,8 @@ def exploit_3daae(
             # own: a decoder fine-tune that already started holds its result in its checkpoint).
             results["exploit_refit"] = refit_scenes(
                 system, table, latents, fit, ex.refit_margin_db, seed=cfg.seed, n_views_batch=whole.n_source_views,
-                gather=None if shard is None else shard.all_gather_objects, logger=logger, init=ex.refit_init)
+                gather=None if shard is None else shard.all_gather_objects, logger=logger, init=ex.refit_init,
+                min_steps=ex.fit_min_steps, collapse_margin_db=ex.collapse_margin_db)
         if ft is not None:
             # Decoder fine-tuning (Alg. 2 lines 13-23): L_Dec, decoder trainable, encoder frozen.
             # lambda_ae > 0 adds L_ae on the cached posterior means (frozen encoder): it keeps the decoder an

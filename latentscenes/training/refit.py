@@ -12,8 +12,13 @@ What runs (``exploit.refit_margin_db``; off with ``null``), between the fit and 
 1. :func:`fit_latent_psnr`: every scene's latent PSNR on (up to ``max_views``) of its own train views, rendered
    deterministically and compared with the cached latents the fit used (normalised latents in [-1, 1], peak 2,
    as ``eval``'s ``latent_psnr``).
-2. :func:`scenes_to_refit`: the scenes more than ``margin_db`` below the batch's median (batches of >= 4 scenes).
-3. :func:`refit_scenes`: each of them learned again, alone, with the fit stage's recipe and per-scene budget, the
+2. :func:`scenes_to_refit`: the scenes more than ``margin_db`` below the batch's median (batches of >= 4 scenes),
+   and every scene less than ``exploit.collapse_margin_db`` above its flat prediction (:func:`flat_latent_psnr`, the
+   scene's mean latent everywhere): the median alone cannot see a batch that collapsed as a whole, nor a batch of
+   one to three scenes (docs/fidelity.md, eighteenth and nineteenth sessions). A scene still collapsed after its
+   refit is named in the record (``still_collapsed``) and the exploit command warns.
+3. :func:`refit_scenes`: each of them learned again, alone, with the fit stage's recipe and per-scene budget (in
+   at least ``exploit.fit_min_steps`` updates, as a fit of one scene), the
    shared MLP and global planes B frozen (the other scenes of the batch were fitted with them), its own batch
    order seeded by the scene id (the result does not depend on which other scenes failed or on how a
    multi-process batch is sharded). It starts from the **mean** T_mic and W of the batch's other scenes (the
@@ -39,7 +44,7 @@ import torch
 
 from latentscenes.metrics import psnr_per_image
 from latentscenes.scenes.bank import SceneBank
-from latentscenes.training.config import StageConfig
+from latentscenes.training.config import StageConfig, fit_for_min_steps
 from latentscenes.training.data import ViewTable, step_generator
 from latentscenes.training.stages import LatentSystem, run_stage
 from latentscenes.utils.phases import PeakMemory
@@ -106,6 +111,35 @@ def fit_latent_psnr(
     return result
 
 
+
+
+def flat_latent_psnr(table: ViewTable, latents: torch.Tensor, *, max_views: int = 8,
+                     scene_ids: list[str] | None = None) -> dict[str, float]:
+    """Latent PSNR of the best *flat* prediction of each scene: its per-channel mean latent over the same views
+    :func:`fit_latent_psnr` measures, at every pixel of every view. A fit no better than this learned nothing
+    of the scene's shape or colours (a collapsed fit renders a near-uniform latent).
+
+    Returns:
+        ``{scene_id: PSNR in dB}`` (peak-to-peak 2, per view then the scene's mean, as :func:`fit_latent_psnr`).
+    Raises:
+        ValueError: ``max_views < 1``, or a scene of ``scene_ids`` has no view in ``table``.
+    """
+    if max_views < 1:
+        raise ValueError(f"max_views must be >= 1, got {max_views}")
+    ids = list(table.scene_ids if scene_ids is None else scene_ids)
+    index = {s: i for i, s in enumerate(table.scene_ids)}
+    src_scene = table.scene_rows[: table.n_source_views]
+    result: dict[str, float] = {}
+    for s in ids:
+        rows = (src_scene == index[s]).nonzero().flatten()[:max_views]
+        if rows.numel() == 0:
+            raise ValueError(f"scene {s!r} has no train view in the table")
+        x = latents[rows].float()
+        flat = x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x)
+        result[s] = float(psnr_per_image(flat, x, data_range=2.0).mean())
+    return result
+
+
 def scenes_to_refit(psnr: dict[str, float], margin_db: float) -> tuple[float | None, list[str]]:
     """The scenes whose fit PSNR lies more than ``margin_db`` below the batch's median.
 
@@ -149,6 +183,8 @@ def refit_scenes(
     logger: Any = None,
     max_views: int = 8,
     init: str = "mean",
+    min_steps: int | None = None,
+    collapse_margin_db: float | None = None,
 ) -> dict[str, Any]:
     """Find the batch's collapsed fits and learn each again; keep, per scene, the fit with the higher PSNR.
 
@@ -164,9 +200,16 @@ def refit_scenes(
         init: where a refit starts (``exploit.refit_init``): ``"fresh"``, a new random draw (the fit's own
             initialisation scales, seeded by the scene id); ``"mean"``, the mean T_mic and W of the batch's scenes
             that were not flagged (every process's), i.e. the average learned object of the batch.
+        collapse_margin_db: ``exploit.collapse_margin_db``: also refit every scene less than this many dB above its
+            flat prediction (:func:`flat_latent_psnr`); ``None``: only the median rule.
+        min_steps: ``exploit.fit_min_steps``: a refit is a batch of one scene, so its mini-batch shrinks as the
+            fit's does (:func:`~latentscenes.training.config.fit_for_min_steps`); ``None``: the fit's batch size.
     Returns:
         the record stored in the manifest as ``stages.exploit_refit``: ``margin_db``, ``median_db``, ``checked``
-        (scenes), ``scenes``: ``[{"scene", "before_db", "after_db", "kept": "refit" | "first"}]`` worst first,
+        (scenes), ``scenes``: ``[{"scene", "before_db", "after_db", "kept": "refit" | "first", "flat_db",
+        "collapsed"}]`` worst first (``flat_db``: the flat prediction's PSNR; ``collapsed``: the better fit still within
+        ``collapse_margin_db`` of it), ``collapse_margin_db``, ``flat_gap_min_db`` (the batch's smallest fit-minus-flat
+        margin, before any refit), ``still_collapsed`` (scene ids),
         ``refitted``, ``replaced``, ``refit_s`` (the refits' optimisation loops), and the stage-result keys
         ``steps``, ``train_s`` (the whole phase: the check of every scene and the refits; the slowest process's),
         ``cpu_s`` (its process CPU time, summed over the processes),
@@ -175,12 +218,21 @@ def refit_scenes(
     t_start, c_start = time.perf_counter(), time.process_time()
     with PeakMemory(system.device) as peak:  # this phase's own peak (utils/phases.py)
         psnr = fit_latent_psnr(system, table, latents, max_views=max_views)
+        flat = flat_latent_psnr(table, latents, max_views=max_views)
         everyone = psnr if gather is None else {k: v for part in gather(psnr) for k, v in part.items()}
         median, low = scenes_to_refit(everyone, margin_db)
+        # The median cannot see a batch that collapsed as a whole (or a batch of < 4 scenes): the flat
+        # prediction is an absolute reference for every scene.
+        flat_all = flat if gather is None else {k: v for part in gather(flat) for k, v in part.items()}
+        collapsed = ([] if collapse_margin_db is None else
+                     [s for s, v in everyone.items() if v < flat_all[s] + collapse_margin_db])
+        low = sorted(set(low) | set(collapsed), key=lambda s: everyone[s])
         mine = [s for s in low if s in psnr]
         if init not in ("fresh", "mean"):
             raise ValueError(f"exploit.refit_init must be 'fresh' or 'mean', got {init!r}")
-        start = _healthy_mean(system, [s for s in psnr if s not in low], gather) if init == "mean" and low else None
+        healthy = [s for s in everyone if s not in low]  # every process's (the mean is over the whole batch)
+        # no healthy scene (the whole batch collapsed): a fresh draw
+        start = _healthy_mean(system, [s for s in psnr if s not in low], gather) if init == "mean" and low and healthy else None
         rcfg = refit_config(fit, n_views_batch if n_views_batch is not None else table.n_source_views)
         records: list[dict[str, Any]] = []
         steps, train_s, step_ms = 0, 0.0, []
@@ -188,18 +240,25 @@ def refit_scenes(
             one = _one_scene(system, table, latents, sid, seed)
             if start is not None:
                 one["system"].bank.assign([sid], start)
-            res = run_stage(one["system"], one["table"], f"{REFIT_STAGE}/{sid}", rcfg, seed=seed, latents=one["latents"])
+            # one scene at the fit's batch size gets a few dozen updates, too few to leave a fresh start (the
+            # fifth session's refits from a fresh draw stayed collapsed; docs/fidelity.md, nineteenth session)
+            one_cfg = fit_for_min_steps(rcfg, one["table"].n_source_views, min_steps)
+            res = run_stage(one["system"], one["table"], f"{REFIT_STAGE}/{sid}", one_cfg, seed=seed,
+                            latents=one["latents"])
             after = fit_latent_psnr(one["system"], one["table"], one["latents"], max_views=max_views)[sid]
             kept = "refit" if after > psnr[sid] else "first"
             if kept == "refit":
                 system.bank.assign([sid], one["system"].bank.per_scene_state([sid]))
-            records.append({"scene": sid, "before_db": round(psnr[sid], 4), "after_db": round(after, 4), "kept": kept})
+            records.append({"scene": sid, "before_db": round(psnr[sid], 4), "after_db": round(after, 4), "kept": kept,
+                            "flat_db": round(flat[sid], 4),
+                            "collapsed": collapse_margin_db is not None
+                            and max(after, psnr[sid]) < flat[sid] + collapse_margin_db})
             steps += res.steps
             train_s += res.train_s
             step_ms.append(res.step_ms_median)
             if logger is not None:
                 logger.log({"event": "refit", "scene": sid, "before_db": psnr[sid], "after_db": after, "kept": kept,
-                            "median_db": median})
+                            "median_db": median, "flat_db": flat[sid]})
     rss, cuda = peak.rss_peak_bytes / 2**20, (peak.gpu_peak_bytes or 0) / 2**20
     mine_rec = {"records": records, "steps": steps, "refit_s": train_s, "wall_s": time.perf_counter() - t_start,
                 "cpu_s": time.process_time() - c_start, "step_ms": step_ms, "rss": rss, "cuda": cuda}
@@ -208,6 +267,10 @@ def refit_scenes(
     step_ms = [m for p in parts for m in p["step_ms"]]
     return {
         "stage": REFIT_STAGE, "margin_db": margin_db, "init": init, "median_db": median, "checked": len(everyone),
+        "collapse_margin_db": collapse_margin_db,
+        # how close the batch's healthiest margin came: each scene's fit minus its flat prediction, the smallest
+        "flat_gap_min_db": round(min(everyone[s] - flat_all[s] for s in everyone), 4) if everyone else None,
+        "still_collapsed": sorted(r["scene"] for r in records if r["collapsed"]),
         "scenes": records, "refitted": len(records), "replaced": sum(r["kept"] == "refit" for r in records),
         "steps": sum(p["steps"] for p in parts), "refit_s": max(p["refit_s"] for p in parts),
         "train_s": max(p["wall_s"] for p in parts), "cpu_s": sum(p["cpu_s"] for p in parts),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -40,6 +41,10 @@ def test_a_bad_margin_is_refused_before_any_work():
     cfg = small_config()
     cfg.exploit.refit_margin_db = -1.0
     with pytest.raises(ConfigError, match="exploit.refit_margin_db"):
+        validate_pipeline(cfg)
+    cfg = small_config()
+    cfg.exploit.collapse_margin_db = 0.0
+    with pytest.raises(ConfigError, match="exploit.collapse_margin_db"):
         validate_pipeline(cfg)
 
 
@@ -165,3 +170,40 @@ def test_the_exploit_command_says_which_scenes_it_refitted(tmp_path):
     assert "exploit_refit: 2 of 5 scenes more than 1e-06 dB below the median" in " ".join(res.output.split())
     for r in rec["scenes"]:
         assert f"{r['scene']} {r['before_db']:.2f} -> {r['after_db']:.2f} dB" in " ".join(res.output.split())
+
+
+def test_a_batch_that_collapsed_as_a_whole_is_found_against_its_flat_prediction_and_refitted(batch):
+    """The median rule cannot see a batch whose every fit collapsed; the flat prediction (each scene's mean latent
+    everywhere) can, and the refits, one scene each, get ``min_steps`` updates from a fresh draw."""
+    from latentscenes.training.refit import flat_latent_psnr
+
+    system = load_exploited(batch["root"] / "batch", "cpu")
+    table, latents = _table_and_latents({**batch, "system": system})
+    with torch.no_grad():  # every scene collapsed: empty planes, the same coefficients
+        system.bank.local.data.zero_()
+        system.bank.coefs.data.zero_()
+    collapsed = fit_latent_psnr(system, table, latents)
+    flat = flat_latent_psnr(table, latents)
+    assert all(collapsed[s] < flat[s] + 1.0 for s in collapsed)
+    # a flat prediction is the best constant: the scene's mean latent beats any other constant
+    x = latents[: table.n_source_views][table.scene_rows[: table.n_source_views] == 0][:8]
+    off = x.mean(dim=(0, 2, 3), keepdim=True) + 0.05
+    from latentscenes.metrics import psnr_per_image
+    assert float(psnr_per_image(off.expand_as(x), x, data_range=2.0).mean()) < flat["new00"]
+    # a per-scene budget of 20 passes over its 4 views: 20 updates at the fit's batch of 4, 80 at batch 1
+    fit = dataclasses.replace(batch["cfg"].exploit.fit, epochs=20.0)
+    with single_thread():
+        median_only = refit_scenes(system, table, latents, fit, 2.0, seed=0)
+        assert median_only["refitted"] == 0  # all alike: nothing below the median
+        few = refit_scenes(copy.deepcopy(system), table, latents, fit, 2.0, seed=0, collapse_margin_db=1.0)
+        rec = refit_scenes(system, table, latents, fit, 2.0, seed=0, collapse_margin_db=1.0, min_steps=60)
+    assert rec["refitted"] == 5 and rec["collapse_margin_db"] == 1.0
+    assert rec["flat_gap_min_db"] == pytest.approx(min(collapsed[s] - flat[s] for s in flat), abs=1e-3)
+    assert all(r["flat_db"] == pytest.approx(flat[r["scene"]], abs=1e-3) for r in rec["scenes"])
+    assert rec["steps"] >= 5 * 60  # one scene per refit: at least min_steps updates each
+    gains = [r["after_db"] - r["before_db"] for r in rec["scenes"]]
+    assert min(gains) > 0.5 and rec["replaced"] == 5
+    # the same view-updates in 20 updates of 4 views (the fit's batch) leave the refits lower
+    assert few["steps"] == 5 * 20
+    assert sum(r["after_db"] for r in rec["scenes"]) > sum(r["after_db"] for r in few["scenes"]) + 5 * 0.5
+    assert rec["still_collapsed"] == sorted(r["scene"] for r in rec["scenes"] if r["after_db"] < r["flat_db"] + 1.0)
