@@ -73,18 +73,8 @@ def fit_latent_psnr(
     Raises:
         ValueError: ``max_views < 1``, or a scene of ``scene_ids`` has no view in ``table``.
     """
-    if max_views < 1:
-        raise ValueError(f"max_views must be >= 1, got {max_views}")
-    ids = list(table.scene_ids if scene_ids is None else scene_ids)
-    index = {s: i for i, s in enumerate(table.scene_ids)}
-    n = table.n_source_views
-    src_scene = table.scene_rows[:n]
-    rows_of: dict[str, torch.Tensor] = {}
-    for s in ids:
-        r = (src_scene == index[s]).nonzero().flatten()[:max_views]
-        if r.numel() == 0:
-            raise ValueError(f"scene {s!r} has no train view in the table")
-        rows_of[s] = r
+    rows_of = _measured_rows(table, max_views, scene_ids)
+    ids = list(rows_of)
     all_rows = torch.cat([rows_of[s] for s in ids])
     H, W = table.resolution
     ds = system.downsample
@@ -111,6 +101,21 @@ def fit_latent_psnr(
     return result
 
 
+def _measured_rows(table: ViewTable, max_views: int, scene_ids: list[str] | None) -> dict[str, torch.Tensor]:
+    """``{scene_id: rows}``: copy 0 of the first ``max_views`` source views of each scene (table order), the views
+    :func:`fit_latent_psnr` and :func:`flat_latent_psnr` measure. Raises ValueError as they do."""
+    if max_views < 1:
+        raise ValueError(f"max_views must be >= 1, got {max_views}")
+    ids = list(table.scene_ids if scene_ids is None else scene_ids)
+    index = {s: i for i, s in enumerate(table.scene_ids)}
+    src_scene = table.scene_rows[: table.n_source_views]
+    rows_of: dict[str, torch.Tensor] = {}
+    for s in ids:
+        r = (src_scene == index[s]).nonzero().flatten()[:max_views]
+        if r.numel() == 0:
+            raise ValueError(f"scene {s!r} has no train view in the table")
+        rows_of[s] = r
+    return rows_of
 
 
 def flat_latent_psnr(table: ViewTable, latents: torch.Tensor, *, max_views: int = 8,
@@ -124,16 +129,8 @@ def flat_latent_psnr(table: ViewTable, latents: torch.Tensor, *, max_views: int 
     Raises:
         ValueError: ``max_views < 1``, or a scene of ``scene_ids`` has no view in ``table``.
     """
-    if max_views < 1:
-        raise ValueError(f"max_views must be >= 1, got {max_views}")
-    ids = list(table.scene_ids if scene_ids is None else scene_ids)
-    index = {s: i for i, s in enumerate(table.scene_ids)}
-    src_scene = table.scene_rows[: table.n_source_views]
     result: dict[str, float] = {}
-    for s in ids:
-        rows = (src_scene == index[s]).nonzero().flatten()[:max_views]
-        if rows.numel() == 0:
-            raise ValueError(f"scene {s!r} has no train view in the table")
+    for s, rows in _measured_rows(table, max_views, scene_ids).items():
         x = latents[rows].float()
         flat = x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x)
         result[s] = float(psnr_per_image(flat, x, data_range=2.0).mean())
