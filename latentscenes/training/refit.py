@@ -22,7 +22,8 @@ What runs (``exploit.refit_margin_db``; off with ``null``), between the fit and 
    shared MLP and global planes B frozen (the other scenes of the batch were fitted with them), its own batch
    order seeded by the scene id (the result does not depend on which other scenes failed or on how a
    multi-process batch is sharded). It starts from the **mean** T_mic and W of the batch's other scenes (the
-   average learned object, ``exploit.refit_init = "mean"``), not from a fresh random draw: a collapsed fit is
+   average learned object, ``exploit.refit_init = "mean"``; a fresh draw when no scene of the batch is healthy),
+   not from a fresh random draw: a collapsed fit is
    transparent (peak opacity 0.3 against 0.8-1.0), and from a fresh small initialisation the refit with the
    batch's trained MLP fell into the same collapse (19.02 -> 19.03 dB, 21.39 -> 20.35 dB), while from the mean it
    reached 26.28 and 26.44 dB (docs/fidelity.md, fifth session). The new fit replaces the old one only where its
@@ -227,9 +228,11 @@ def refit_scenes(
         mine = [s for s in low if s in psnr]
         if init not in ("fresh", "mean"):
             raise ValueError(f"exploit.refit_init must be 'fresh' or 'mean', got {init!r}")
-        healthy = [s for s in everyone if s not in low]  # every process's (the mean is over the whole batch)
+        # decided from every process's scenes, so that every process takes part in _healthy_mean's gather or none;
         # no healthy scene (the whole batch collapsed): a fresh draw
-        start = _healthy_mean(system, [s for s in psnr if s not in low], gather) if init == "mean" and low and healthy else None
+        healthy = [s for s in everyone if s not in low]
+        mean_start = init == "mean" and bool(low) and bool(healthy)
+        start = _healthy_mean(system, [s for s in psnr if s not in low], gather) if mean_start else None
         rcfg = refit_config(fit, n_views_batch if n_views_batch is not None else table.n_source_views)
         records: list[dict[str, Any]] = []
         steps, train_s, step_ms = 0, 0.0, []
