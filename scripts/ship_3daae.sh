@@ -6,8 +6,8 @@
 #      WARM (the plain-autoencoder package of the warm-up: runs/pkgs/warm3000), NOTE (the model card's prose:
 #      docs/fidelity-runs/ship7_card_note.md), JOINT (the joint stage's steps: 2400; a finished RUN continues to a
 #      larger count), RES (the resolution of training and of step 5's measurements: 64, i.e. 8x8 latents; 128 for
-#      the paper's 16x16, eighteenth session, ~0.44 s per warm-up and ~10 s per joint step at one thread; the card's
-#      title still reads 64x64), OMP_NUM_THREADS (1).
+#      the paper's 16x16, eighteenth session, ~0.44 s per warm-up and ~10 s per joint step at one thread; the card
+#      states the resolution from the package's config), OMP_NUM_THREADS (1).
 # The shipped package v7 (seventeenth session): v6's run (AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
 #   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16; its base autoencoder: the
 #   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package) copied to

@@ -123,8 +123,12 @@ def flat_latent_psnr(table: ViewTable, latents: torch.Tensor, *, max_views: int 
                      scene_ids: list[str] | None = None) -> dict[str, float]:
     """Latent PSNR of the best *flat* prediction of each scene: its per-channel mean latent over the same views
     :func:`fit_latent_psnr` measures, at every pixel of every view. A fit no better than this learned nothing
-    of the scene's shape or colours (a collapsed fit renders a near-uniform latent).
+    of the scene's shape or colours (a collapsed fit renders a near-uniform latent). Not in the paper: the reference
+    of ``exploit.collapse_margin_db`` (docs/fidelity.md, nineteenth session).
 
+    Args:
+        table: the fit's view table; latents: ``[len(table), C, h, w]`` its cached normalised latents (in [-1, 1]).
+        max_views: views per scene (> 0); scene_ids: only these scenes of ``table`` (default: all).
     Returns:
         ``{scene_id: PSNR in dB}`` (peak-to-peak 2, per view then the scene's mean, as :func:`fit_latent_psnr`).
     Raises:
