@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit RGB tri-planes in image space with random ray batches; report time, bytes and held-out PSNR/SSIM.
 
-        Presets: ``tiny-cpu`` (T=32, F=32, 64x64 images, 24+24 samples), ``paper`` (T=64, F=32, 128x128, 48+48;
+        Presets: ``tiny-cpu`` (T=64, F=32, 64x64 images, 24+24 samples), ``paper`` (T=64, F=32, 128x128, 48+48;
         GPU), ``test`` (seconds). ``--set variant=macro`` fits Tri-Planes-Macro (RGB) (shared global planes only).
         """
         # imported on use: keeps `latentscenes --help` fast

@@ -95,7 +95,7 @@ def test_presets_one_step_low_resolution(preset, scenes):
          "measure_render=false", "save_planes=false"],
     )
     res = fit_rgb_scenes(scenes[:1], cfg, None)
-    T = {"tiny-cpu": 32, "paper": 64}[preset]
+    T = 64  # both presets: the paper's plane resolution
     assert res["scenes"][0]["plane_bytes"] == 3 * 32 * T * T * 4
     assert res["render_used"]["n_coarse"] == {"tiny-cpu": 24, "paper": 48}[preset]
 
