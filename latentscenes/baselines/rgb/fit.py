@@ -138,7 +138,7 @@ register_presets(
             max_eval_views=2, save_planes=True, measure_render=False,
         ),
         # T = 64 as in the paper: with T = 32 the baseline was 0.70 dB lower on held-out 64 px views (0.87 at
-        # 128 px) at the same cost per step; T = 128 is no better (docs/fidelity.md, twentieth session)
+        # 128 px) for ~0.8x the time per step; T = 128 is no better (docs/fidelity.md, twentieth session)
         "tiny-cpu": lambda: RGBFitConfig(
             triplane=TriplaneConfig(resolution=64, f_mic=32, f_mac=0, n_global=10),
             render=get_preset(RenderConfig, "tiny-cpu"),
