@@ -45,7 +45,8 @@ def _summary(res: dict) -> dict:
 def _print_summary(res: dict) -> None:
     for name, st in res["stages"].items():
         if name == "exploit_refit":  # training/refit.py: which collapsed fits were learned again
-            done = "; ".join(f"{r['scene']} {r['before_db']:.2f} -> {r['after_db']:.2f} dB, kept the "
+            db = lambda x: "exact" if x is None else f"{x:.2f}"  # None: an exact fit (refit.py writes strict JSON)
+            done = "; ".join(f"{r['scene']} {db(r['before_db'])} -> {db(r['after_db'])} dB, kept the "
                              f"{'refit' if r['kept'] == 'refit' else 'first fit'}" for r in st["scenes"])
             console.print(f"  {name}: {st['refitted']} of {st['checked']} scenes more than {st['margin_db']:g} dB "
                           f"below the median train-view latent PSNR or collapsed, {st['train_s']:.1f} s"

@@ -211,7 +211,8 @@ def refit_scenes(
         (scenes), ``scenes``: ``[{"scene", "before_db", "after_db", "kept": "refit" | "first", "flat_db",
         "collapsed"}]`` worst first (``flat_db``: the flat prediction's PSNR; ``collapsed``: the better fit still within
         ``collapse_margin_db`` of it), ``collapse_margin_db``, ``flat_gap_min_db`` (the batch's smallest fit-minus-flat
-        margin, before any refit), ``still_collapsed`` (scene ids),
+        margin, before any refit), ``still_collapsed`` (scene ids); dB figures that are not finite (an exact fit) are
+        ``None``, so that the record is strict JSON,
         ``refitted``, ``replaced``, ``refit_s`` (the refits' optimisation loops), and the stage-result keys
         ``steps``, ``train_s`` (the whole phase: the check of every scene and the refits; the slowest process's),
         ``cpu_s`` (its process CPU time, summed over the processes),
@@ -253,8 +254,8 @@ def refit_scenes(
             kept = "refit" if after > psnr[sid] else "first"
             if kept == "refit":
                 system.bank.assign([sid], one["system"].bank.per_scene_state([sid]))
-            records.append({"scene": sid, "before_db": round(psnr[sid], 4), "after_db": round(after, 4), "kept": kept,
-                            "flat_db": round(flat[sid], 4),
+            records.append({"scene": sid, "before_db": _json_db(psnr[sid]), "after_db": _json_db(after), "kept": kept,
+                            "flat_db": _json_db(flat[sid]),
                             "collapsed": collapse_margin_db is not None
                             and max(after, psnr[sid]) < flat[sid] + collapse_margin_db})
             steps += res.steps
@@ -270,10 +271,10 @@ def refit_scenes(
     records = sorted((r for p in parts for r in p["records"]), key=lambda r: r["before_db"])
     step_ms = [m for p in parts for m in p["step_ms"]]
     return {
-        "stage": REFIT_STAGE, "margin_db": margin_db, "init": init, "median_db": median, "checked": len(everyone),
+        "stage": REFIT_STAGE, "margin_db": margin_db, "init": init, "median_db": _json_db(median), "checked": len(everyone),
         "collapse_margin_db": collapse_margin_db,
         # how close the batch's healthiest margin came: each scene's fit minus its flat prediction, the smallest
-        "flat_gap_min_db": round(min(everyone[s] - flat_all[s] for s in everyone), 4) if everyone else None,
+        "flat_gap_min_db": _json_db(min(everyone[s] - flat_all[s] for s in everyone)) if everyone else None,
         "still_collapsed": sorted(r["scene"] for r in records if r["collapsed"]),
         "scenes": records, "refitted": len(records), "replaced": sum(r["kept"] == "refit" for r in records),
         "steps": sum(p["steps"] for p in parts), "refit_s": max(p["refit_s"] for p in parts),
@@ -282,6 +283,12 @@ def refit_scenes(
         "peak_rss_mb": max(p["rss"] for p in parts), "cuda_peak_mb": max(p["cuda"] for p in parts),
         "final_losses": {}, "view_copies": int(table.copies),
     }
+
+
+def _json_db(x: float | None) -> float | None:
+    """A dB figure for the manifest: rounded to 4 decimals, ``None`` where it is not finite (an exact fit gives
+    ``inf``, exact fit minus exact flat prediction ``nan``), so that the record is strict JSON."""
+    return round(x, 4) if x is not None and math.isfinite(x) else None
 
 
 def _healthy_mean(system: LatentSystem, healthy: list[str], gather: Callable[[Any], list[Any]] | None) -> dict:

@@ -18,3 +18,10 @@ def test_a_scene_still_collapsed_is_named_in_a_warning(capsys):
     assert "within 1 dB of a flat prediction" in err
     cli_pipeline._print_summary(_result([]))
     assert "warning" not in capsys.readouterr().err
+
+
+def test_an_exact_fit_written_as_none_is_printed(capsys):
+    res = _result([])
+    res["stages"]["exploit_refit"]["scenes"][0]["after_db"] = None  # refit.py: an infinite PSNR is written as None
+    cli_pipeline._print_summary(res)
+    assert "20.10 -> exact dB" in " ".join(capsys.readouterr().err.split())

@@ -207,3 +207,18 @@ def test_a_batch_that_collapsed_as_a_whole_is_found_against_its_flat_prediction_
     assert few["steps"] == 5 * 20
     assert sum(r["after_db"] for r in rec["scenes"]) > sum(r["after_db"] for r in few["scenes"]) + 5 * 0.5
     assert rec["still_collapsed"] == sorted(r["scene"] for r in rec["scenes"] if r["after_db"] < r["flat_db"] + 1.0)
+
+
+def test_an_exact_fit_is_written_as_strict_json(batch, monkeypatch):
+    """An exact fit has an infinite PSNR (and exact minus exact flat is nan): the manifest's record must still be
+    strict JSON (no ``Infinity`` / ``NaN`` tokens), with ``None`` where a figure is not finite."""
+    from latentscenes.training import refit as refit_mod
+
+    system = load_exploited(batch["root"] / "batch", "cpu")
+    table, latents = _table_and_latents({**batch, "system": system})
+    ids = sorted(fit_latent_psnr(system, table, latents))
+    monkeypatch.setattr(refit_mod, "fit_latent_psnr", lambda *a, **k: {s: math.inf for s in ids})
+    monkeypatch.setattr(refit_mod, "flat_latent_psnr", lambda *a, **k: {s: math.inf for s in ids})
+    rec = refit_scenes(system, table, latents, batch["cfg"].exploit.fit, 2.0, seed=0, collapse_margin_db=1.0)
+    json.dumps(rec, allow_nan=False)  # raises ValueError on a non-finite float
+    assert rec["median_db"] is None and rec["flat_gap_min_db"] is None and rec["refitted"] == 0
