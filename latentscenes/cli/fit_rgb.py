@@ -33,11 +33,15 @@ def register(app: typer.Typer) -> None:
         preset: Optional[str] = PRESET_OPT,
         config: Optional[Path] = CONFIG_OPT,
         set_: Optional[list[str]] = SET_OPT,
+        resume: bool = typer.Option(False, "--resume", help="Continue an interrupted fit in OUT: the scenes it "
+                                    "finished are kept, the others fitted (same settings: OUT/config.json)."),
     ) -> None:
         """Fit RGB tri-planes in image space with random ray batches; report time, bytes and held-out PSNR/SSIM.
 
         Presets: ``tiny-cpu`` (T=64, F=32, 64x64 images, 24+24 samples), ``paper`` (T=64, F=32, 128x128, 48+48;
         GPU), ``test`` (seconds). ``--set variant=macro`` fits Tri-Planes-Macro (RGB) (shared global planes only).
+        Each scene is written when it is done; ``--resume`` fits only the scenes an interrupted run had not finished
+        (``micro`` fits; a ``macro`` fit starts again).
         """
         # imported on use: keeps `latentscenes --help` fast
         from latentscenes.baselines.rgb.fit import RGBFitConfig, fit_rgb_scenes
@@ -50,7 +54,12 @@ def register(app: typer.Typer) -> None:
         from latentscenes.utils.device import pick_device
 
         with user_errors():
-            cfg = resolve_config(RGBFitConfig, preset or (None if config else "tiny-cpu"), config, list(set_ or []))
+            saved = out / "config.json"
+            if resume and saved.is_file() and not (preset or config):
+                # the saved config is the fit's own; --set may repeat it but not change it (checked below)
+                cfg = resolve_config(RGBFitConfig, None, saved, list(set_ or []))
+            else:
+                cfg = resolve_config(RGBFitConfig, preset or (None if config else "tiny-cpu"), config, list(set_ or []))
             cfg.validate()
             if not data.exists():
                 raise FileNotFoundError(f"{data}: dataset folder not found")
@@ -74,14 +83,16 @@ def register(app: typer.Typer) -> None:
                     console.print(describe(bounds))
             if scenes is not None:
                 ids = ids[:scenes]
-            # Checked before anything is written: a refused start must leave no folder behind. fit-rgb cannot
-            # resume, so a folder holding any output (its own earlier fit included) is refused, not overwritten.
-            check_out_folder(out, "fit-rgb")
+            # Checked before anything is written: a refused start must leave no folder behind. A folder holding
+            # any output (its own earlier fit included) is refused, not overwritten, unless --resume continues it.
+            check_out_folder(out, "fit-rgb", resume=resume, resumable=True)
+            if resume and saved.is_file():
+                _check_same_config(cfg, saved)
             pick_device(cfg.device)
             mark_folder(out, "fit-rgb")
             save_config(cfg, out / "config.json")
             results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, render_defaults=bounds,
-                                     log=lambda s: console.print(s), evaluate=rgb_fit_evaluator())
+                                     log=lambda s: console.print(s), evaluate=rgb_fit_evaluator(), resume=resume)
             results["command"] = "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             write_results(out, results)
         s = results["summary"]
@@ -92,3 +103,18 @@ def register(app: typer.Typer) -> None:
         if "render_ms_per_view_128" in s:
             msg += f", render {s['render_ms_per_view_128']:.1f} ms per 128x128 view"
         console.print(f"[green]{msg}[/green] -> {out}/results.json")
+
+
+def _check_same_config(cfg, saved: Path) -> None:
+    """Refuse a resumed fit whose settings differ from the interrupted one's (its scenes would mix two recipes)."""
+    from latentscenes.config import ConfigError, load_config, to_dict
+
+    def flat(d: dict, pre: str = "") -> dict:
+        return {k2: v2 for k, v in d.items()
+                for k2, v2 in (flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(f"{pre}{k}", v)])}
+
+    old, new = flat(to_dict(load_config(type(cfg), saved))), flat(to_dict(cfg))
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise ConfigError(f"{saved}: the fit being resumed used other settings ({', '.join(diff)} differ); resume "
+                          "with the same --preset/--config/--set, or choose another --out")

@@ -125,8 +125,10 @@ def run_method(method: Method, ctx: MethodContext, folder: Path, batches: Sequen
         res = finished_rgb_fit(folder, b.scenes) if ctx.resume else None
         with ctx.phase(method.name, b.tag) as extra:
             if res is None:
+                # resumed: the scenes an interrupted session finished are kept (their records in folder/scenes/)
                 res = fit_rgb_scenes(b.scenes, b.config, out_dir=folder, scene_ids=b.scene_ids,
-                                     render_defaults=ctx.render_defaults, log=b.log, evaluate=rgb_fit_evaluator())
+                                     render_defaults=ctx.render_defaults, log=b.log, evaluate=rgb_fit_evaluator(),
+                                     resume=ctx.resume)
             else:
                 extra["resumed"] = True
         return MethodRun(method, list(batches), None, {b.tag: folder}, {b.tag: res})

@@ -228,6 +228,19 @@ def _folder_of(command: str) -> Callable[[Path, dict], None]:
     return _write("out/latentscenes.json", json.dumps({"command": command, "kind": "x", "version": 1}))
 
 
+def _rgb_fit_config_steps(steps: int) -> Callable[[Path, dict], None]:
+    """``{T}/out``: a ``fit-rgb`` folder interrupted before any scene finished, its config the ``test`` preset's
+    with ``steps``."""
+    def setup(T: Path, base: dict) -> None:
+        from latentscenes.baselines.rgb.fit import RGBFitConfig
+        from latentscenes.config import apply_overrides, get_preset, save_config
+
+        _folder_of("fit-rgb")(T, base)
+        save_config(apply_overrides(get_preset(RGBFitConfig, "test"), [f"steps={steps}"]), T / "out" / "config.json")
+
+    return setup
+
+
 def _copy_run(edit: Callable[[Path], None] | None = None, what: str = "run") -> Callable[[Path, dict], None]:
     def setup(T: Path, base: dict) -> None:
         run = Path(shutil.copytree(base[what], T / "run"))
@@ -457,7 +470,10 @@ CASES: list[Case] = [
     Case("out-exploit-into-its-run", "`exploit --out` its own training run", "exploit --run {run} --out {run}",
          "{run}: holds a 3Da-AE training run (written by `latentscenes train`), not a 3Da-AE exploit batch"),
     Case("out-fit-rgb-twice", "`fit-rgb --out` an earlier fit", "fit-rgb --data {data} --out {T}/out --preset test",
-         "{T}/out: a Tri-Planes (RGB) fit already exists here (`fit-rgb` cannot resume)", _folder_of("fit-rgb")),
+         "{T}/out: a Tri-Planes (RGB) fit already exists here; pass --resume to continue it", _folder_of("fit-rgb")),
+    Case("resume-fit-rgb-other-settings", "`fit-rgb --resume` with settings other than the interrupted fit's",
+         "fit-rgb --data {data} --out {T}/out --preset test --set steps=3 --resume",
+         "{T}/out/config.json: the fit being resumed used other settings (steps differ)", _rgb_fit_config_steps(2)),
     Case("out-ae-pretrain-into-run", "`ae pretrain --out` a training run",
          "ae pretrain --data {data} --out {run} --preset test",
          "{run}: holds a 3Da-AE training run (written by `latentscenes train`), not an autoencoder pre-training run"),

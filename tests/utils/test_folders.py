@@ -30,9 +30,9 @@ def test_own_folder_needs_resume_or_is_refused_when_not_resumable(tmp_path):
     with pytest.raises(OutFolderError, match="--resume"):
         check_out_folder(tmp_path / "r", "train", resumable=True)
     check_out_folder(tmp_path / "r", "train", resume=True, resumable=True)
-    mark_folder(tmp_path / "f", "fit-rgb")
+    mark_folder(tmp_path / "f", "export")
     with pytest.raises(OutFolderError, match="cannot resume"):
-        check_out_folder(tmp_path / "f", "fit-rgb")
+        check_out_folder(tmp_path / "f", "export")
     mark_folder(tmp_path / "d", "demo")
     check_out_folder(tmp_path / "d", "demo", replaces_own=True)
 

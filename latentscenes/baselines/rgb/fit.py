@@ -40,7 +40,8 @@ from latentscenes.data.types import DatasetError, SceneViews, check_scene_id
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.rays import generate_rays
 from latentscenes.rendering.renderer import RenderConfig, measure_render_ms, render_rays
-from latentscenes.baselines.rgb.fit_format import save_macro, save_micro_scene, write_results
+from latentscenes.baselines.rgb.fit_format import (load_micro_scene, read_scene_record, save_macro, save_micro_scene,
+                                                   write_results, write_scene_record)
 from latentscenes.scenes.bank import SceneBank, TriplaneConfig
 from latentscenes.training.loop import GroupOptimizers, ParamGroup, StageResult, StepOutput, bank_groups, optimise
 from latentscenes.training.losses import triplane_tv
@@ -355,6 +356,7 @@ def fit_rgb_scenes(
     render_defaults: dict[str, float] | None = None,
     log: Any = None,
     evaluate: HeldOutEval | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Fit RGB tri-planes to scenes and measure time, bytes and held-out quality (paper Sec. 4, Tab. 1-2).
 
@@ -372,6 +374,9 @@ def fit_rgb_scenes(
             ``latentscenes.evaluation.curves.rgb_fit_evaluator()``, the protocol of ``latentscenes eval``, so that
             the fit's figures and an ``eval`` of its folder are one metric path). None: no held-out metric and no
             curve is measured (``psnr`` / ``ssim`` None, ``curve`` empty).
+        resume: micro fits only: a scene whose record ``OUT/scenes/<id>.json`` exists (with its weights) is not
+            fitted again, its record is reused (each scene's seed depends on its position only, so the result is
+            the uninterrupted fit's). Macro fits are one optimisation over all scenes and always start afresh.
     Returns:
         JSON-able dict: ``config``, ``variant``, ``scenes`` (per scene: ``scene_id``, ``time_s`` (wall s, evaluation
         excluded), ``cpu_time_s`` (process CPU s, all threads), ``param_bytes``, ``psnr`` (dB), ``ssim``, ``curve`` [[seconds, psnr], ...],
@@ -422,7 +427,17 @@ def fit_rgb_scenes(
     first = None
     if cfg.variant == "micro":
         for k, scene in enumerate(views):
+            done = read_scene_record(out_dir, scene.scene_id) if resume and out_dir is not None else None
+            if done is not None:
+                per_scene.append(done)
+                if first is None and cfg.measure_render:
+                    bank, decoder = load_micro_scene(out_dir, scene.scene_id, tcfg, rcfg)
+                    first = (bank.to(device), decoder.to(device), bank.rows([scene.scene_id]))
+                say(f"{scene.scene_id}: fitted in an earlier run (resumed), {done['time_s']:.1f} s")
+                continue
             r, model = _fit_micro(scene, k, cfg, rcfg, tcfg, device, bg, out_dir, evaluate)
+            if out_dir is not None and cfg.save_planes:
+                write_scene_record(out_dir, r)  # after its weights: the scene is done (fit_format)
             per_scene.append(r)
             first = first or model
             quality = f"{r['psnr']:.2f} dB PSNR, SSIM {r['ssim']:.3f}, " if r["psnr"] is not None else ""

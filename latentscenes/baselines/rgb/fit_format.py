@@ -8,8 +8,10 @@ the benchmark) and the benchmark's byte count. Layout::
                               render_used, triplane_used, scenes [{scene_id, time_s, psnr, ...}], summary,
                               shared, image_size ([H, W] fitted at), and "command" when written by the command line
     OUT/config.json           the resolved config (``fit-rgb`` only; ``latentscenes.config.save_config``)
-    OUT/scenes/               safetensors only:
+    OUT/scenes/               the weights (safetensors), and for micro fits each scene's record:
         micro:  <id>.safetensors (SceneBank shard of the scene) + <id>.decoder.safetensors (its own MLP)
+                + <id>.json (its entry of results.json's "scenes", written after its weights: the scene is
+                done, so that ``fit-rgb --resume`` fits only the scenes without one)
         macro:  coefs.safetensors (SceneBank shard of every scene) + global_planes.safetensors
                 (``SceneBank.save_shared``) + decoder.safetensors (the shared MLP)
 
@@ -59,6 +61,14 @@ def save_micro_scene(out_dir: str | Path, scene_id: str, bank: SceneBank, decode
     atomic_save_safetensors(dict(decoder.state_dict()), sdir / f"{scene_id}.decoder.safetensors")
 
 
+def write_scene_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``OUT/scenes/<id>.json`` atomically: one micro scene's entry of ``results.json``'s ``scenes``. Written
+    after :func:`save_micro_scene`, it marks the scene as done (:func:`read_scene_record`)."""
+    path = Path(out_dir) / SCENES_DIR / f"{record['scene_id']}.json"
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def save_macro(out_dir: str | Path, bank: SceneBank, decoder: torch.nn.Module) -> None:
     """Write a Tri-Planes-Macro (RGB) fit: every scene's coefficients, the global planes and the shared MLP."""
     sdir = Path(out_dir) / SCENES_DIR
@@ -98,6 +108,36 @@ def read_results(out_dir: str | Path) -> dict[str, Any]:
     """
     return read_json_object(Path(out_dir) / RESULTS_FILE,
                             f"not an RGB baseline folder (no {RESULTS_FILE}; run `latentscenes fit-rgb`)")
+
+
+def read_scene_record(out_dir: str | Path, scene_id: str) -> dict[str, Any] | None:
+    """A micro scene's record (:func:`write_scene_record`) if the scene is done: its record and both its weights
+    files exist; None otherwise (not fitted yet, or interrupted before its record was written).
+
+    Raises:
+        UnreadableFileError: (a ``ValueError``) the record is not valid JSON or names another scene (names the file).
+    """
+    sdir = Path(out_dir) / SCENES_DIR
+    path = sdir / f"{scene_id}.json"
+    weights = (sdir / f"{scene_id}.safetensors", sdir / f"{scene_id}.decoder.safetensors")
+    if not path.is_file() or not all(w.is_file() for w in weights):
+        return None
+    rec = read_json_object(path, "")
+    if rec.get("scene_id") != scene_id:
+        raise UnreadableFileError(f"{path}: holds the record of scene {rec.get('scene_id')!r}, not {scene_id!r}")
+    return rec
+
+
+def load_micro_scene(out_dir: str | Path, scene_id: str, tcfg: TriplaneConfig,
+                     rcfg: RenderConfig) -> tuple[SceneBank, TriplaneDecoder]:
+    """One micro scene's planes and MLP (CPU), read before the folder has its ``results.json`` (a resumed fit).
+
+    Raises: as :func:`load_rgb_fit_folder` for that scene's two weights files.
+    """
+    sdir = Path(out_dir) / SCENES_DIR
+    where = sdir / f"{scene_id}.json"
+    return (_bank(sdir / f"{scene_id}.safetensors", tcfg, f"planes of scene {scene_id!r}", [scene_id], where),
+            _decoder(sdir / f"{scene_id}.decoder.safetensors", tcfg, rcfg))
 
 
 def fit_files(out_dir: str | Path) -> list[Path]:

@@ -209,3 +209,53 @@ def test_lr_mlp_is_the_mlp_learning_rate_and_old_configs_with_lr_decoder_still_l
         apply_overrides(cfg, ["lr_decoder=0.01"])
     with pytest.raises(ConfigError, match="lr_mlp=-1"):
         apply_overrides(cfg, ["lr_mlp=-1"]).validate()
+
+
+def test_an_interrupted_micro_fit_resumes_with_only_the_missing_scenes_fitted(scenes, tmp_path):
+    """Each scene is written when it is done (its record after its weights); a resumed fit reuses those and fits
+    the rest with the seeds an uninterrupted fit would have used, so its results are the uninterrupted fit's."""
+    import shutil
+
+    cfg = apply_overrides(get_preset(RGBFitConfig, "test"), ["steps=3", "eval_every=0"])
+    whole = fit_rgb_scenes(scenes, cfg, tmp_path / "whole", evaluate=rgb_fit_evaluator())
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "whole", part)
+    # interrupted while fitting the second scene: no index yet, the second scene's weights written, not its record
+    (part / "results.json").unlink()
+    (part / "scenes" / "sb.json").unlink()
+    logged = []
+    res = fit_rgb_scenes(scenes, cfg, part, evaluate=rgb_fit_evaluator(), resume=True, log=logged.append)
+    assert any(line.startswith("sa: fitted in an earlier run") for line in logged)
+    assert not any(line.startswith("sb: fitted in an earlier run") for line in logged)
+    for a, b in zip(whole["scenes"], res["scenes"]):
+        assert a["scene_id"] == b["scene_id"] and a["psnr_per_view"] == b["psnr_per_view"]
+    assert res["scenes"][0]["time_s"] == whole["scenes"][0]["time_s"]  # the record reused, not refitted
+    assert json.loads((part / "results.json").read_text())["summary"]["n_scenes"] == 2
+    # without resume the same folder is fitted again from scratch (the library call does not refuse it)
+    again = fit_rgb_scenes(scenes[:1], cfg, tmp_path / "whole", evaluate=rgb_fit_evaluator())
+    assert again["scenes"][0]["time_s"] != whole["scenes"][0]["time_s"]
+
+
+def test_fit_rgb_resume_continues_its_own_folder_and_refuses_other_settings(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "training"))
+    from helpers_3daae import write_sphere_dataset
+    from latentscenes.cli.main import app
+
+    data = write_sphere_dataset(tmp_path / "data", n_train=2, n_exploit=0, resolution=16)
+    out = tmp_path / "o"
+    args = ["fit-rgb", "--data", str(data), "--out", str(out), "--preset", "test", "--set", "steps=2"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(app, args)  # its own folder: refused without --resume, nothing overwritten
+    assert again.exit_code != 0 and "--resume" in again.output
+    (out / "results.json").unlink()
+    (out / "scenes" / sorted(p.name for p in (out / "scenes").glob("*.json"))[-1]).unlink()
+    resumed = CliRunner().invoke(app, ["fit-rgb", "--data", str(data), "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "fitted in an earlier run" in resumed.output
+    assert json.loads((out / "results.json").read_text())["summary"]["n_scenes"] == 2
+    other = CliRunner().invoke(app, args[:-1] + ["steps=5", "--resume"])
+    assert other.exit_code != 0 and "steps differ" in " ".join(other.output.split())
