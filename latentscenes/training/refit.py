@@ -268,7 +268,9 @@ def refit_scenes(
     mine_rec = {"records": records, "steps": steps, "refit_s": train_s, "wall_s": time.perf_counter() - t_start,
                 "cpu_s": time.process_time() - c_start, "step_ms": step_ms, "rss": rss, "cuda": cuda}
     parts = [mine_rec] if gather is None else gather(mine_rec)
-    records = sorted((r for p in parts for r in p["records"]), key=lambda r: r["before_db"])
+    # worst first; None is an exact fit (_json_db), the best there is
+    records = sorted((r for p in parts for r in p["records"]),
+                     key=lambda r: math.inf if r["before_db"] is None else r["before_db"])
     step_ms = [m for p in parts for m in p["step_ms"]]
     return {
         "stage": REFIT_STAGE, "margin_db": margin_db, "init": init, "median_db": _json_db(median), "checked": len(everyone),
