@@ -240,6 +240,18 @@ def _replace_path(obj: Any, parts: list[str], value: Any, key: str, section: str
     return dataclasses.replace(obj, **{parts[0]: child})
 
 
+def flat_dict(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: a config dict (``to_dict``) as the dotted keys ``--set`` takes, so that
+    two configs can be compared key by key (resume checks)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_dict(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as JSON, atomically."""
     atomic_write_text(Path(path), json.dumps(to_dict(cfg), indent=2) + "\n")

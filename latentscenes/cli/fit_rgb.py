@@ -106,15 +106,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_same_config(cfg, saved: Path) -> None:
-    """Refuse a resumed fit whose settings differ from the interrupted one's (its scenes would mix two recipes)."""
-    from latentscenes.config import ConfigError, load_config, to_dict
+    """Refuse a resumed fit whose settings differ from the interrupted one's (its scenes would mix two recipes);
+    ``device`` is runtime only (as for ``train --resume``)."""
+    import json
 
-    def flat(d: dict, pre: str = "") -> dict:
-        return {k2: v2 for k, v in d.items()
-                for k2, v2 in (flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(f"{pre}{k}", v)])}
+    from latentscenes.config import ConfigError, flat_dict, load_config, to_dict
 
-    old, new = flat(to_dict(load_config(type(cfg), saved))), flat(to_dict(cfg))
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    old, new = (flat_dict(json.loads(json.dumps(to_dict(c)))) for c in (load_config(type(cfg), saved), cfg))
+    diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k != "device")
     if diff:
         raise ConfigError(f"{saved}: the fit being resumed used other settings ({', '.join(diff)} differ); resume "
                           "with the same --preset/--config/--set, or choose another --out")

@@ -54,7 +54,7 @@ import torch.distributed as dist
 
 from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
 from latentscenes.autoencoder.model import read_header as read_ae_header
-from latentscenes.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
+from latentscenes.config import ConfigError, apply_overrides, flat_dict, from_dict, save_config, to_dict
 from latentscenes.data import MultiSceneDataset
 from latentscenes.data.bounds import check_bounds, derive_bounds, describe, object_extent
 from latentscenes.data.types import DatasetError, SceneViews
@@ -399,17 +399,6 @@ def _check_out(out: Path, resume: bool, command: str) -> None:
 _RUNTIME_KEYS = ("device", "logging.", "encode_batch_size", "render.offset_ensemble")
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (a saved config as dotted keys)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _key_stage(key: str) -> str | None:
     """The training stage a config key belongs to, ``"all"`` for keys every stage depends on, None for runtime."""
     if key.startswith(_RUNTIME_KEYS):
@@ -468,8 +457,8 @@ def check_resume_config(out: Path, cfg: PipelineConfig, stages: tuple[str, ...] 
     saved_dict = as_ran(saved_dict, manifest) if as_ran is not None else saved_dict
     # Keys a newer version added are absent from older saved configs: they ran with the default, so compare
     # the saved config with its defaults filled in (from_dict), not as "missing".
-    saved = _flat(json.loads(json.dumps(to_dict(from_dict(PipelineConfig, saved_dict, where=str(path))))))
-    new = _flat(json.loads(json.dumps(to_dict(cfg))))
+    saved = flat_dict(json.loads(json.dumps(to_dict(from_dict(PipelineConfig, saved_dict, where=str(path))))))
+    new = flat_dict(json.loads(json.dumps(to_dict(cfg))))
     if rf.is_done(manifest):
         done = set(stages)
     else:
