@@ -120,9 +120,9 @@ class Run:
     def _need_scenes(self) -> None:
         if self.kind == "pretrained":
             # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
-            from latentscenes.training.pipeline import SHIPPED_RUN
+            from latentscenes.training.pipeline import shipped_name
 
-            spec = "shipped" if self.path == SHIPPED_RUN else self.path
+            spec = shipped_name(self.path) or self.path
             raise ValueError(f"{self.path} is a pre-trained 3Da-AE without scenes: learn scenes with it "
                              f"(`latentscenes exploit --run {spec} --data D --out OUT`) and load OUT")
 
@@ -335,7 +335,8 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ense
     Args:
         run: a 3Da-AE training run (``latentscenes train --out RUN``), an exploit batch (``latentscenes
             exploit --out OUT``), a Tri-Planes (RGB) folder (``latentscenes fit-rgb --out DIR``), a pre-trained
-            3Da-AE package (``latentscenes export``), or ``"shipped"`` (the package's pre-trained 3Da-AE). A
+            3Da-AE package (``latentscenes export``), or ``"shipped"`` / ``"shipped-128"`` (the package's pre-trained
+            3Da-AEs for 64 / 128 px images). A
             pre-trained package holds no scenes: it loads as ``kind == "pretrained"`` with ``scenes == []``.
         scenes: which scenes of a 3Da-AE run: ``"train"``, ``"exploit"`` or ``"all"`` (an exploit batch then
             also loads its source run's training scenes, each decoded by the decoder it was learned with).
@@ -350,7 +351,7 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ense
     # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
     from latentscenes.training import pipeline as pl
 
-    path = pl.resolve_run(run)  # "shipped" -> the package's folder
+    path = pl.resolve_run(run)  # "shipped" (-128) -> the package's folder
     if rf.has_manifest(path) and rf.config_path(path).is_file():
         man = rf.read_manifest(path)
         if rf.is_run_manifest(man) and not rf.scenes_included(man):

@@ -175,10 +175,14 @@ def warmup_recipe(pkg: BenchPackage) -> dict[str, Any]:
       ``stage_configs`` hold stage settings only, and the saved ``config.json`` holds the *last* stage's data
       settings: the shipped package's warm-up ran with ``shift_grid`` 1 and its joint stage with 2, continued in a
       copy whose config was edited (scripts/ship_3daae.sh). Without a record, the saved config's value (noted).
-    * the scenes: manifest ``train_scene_ids``.
+    * the scenes: manifest ``train_scene_ids``;
+    * the tri-plane resolution T it learned B at: manifest ``notes.global_planes_resampled_from`` for a package
+      whose B was resampled afterwards (``export --triplane-resolution``; the 128 px shipped package), else the
+      config's. The ablation's exploit then learns its new scenes at the package's T, B resampled as ours'.
 
     Returns:
-        ``{"warmup": StageConfig, "shift_grid": g, "train_scene_ids": [...], "from": {item: source}, "notes": [...]}``.
+        ``{"warmup": StageConfig, "shift_grid": g, "triplane_resolution": T, "train_scene_ids": [...],
+        "from": {item: source}, "notes": [...]}``.
     Raises:
         ConfigError: a recorded ``view_copies`` that is not a square.
     """
@@ -206,4 +210,12 @@ def warmup_recipe(pkg: BenchPackage) -> dict[str, Any]:
         notes.append(f"{pkg.spec}: the manifest does not record which views the warm-up used (stages.warmup.view_copies);"
                      f" the plain-AE ablation assumes the package config's data.shift_grid = {g}")
     src["train_scene_ids"] = "manifest train_scene_ids"
-    return {"warmup": warm, "shift_grid": g, "train_scene_ids": pkg.train_scene_ids, "from": src, "notes": notes}
+    resampled = (m.get("notes") or {}).get("global_planes_resampled_from")
+    if resampled is not None:
+        T = int(resampled)
+        src["triplane_resolution"] = "manifest notes.global_planes_resampled_from"
+    else:
+        T = int(pkg.config.triplane.resolution)
+        src["triplane_resolution"] = "config.json triplane.resolution"
+    return {"warmup": warm, "shift_grid": g, "triplane_resolution": T, "train_scene_ids": pkg.train_scene_ids,
+            "from": src, "notes": notes}

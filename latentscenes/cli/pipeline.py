@@ -174,8 +174,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("exploit")
     def exploit(
-        run: Path = typer.Option(..., "--run", help="A finished training run folder (read only), or 'shipped': the "
-                                 "pre-trained 3Da-AE in the package (no training run of your own needed)."),
+        run: Path = typer.Option(..., "--run", help="A finished training run folder (read only), or 'shipped' / "
+                                 "'shipped-128': the pre-trained 3Da-AE in the package for 64 / 128 px images (no "
+                                 "training run of your own needed)."),
         out: Path = typer.Option(..., "--out", help="Folder for this exploit batch (scenes, fine-tuned decoder)."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the run's)."),
         scenes: str = typer.Option("exploit", "--scenes", help="Dataset split to learn ('exploit' or 'train')."),
@@ -224,16 +225,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("export")
     def export(
-        run: Path = typer.Option(..., "--run", help="A training run folder (read only)."),
+        run: str = typer.Option(..., "--run", help="A training run folder (read only), or a pre-trained 3Da-AE "
+                                "folder ('shipped', 'shipped-128' too) to derive a package from."),
         out: Path = typer.Option(..., "--out", help="The pre-trained 3Da-AE folder to write (must not exist)."),
         stage: Optional[str] = typer.Option(
             None, "--stage", help="Take the last checkpoint of this stage (warmup = the plain-AE ablation, joint = "
                                   "a joint stage still running) instead of the finished model."),
+        triplane_resolution: Optional[int] = typer.Option(
+            None, "--triplane-resolution", help="Write the global planes B resampled to this T, so that new scenes "
+                                                "are learned at T by default (bilinear; the manifest records the T "
+                                                "they were trained at)."),
     ) -> None:
-        """Export a trained 3Da-AE without its scenes, for `exploit --run OUT` (how the shipped one is made)."""
+        """Export a trained 3Da-AE without its scenes, for `exploit --run OUT` (how the shipped ones are made)."""
         # imported on use: keeps `latentscenes --help` fast
         from latentscenes.training.pipeline import export_pretrained
 
         with pipeline_errors():
-            m = export_pretrained(run, out, stage=stage)
-            console.print(f"[bold]export[/bold] {run} ({m['source']['stage']}, step {m['source']['step']}) -> {out}")
+            m = export_pretrained(run, out, stage=stage, triplane_resolution=triplane_resolution)
+            src = m["source"]
+            what = f"derived from {src['derived_from']}" if src.get("derived_from") else f"{src['stage']}, step {src['step']}"
+            console.print(f"[bold]export[/bold] {run} ({what}) -> {out}")

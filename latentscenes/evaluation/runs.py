@@ -208,7 +208,7 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
 
     Args:
         run_dir: a 3Da-AE training run (``latentscenes train``), an exploit batch (``latentscenes exploit``),
-            or an RGB baseline folder (``latentscenes fit-rgb``); ``"shipped"`` is the package's pre-trained 3Da-AE.
+            or an RGB baseline folder (``latentscenes fit-rgb``); ``"shipped"`` / ``"shipped-128"`` are the package's pre-trained 3Da-AEs.
         scenes: ``train`` (the scenes 3Da-AE was trained on), ``exploit`` (an exploit batch's scenes) or
             ``all``. For an exploit batch, ``train``/``all`` also load its source training run (each scene is
             decoded by the decoder it was learned with). Ignored for RGB folders.
@@ -236,8 +236,7 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
 
     if scenes not in ("train", "exploit", "all"):
         raise ValueError(f"--scenes must be train, exploit or all, not {scenes!r}")
-    if str(run_dir) == "shipped":
-        run_dir = pl.resolve_run("shipped")
+    run_dir = pl.resolve_run(run_dir)  # "shipped" (-128): the package's folder
     if not run_dir.is_dir():
         raise NotARunError(f"{run_dir}: run folder not found")
     if not rf.has_manifest(run_dir):

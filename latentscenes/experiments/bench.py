@@ -159,12 +159,14 @@ def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int =
 
 def package_plain_ae_config(pcfg, recipe: dict):
     """The plain-AE ablation's training config with a pre-trained 3Da-AE: the package's warm-up as it ran
-    (:func:`latentscenes.bench.pretrained.warmup_recipe`: stage settings, ``data.shift_grid``, its training
-    scenes) with the base autoencoder (``pcfg.ae``, the package's saved one) and no joint stage. Checkpoints and
-    evaluations at the stage's end only, as every stage of the benchmark."""
+    (:func:`latentscenes.bench.pretrained.warmup_recipe`: stage settings, ``data.shift_grid``, tri-plane
+    resolution, its training scenes) with the base autoencoder (``pcfg.ae``, the package's saved one) and no joint
+    stage. Checkpoints and evaluations at the stage's end only, as every stage of the benchmark."""
     warm = dataclasses.replace(recipe["warmup"], checkpoint_every=0, eval_every=0)
+    T = int(recipe.get("triplane_resolution") or pcfg.triplane.resolution)
     return dataclasses.replace(
         pcfg, warmup=warm, joint=dataclasses.replace(pcfg.joint, steps=0, epochs=None),
+        triplane=dataclasses.replace(pcfg.triplane, resolution=T),
         data=dataclasses.replace(pcfg.data, shift_grid=int(recipe["shift_grid"]),
                                  n_train_scenes=len(recipe["train_scene_ids"])),
     )

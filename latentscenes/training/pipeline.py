@@ -92,6 +92,7 @@ from latentscenes.training.stages import (
     LatentSystem,
     load_scene_shards,
     load_shared_into,
+    replace_shared_planes,
     resolve_steps,
     run_stage,
     save_scene_shards,
@@ -102,8 +103,26 @@ from latentscenes.utils.folders import check_out_folder, mark_folder
 from latentscenes.utils.io import remove_temporaries
 from latentscenes.utils.progress import console, progress_bar
 
-#: The pre-trained 3Da-AE shipped in the package (``exploit --run shipped``): docs/fidelity.md, its MODEL_CARD.md.
-SHIPPED_RUN = Path(__file__).resolve().parent.parent / "pretrained" / "3daae-airliners-64"
+#: Where the installation keeps its pre-trained 3Da-AEs.
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+#: The pre-trained 3Da-AEs shipped in the package, by the ``--run`` name that selects them (docs/fidelity.md, each
+#: folder's MODEL_CARD.md): ``shipped`` for 64x64 images (8x8 latents; the demo's and the ``cpu`` benchmark's) and
+#: ``shipped-128`` for 128x128 images (16x16 latents, the paper's geometry).
+SHIPPED_RUNS: dict[str, Path] = {
+    "shipped": PRETRAINED_DIR / "3daae-airliners-64",
+    "shipped-128": PRETRAINED_DIR / "3daae-airliners-128",
+}
+#: The default one, ``exploit --run shipped``.
+SHIPPED_RUN = SHIPPED_RUNS["shipped"]
+
+
+def shipped_name(folder: str | Path) -> str | None:
+    """The ``--run`` name of a shipped pre-trained 3Da-AE folder (``"shipped"``, ``"shipped-128"``), None for any
+    other folder (used to print the command a user would type)."""
+    for name, path in SHIPPED_RUNS.items():
+        if Path(folder) == path:
+            return name
+    return None
 
 
 class RunError(ValueError):
@@ -800,16 +819,18 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "auto") -> La
 
 
 def resolve_run(spec: str | Path) -> Path:
-    """A ``--run`` value as a folder: ``"shipped"`` is the package's pre-trained 3Da-AE (:data:`SHIPPED_RUN`).
+    """A ``--run`` value as a folder: ``"shipped"`` and ``"shipped-128"`` are the package's pre-trained 3Da-AEs
+    (:data:`SHIPPED_RUNS`); anything else is a path.
 
     Raises:
-        RunError: ``shipped`` was asked for but its files are missing from the installation.
+        RunError: a shipped one was asked for but its files are missing from the installation.
     """
-    if str(spec) == "shipped":
-        if not rf.shared_path(SHIPPED_RUN).is_file():
-            raise RunError(f"the shipped pre-trained 3Da-AE is missing: {SHIPPED_RUN} (reinstall the package, or "
-                           "train one with `latentscenes train` and pass its folder)")
-        return SHIPPED_RUN
+    path = SHIPPED_RUNS.get(str(spec))
+    if path is not None:
+        if not rf.shared_path(path).is_file():
+            raise RunError(f"the shipped pre-trained 3Da-AE {str(spec)!r} is missing: {path} (reinstall the package, "
+                           "or train one with `latentscenes train` and pass its folder)")
+        return path
     return Path(spec)
 
 
@@ -825,30 +846,47 @@ def source_run(exploit_manifest: dict) -> Path:
 
 
 def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None = None,
-                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write a pre-trained 3Da-AE folder (layout in the module docstring) from a training run.
+                      extra: dict[str, Any] | None = None, triplane_resolution: int | None = None) -> dict[str, Any]:
+    """Write a pre-trained 3Da-AE folder (layout in the module docstring) from a training run, or derive one
+    from another package.
 
     Args:
-        run_dir: a training run folder. Without ``stage`` it must be finished (``model/shared.safetensors``).
+        run_dir: a training run folder (without ``stage`` it must be finished: ``model/shared.safetensors``), or a
+            pre-trained 3Da-AE folder (``shipped`` too), whose manifest (training scenes, stages, entry cost,
+            source run) the new package keeps, adding ``derived_from``.
         out: the new folder (must not exist or be empty).
         stage: take the weights of this stage's last checkpoint instead (``"warmup"`` = the plain autoencoder
             with the warm-up's MLP and B, the ablation; ``"joint"`` = a joint stage still running or stopped).
         extra: JSON-able facts recorded in the manifest under ``"notes"`` (e.g. measured figures).
+        triplane_resolution: write the global planes B resampled to this T (:func:`resample_planes`, as an
+            exploit batch at that T does on loading) and the config's ``triplane.resolution`` with it, so that
+            new scenes are learned at T by default (their ``m_scene`` grows as T^2); the manifest's notes record
+            ``global_planes_resampled_from`` (the T it was trained at). None keeps the run's T.
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
         or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
         in its config.
     Raises:
-        RunError: not a training run, no finished model / no checkpoint of ``stage``, ``out`` not empty.
+        RunError: not a training run or package, no finished model / no checkpoint of ``stage`` (a package has no
+            checkpoints), ``out`` not empty; ``triplane_resolution`` < 2, or given without global planes (F_mac = 0).
         FileNotFoundError / AutoencoderError: that base autoencoder is gone or unreadable (message names it).
     """
-    run_dir, out = Path(run_dir), Path(out)
+    run_dir, out = resolve_run(run_dir), Path(out)
     cfg = load_run_config(run_dir)
     m = rf.read_manifest_if_any(run_dir)
     if not rf.is_run_manifest(m):
         raise RunError(f"{run_dir}: not a training run folder (format {rf.manifest_format(m)!r})")
+    if triplane_resolution is not None and (triplane_resolution < 2 or cfg.triplane.f_mac <= 0):
+        raise RunError(f"triplane_resolution={triplane_resolution}: needs T >= 2 and global planes (F_mac > 0; "
+                         f"{run_dir} has F_mac = {cfg.triplane.f_mac})")
+    derived = rf.is_pretrained(m)
+    if derived and stage is not None:
+        raise RunError(f"{run_dir}: a pre-trained 3Da-AE has no stage checkpoints; export it without --stage")
     stage_res = rf.stage_results(m)
-    if stage is None:
+    if derived:
+        src, step, steps_info = rf.shared_path(run_dir), None, None
+        entry_s, cache_s = float(m.get("entry_cost_s") or 0.0), float(m.get("latent_cache_s") or 0.0)
+    elif stage is None:
         src = rf.shared_path(run_dir)
         if not rf.is_done(m) or not src.is_file():
             raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
@@ -898,19 +936,41 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             # The run's config kept the --ae default architecture (4 channels) although the weights decide it:
             # the package's config says what its weights are (a 16-channel base reads 16 here).
             pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(vae_config))
+    notes = dict(extra or {})
+    nbytes = None
+    if triplane_resolution is not None and triplane_resolution != cfg.triplane.resolution:
+        nbytes = _resample_shared_planes(cfg, rf.shared_path(tmp), triplane_resolution, m.get("bytes"))
+        pcfg = dataclasses.replace(pcfg, triplane=dataclasses.replace(pcfg.triplane, resolution=triplane_resolution))
+        notes["global_planes_resampled_from"] = cfg.triplane.resolution
     save_config(pcfg, rf.config_path(tmp))
-    # The stages the exported weights went through (all of them, or those up to ``stage``).
-    through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]
-    # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding), its
-    # latent-encoding part, and where it was measured (the benchmark quotes them: docs/benchmark.md).
-    manifest = rf.pretrained_manifest(m, source_run=run_dir, stage=stage, step=step, stage_steps=steps_info,
-                                      through=through, sha256_shared=rf.shared_sha256(tmp), notes=extra or {},
-                                      entry_cost_s=entry_s, latent_cache_s=cache_s)
+    if derived:
+        manifest = rf.derived_pretrained_manifest(m, derived_from=run_dir, sha256_shared=rf.shared_sha256(tmp),
+                                                  notes=notes)
+    else:
+        # The stages the exported weights went through (all of them, or those up to ``stage``).
+        through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]
+        # Eq. 9's one-off entry cost as measured by the source run (stages' optimisation + latent encoding), its
+        # latent-encoding part, and where it was measured (the benchmark quotes them: docs/benchmark.md).
+        manifest = rf.pretrained_manifest(m, source_run=run_dir, stage=stage, step=step, stage_steps=steps_info,
+                                          through=through, sha256_shared=rf.shared_sha256(tmp), notes=notes,
+                                          entry_cost_s=entry_s, latent_cache_s=cache_s)
+    if nbytes is not None:
+        manifest["bytes"] = nbytes  # m_B and m_scene at the new T (Eq. 10-11)
     rf.write_manifest(tmp, manifest)
     if out.exists():
         out.rmdir()
     tmp.rename(out)
     return manifest
+
+
+def _resample_shared_planes(cfg: PipelineConfig, shared: Path, resolution: int,
+                            run_bytes: dict[str, int] | None) -> dict[str, int]:
+    """Rewrite a shared-weights file (``save_shared``) with its global planes B resampled to T = ``resolution``;
+    everything else in it stays byte for byte. Returns the run's :func:`model_bytes` with m_B and m_scene at the
+    new T."""
+    replace_shared_planes(shared, lambda planes: resample_planes(planes, resolution))
+    bank = SceneBank(dataclasses.replace(cfg.triplane, resolution=resolution), [])
+    return {**(run_bytes or {}), "global_planes": int(bank.shared_bytes()), "per_scene": int(bank.per_scene_bytes())}
 
 
 def _logged_cache_s(run_dir: Path) -> float:
@@ -1205,8 +1265,8 @@ def exploit_3daae(
     src_sha = rf.recorded_shared_sha256(rf.read_manifest(run_dir))
     manifest = rf.exploit_manifest(
         source_run=run_dir, source_sha256_shared=src_sha,
-        # "shipped" is resolved again at load time: the package may be installed elsewhere later.
-        shipped=run_spec == "shipped", device=str(device),
+        # "shipped" (-128) is resolved again at load time: the package may be installed elsewhere later.
+        shipped=run_spec if run_spec in SHIPPED_RUNS else None, device=str(device),
         strategy=ex.strategy, no_prior=ex.no_prior, scene_ids=whole.scene_ids,
         n_views=whole.n_source_views, view_copies=table.copies,  # copies: data.shift_grid ** 2
         image_size=list(table.resolution), image_storage=_image_storage(table, shard),

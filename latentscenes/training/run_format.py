@@ -75,7 +75,6 @@ DISTRIBUTED_KEY = "distributed"
 
 _DECODER_NOTE = ("model/shared.safetensors holds this batch's fine-tuned decoder, MLP and global planes;"
                  " the encoder is the source run's.")
-_SHIPPED = "shipped"
 
 
 # ============================================================================================ paths
@@ -237,22 +236,23 @@ def train_manifest(*, device: str, scene_ids: list[str], n_views: int, view_copi
     }
 
 
-def exploit_manifest(*, source_run: Path, source_sha256_shared: str | None, shipped: bool, device: str,
+def exploit_manifest(*, source_run: Path, source_sha256_shared: str | None, shipped: str | None, device: str,
                      strategy: str, no_prior: bool, scene_ids: list[str], n_views: int, view_copies: int,
                      image_size: list[int], image_storage: dict, stage_configs: dict) -> dict[str, Any]:
     """An exploit batch's manifest when it starts (``status`` "running", no stage results yet).
 
     Args:
         source_run: the training run (or pre-trained folder) the batch learns from (recorded resolved);
-            source_sha256_shared: its ``model.sha256_shared`` (checked when the batch is loaded); shipped: it
-            was given as ``shipped`` (then resolved again when the batch is loaded: :func:`source_run_spec`).
+            source_sha256_shared: its ``model.sha256_shared`` (checked when the batch is loaded); shipped: the
+            name it was given as when it is a shipped package (``"shipped"``, ``"shipped-128"``; resolved again
+            when the batch is loaded: :func:`source_run_spec`), else None.
         device, strategy, no_prior: as the batch runs. scene_ids, n_views, view_copies, image_size,
             image_storage, stage_configs: as :func:`train_manifest`.
     """
     return {
         "format": EXPLOIT_FORMAT, "format_version": FORMAT_VERSION, "kind": KIND_EXPLOIT, "status": STATUS_RUNNING,
         "source_run": str(Path(source_run).resolve()), "source_sha256_shared": source_sha256_shared,
-        "source_run_spec": _SHIPPED if shipped else None, "device": device,
+        "source_run_spec": shipped or None, "device": device,
         "strategy": strategy, "no_prior": no_prior, "scene_ids": scene_ids,
         "n_views": n_views, "view_copies": view_copies,
         "image_size": image_size, "image_storage": image_storage,
@@ -323,6 +323,18 @@ def pretrained_manifest(run_manifest: dict[str, Any], *, source_run: Path, stage
         "latent_cache_s": latent_cache_s,
         "measured_on": {"device": m.get("device"), "torch_threads": m.get("torch_threads")},
     }
+
+
+def derived_pretrained_manifest(package_manifest: dict[str, Any], *, derived_from: Path, sha256_shared: str,
+                                notes: dict) -> dict[str, Any]:
+    """The manifest of a pre-trained 3Da-AE derived from another package (``export --run PKG``, e.g. its global
+    planes resampled to another T): the source package's record (training scenes, stages, entry cost, source run)
+    with the new weights' sha256, ``source.derived_from`` (the package's folder) and ``notes`` added to its own."""
+    m = json.loads(json.dumps(package_manifest))  # a deep copy
+    m["source"] = {**(m.get("source") or {}), "derived_from": str(derived_from)}
+    m["model"] = model_record([], sha256_shared)
+    m["notes"] = {**(m.get("notes") or {}), **notes}
+    return m
 
 
 # ============================================================================================ reading
@@ -476,15 +488,16 @@ def recorded_world_size(manifest: dict[str, Any]) -> int:
 # ---------------------------------------------------------------------------- an exploit batch's source run
 def source_run_spec(manifest: dict[str, Any], where: str | Path = MANIFEST_FILE) -> str:
     """The training run (or pre-trained folder) an exploit batch was learned from, as its manifest records it:
-    ``"shipped"`` when it was the package's pre-trained 3Da-AE (to be resolved against the installed package,
-    ``pipeline.resolve_run``), else the absolute folder path it had.
+    the shipped package's name (``"shipped"``, ``"shipped-128"``) when it was one of the package's pre-trained
+    3Da-AEs (to be resolved against the installed package, ``pipeline.resolve_run``), else the absolute folder
+    path it had.
 
     Raises:
         UnreadableFileError: the manifest records no ``source_run`` (not an exploit batch's, or damaged); the
             message names ``where`` (the manifest's path when known).
     """
-    if manifest.get("source_run_spec") == _SHIPPED:
-        return _SHIPPED
+    if manifest.get("source_run_spec"):
+        return str(manifest["source_run_spec"])
     if not manifest.get("source_run"):
         raise UnreadableFileError(f"{where}: records no source_run (not an exploit batch's manifest, or damaged)")
     return str(manifest["source_run"])

@@ -142,6 +142,36 @@ def _ae_keys(ae: LatentAutoencoder, parts: tuple[str, ...]) -> set[str]:
     return keys
 
 
+def replace_shared_planes(path: Path, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Rewrite a file written by :func:`save_shared` with its global planes B ``[M, 3, F_mac, T, T]`` replaced by
+    ``fn(B)`` (another T allowed; M and F_mac must stay), atomically; every other tensor and the metadata are kept
+    byte for byte. Returns the new planes.
+
+    Raises:
+        FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
+        ValueError: the file holds no global planes, or M / F_mac differ.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: shared weights not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise UnreadableFileError(f"{path}: shared weights file is truncated or damaged ({e})") from None
+    old = tensors.get("global_planes")
+    if old is None:
+        raise ValueError(f"{path}: holds no global planes (F_mac = 0)")
+    new = fn(old)
+    if new.shape[:3] != old.shape[:3]:
+        raise ValueError(f"{path}: global planes {list(old.shape)} cannot be replaced by {list(new.shape)} (M, 3, "
+                         "F_mac must stay)")
+    tensors["global_planes"] = new.detach().to(old.dtype).cpu().contiguous()
+    atomic_save_safetensors(tensors, path, metadata=meta)
+    return tensors["global_planes"]
+
+
 def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
     """Load a file written by :func:`save_shared` into ``system`` (the AE parts it holds, MLP, B).
 

@@ -96,7 +96,7 @@ def check_runs(runs: Sequence[Any], labels: Sequence[str] | None = None) -> None
     labels = list(labels or [str(r.path) for r in runs])
     for r, lab in zip(runs, labels):
         if not r.scenes:
-            spec = "shipped" if Path(r.path) == pipeline.SHIPPED_RUN else str(r.path)
+            spec = pipeline.shipped_name(r.path) or str(r.path)
             what = "a pre-trained 3Da-AE package" if r.kind == "pretrained" else f"a {r.kind} run"
             raise NoScenesError(f"{spec} holds no scenes ({what}): learn scenes with it (latentscenes exploit --run "
                                 f"{spec} --data D --out OUT) and view OUT")

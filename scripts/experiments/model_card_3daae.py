@@ -1,8 +1,9 @@
 """Write the MODEL_CARD.md of a pre-trained 3Da-AE folder from its manifest and the measured result files
 (scripts/ship_3daae.sh step 4), so that no figure in the card is typed by hand.
 Usage: python scripts/experiments/model_card_3daae.py PKG PLAIN.metrics.json OURS.metrics.json PROBE_PLAIN.json
-       PROBE_OURS.json [NOTE.md] [--recipe OURS_RECIPE.metrics.json]
-NOTE.md: extra prose appended verbatim. --recipe: the same scenes learned with the package's own exploit recipe when
+       PROBE_OURS.json [NOTE.md] [--recipe OURS_RECIPE.metrics.json] [--rgb RGB.metrics.json]
+NOTE.md: extra prose appended verbatim. --rgb: Tri-Planes (RGB) on the same scenes and views (`fit-rgb` + `eval`);
+its row and OURS minus it are added. --recipe: the same scenes learned with the package's own exploit recipe when
 PLAIN and OURS were measured with an earlier one (both with the same earlier recipe); its row and its difference to
 OURS are added."""
 
@@ -13,13 +14,19 @@ from pathlib import Path
 from latentscenes.autoencoder.model import read_header
 from latentscenes.evaluation.stats import paired_bootstrap, scene_values
 from latentscenes.training import run_format as rf
+from latentscenes.training.pipeline import shipped_name
 
 args = sys.argv[1:]
-recipe_p = None
-if "--recipe" in args:
-    i = args.index("--recipe")
-    recipe_p = Path(args[i + 1])
+def _option(name):
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = Path(args[i + 1])
     del args[i : i + 2]
+    return value
+
+
+recipe_p, rgb_p = _option("--recipe"), _option("--rgb")
 pkg, plain_p, ours_p, probe_plain_p, probe_ours_p = (Path(a) for a in args[:5])
 note = Path(args[5]).read_text() if len(args) > 5 else ""
 man = json.loads((pkg / "manifest.json").read_text())
@@ -38,6 +45,11 @@ def probe(r):
 
 
 recipe = json.loads(recipe_p.read_text()) if recipe_p is not None else None
+rgb = json.loads(rgb_p.read_text()) if rgb_p is not None else None
+brgb = paired_bootstrap(scene_values(ours), scene_values(rgb)) if rgb is not None else None
+# the --run name a user types: the shipped folder's name, else its path
+name = shipped_name(pkg.resolve()) or str(pkg)
+resampled_from = (man.get("notes") or {}).get("global_planes_resampled_from")
 br = paired_bootstrap(scene_values(recipe), scene_values(ours)) if recipe is not None else None
 b = paired_bootstrap(scene_values(ours), scene_values(plain))
 bae = paired_bootstrap(scene_values(ours, "ae_psnr"), scene_values(plain, "ae_psnr"))
@@ -57,15 +69,19 @@ down = 2 ** (len(read_header(rf.shared_path(pkg))["vae_config"]["down_block_type
 lines = [
     f"# Pre-trained 3Da-AE: FlightGear airliners, {res}x{res} images, {res // down}x{res // down}x{channels} latents",
     "",
-    "`latentscenes exploit --run shipped --data D --out OUT` learns new scenes in this 3D-aware latent space without",
-    "a training run of your own (paper Alg. 2); `latentscenes demo` (tiny-cpu) uses it. Made and measured by",
+    f"`latentscenes exploit --run {name} --data D --out OUT` learns new scenes in this 3D-aware latent space without",
+    "a training run of your own (paper Alg. 2)" + ("; `latentscenes demo` (tiny-cpu) uses it" if name == "shipped" else "")
+    + f". Its images are {res}x{res} (a dataset is loaded at that size). Made and measured by",
     "`bash scripts/ship_3daae.sh` (resumable); training your own stays `latentscenes train` + `latentscenes export`.",
     "",
     "## What it holds",
     "",
     f"- `model/shared.safetensors`: the autoencoder (diffusers AutoencoderKL, encoder + decoder), the tri-plane MLP "
-    f"and the M = {tri['n_global']} global planes B (F_mac = {tri['f_mac']}, T = {tri['resolution']}), the latent "
-    f"background; `config.json`: the run's resolved `PipelineConfig` (sizes, render settings, exploit recipe).",
+    f"and the M = {tri['n_global']} global planes B (F_mac = {tri['f_mac']}, T = {tri['resolution']}"
+    + (f", bilinearly resampled from the T = {resampled_from} they were trained at, so that new scenes are learned at "
+       f"T = {tri['resolution']}: `latentscenes export --triplane-resolution {tri['resolution']}`" if resampled_from else "")
+    + "), the latent background; `config.json`: the run's resolved `PipelineConfig` (sizes, render settings, exploit "
+    "recipe).",
     f"- Trained from {base_desc} on the first {len(man['train_scene_ids'])} train-split scenes of "
     f"the built-in FlightGear airliners (24 views per scene, loaded at {res}x{res}; the exploit split's airframe "
     "meshes were never seen), with `--preset tiny-cpu`"
@@ -73,7 +89,8 @@ lines = [
     + (f"; the joint stage used every view at {cfg['data']['shift_grid']}x{cfg['data']['shift_grid']} sub-latent-pixel "
        "offsets (`data.shift_grid`, docs/training.md)" if cfg["data"].get("shift_grid", 1) > 1 else "") + ".",
     f"- Taken from: stage `{src['stage']}`" + (f", step {src['step']}" if src.get("step") is not None else "")
-    + f" of `{src['run']}`. Joint stage (Alg. 1, Eq. 5): lambda_ae {j['lambda_ae']}, lambda_Enc {j['lambda_enc']}, "
+    + f" of `{src['run']}`" + (f" (through `{src['derived_from']}`)" if src.get("derived_from") else "")
+    + f". Joint stage (Alg. 1, Eq. 5): lambda_ae {j['lambda_ae']}, lambda_Enc {j['lambda_enc']}, "
     f"lambda_Dec {j['lambda_dec']}, lr encoder/decoder {j['lr_encoder']:g}/{j['lr_decoder']:g}, batch "
     f"{j['batch_size']} views.",
     f"- Entry cost (Eq. 9's one-off cost, paid once here): **{man['entry_cost_s'] / 60:.1f} min** of optimisation "
@@ -82,10 +99,10 @@ lines = [
     f"{cfg['render']['box_size']} (objects centred, cameras at distance ~2.3, OpenCV c2w). Scenes in other units "
     "must be rescaled to that box.",
     "",
-    "## Measured (10 new scenes of the exploit split, 8 held-out views each, 64x64)",
+    f"## Measured ({len(scene_values(ours))} new scenes of the exploit split, 8 held-out views each, {res}x{res})",
     "",
     "Both rows learn the same new scenes with the same exploit recipe (`tiny-cpu`: Encode-Scene 400 view-updates",
-    "per scene, decoder fine-tune 48 with L_Dec + L_ae"
+    f"per scene, decoder fine-tune 48 with L_Dec + L_ae, new scenes' tri-planes at T = {tri['resolution']}"
     + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
     + "); *plain* uses the base autoencoder with the warm-up",
     "checkpoint's MLP and planes of the same run (no joint stage) = the plain-AE ablation.",
@@ -97,7 +114,9 @@ lines = [
     f"{p_plain:.2f} | {ae_plain:.2f} |",
     f"| **this 3Da-AE** | **{mean(ours):.2f}** | {mean(ours, 'ssim'):.3f} | {mean(ours, 'ae_psnr'):.2f} | "
     f"{p_ours:.2f} | {ae_ours:.2f} |",
-] + ([] if recipe_p is None else [
+] + ([] if rgb is None else [
+    f"| Tri-Planes (RGB), the same scenes and views | {mean(rgb):.2f} | {mean(rgb, 'ssim'):.3f} | | | |",
+]) + ([] if recipe_p is None else [
     f"| **this 3Da-AE, the package's exploit recipe** (decoder fine-tuned on the offset average, "
     f"`exploit.finetune.dec_offset_merge`) | **{mean(recipe):.2f}** | {mean(recipe, 'ssim'):.3f} | "
     f"{mean(recipe, 'ae_psnr'):.2f} | | |",
@@ -107,6 +126,10 @@ lines = [
     f"bootstrap over the {len(scene_values(ours))} scenes); AE ceiling {bae['diff']:+.2f} dB [{bae['lo']:+.2f}, "
     f"{bae['hi']:+.2f}]. Consistency gap (AE ceiling minus probe): plain {ae_plain - p_plain:.2f} dB, this 3Da-AE "
     f"{ae_ours - p_ours:.2f} dB.",
+] + ([] if rgb is None else [
+    "",
+    f"3Da-AE minus Tri-Planes (RGB), held-out PSNR: **{brgb['diff']:+.2f} dB [{brgb['lo']:+.2f}, {brgb['hi']:+.2f}]** "
+    f"({brgb['n_scenes']} scenes).",
 ] + ([] if recipe_p is None else [
     "",
     "The first two rows were measured with the exploit recipe before the decoder fine-tune on the offset average "
@@ -115,7 +138,7 @@ lines = [
     "fine-tune step (each view's 4 offset renders decoded).",
 ]) + [
     "",
-    "Result files: " + ", ".join("`" + str(p) + "`" for p in (plain_p, ours_p, probe_plain_p, probe_ours_p, recipe_p)
+    "Result files: " + ", ".join("`" + str(p) + "`" for p in (plain_p, ours_p, probe_plain_p, probe_ours_p, recipe_p, rgb_p)
                                   if p is not None) + ".",
 ]
 text = "\n".join(lines) + "\n" + (("\n" + note) if note else "")

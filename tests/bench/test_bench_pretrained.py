@@ -286,3 +286,24 @@ def test_cpu_preset_measures_the_shipped_package_on_its_data():
     e = package_entry_cost(pkg)
     assert e["t_ec_s"] == pytest.approx(m["entry_cost_s"]) and e["sum_matches_entry_cost"]
     assert e["t_train_s"] == pytest.approx(m["stages"]["joint"]["train_s"])
+
+
+def test_a_package_resampled_to_another_T_has_its_plain_ae_warmup_at_the_T_it_was_trained_at(package, tmp_path):
+    # `export --triplane-resolution` (the 128 px shipped package): ours learns new scenes at the new T; the plain-AE
+    # ablation repeats the warm-up as it ran (at the old T) and then exploits at the new T, B resampled as ours'.
+    from latentscenes.bench.config import BenchConfig
+    from latentscenes.bench.pretrained import load_package, warmup_recipe
+    from latentscenes.experiments.bench import package_plain_ae_config, pipeline_config
+    from latentscenes.training.pipeline import export_pretrained
+
+    T0 = _json(package / "config.json")["triplane"]["resolution"]
+    export_pretrained(package, tmp_path / "pkgT", triplane_resolution=2 * T0)
+    pkg = load_package(tmp_path / "pkgT")
+    r = warmup_recipe(pkg)
+    assert r["triplane_resolution"] == T0 and "resampled" in r["from"]["triplane_resolution"]
+    cfg = get_preset(BenchConfig, "test")
+    cfg.pretrained = str(tmp_path / "pkgT")
+    pcfg = pipeline_config(cfg, "cpu", pkg)
+    assert pcfg.triplane.resolution == 2 * T0
+    assert package_plain_ae_config(pcfg, r).triplane.resolution == T0
+    assert warmup_recipe(load_package(package))["triplane_resolution"] == T0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -137,19 +138,79 @@ def test_export_from_a_stage_checkpoint_and_refusals(trained_run, tmp_path):
         export_pretrained(tmp_path / "batch", tmp_path / "z")
 
 
-def test_shipped_spec_resolves_to_the_package_folder_and_is_recorded(trained_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["shipped", "shipped-128"])
+def test_shipped_spec_resolves_to_the_package_folder_and_is_recorded(trained_run, tmp_path, monkeypatch, name):
     pkg = tmp_path / "site" / "3daae"
     export_pretrained(trained_run, pkg)
-    monkeypatch.setattr(pipeline, "SHIPPED_RUN", pkg)
-    exploit_3daae("shipped", tmp_path / "batch", scenes=sphere_scenes(1, "n", seed=5))
+    monkeypatch.setitem(pipeline.SHIPPED_RUNS, name, pkg)
+    assert pipeline.shipped_name(pkg) == name and pipeline.shipped_name(tmp_path) is None
+    exploit_3daae(name, tmp_path / "batch", scenes=sphere_scenes(1, "n", seed=5))
     m = json.loads((tmp_path / "batch" / "manifest.json").read_text())
-    assert m["source_run_spec"] == "shipped"
-    # The package moved (a reinstall elsewhere): the batch follows "shipped", not the old absolute path.
+    assert m["source_run_spec"] == name
+    # The package moved (a reinstall elsewhere): the batch follows its name, not the old absolute path.
     moved = tmp_path / "elsewhere" / "3daae"
     moved.parent.mkdir()
     pkg.rename(moved)
-    monkeypatch.setattr(pipeline, "SHIPPED_RUN", moved)
+    monkeypatch.setitem(pipeline.SHIPPED_RUNS, name, moved)
     assert load_exploited(tmp_path / "batch", "cpu").bank.scene_ids == ["n00"]
-    monkeypatch.setattr(pipeline, "SHIPPED_RUN", tmp_path / "missing")
-    with pytest.raises(RunError, match="shipped pre-trained 3Da-AE is missing"):
+    monkeypatch.setitem(pipeline.SHIPPED_RUNS, name, tmp_path / "missing")
+    with pytest.raises(RunError, match=f"shipped pre-trained 3Da-AE '{name}' is missing"):
         load_exploited(tmp_path / "batch", "cpu")
+
+
+def test_a_package_derived_at_another_T_learns_as_an_exploit_at_that_T(trained_run, tmp_path):
+    # `export --triplane-resolution T` writes B resampled to T: new scenes learned with the derived package by
+    # default are the ones an exploit of the original package learns with `--set triplane.resolution=T`.
+    from latentscenes.training.pipeline import load_run_config, resample_planes
+
+    export_pretrained(trained_run, tmp_path / "pkg")
+    T0 = load_run_config(tmp_path / "pkg").triplane.resolution
+    T = 2 * T0
+    m = export_pretrained(tmp_path / "pkg", tmp_path / "pkgT", triplane_resolution=T)
+    orig_m = json.loads((tmp_path / "pkg" / "manifest.json").read_text())
+    assert m["train_scene_ids"] == orig_m["train_scene_ids"] and m["entry_cost_s"] == orig_m["entry_cost_s"]
+    assert m["stages"] == orig_m["stages"] and m["source"]["run"] == orig_m["source"]["run"]
+    assert m["source"]["derived_from"] == str(tmp_path / "pkg")
+    assert m["notes"]["global_planes_resampled_from"] == T0
+    assert m["model"]["sha256_shared"] != orig_m["model"]["sha256_shared"]
+    # m_scene grows as T^2, m_B too; the autoencoder's bytes do not change
+    assert m["bytes"]["per_scene"] > 3 * orig_m["bytes"]["per_scene"]
+    assert m["bytes"]["global_planes"] == 4 * orig_m["bytes"]["global_planes"]
+    assert m["bytes"]["encoder"] == orig_m["bytes"]["encoder"]
+    cfg = load_run_config(tmp_path / "pkgT")
+    assert cfg.triplane.resolution == T
+    # every tensor but B, and the metadata, byte for byte
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "pkg" / "model" / "shared.safetensors"), "pt") as fa, \
+            safe_open(str(tmp_path / "pkgT" / "model" / "shared.safetensors"), "pt") as fb:
+        assert set(fa.keys()) == set(fb.keys()) and fa.metadata() == fb.metadata()
+        for k in fa.keys():
+            assert k == "global_planes" or torch.equal(fa.get_tensor(k), fb.get_tensor(k)), k
+    a, b = load_trained(tmp_path / "pkg", "cpu"), load_trained(tmp_path / "pkgT", "cpu")
+    assert b.bank.global_planes.shape[-1] == T
+    assert torch.equal(b.bank.global_planes, resample_planes(a.bank.global_planes, T))
+    for (k, x), (_, y) in zip(a.ae.vae.state_dict().items(), b.ae.vae.state_dict().items()):
+        assert torch.equal(x, y), k
+    for (k, x), (_, y) in zip(a.mlp.state_dict().items(), b.mlp.state_dict().items()):
+        assert torch.equal(x, y), k
+    new = sphere_scenes(1, "n", seed=6)
+    orig_cfg = load_run_config(tmp_path / "pkg")
+    at_T = dataclasses.replace(orig_cfg, triplane=dataclasses.replace(orig_cfg.triplane, resolution=T))
+    exploit_3daae(tmp_path / "pkg", tmp_path / "b_set", at_T, scenes=new)  # `--set triplane.resolution=T`
+    exploit_3daae(tmp_path / "pkgT", tmp_path / "b_pkg", scenes=new)
+    x, y = load_exploited(tmp_path / "b_set", "cpu"), load_exploited(tmp_path / "b_pkg", "cpu")
+    xs, ys = x.bank.per_scene_state(), y.bank.per_scene_state()
+    assert xs["local"].shape[-1] == T
+    for k in xs:
+        assert torch.allclose(xs[k], ys[k], atol=1e-5), k
+    assert torch.allclose(x.bank.global_planes, y.bank.global_planes, atol=1e-5)
+
+
+def test_deriving_a_package_refuses_a_stage_and_a_bad_T(trained_run, tmp_path):
+    export_pretrained(trained_run, tmp_path / "pkg")
+    with pytest.raises(RunError, match="no stage checkpoints"):
+        export_pretrained(tmp_path / "pkg", tmp_path / "a", stage="warmup")
+    with pytest.raises(RunError, match="T >= 2"):
+        export_pretrained(tmp_path / "pkg", tmp_path / "b", triplane_resolution=1)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -8,38 +8,55 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from latentscenes.training.pipeline import SHIPPED_RUN, load_run_config, load_trained, resolve_run
+from latentscenes.training.pipeline import SHIPPED_RUN, SHIPPED_RUNS, load_run_config, load_trained, resolve_run
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_RUN / "model" / "shared.safetensors").is_file(),
                                 reason="no shipped pre-trained 3Da-AE in this checkout")
 
+#: the image size each shipped package serves (its MODEL_CARD.md)
+RESOLUTION = {"shipped": 64, "shipped-128": 128}
 
-def test_shipped_package_is_complete_and_consistent():
-    m = json.loads((SHIPPED_RUN / "manifest.json").read_text())
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_RUNS))
+def test_shipped_package_is_complete_and_consistent(name):
+    folder = SHIPPED_RUNS[name]
+    if not (folder / "model" / "shared.safetensors").is_file():
+        pytest.skip(f"no {name} package in this checkout")
+    m = json.loads((folder / "manifest.json").read_text())
     assert m["kind"] == "pretrained" and m["scenes_included"] is False and m["entry_cost_s"] > 0
-    assert (SHIPPED_RUN / "MODEL_CARD.md").is_file()
-    cfg = load_run_config("shipped")
-    assert cfg.data.path is None and cfg.data.resolution == 64
-    system = load_trained("shipped", "cpu")  # sizes in config.json match the weights
+    assert (folder / "MODEL_CARD.md").is_file()
+    cfg = load_run_config(name)
+    assert cfg.data.path is None and cfg.data.resolution == RESOLUTION[name]
+    assert rf_image_side(m) == RESOLUTION[name]
+    system = load_trained(name, "cpu")  # sizes in config.json match the weights
     assert system.bank.scene_ids == [] and system.bank.global_planes is not None
-    # the card quotes the package it sits in
-    card, src = (SHIPPED_RUN / "MODEL_CARD.md").read_text(), m["source"]
+    assert system.bank.global_planes.shape[-1] == cfg.triplane.resolution
+    # the card quotes the package it sits in, and the name a user types
+    card, src = (folder / "MODEL_CARD.md").read_text(), m["source"]
     assert f"stage `{src['stage']}`" in card and f"`{src['run']}`" in card
+    assert f"--run {name} " in card and f"{RESOLUTION[name]}x{RESOLUTION[name]} images" in card
     assert src.get("step") is None or f"step {src['step']}" in card
     assert f"data.shift_grid = {cfg.data.shift_grid}" in card or cfg.data.shift_grid == 1
-    assert resolve_run("shipped") == SHIPPED_RUN
+    assert f"T = {cfg.triplane.resolution}" in card
+    assert resolve_run(name) == folder
     # its base autoencoder (the benchmark's plain-AE ablation and AE ceiling) loads from a fresh checkout, with the
     # latent channels of the package's own autoencoder
     from latentscenes.autoencoder.model import load_autoencoder
 
     base = load_autoencoder(cfg.ae)
     assert base.vae.config.latent_channels == system.ae.vae.config.latent_channels
-    assert cfg.ae.source != "path" or Path(cfg.ae.path).is_relative_to(SHIPPED_RUN)
+    assert cfg.ae.source != "path" or Path(cfg.ae.path).is_relative_to(folder)
     # the package's exploit and render recipe is tiny-cpu's (the training run predates some of it: ship_3daae.sh)
     from latentscenes.training.config import TINY_CPU_FINETUNE_OFFSET_MERGE, TINY_CPU_OFFSET_ENSEMBLE
 
     assert cfg.render.offset_ensemble == TINY_CPU_OFFSET_ENSEMBLE
     assert cfg.exploit.finetune.dec_offset_merge is TINY_CPU_FINETUNE_OFFSET_MERGE
+
+
+def rf_image_side(manifest: dict) -> int:
+    from latentscenes.training import run_format as rf
+
+    return int(rf.image_size(manifest)[0])
 
 
 def test_exploit_run_shipped_learns_a_users_scenes(tmp_path):
