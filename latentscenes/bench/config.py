@@ -1,4 +1,4 @@
-"""Benchmark configuration and its presets (``test``, ``cpu``, ``cpu-own``, ``paper``).
+"""Benchmark configuration and its presets (``test``, ``cpu``, ``cpu-128``, ``cpu-own``, ``paper``).
 
 The benchmark does not define model sizes of its own: it takes the pipeline's preset
 (:class:`latentscenes.training.config.PipelineConfig`) -- or, with ``pretrained``, the pre-trained 3Da-AE
@@ -27,6 +27,21 @@ was trained on (``data/fg128``: 24 train + 8 held-out views per scene rendered a
     it), on 4 exploit + 2 train scenes (~10-11 min each: 594 s and 688 s measured in the 2026-12-01 run);
   * fidelity diagnosis (AE ceilings, consistency probe of 8 scenes with 600 view-updates each, twice) ~5 min;
     evaluation, render timing and data loading: ~3 min. Measured: 48.7 min in all (2026-12-03, docs/benchmark.md).
+
+Sizing of the ``cpu-128`` preset (2-core CPU, the paper's geometry: 128x128 images, 16x16x16 latents; per-scene costs
+measured at one thread in the twenty-first session, docs/fidelity.md). It measures the **shipped 128 px pre-trained
+3Da-AE** (``pretrained="shipped-128"``, ``latentscenes exploit --run shipped-128``; new scenes at T = 64, B resampled
+from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
+  * ours: the exploit split's first 10 scenes (its model card's) + 2 re-learned train scenes, 400 + 48 view-updates
+    per scene with the package's recipe: ~134 s per scene at one thread (22 s Encode-Scene, 112 s decoder fine-tune
+    on the 2 x 2 offset average of 128 px decodes), ~27 min;
+  * the plain-AE ablation: the package's warm-up at 128 px (3,000 steps, T = 32 as it ran; ~0.35-0.53 s a step)
+    and the same exploit at T = 64: ~45 min;
+  * Tri-Planes (RGB), its ``tiny-cpu`` planes (T = 64), 1,600 steps of 1,024 rays per scene (the 128 px figures of
+    docs/fidelity.md; ~280 s per scene at one thread) on 6 exploit + 1 train scenes: ~33 min;
+  * not run (their 64 px figures are the ``cpu`` preset's): Ours-No-Prior, Tri-Planes-Macro (RGB), Ours-Micro /
+    Ours-Macro; the diagnosis probes 4 scenes.
+  About 110 min at one thread; with two threads see docs/benchmark.md for the measured total.
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
@@ -208,6 +223,25 @@ def preset_cpu() -> BenchConfig:
     )
 
 
+def preset_cpu_128() -> BenchConfig:
+    """2-core CPU: the shipped 128 px pre-trained 3Da-AE (``shipped-128``) against Tri-Planes (RGB) at 128 px on the
+    data it was trained on (see the module docstring for the sizing)."""
+    return dataclasses.replace(
+        preset_cpu(),
+        name="cpu-128",
+        pretrained="shipped-128",
+        n_exploit_scenes=10,
+        n_train_relearn=2,
+        n_rgb_exploit=6,
+        n_rgb_train=1,
+        # 128 px views hold 4x the pixels of 64 px ones: twice the steps of 1,024 rays (docs/fidelity.md's 128 px rows)
+        rgb_overrides=["steps=1600"],
+        methods=["ours", "plain-ae", "rgb"],
+        curve_scenes=3,
+        probe_scenes=4,
+    )
+
+
 def preset_paper() -> BenchConfig:
     """Paper sizes for a GPU: N_train 500, N_exploit 100 (Table 2 uses 100; Table 1 extrapolates to 1000
     with Eq. 9/11), Tri-Planes (RGB) on 50 scenes (as the paper), 128x128, 50 epochs-equivalent updates."""
@@ -239,5 +273,5 @@ def preset_paper() -> BenchConfig:
 
 # ``tiny-cpu`` is accepted as another name of ``cpu`` (the pipeline's preset of the same sizes); ``cpu-own`` trains its own
 # 3Da-AEs at those sizes.
-register_presets(BenchConfig, {"test": preset_test, "cpu": preset_cpu, "tiny-cpu": preset_cpu, "cpu-own": preset_cpu_own,
-                               "paper": preset_paper})
+register_presets(BenchConfig, {"test": preset_test, "cpu": preset_cpu, "tiny-cpu": preset_cpu, "cpu-128": preset_cpu_128,
+                               "cpu-own": preset_cpu_own, "paper": preset_paper})

@@ -307,3 +307,25 @@ def test_a_package_resampled_to_another_T_has_its_plain_ae_warmup_at_the_T_it_wa
     assert pcfg.triplane.resolution == 2 * T0
     assert package_plain_ae_config(pcfg, r).triplane.resolution == T0
     assert warmup_recipe(load_package(package))["triplane_resolution"] == T0
+
+
+def test_cpu_128_preset_measures_the_128_px_package_against_rgb_at_128_px():
+    from latentscenes.bench.config import BenchConfig
+    from latentscenes.bench.pretrained import load_package, warmup_recipe
+    from latentscenes.experiments.bench import package_plain_ae_config, pipeline_config, rgb_config
+    from latentscenes.training.pipeline import SHIPPED_RUNS
+
+    cfg = get_preset(BenchConfig, "cpu-128")
+    assert cfg.pretrained == "shipped-128" and cfg.build_dir == "data/fg128" and cfg.build_resolution == 128
+    assert {"ours", "rgb", "plain-ae"} <= set(cfg.methods) and cfg.n_rgb_exploit <= cfg.n_exploit_scenes
+    if not (SHIPPED_RUNS["shipped-128"] / "model" / "shared.safetensors").is_file():
+        pytest.skip("no shipped-128 pre-trained 3Da-AE in this checkout")
+    pkg = load_package("shipped-128")
+    pcfg = pipeline_config(cfg, "cpu", pkg)
+    assert pcfg.data.resolution == 128 and pcfg.triplane.resolution == 64 and pcfg.data.shift_grid == 2
+    # the plain-AE ablation repeats the warm-up as it ran: one view per latent grid, T = 32
+    r = warmup_recipe(pkg)
+    assert r["shift_grid"] == 1 and r["triplane_resolution"] == 32 and not r["notes"]
+    assert package_plain_ae_config(pcfg, r).triplane.resolution == 32
+    rgb = rgb_config(cfg, pcfg, "micro", cfg.n_rgb_exploit + cfg.n_rgb_train, "cpu")
+    assert rgb.triplane.resolution == 64 and rgb.steps == 1600
