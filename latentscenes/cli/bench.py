@@ -4,6 +4,7 @@ Example (2-core CPU, about 1 h; the shipped pre-trained 3Da-AE against Tri-Plane
 
     latentscenes bench --preset cpu --out reports/bench-cpu     # builds (or reuses) data/fg128, its training data
     latentscenes bench --preset cpu --data data/fg128 --out reports/bench-cpu
+    latentscenes bench --preset cpu-128 --data data/fg128 --out reports/bench-cpu-128  # 128 px, `shipped-128`
     latentscenes bench --preset cpu-own --out reports/bench-cpu-own   # trains its own 3Da-AEs (< 60 min)
 
 Writes ``OUT/results.json`` (machine, versions, config, every figure), ``OUT/summary.md`` and PNG plots.
@@ -69,7 +70,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Benchmark ours vs Tri-Planes (RGB) on the same scenes, views and machine: Tables 1-2, Fig. 6-7.
 
-        Presets: ``cpu`` (2-core CPU, about 1 h: the shipped pre-trained 3Da-AE), ``cpu-own`` (2-core CPU, under
+        Presets: ``cpu`` (2-core CPU, about 1 h: the shipped pre-trained 3Da-AE), ``cpu-128`` (the same at 128 px with
+        ``shipped-128``), ``cpu-own`` (2-core CPU, under
         60 minutes, 3Da-AEs trained in the benchmark), ``paper`` (paper sizes, for a GPU), ``test`` (seconds).
         """
         with user_errors():
