@@ -878,14 +878,13 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         raise RunError(f"{run_dir}: not a training run folder (format {rf.manifest_format(m)!r})")
     if triplane_resolution is not None and (triplane_resolution < 2 or cfg.triplane.f_mac <= 0):
         raise RunError(f"triplane_resolution={triplane_resolution}: needs T >= 2 and global planes (F_mac > 0; "
-                         f"{run_dir} has F_mac = {cfg.triplane.f_mac})")
+                       f"{run_dir} has F_mac = {cfg.triplane.f_mac})")
     derived = rf.is_pretrained(m)
     if derived and stage is not None:
         raise RunError(f"{run_dir}: a pre-trained 3Da-AE has no stage checkpoints; export it without --stage")
     stage_res = rf.stage_results(m)
-    if derived:
-        src, step, steps_info = rf.shared_path(run_dir), None, None
-        entry_s, cache_s = float(m.get("entry_cost_s") or 0.0), float(m.get("latent_cache_s") or 0.0)
+    if derived:  # its manifest carries the record (entry cost, stages) over: derived_pretrained_manifest
+        src = rf.shared_path(run_dir)
     elif stage is None:
         src = rf.shared_path(run_dir)
         if not rf.is_done(m) or not src.is_file():
@@ -941,7 +940,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     if triplane_resolution is not None and triplane_resolution != cfg.triplane.resolution:
         nbytes = _resample_shared_planes(cfg, rf.shared_path(tmp), triplane_resolution, m.get("bytes"))
         pcfg = dataclasses.replace(pcfg, triplane=dataclasses.replace(pcfg.triplane, resolution=triplane_resolution))
-        notes["global_planes_resampled_from"] = cfg.triplane.resolution
+        # the T that B was trained at, also when derived from a package derived before
+        notes["global_planes_resampled_from"] = (m.get("notes") or {}).get("global_planes_resampled_from",
+                                                                          cfg.triplane.resolution)
     save_config(pcfg, rf.config_path(tmp))
     if derived:
         manifest = rf.derived_pretrained_manifest(m, derived_from=run_dir, sha256_shared=rf.shared_sha256(tmp),

@@ -209,6 +209,11 @@ def test_a_package_derived_at_another_T_learns_as_an_exploit_at_that_T(trained_r
 
 def test_deriving_a_package_refuses_a_stage_and_a_bad_T(trained_run, tmp_path):
     export_pretrained(trained_run, tmp_path / "pkg")
+    # derived twice: the record keeps the T that B was trained at
+    T0 = json.loads((tmp_path / "pkg" / "config.json").read_text())["triplane"]["resolution"]
+    export_pretrained(tmp_path / "pkg", tmp_path / "d1", triplane_resolution=2 * T0)
+    m = export_pretrained(tmp_path / "d1", tmp_path / "d2", triplane_resolution=3 * T0)
+    assert m["notes"]["global_planes_resampled_from"] == T0 and m["source"]["derived_from"] == str(tmp_path / "d1")
     with pytest.raises(RunError, match="no stage checkpoints"):
         export_pretrained(tmp_path / "pkg", tmp_path / "a", stage="warmup")
     with pytest.raises(RunError, match="T >= 2"):
