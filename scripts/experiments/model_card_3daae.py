@@ -2,7 +2,8 @@
 (scripts/ship_3daae.sh step 4), so that no figure in the card is typed by hand.
 Usage: python scripts/experiments/model_card_3daae.py PKG PLAIN.metrics.json OURS.metrics.json PROBE_PLAIN.json
        PROBE_OURS.json [NOTE.md] [--recipe OURS_RECIPE.metrics.json] [--rgb RGB.metrics.json]
-NOTE.md: extra prose appended verbatim. --rgb: Tri-Planes (RGB) on the same scenes and views (`fit-rgb` + `eval`);
+NOTE.md: extra prose appended verbatim. --made-by SCRIPT: the script that makes the package (scripts/ship_3daae.sh).
+--rgb: Tri-Planes (RGB) on the same scenes and views (`fit-rgb` + `eval`);
 its row and OURS minus it are added. --recipe: the same scenes learned with the package's own exploit recipe when
 PLAIN and OURS were measured with an earlier one (both with the same earlier recipe); its row and its difference to
 OURS are added."""
@@ -26,7 +27,7 @@ def _option(name):
     return value
 
 
-recipe_p, rgb_p = _option("--recipe"), _option("--rgb")
+recipe_p, rgb_p, made_by = _option("--recipe"), _option("--rgb"), _option("--made-by")
 pkg, plain_p, ours_p, probe_plain_p, probe_ours_p = (Path(a) for a in args[:5])
 note = Path(args[5]).read_text() if len(args) > 5 else ""
 man = json.loads((pkg / "manifest.json").read_text())
@@ -72,7 +73,8 @@ lines = [
     f"`latentscenes exploit --run {name} --data D --out OUT` learns new scenes in this 3D-aware latent space without",
     "a training run of your own (paper Alg. 2)" + ("; `latentscenes demo` (tiny-cpu) uses it" if name == "shipped" else "")
     + f". Its images are {res}x{res} (a dataset is loaded at that size). Made and measured by",
-    "`bash scripts/ship_3daae.sh` (resumable); training your own stays `latentscenes train` + `latentscenes export`.",
+    f"`bash {made_by or 'scripts/ship_3daae.sh'}` (resumable); training your own stays `latentscenes train` + "
+    "`latentscenes export`.",
     "",
     "## What it holds",
     "",
@@ -101,7 +103,7 @@ lines = [
     "",
     f"## Measured ({len(scene_values(ours))} new scenes of the exploit split, 8 held-out views each, {res}x{res})",
     "",
-    "Both rows learn the same new scenes with the same exploit recipe (`tiny-cpu`: Encode-Scene 400 view-updates",
+    "The two 3Da-AE rows learn the same new scenes with the same exploit recipe (`tiny-cpu`: Encode-Scene 400 view-updates",
     f"per scene, decoder fine-tune 48 with L_Dec + L_ae, new scenes' tri-planes at T = {tri['resolution']}"
     + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
     + "); *plain* uses the base autoencoder with the warm-up",
@@ -130,7 +132,7 @@ lines = [
     "",
     f"3Da-AE minus Tri-Planes (RGB), held-out PSNR: **{brgb['diff']:+.2f} dB [{brgb['lo']:+.2f}, {brgb['hi']:+.2f}]** "
     f"({brgb['n_scenes']} scenes).",
-] + ([] if recipe_p is None else [
+]) + ([] if recipe_p is None else [
     "",
     "The first two rows were measured with the exploit recipe before the decoder fine-tune on the offset average "
     f"(`dec_offset_merge` false); the package's recipe adds **{br['diff']:+.2f} dB [{br['lo']:+.2f}, "
