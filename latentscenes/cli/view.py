@@ -122,13 +122,14 @@ def register(app: typer.Typer) -> None:
                 url = viewer.start()
             except (ViewerError, MetricsError) as e:
                 fail(e)
-        console.print(f"latentscenes viewer: {url}  ({len(runs)} run(s), {len(runs[0].scenes)} scenes; Ctrl-C stops it)",
-                      markup=False, highlight=False, soft_wrap=True)
         # Ctrl-C must stop it even when the process was started with SIGINT ignored (a disposition inherited from
         # the parent, e.g. a background job of a non-interactive shell or a test harness): Python then installs no
-        # KeyboardInterrupt handler of its own
+        # KeyboardInterrupt handler of its own. Installed before the URL is printed: a Ctrl-C sent as soon as the
+        # URL appears (a loaded machine, the test suite) would otherwise be ignored and the viewer never stop.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
+            console.print(f"latentscenes viewer: {url}  ({len(runs)} run(s), {len(runs[0].scenes)} scenes; Ctrl-C "
+                          "stops it)", markup=False, highlight=False, soft_wrap=True)
             while True:
                 time.sleep(1.0)
         except KeyboardInterrupt:
