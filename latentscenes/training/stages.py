@@ -142,6 +142,21 @@ def _ae_keys(ae: LatentAutoencoder, parts: tuple[str, ...]) -> set[str]:
     return keys
 
 
+def _read_shared(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of a file written by :func:`save_shared`.
+
+    Raises:
+        FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: shared weights not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise UnreadableFileError(f"{path}: shared weights file is truncated or damaged ({e})") from None
+
+
 def replace_shared_planes(path: Path, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Rewrite a file written by :func:`save_shared` with its global planes B ``[M, 3, F_mac, T, T]`` replaced by
     ``fn(B)`` (another T allowed; M and F_mac must stay), atomically; every other tensor and the metadata are kept
@@ -152,14 +167,7 @@ def replace_shared_planes(path: Path, fn: Callable[[torch.Tensor], torch.Tensor]
         ValueError: the file holds no global planes, or M / F_mac differ.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: shared weights not found")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as e:
-        raise UnreadableFileError(f"{path}: shared weights file is truncated or damaged ({e})") from None
+    meta, tensors = _read_shared(path)
     old = tensors.get("global_planes")
     if old is None:
         raise ValueError(f"{path}: holds no global planes (F_mac = 0)")
@@ -182,14 +190,7 @@ def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
         ValueError: sizes that do not match ``system``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: shared weights not found")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as e:
-        raise UnreadableFileError(f"{path}: shared weights file is truncated or damaged ({e})") from None
+    meta, tensors = _read_shared(path)
     parts = json.loads(meta.get("ae_parts", '["encoder", "decoder"]'))
     vae = {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}
     if vae:
