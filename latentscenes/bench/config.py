@@ -41,7 +41,7 @@ from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
     docs/fidelity.md; ~280 s per scene at one thread) on 6 exploit + 1 train scenes: ~33 min;
   * not run (their 64 px figures are the ``cpu`` preset's): Ours-No-Prior, Tri-Planes-Macro (RGB), Ours-Micro /
     Ours-Macro; the diagnosis probes 4 scenes.
-  About 110 min at one thread; with two threads see docs/benchmark.md for the measured total.
+  About 110 min at one thread estimated; 114.5 min measured at one thread (docs/benchmark.md, twenty-second session).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
