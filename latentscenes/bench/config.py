@@ -32,16 +32,18 @@ Sizing of the ``cpu-128`` preset (2-core CPU, the paper's geometry: 128x128 imag
 measured at one thread in the twenty-first session, docs/fidelity.md). It measures the **shipped 128 px pre-trained
 3Da-AE** (``pretrained="shipped-128"``, ``latentscenes exploit --run shipped-128``; new scenes at T = 64, B resampled
 from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
-  * ours: the exploit split's first 10 scenes (its model card's) + 2 re-learned train scenes, 400 + 48 view-updates
-    per scene with the package's recipe: ~134 s per scene at one thread (22 s Encode-Scene, 112 s decoder fine-tune
-    on the 2 x 2 offset average of 128 px decodes), ~27 min;
+  * ours: 10 exploit scenes spread over the split (5 of them its model card's) + 2 re-learned train scenes, 400 + 96
+    view-updates per scene with the package's recipe (4 fine-tune epochs since the twenty-third session; 48 before):
+    ~217 s per scene at one thread (25 s Encode-Scene, 192 s decoder fine-tune on the 2 x 2 offset average of 128 px
+    decodes), ~43 min;
   * the plain-AE ablation: the package's warm-up at 128 px (3,000 steps, T = 32 as it ran; ~0.35-0.53 s a step)
-    and the same exploit at T = 64: ~45 min;
+    and the same exploit at T = 64: ~60 min;
   * Tri-Planes (RGB), its ``tiny-cpu`` planes (T = 64), 1,600 steps of 1,024 rays per scene (the 128 px figures of
     docs/fidelity.md; ~280 s per scene at one thread) on 6 exploit + 1 train scenes: ~33 min;
   * not run (their 64 px figures are the ``cpu`` preset's): Ours-No-Prior, Tri-Planes-Macro (RGB), Ours-Micro /
     Ours-Macro; the diagnosis probes 4 scenes.
-  About 110 min at one thread estimated; 114.5 min measured at one thread (docs/benchmark.md, twenty-second session).
+  114.5 min measured at one thread with 48 fine-tune view-updates (docs/benchmark.md, twenty-second session); about
+  150 min at one thread estimated with 96.
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
@@ -236,6 +238,8 @@ def preset_cpu_128() -> BenchConfig:
         n_rgb_train=1,
         # 128 px views hold 4x the pixels of 64 px ones: twice the steps of 1,024 rays (docs/fidelity.md's 128 px rows)
         rgb_overrides=["steps=1600"],
+        # the package's exploit recipe since the twenty-third session: 4 fine-tune epochs of 24 views (docs/fidelity.md)
+        finetune_view_updates_per_scene=96,
         methods=["ours", "plain-ae", "rgb"],
         curve_scenes=3,
         probe_scenes=4,
