@@ -40,9 +40,13 @@ fi
 # 4. The card's figures: the card's 10 new scenes at 128 px learned with the package and with the plain autoencoder,
 #    both with the package's exploit recipe (views at 2 x 2 offsets, decoded at them, the decoder fine-tuned on their
 #    average, new scenes at T); the consistency probe of both at the same offsets and T.
+#    The package's config holds its recipe (4 fine-tune epochs since the twenty-third session); the warm-up's export
+#    holds the run's, so the plain row is given the package's fine-tune length.
 TAG=$(basename "$PKG"); WTAG=$(basename "$WARM")
-NEX=10 RES=128 bash scripts/experiments/pkg_exploit.sh "$WARM" "plain-$WTAG-t$T" --set data.shift_grid=2 \
-  --set render.offset_ensemble=2 --set exploit.finetune.dec_offset_merge=true --set triplane.resolution="$T"
+FT=$(python -c "import json; print(json.load(open('$PKG/config.json'))['exploit']['finetune']['epochs'])")
+NEX=10 RES=128 bash scripts/experiments/pkg_exploit.sh "$WARM" "plain-$WTAG-t$T-ft$FT" --set data.shift_grid=2 \
+  --set render.offset_ensemble=2 --set exploit.finetune.dec_offset_merge=true --set triplane.resolution="$T" \
+  --set exploit.finetune.epochs="$FT"
 NEX=10 RES=128 bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG"
 [ -f "$OUT/probe-$WTAG-t$T.json" ] || latentscenes probe --run "$WARM" --data data/fg128 --scenes exploit \
   --n-scenes 10 --set data.resolution=128 --set data.shift_grid=2 --set triplane.resolution="$T" \
@@ -51,10 +55,10 @@ NEX=10 RES=128 bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG"
   --n-scenes 10 --set data.resolution=128 --set data.shift_grid=2 --out "$OUT/probe-$TAG.json"
 # 5. The model card, from those files, Tri-Planes (RGB) T = 64 on the same scenes and views, and the prose note.
 #    (The shipped card was written by this command from the committed copies of these files: OUT's
-#    plain-c16-128-warm3000-t64.metrics.json, probe-c16-128-warm3000-t64.json and probe-3daae-airliners-128.json are
-#    docs/fidelity-runs/s22_128_plain-c16-128-warm3000-t64.metrics.json, s22_probe-plain-c16-128-t64.json and
-#    s22_probe-3daae-airliners-128.json; the package's row is docs/fidelity-runs/s22_128_j2400-t64.metrics.json, the
-#    run's export exploited with `--set triplane.resolution=64`, the same computation: its card says so.)
-python scripts/experiments/model_card_3daae.py "$PKG" "$OUT/plain-$WTAG-t$T.metrics.json" \
+#    plain-c16-128-warm3000-t64-ft4.0.metrics.json, probe-c16-128-warm3000-t64.json and probe-3daae-airliners-128.json
+#    are docs/fidelity-runs/s23_128_plain-c16-128-warm3000-t64-ft4.metrics.json, s22_probe-plain-c16-128-t64.json and
+#    s22_probe-3daae-airliners-128.json; the package's row is docs/fidelity-runs/s22_128_s128-ft2x.metrics.json, this
+#    package exploited with `--set exploit.finetune.epochs=4`, what its config holds since the twenty-third session.)
+python scripts/experiments/model_card_3daae.py "$PKG" "$OUT/plain-$WTAG-t$T-ft$FT.metrics.json" \
   "$OUT/shipped-$TAG.metrics.json" "$OUT/probe-$WTAG-t$T.json" "$OUT/probe-$TAG.json" "$NOTE" --rgb "$RGB" \
   --made-by scripts/ship_3daae_128.sh

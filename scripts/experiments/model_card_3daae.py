@@ -55,7 +55,15 @@ br = paired_bootstrap(scene_values(recipe), scene_values(ours)) if recipe is not
 b = paired_bootstrap(scene_values(ours), scene_values(plain))
 bae = paired_bootstrap(scene_values(ours, "ae_psnr"), scene_values(plain, "ae_psnr"))
 src = man["source"]
-tri, j = cfg["triplane"], cfg["joint"]
+tri, j, ex = cfg["triplane"], cfg["joint"], cfg["exploit"]
+views_per_scene = man["n_views"] // len(man["train_scene_ids"])
+
+
+def view_updates(stage):
+    """A stage's budget per scene in view-updates: its epochs over a scene's views (the exploit sizes stages so)."""
+    if stage.get("epochs") is None:
+        sys.exit("the package's exploit stages give steps, not epochs: their budget per scene depends on N_exploit")
+    return round(stage["epochs"] * views_per_scene)
 (p_plain, ae_plain), (p_ours, ae_ours) = probe(pp), probe(po)
 # the probe's own view offsets (``--set data.shift_grid``), which change what it measures (docs/fidelity.md)
 probe_grid = int(po.get("config", {}).get("data", {}).get("shift_grid", 1))
@@ -103,8 +111,10 @@ lines = [
     "",
     f"## Measured ({len(scene_values(ours))} new scenes of the exploit split, 8 held-out views each, {res}x{res})",
     "",
-    "The two 3Da-AE rows learn the same new scenes with the same exploit recipe (`tiny-cpu`: Encode-Scene 400 view-updates",
-    f"per scene, decoder fine-tune 48 with L_Dec + L_ae, new scenes' tri-planes at T = {tri['resolution']}"
+    "The two 3Da-AE rows learn the same new scenes with the same exploit recipe (the package's config: Encode-Scene "
+    f"{view_updates(ex['fit'])} view-updates",
+    f"per scene, decoder fine-tune {view_updates(ex['finetune'])} with L_Dec + L_ae, new scenes' tri-planes at "
+    f"T = {tri['resolution']}"
     + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
     + "); *plain* uses the base autoencoder with the warm-up",
     "checkpoint's MLP and planes of the same run (no joint stage) = the plain-AE ablation.",
