@@ -92,7 +92,9 @@ class BenchConfig:
         max_train_views: keep the first N train views of every scene, for every method (None = all).
         fit_view_updates_per_scene / finetune_view_updates_per_scene: exploit-phase budget per scene, in
             views (the stage steps are ``ceil(updates * n_scenes / batch_size)``), so t_scene is independent
-            of how many scenes are learned.
+            of how many scenes are learned. None = the exploit recipe's own (a package's config, else the
+            pipeline preset's): its stage's ``epochs`` x ``max_train_views``, resolved when the benchmark starts
+            and saved so in its ``config.json`` (:func:`latentscenes.experiments.bench.resolve_exploit_budget`).
         methods: which Table 2 rows to produce (subset of :data:`ALL_METHODS`; ``ours`` and ``rgb`` are
             always run: Table 1 needs them).
         render_resolution: square output size (px) of the render-time measurement (paper: 128).
@@ -140,8 +142,8 @@ class BenchConfig:
     n_rgb_exploit: int = 6
     n_rgb_train: int = 2
     max_train_views: int | None = 24
-    fit_view_updates_per_scene: int = 400
-    finetune_view_updates_per_scene: int = 48
+    fit_view_updates_per_scene: int | None = 400
+    finetune_view_updates_per_scene: int | None = 48
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     render_resolution: int = 128
     render_repeats: int = 3
@@ -222,6 +224,9 @@ def preset_cpu() -> BenchConfig:
         build_resolution=128,
         build_views=24,
         build_test_views=8,
+        # the package's exploit recipe, whatever its config says (2 fine-tune epochs: 400 + 48 view-updates)
+        fit_view_updates_per_scene=None,
+        finetune_view_updates_per_scene=None,
     )
 
 
@@ -238,8 +243,6 @@ def preset_cpu_128() -> BenchConfig:
         n_rgb_train=1,
         # 128 px views hold 4x the pixels of 64 px ones: twice the steps of 1,024 rays (docs/fidelity.md's 128 px rows)
         rgb_overrides=["steps=1600"],
-        # the package's exploit recipe since the twenty-third session: 4 fine-tune epochs of 24 views (docs/fidelity.md)
-        finetune_view_updates_per_scene=96,
         methods=["ours", "plain-ae", "rgb"],
         curve_scenes=3,
         probe_scenes=4,

@@ -135,6 +135,29 @@ def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: Bench
     )
 
 
+def resolve_exploit_budget(cfg: BenchConfig, pcfg) -> BenchConfig:
+    """``cfg`` with its per-scene exploit budget filled in where None: the recipe's own (``pcfg.exploit``, a
+    package's saved config or the pipeline preset), its stage's ``epochs`` over ``max_train_views`` views.
+
+    Raises:
+        ConfigError: a None budget with ``max_train_views`` None, or for a stage the recipe sizes in steps (its
+            budget per scene would depend on how many scenes are learned).
+    """
+    budget = {}
+    for field_name, stage_name in (("fit_view_updates_per_scene", "fit"),
+                                   ("finetune_view_updates_per_scene", "finetune")):
+        if getattr(cfg, field_name) is not None:
+            continue
+        stage_cfg = getattr(pcfg.exploit, stage_name)
+        if cfg.max_train_views is None or stage_cfg.epochs is None:
+            why = ("max_train_views is null" if cfg.max_train_views is None
+                   else f"the exploit recipe's {stage_name} stage is sized in steps ({stage_cfg.steps}), not epochs")
+            raise ConfigError(f"{field_name}=null takes the exploit recipe's epochs x max_train_views, but {why}; "
+                              f"set {field_name} to a number of view-updates per scene")
+        budget[field_name] = round(stage_cfg.epochs * cfg.max_train_views)
+    return dataclasses.replace(cfg, **budget) if budget else cfg
+
+
 def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int = 0):
     """Exploit stage steps from the per-scene budget: ``ceil(updates_per_scene * n_scenes / batch_size)``.
 
@@ -142,6 +165,7 @@ def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int =
     (``exploit.fit_min_steps``, :func:`~latentscenes.training.config.fit_for_min_steps`): the same view-updates
     per scene. ``curve_points > 0`` also sets ``eval_every`` so that each stage is evaluated about that many times.
     """
+    cfg = resolve_exploit_budget(cfg, pcfg)
     ex = pcfg.exploit
 
     def stage(sc, updates: int, min_steps: int | None = None):
@@ -341,6 +365,7 @@ def run_benchmark(
     device = pick_device(cfg.device)
     pkg = load_package(cfg.pretrained) if cfg.pretrained else None
     pcfg = pipeline_config(cfg, device, pkg)
+    cfg = resolve_exploit_budget(cfg, pcfg)  # saved resolved below: a rerun of config.json uses the same budget
     skipped: dict[str, str] = {}
     if pkg is not None:
         # Ours-Micro / Ours-Macro train their own 3Da-AE with another plane layout: compared with a package they

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from latentscenes.bench.config import preset_cpu, preset_test
+from latentscenes.bench.config import preset_cpu, preset_cpu_128, preset_test
 from latentscenes.experiments.bench import (
     _keep_train_views,
     combine_evaluations,
     per_scene_exploit,
     pipeline_config,
+    resolve_exploit_budget,
     rgb_config,
     variant_config,
 )
+from latentscenes.config import ConfigError
 from latentscenes.scenes.synthetic import make_sphere_scene
 
 
 def test_exploit_steps_are_per_scene():
-    cfg = preset_cpu()
-    p = pipeline_config(cfg, torch.device("cpu"))
+    p = pipeline_config(preset_cpu(), torch.device("cpu"))
+    cfg = resolve_exploit_budget(preset_cpu(), p)
     b = p.exploit.fit.batch_size
     for n in (24, 1000):
         e = per_scene_exploit(p, cfg, n)
@@ -40,6 +43,37 @@ def test_exploit_steps_are_per_scene():
         assert e.exploit.finetune.steps == math.ceil(cfg.finetune_view_updates_per_scene * n / e.exploit.finetune.batch_size)
     e = per_scene_exploit(p, cfg, 24, curve_points=8)
     assert e.exploit.fit.eval_every == e.exploit.fit.steps // 8
+
+
+def test_a_package_preset_takes_the_packages_exploit_recipe():
+    # cpu / cpu-128 leave the budget to the package: its epochs over the 24 train views each scene keeps
+    for preset in (preset_cpu, preset_cpu_128):
+        cfg = preset()
+        assert cfg.fit_view_updates_per_scene is None and cfg.finetune_view_updates_per_scene is None
+        p = pipeline_config(cfg, torch.device("cpu"))
+        r = resolve_exploit_budget(cfg, p)
+        assert r.fit_view_updates_per_scene == round(p.exploit.fit.epochs * cfg.max_train_views)
+        assert r.finetune_view_updates_per_scene == round(p.exploit.finetune.epochs * cfg.max_train_views)
+        # the stages get those view-updates per scene whether or not the caller resolved the budget first
+        assert per_scene_exploit(p, cfg, 10).exploit == per_scene_exploit(p, r, 10).exploit
+    # a change of the package's recipe reaches the benchmark without a preset edit
+    p = pipeline_config(preset_cpu_128(), torch.device("cpu"))
+    p2 = dataclasses.replace(p, exploit=dataclasses.replace(
+        p.exploit, finetune=dataclasses.replace(p.exploit.finetune, epochs=1.5)))
+    assert resolve_exploit_budget(preset_cpu_128(), p2).finetune_view_updates_per_scene == 36
+    # a number set in the config wins over the recipe
+    assert resolve_exploit_budget(dataclasses.replace(preset_cpu_128(), finetune_view_updates_per_scene=7),
+                                  p).finetune_view_updates_per_scene == 7
+
+
+def test_exploit_budget_none_needs_epochs_and_a_view_count():
+    p = pipeline_config(preset_cpu(), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="max_train_views is null"):
+        resolve_exploit_budget(dataclasses.replace(preset_cpu(), max_train_views=None), p)
+    steps_only = dataclasses.replace(p, exploit=dataclasses.replace(
+        p.exploit, fit=dataclasses.replace(p.exploit.fit, epochs=None)))
+    with pytest.raises(ConfigError, match="fit stage is sized in steps"):
+        resolve_exploit_budget(preset_cpu(), steps_only)
 
 
 def test_variants_keep_F_and_the_rgb_baseline_matches_it():
