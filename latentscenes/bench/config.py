@@ -42,8 +42,8 @@ from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
     docs/fidelity.md; ~280 s per scene at one thread) on 6 exploit + 1 train scenes: ~33 min;
   * not run (their 64 px figures are the ``cpu`` preset's): Ours-No-Prior, Tri-Planes-Macro (RGB), Ours-Micro /
     Ours-Macro; the diagnosis probes 4 scenes.
-  114.5 min measured at one thread with 48 fine-tune view-updates (docs/benchmark.md, twenty-second session); about
-  150 min at one thread estimated with 96.
+  114.5 min measured at one thread with 48 fine-tune view-updates (docs/benchmark.md, twenty-second session), 149.4 min
+  with 96 (twenty-third session).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
