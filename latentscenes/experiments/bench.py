@@ -137,7 +137,12 @@ def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: Bench
 
 def resolve_exploit_budget(cfg: BenchConfig, pcfg) -> BenchConfig:
     """``cfg`` with its per-scene exploit budget filled in where None: the recipe's own (``pcfg.exploit``, a
-    package's saved config or the pipeline preset), its stage's ``epochs`` over ``max_train_views`` views.
+    package's saved config or the pipeline preset), its stage's ``epochs`` over ``max_train_views`` views. A budget
+    per scene (not per batch) keeps t_scene independent of N_exploit, which Eq. 9's extrapolation to N_exploit = 1000
+    relies on.
+
+    Returns:
+        ``cfg`` itself when both budgets are set, else a copy with them as int view-updates per scene.
 
     Raises:
         ConfigError: a None budget with ``max_train_views`` None, or for a stage the recipe sizes in steps (its

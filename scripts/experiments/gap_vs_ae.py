@@ -2,8 +2,8 @@
 same views after ours' exploit, and the correlation of the two over the scenes both learned (docs/fidelity.md,
 twenty-third session).
 Usage: python scripts/experiments/gap_vs_ae.py OURS RGB
-OURS / RGB: a `latentscenes eval` metrics file, or a benchmark's results.json with --method NAME picking the
-evaluation (`ours`, `rgb`, `plain-ae`) for that argument, e.g. `RESULTS.json:rgb`."""
+OURS / RGB: a `latentscenes eval` metrics file, or `RESULTS.json:METHOD` for one evaluation of a benchmark's
+results.json (`ours`, `rgb`, `plain-ae`), e.g. `docs/bench-cpu-128/results.json:rgb`."""
 
 import json
 import sys
