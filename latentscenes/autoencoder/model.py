@@ -388,6 +388,31 @@ class LatentAutoencoder(nn.Module):
         return ae
 
 
+def same_latent_space(a: LatentAutoencoder, b: LatentAutoencoder, rtol: float = 1e-4) -> tuple[bool, str]:
+    """Whether two autoencoders encode to the same normalised latents ``tanh(s E(x))`` (same tanh scale, same
+    posterior means on a fixed set of probe images within ``rtol`` of their range), e.g. a 3Da-AE and the same
+    with its decoder retrained or grown (``ae pretrain --set train_part=decoder``).
+
+    Returns:
+        (agree, a one-line reason: the tanh scales or the largest latent difference).
+    """
+    if abs(a.tanh_scale - b.tanh_scale) > 1e-12:
+        return False, f"tanh scales differ ({a.tanh_scale} vs {b.tanh_scale})"
+    g = torch.Generator().manual_seed(0)
+    # white (the background), and smooth colour fields: what an encoder sees of objects, deterministic
+    smooth = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8, generator=g) * 2 - 1, size=(64, 64),
+                                             mode="bilinear", align_corners=False)
+    x = torch.cat([torch.ones(1, 3, 64, 64), smooth])
+    with torch.no_grad():
+        za = a.normalize(a.encode_distribution(x.to(a.device)).mean.float()).cpu()
+        zb = b.normalize(b.encode_distribution(x.to(b.device)).mean.float()).cpu()
+    if za.shape != zb.shape:
+        return False, f"latent shapes differ ({list(za.shape)} vs {list(zb.shape)})"
+    diff = float((za - zb).abs().max())
+    scale = float(za.abs().max()) + 1e-8
+    return diff <= rtol * max(scale, 1.0), f"largest normalised latent difference {diff:.2e}"
+
+
 def read_header(path: str | Path) -> dict[str, Any] | None:
     """The JSON header of a file written by :meth:`LatentAutoencoder.save`, or None for another safetensors file.
 

@@ -85,6 +85,11 @@ class PretrainConfig:
             (:func:`latentscenes.autoencoder.balance.balance_latent_channels`: function-preserving; the renderer's
             one tanh scale then serves every channel alike). Off by default: it changes the latent space that a
             3Da-AE trained on the unbalanced model expects.
+        train_part: ``"all"`` trains encoder and decoder; ``"decoder"`` freezes the encoder (and its tanh scale),
+            so the latent space, and with it a 3Da-AE's 3D-aware latents and any tri-planes fitted in them, is
+            exactly kept while the decoder (e.g. grown by ``ae grow``) learns to reconstruct better
+            (docs/fidelity.md, "The decoder's capacity"). Needs a trained source (not ``scratch``);
+            ``balance_channels`` must then be ``"off"`` (balancing changes the latent space).
     """
 
     ae: AEConfig = field(default_factory=lambda: AEConfig(source="scratch"))
@@ -111,6 +116,7 @@ class PretrainConfig:
     ckpt_every_s: float = 120.0
     seed: int = 0
     balance_channels: str = "off"
+    train_part: str = "all"
 
 
 register_presets(
@@ -296,6 +302,14 @@ def pretrain(
     """
     if cfg.balance_channels not in ("off", "std", "sensitivity"):
         raise PretrainError(f"balance_channels must be 'off', 'std' or 'sensitivity', not {cfg.balance_channels!r}")
+    if cfg.train_part not in ("all", "decoder"):
+        raise PretrainError(f"train_part must be 'all' or 'decoder', not {cfg.train_part!r}")
+    decoder_only = cfg.train_part == "decoder"
+    if decoder_only and cfg.ae.source == "scratch":
+        raise PretrainError("train_part='decoder' keeps the encoder's latent space: it needs a trained autoencoder "
+                            "(--ae shipped or a checkpoint), not a scratch one")
+    if decoder_only and cfg.balance_channels != "off":
+        raise PretrainError("train_part='decoder' keeps the latent space; balance_channels would change it: set it 'off'")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.safetensors"
@@ -309,9 +323,14 @@ def pretrain(
     # a grown autoencoder (`ae grow`) keeps the record of what it was grown from
     lineage = {"grown_from": ae.info["grown_from"]} if "grown_from" in ae.info else {}
     ae.train()
+    source_tanh_scale = ae.tanh_scale
+    if decoder_only:
+        for p in ae.encoder_parameters():
+            p.requires_grad_(False)
+    trained = [p for p in ae.parameters() if p.requires_grad]
     sampler = CropSampler(train_images, cfg.crop, cfg.object_prob, flip=True, seed=cfg.seed + 1,
                           downscale_prob=cfg.downscale_prob)
-    opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(trained, lr=cfg.lr)
     step, total, elapsed0 = 0, int(cfg.steps), 0.0
     if cfg.init_output_bias and cfg.ae.source == "scratch" and not resume:
         with torch.no_grad():
@@ -383,13 +402,16 @@ def pretrain(
                 g["lr"] = lr
             x = sampler.sample(cfg.batch_size).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                dist = ae.encode_distribution(x)
-                z = dist.mean if cfg.train_latent == "mean" else dist.sample(generator=gen)
+                # a frozen encoder needs no graph (about a third of a step's cost)
+                with torch.no_grad() if decoder_only else nullcontext():
+                    dist = ae.encode_distribution(x)
+                    z = dist.mean if cfg.train_latent == "mean" else dist.sample(generator=gen)
                 y = ae.decode(z)
             y = y.float()
             rec = (y - x).abs().mean() if cfg.loss == "l1" else (y - x).pow(2).mean()
-            kl = dist.kl().float().mean() / float(z[0].numel())
-            loss = rec + cfg.kl_weight * kl
+            loss = rec
+            if not decoder_only:  # the KL term only moves the encoder
+                loss = loss + cfg.kl_weight * dist.kl().float().mean() / float(z[0].numel())
             if cfg.chroma_weight > 0:
                 loss = loss + cfg.chroma_weight * (opponent_chroma(y) - opponent_chroma(x)).abs().mean()
             if not torch.isfinite(loss):
@@ -399,7 +421,7 @@ def pretrain(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(ae.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
             opt.step()
             step += 1
             rv = float(rec.detach())
@@ -430,6 +452,8 @@ def pretrain(
                 save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
                 last_ckpt = time.time()
     save_checkpoint(ckpt, ae, opt, sampler, step, total, elapsed())
+    for p in ae.parameters():  # the caller gets an ordinary module back
+        p.requires_grad_(True)
     ae.eval()
     # tanh scale from the trained latents' std (unless fixed in the config), then the final autoencoder file.
     probe = eval_images if eval_images is not None else train_images[:64]
@@ -437,12 +461,16 @@ def pretrain(
     if cfg.balance_channels != "off":
         balance = balance_latent_channels(ae, to_model_space(probe[:64].to(ae.device)), mode=cfg.balance_channels)
     std = latent_std(ae, probe[:64])
-    ae.tanh_scale = float(cfg.ae.tanh_scale) if cfg.ae.tanh_scale is not None else tanh_scale_for_std(std)
+    if decoder_only:  # the latent space is the source's, tanh scale included
+        ae.tanh_scale = source_tanh_scale
+    else:
+        ae.tanh_scale = float(cfg.ae.tanh_scale) if cfg.ae.tanh_scale is not None else tanh_scale_for_std(std)
     summary = {
         "steps": step, "total_steps": total, "wall_s": round(elapsed(), 1), "latent_std": std,
         "tanh_scale": ae.tanh_scale, "train_images": int(train_images.shape[0]),
         "train_resolution": list(train_images.shape[-2:]), "crop": sampler.crop,
         "params": {"encoder": ae.num_parameters("encoder"), "decoder": ae.num_parameters("decoder")},
+        "train_part": cfg.train_part,
         "last_eval": eval_hist[-1] if eval_hist else None, "amp_used": amp, "config": to_dict(cfg),
         "channel_balance": balance,
     }

@@ -235,13 +235,16 @@ def register(app: typer.Typer) -> None:
             None, "--triplane-resolution", help="Write the global planes B resampled to this T, so that new scenes "
                                                 "are learned at T by default (bilinear; the manifest records the T "
                                                 "they were trained at)."),
+        ae: Optional[Path] = typer.Option(
+            None, "--ae", help="An autoencoder file that replaces the 3Da-AE and encodes to the same latents (its "
+                               "decoder trained further or grown: `ae pretrain --set train_part=decoder`); checked."),
     ) -> None:
         """Export a trained 3Da-AE without its scenes, for `exploit --run OUT` (how the shipped ones are made)."""
         # imported on use: keeps `latentscenes --help` fast
         from latentscenes.training.pipeline import export_pretrained
 
         with pipeline_errors():
-            m = export_pretrained(run, out, stage=stage, triplane_resolution=triplane_resolution)
+            m = export_pretrained(run, out, stage=stage, triplane_resolution=triplane_resolution, ae=ae)
             src = m["source"]
             what = f"derived from {src['derived_from']}" if src.get("derived_from") else f"{src['stage']}, step {src['step']}"
             console.print(f"[bold]export[/bold] {run} ({what}) -> {out}")

@@ -52,7 +52,7 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder
+from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder, same_latent_space
 from latentscenes.autoencoder.model import read_header as read_ae_header
 from latentscenes.config import ConfigError, apply_overrides, flat_dict, from_dict, save_config, to_dict
 from latentscenes.data import MultiSceneDataset
@@ -92,6 +92,7 @@ from latentscenes.training.stages import (
     LatentSystem,
     load_scene_shards,
     load_shared_into,
+    replace_shared_autoencoder,
     replace_shared_planes,
     resolve_steps,
     run_stage,
@@ -846,7 +847,8 @@ def source_run(exploit_manifest: dict) -> Path:
 
 
 def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None = None,
-                      extra: dict[str, Any] | None = None, triplane_resolution: int | None = None) -> dict[str, Any]:
+                      extra: dict[str, Any] | None = None, triplane_resolution: int | None = None,
+                      ae: str | Path | None = None) -> dict[str, Any]:
     """Write a pre-trained 3Da-AE folder (layout in the module docstring) from a training run, or derive one
     from another package.
 
@@ -862,14 +864,21 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             exploit batch at that T does on loading) and the config's ``triplane.resolution`` with it, so that
             new scenes are learned at T by default (their ``m_scene`` grows as T^2); the manifest's notes record
             ``global_planes_resampled_from`` (the T it was trained at). None keeps the run's T.
+        ae: an autoencoder file (``ae.safetensors``) that replaces the exported 3Da-AE: it must encode to the same
+            latents (:func:`~latentscenes.autoencoder.model.same_latent_space`), so that the MLP, B and every
+            scene learned in them stay valid, e.g. the 3Da-AE with its decoder trained further or grown (``ae
+            pretrain --ae AE --set train_part=decoder``; docs/fidelity.md, "The decoder's capacity"). The notes
+            record ``autoencoder_replaced_by`` and its training record; the manifest's bytes its sizes.
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
         or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
         in its config.
     Raises:
         RunError: not a training run or package, no finished model / no checkpoint of ``stage`` (a package has no
-            checkpoints), ``out`` not empty; ``triplane_resolution`` < 2, or given without global planes (F_mac = 0).
-        FileNotFoundError / AutoencoderError: that base autoencoder is gone or unreadable (message names it).
+            checkpoints), ``out`` not empty; ``triplane_resolution`` < 2, or given without global planes (F_mac = 0);
+            ``ae`` encodes to other latents than the exported 3Da-AE.
+        FileNotFoundError / AutoencoderError: that base autoencoder, or ``ae``, is gone or unreadable (message names
+            it).
     """
     run_dir, out = resolve_run(run_dir), Path(out)
     cfg = load_run_config(run_dir)
@@ -908,6 +917,14 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         cache_s = _logged_cache_s(run_dir)
         entry_s = (sum(float(v.get("train_s", 0.0)) for v in before)
                    + float(state.get("result", {}).get("train_s", 0.0)) + cache_s)
+    new_ae = None
+    if ae is not None:  # checked before anything is written
+        new_ae = LatentAutoencoder.load(ae)
+        ok, why = same_latent_space(LatentAutoencoder.load(src), new_ae)
+        if not ok:
+            raise RunError(f"{ae}: encodes to other latents than the 3Da-AE of {run_dir} ({why}); only an "
+                           "autoencoder with that encoder (e.g. its decoder trained with `ae pretrain --set "
+                           "train_part=decoder`) keeps its MLP, global planes and scenes valid")
     check_out_folder(out, "export", error=RunError)
     tmp = out.parent / f".{out.name}.tmp-export"
     if tmp.exists():
@@ -943,6 +960,10 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         # the T that B was trained at, also when derived from a package derived before
         notes["global_planes_resampled_from"] = (m.get("notes") or {}).get("global_planes_resampled_from",
                                                                           cfg.triplane.resolution)
+    if new_ae is not None:
+        replace_shared_autoencoder(rf.shared_path(tmp), new_ae)
+        notes["autoencoder_replaced_by"] = {"file": str(ae), "info": new_ae.info.get("pretrain"),
+                                            "lineage": new_ae.info.get("grown_from")}
     save_config(pcfg, rf.config_path(tmp))
     if derived:
         manifest = rf.derived_pretrained_manifest(m, derived_from=run_dir, sha256_shared=rf.shared_sha256(tmp),
@@ -957,6 +978,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
                                           entry_cost_s=entry_s, latent_cache_s=cache_s)
     if nbytes is not None:
         manifest["bytes"] = nbytes  # m_B and m_scene at the new T (Eq. 10-11)
+    if new_ae is not None:  # the cost accounting's m_E and m_D (Eq. 10) are the new autoencoder's
+        manifest["bytes"] = {**(manifest.get("bytes") or {}), "encoder": new_ae.num_bytes("encoder"),
+                             "decoder": new_ae.num_bytes("decoder")}
     rf.write_manifest(tmp, manifest)
     if out.exists():
         out.rmdir()

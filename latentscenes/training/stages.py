@@ -180,6 +180,28 @@ def replace_shared_planes(path: Path, fn: Callable[[torch.Tensor], torch.Tensor]
     return tensors["global_planes"]
 
 
+def replace_shared_autoencoder(path: Path, ae: LatentAutoencoder) -> None:
+    """Rewrite a file written by :func:`save_shared` with ``ae``'s weights and header in place of its autoencoder
+    (both parts), atomically; the MLP, the global planes and the latent background are kept byte for byte.
+
+    The caller guarantees that ``ae`` encodes to the same latents (:func:`~latentscenes.autoencoder.model.same_latent_space`): the MLP and B were
+    learned to render that space.
+
+    Raises:
+        FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
+        ValueError: the file holds only part of an autoencoder (``ae_parts``), so it has no header to replace.
+    """
+    path = Path(path)
+    meta, tensors = _read_shared(path)
+    parts = json.loads(meta.get("ae_parts", '["encoder", "decoder"]'))
+    if sorted(parts) != ["decoder", "encoder"]:
+        raise ValueError(f"{path}: holds only the autoencoder parts {parts}; its autoencoder cannot be replaced")
+    kept = {k: v for k, v in tensors.items() if not k.startswith("vae.")}
+    for k, v in ae.vae.state_dict().items():
+        kept[f"vae.{k}"] = v.detach().float().cpu().contiguous()
+    atomic_save_safetensors(kept, path, metadata={**meta, META_KEY: json.dumps(ae.header())})
+
+
 def load_shared_into(system: LatentSystem, path: Path) -> list[str]:
     """Load a file written by :func:`save_shared` into ``system`` (the AE parts it holds, MLP, B).
 

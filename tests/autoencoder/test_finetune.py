@@ -84,3 +84,28 @@ def test_finetune_refuses_a_training_run_folder_and_a_missing_dataset(tmp_path, 
     code, text = _invoke(["ae", "finetune", "--data", str(data), "--ae", str(base), "--out", str(tmp_path / "bench"),
                           *TINY])
     assert code == 2 and "benchmark" in text, text
+
+
+def test_decoder_only_finetune_keeps_the_latent_space_exactly(tmp_path, start):
+    """``--set train_part=decoder``: the encoder, its tanh scale and so every latent (and tri-plane fitted in them)
+    stay bit-identical while the decoder moves (docs/fidelity.md, "The decoder's capacity")."""
+    data, base = start
+    out = tmp_path / "dec"
+    code, text = _invoke(["ae", "finetune", "--data", str(data), "--ae", str(base), "--out", str(out),
+                          "--steps", "3", "--resolution", "32", "--eval-scenes", "2", "--set", "train_part=decoder",
+                          *TINY])
+    assert code == 0, text
+    a = load_autoencoder(AEConfig.from_option(str(base), AEConfig()), "cpu")
+    b = load_autoencoder(AEConfig.from_option(str(out / "ae.safetensors"), AEConfig()), "cpu")
+    enc_a, enc_b = list(a.encoder_parameters()), list(b.encoder_parameters())
+    assert all(torch.equal(p, q) for p, q in zip(enc_a, enc_b, strict=True))
+    assert any(not torch.equal(p, q) for p, q in zip(a.decoder_parameters(), b.decoder_parameters(), strict=True))
+    assert b.tanh_scale == a.tanh_scale
+    assert torch.equal(a.latent_background(), b.latent_background())
+
+
+def test_decoder_only_training_refuses_a_scratch_encoder(tmp_path, start):
+    data, _ = start
+    code, text = _invoke(["ae", "pretrain", "--data", str(data), "--out", str(tmp_path / "x"), "--preset", "test",
+                          "--steps", "2", "--set", "train_part=decoder"])
+    assert code != 0 and "train_part" in text and "scratch" in text

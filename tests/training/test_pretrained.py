@@ -219,3 +219,38 @@ def test_deriving_a_package_refuses_a_stage_and_a_bad_T(trained_run, tmp_path):
     with pytest.raises(RunError, match="T >= 2"):
         export_pretrained(tmp_path / "pkg", tmp_path / "b", triplane_resolution=1)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_package_derived_with_another_decoder_keeps_the_latent_space(trained_run, tmp_path):
+    # `export --ae AE`: the 3Da-AE grown (one more layer per block, function-preserving) and its decoder changed, as
+    # `ae pretrain --set train_part=decoder` leaves it; the MLP, B and latent background stay, the package loads with
+    # the new architecture and learns new scenes; an autoencoder with another encoder is refused before any write.
+    from latentscenes.autoencoder.grow import grow_autoencoder
+    from latentscenes.autoencoder.model import LatentAutoencoder
+
+    export_pretrained(trained_run, tmp_path / "pkg")
+    shared = tmp_path / "pkg" / "model" / "shared.safetensors"
+    grown = grow_autoencoder(LatentAutoencoder.load(shared), width_factor=1, extra_layers=1)
+    with torch.no_grad():
+        grown.vae.decoder.conv_out.bias.add_(0.1)
+    grown.save(tmp_path / "dec.safetensors")
+    m = export_pretrained(tmp_path / "pkg", tmp_path / "pkgD", ae=tmp_path / "dec.safetensors")
+    assert m["notes"]["autoencoder_replaced_by"]["file"] == str(tmp_path / "dec.safetensors")
+    assert m["bytes"]["decoder"] == grown.num_bytes("decoder") > json.loads(
+        (tmp_path / "pkg" / "manifest.json").read_text())["bytes"]["decoder"]
+    a, b = load_trained(tmp_path / "pkg", "cpu"), load_trained(tmp_path / "pkgD", "cpu")
+    assert b.ae.vae_config["layers_per_block"] == a.ae.vae_config["layers_per_block"] + 1
+    assert torch.equal(b.ae.vae.decoder.conv_out.bias, grown.vae.decoder.conv_out.bias)
+    assert torch.equal(a.bank.global_planes, b.bank.global_planes)
+    for (k, x), (_, y) in zip(a.mlp.state_dict().items(), b.mlp.state_dict().items()):
+        assert torch.equal(x, y), k
+    assert torch.allclose(a.ae.latent_background(), b.ae.latent_background())
+    res = exploit_3daae(tmp_path / "pkgD", tmp_path / "batch", scenes=sphere_scenes(1, "new", seed=3))
+    assert res["scene_ids"] == ["new00"]
+    # another encoder: other latents, so the MLP and B would render a space the decoder never saw
+    with torch.no_grad():
+        grown.vae.encoder.conv_in.weight.mul_(1.5)
+    grown.save(tmp_path / "enc.safetensors")
+    with pytest.raises(RunError, match="other latents"):
+        export_pretrained(tmp_path / "pkg", tmp_path / "pkgE", ae=tmp_path / "enc.safetensors")
+    assert not (tmp_path / "pkgE").exists()
