@@ -184,8 +184,8 @@ def replace_shared_autoencoder(path: Path, ae: LatentAutoencoder) -> None:
     """Rewrite a file written by :func:`save_shared` with ``ae``'s weights and header in place of its autoencoder
     (both parts), atomically; the MLP, the global planes and the latent background are kept byte for byte.
 
-    The caller guarantees that ``ae`` encodes to the same latents (:func:`~latentscenes.autoencoder.model.same_latent_space`): the MLP and B were
-    learned to render that space.
+    The caller guarantees that ``ae`` encodes to the same latents
+    (:func:`~latentscenes.autoencoder.model.same_latent_space`): the MLP and B were learned to render that space.
 
     Raises:
         FileNotFoundError: missing file. UnreadableFileError: a truncated or damaged file.
