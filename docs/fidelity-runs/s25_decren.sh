@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # decoder trained on renders (+ images, L_ae) with encoder, MLP, B frozen; train planes refit in warm-up
-cd /work/main; source .venv/bin/activate; export OMP_NUM_THREADS=1
+cd "$(dirname "$0")/../.."; source .venv/bin/activate; export OMP_NUM_THREADS=1
+# env OUT (run folder), STEPS (joint steps); extra --set arguments are passed on
 out=${OUT:-runs/s25/decren}; steps=${STEPS:-300}
 extra=()
 [ -d "$out/stages" ] && extra=(--resume) || extra=(--init shipped-128)
