@@ -145,7 +145,7 @@ def package_entry_cost(pkg: BenchPackage) -> dict[str, Any]:
         t_warm = cache + stage_s.get("warmup", 0.0)
         t_joint = sum(v for k, v in stage_s.items() if k != "warmup")
         src["t_warmup_s"] = "latent_cache_s + manifest stages.warmup.train_s"
-        src["t_train_s"] = "manifest stages.joint.train_s"
+        src["t_train_s"] = " + ".join(f"manifest stages.{k}.train_s" for k in stage_s if k != "warmup") or "none (0)"
     elif total is not None:
         cache, t_warm, t_joint = None, total, 0.0
         src["t_warmup_s"] = "manifest entry_cost_s (the package records no per-stage times: exported from a stage checkpoint)"

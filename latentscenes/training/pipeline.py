@@ -868,7 +868,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             latents (:func:`~latentscenes.autoencoder.model.same_latent_space`), so that the MLP, B and every
             scene learned in them stay valid, e.g. the 3Da-AE with its decoder trained further or grown (``ae
             pretrain --ae AE --set train_part=decoder``; docs/fidelity.md, "The decoder's capacity"). The notes
-            record ``autoencoder_replaced_by`` and its training record; the manifest's bytes its sizes.
+            record ``autoencoder_replaced_by`` and its training record; the manifest's bytes its sizes. Its
+            training was paid for the package: :func:`replacement_training_cost` (a training run's stages, or an
+            ``ae pretrain`` record) is added to ``entry_cost_s`` as stage ``ae_replacement`` (Eq. 9).
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
         or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
@@ -960,10 +962,12 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         # the T that B was trained at, also when derived from a package derived before
         notes["global_planes_resampled_from"] = (m.get("notes") or {}).get("global_planes_resampled_from",
                                                                           cfg.triplane.resolution)
+    replacement_cost = None
     if new_ae is not None:
         replace_shared_autoencoder(rf.shared_path(tmp), new_ae)
+        replacement_cost = replacement_training_cost(ae, new_ae)
         notes["autoencoder_replaced_by"] = {"file": str(ae), "info": new_ae.info.get("pretrain"),
-                                            "lineage": new_ae.info.get("grown_from")}
+                                            "lineage": new_ae.info.get("grown_from"), "training": replacement_cost}
     save_config(pcfg, rf.config_path(tmp))
     if derived:
         manifest = rf.derived_pretrained_manifest(m, derived_from=run_dir, sha256_shared=rf.shared_sha256(tmp),
@@ -976,6 +980,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         manifest = rf.pretrained_manifest(m, source_run=run_dir, stage=stage, step=step, stage_steps=steps_info,
                                           through=through, sha256_shared=rf.shared_sha256(tmp), notes=notes,
                                           entry_cost_s=entry_s, latent_cache_s=cache_s)
+    if replacement_cost is not None and replacement_cost["train_s"] is not None:
+        rf.add_entry_cost_stage(manifest, "ae_replacement", replacement_cost)
     if nbytes is not None:
         manifest["bytes"] = nbytes  # m_B and m_scene at the new T (Eq. 10-11)
     if new_ae is not None:  # the cost accounting's m_E and m_D (Eq. 10) are the new autoencoder's
@@ -986,6 +992,36 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         out.rmdir()
     tmp.rename(out)
     return manifest
+
+
+def replacement_training_cost(ae: str | Path, new_ae: LatentAutoencoder) -> dict[str, Any]:
+    """What training the autoencoder that ``export --ae`` puts into a package cost: part of the package's one-off
+    entry cost t_EC (Eq. 9), since it was trained for the package (e.g. its decoder trained further on renders).
+
+    * ``ae`` is a finished training run's ``model/shared.safetensors`` (``train --init PKG`` with the latent space
+      frozen): that run's stages' ``train_s`` + its latent encoding (``latent_cache_s``), from its manifest;
+    * else the file's own ``ae pretrain`` record (``info.pretrain.wall_s``, the wall time of that pre-training);
+    * else unknown: ``train_s`` None (the package's entry cost then leaves it out, and the note says so).
+
+    Returns:
+        ``{"train_s": seconds or None, "from": where it came from, "source": path, "stages": {stage: s},
+        "latent_cache_s", "measured_on"}`` (the last three for a run).
+    """
+    path = Path(ae)
+    run = path.parent.parent
+    if path.name == rf.SHARED_FILE and path.parent.name == rf.model_dir(run).name and rf.has_manifest(run):
+        m = rf.read_manifest(run)
+        if rf.is_run_manifest(m) and not rf.is_pretrained(m):
+            stages = {k: float(v.get("train_s", 0.0)) for k, v in rf.stage_results(m).items() if isinstance(v, dict)}
+            cache = rf.latent_cache_s(m) or 0.0
+            return {"train_s": sum(stages.values()) + cache, "source": str(run), "stages": stages,
+                    "latent_cache_s": cache, "from": "the training run's manifest: its stages' train_s + latent encoding",
+                    "measured_on": {"device": m.get("device"), "torch_threads": m.get("torch_threads")}}
+    wall = (new_ae.info.get("pretrain") or {}).get("wall_s")
+    if wall is not None:
+        return {"train_s": float(wall), "source": str(path), "from": "the file's `ae pretrain` record (info.pretrain.wall_s)"}
+    return {"train_s": None, "source": str(path),
+            "from": "not recorded (not a training run's weights, no `ae pretrain` record): left out of entry_cost_s"}
 
 
 def _resample_shared_planes(cfg: PipelineConfig, shared: Path, resolution: int,

@@ -337,6 +337,20 @@ def derived_pretrained_manifest(package_manifest: dict[str, Any], *, derived_fro
     return m
 
 
+def add_entry_cost_stage(manifest: dict[str, Any], name: str, result: dict[str, Any]) -> str:
+    """Record one more piece of a pre-trained 3Da-AE's training after its source run (e.g. the decoder that
+    ``export --ae`` put in, trained for it) as ``stages[name]`` (``name_2``... when taken) and add its ``train_s``
+    (seconds) to ``entry_cost_s`` (Eq. 9's t_EC), in place. Returns the key used."""
+    stages = manifest.setdefault("stages", {})
+    key, i = name, 2
+    while key in stages:
+        key, i = f"{name}_{i}", i + 1
+    stages[key] = dict(result)
+    if manifest.get("entry_cost_s") is not None:
+        manifest["entry_cost_s"] = float(manifest["entry_cost_s"]) + float(result["train_s"])
+    return key
+
+
 # ============================================================================================ reading
 def has_manifest(folder: str | Path) -> bool:
     """Whether ``FOLDER/manifest.json`` exists (it may still be damaged: :func:`read_manifest`)."""

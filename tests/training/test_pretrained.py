@@ -254,3 +254,29 @@ def test_a_package_derived_with_another_decoder_keeps_the_latent_space(trained_r
     with pytest.raises(RunError, match="other latents"):
         export_pretrained(tmp_path / "pkg", tmp_path / "pkgE", ae=tmp_path / "enc.safetensors")
     assert not (tmp_path / "pkgE").exists()
+    # a file with no training record: its cost is unknown, said so, and the entry cost stays the package's
+    rec = m["notes"]["autoencoder_replaced_by"]["training"]
+    assert rec["train_s"] is None and "not recorded" in rec["from"]
+    assert m["entry_cost_s"] == json.loads((tmp_path / "pkg" / "manifest.json").read_text())["entry_cost_s"]
+
+
+def test_a_decoder_trained_for_the_package_is_charged_to_its_entry_cost(trained_run, tmp_path):
+    # `export --ae RUN/model/shared.safetensors` (a run that trained the decoder with the latent space frozen): that
+    # run's stages and latent encoding were paid for the package, so Eq. 9's t_EC grows by them.
+    from latentscenes.bench.pretrained import load_package, package_entry_cost
+
+    base = export_pretrained(trained_run, tmp_path / "pkg")
+    run_m = json.loads((trained_run / "manifest.json").read_text())
+    cost = sum(v["train_s"] for v in run_m["stages"].values()) + run_m["latent_cache_s"]
+    m = export_pretrained(tmp_path / "pkg", tmp_path / "pkgD", ae=trained_run / "model" / "shared.safetensors")
+    assert m["stages"]["ae_replacement"]["train_s"] == pytest.approx(cost)
+    assert m["stages"]["ae_replacement"]["source"] == str(trained_run)
+    assert m["entry_cost_s"] == pytest.approx(base["entry_cost_s"] + cost)
+    e = package_entry_cost(load_package(tmp_path / "pkgD"))
+    assert e["sum_matches_entry_cost"] and e["t_ec_s"] == pytest.approx(m["entry_cost_s"])
+    assert e["t_train_s"] == pytest.approx(base["stages"]["joint"]["train_s"] + cost)
+    assert "ae_replacement" in e["from"]["t_train_s"]
+    # replaced again: a second record, both charged
+    m2 = export_pretrained(tmp_path / "pkgD", tmp_path / "pkgD2", ae=trained_run / "model" / "shared.safetensors")
+    assert m2["stages"]["ae_replacement_2"]["train_s"] == pytest.approx(cost)
+    assert m2["entry_cost_s"] == pytest.approx(base["entry_cost_s"] + 2 * cost)
