@@ -1005,7 +1005,7 @@ def replacement_training_cost(ae: str | Path, new_ae: LatentAutoencoder) -> dict
 
     Returns:
         ``{"train_s": seconds or None, "from": where it came from, "source": path, "stages": {stage: s},
-        "latent_cache_s", "measured_on"}`` (the last three for a run).
+        "steps": {stage: steps}, "latent_cache_s", "measured_on"}`` (the last four for a run).
     """
     path = Path(ae)
     run = path.parent.parent
@@ -1014,7 +1014,8 @@ def replacement_training_cost(ae: str | Path, new_ae: LatentAutoencoder) -> dict
         if rf.is_run_manifest(m) and not rf.is_pretrained(m):
             stages = {k: float(v.get("train_s", 0.0)) for k, v in rf.stage_results(m).items() if isinstance(v, dict)}
             cache = rf.latent_cache_s(m) or 0.0
-            return {"train_s": sum(stages.values()) + cache, "source": str(run), "stages": stages,
+            steps = {k: v.get("steps") for k, v in rf.stage_results(m).items() if isinstance(v, dict)}
+            return {"train_s": sum(stages.values()) + cache, "source": str(run), "stages": stages, "steps": steps,
                     "latent_cache_s": cache, "from": "the training run's manifest: its stages' train_s + latent encoding",
                     "measured_on": {"device": m.get("device"), "torch_threads": m.get("torch_threads")}}
     wall = (new_ae.info.get("pretrain") or {}).get("wall_s")

@@ -103,6 +103,13 @@ lines = [
     + f". Joint stage (Alg. 1, Eq. 5): lambda_ae {j['lambda_ae']}, lambda_Enc {j['lambda_enc']}, "
     f"lambda_Dec {j['lambda_dec']}, lr encoder/decoder {j['lr_encoder']:g}/{j['lr_decoder']:g}, batch "
     f"{j['batch_size']} views.",
+] + [
+    f"- Then its decoder was replaced (`latentscenes export --ae`) by one trained further in `{r['source']}`"
+    + (" (" + " + ".join(f"{n:,} {k} steps" for k, n in r["steps"].items() if n) + ")" if r.get("steps") else "")
+    + (f": {r['train_s'] / 60:.1f} min, counted in the entry cost" if r.get("train_s") is not None else
+       ": its training time is not recorded") + "."
+    for r in [(man.get("stages") or {}).get(k) for k in (man.get("stages") or {}) if k.startswith("ae_replacement")]
+] + [
     f"- Entry cost (Eq. 9's one-off cost, paid once here): **{man['entry_cost_s'] / 60:.1f} min** of optimisation "
     "and latent encoding on a 2-core CPU VM at 1 thread, sharing the machine with other jobs (an upper bound).",
     f"- Render conventions it was trained with: near {cfg['render']['near']}, far {cfg['render']['far']}, scene box "
