@@ -970,8 +970,9 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
                                             "lineage": new_ae.info.get("grown_from"), "training": replacement_cost}
     save_config(pcfg, rf.config_path(tmp))
     if derived:
-        manifest = rf.derived_pretrained_manifest(m, derived_from=run_dir, sha256_shared=rf.shared_sha256(tmp),
-                                                  notes=notes)
+        # a shipped package by the name a user types, not this machine's path to it
+        manifest = rf.derived_pretrained_manifest(m, derived_from=shipped_name(run_dir) or run_dir,
+                                                  sha256_shared=rf.shared_sha256(tmp), notes=notes)
     else:
         # The stages the exported weights went through (all of them, or those up to ``stage``).
         through = TRAIN_STAGES if stage not in TRAIN_STAGES else TRAIN_STAGES[: TRAIN_STAGES.index(stage) + 1]

@@ -325,7 +325,7 @@ def pretrained_manifest(run_manifest: dict[str, Any], *, source_run: Path, stage
     }
 
 
-def derived_pretrained_manifest(package_manifest: dict[str, Any], *, derived_from: Path, sha256_shared: str,
+def derived_pretrained_manifest(package_manifest: dict[str, Any], *, derived_from: Path | str, sha256_shared: str,
                                 notes: dict) -> dict[str, Any]:
     """The manifest of a pre-trained 3Da-AE derived from another package (``export --run PKG``, e.g. its global
     planes resampled to another T): the source package's record (training scenes, stages, entry cost, source run)
