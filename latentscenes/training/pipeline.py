@@ -902,8 +902,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             raise RunError(f"{run_dir}: not a finished training run; finish it or pass --stage warmup|joint")
         step, steps_info = None, {k: v.get("steps") for k, v in stage_res.items() if isinstance(v, dict)}
         cache_s = rf.latent_cache_s(m) or 0.0
-        entry_s = (sum(float(v.get("train_s", 0.0)) for v in stage_res.values() if isinstance(v, dict))
-                   + cache_s)
+        entry_s = sum(rf.stage_train_s(m).values()) + cache_s
     else:
         ckpt = rf.ckpt_dir(run_dir, stage)
         found = existing_checkpoint_dir(ckpt)
@@ -999,8 +998,10 @@ def replacement_training_cost(ae: str | Path, new_ae: LatentAutoencoder) -> dict
     """What training the autoencoder that ``export --ae`` puts into a package cost: part of the package's one-off
     entry cost t_EC (Eq. 9), since it was trained for the package (e.g. its decoder trained further on renders).
 
-    * ``ae`` is a finished training run's ``model/shared.safetensors`` (``train --init PKG`` with the latent space
+    * ``ae`` is a training run's ``model/shared.safetensors`` (``train --init PKG`` with the latent space
       frozen): that run's stages' ``train_s`` + its latent encoding (``latent_cache_s``), from its manifest;
+    * ``ae`` is another package's ``model/shared.safetensors``: None (its cost is that package's entry cost; the
+      file's ``info.pretrain`` is inherited from its base autoencoder, not the time of these weights);
     * else the file's own ``ae pretrain`` record (``info.pretrain.wall_s``, the wall time of that pre-training);
     * else unknown: ``train_s`` None (the package's entry cost then leaves it out, and the note says so).
 
@@ -1012,8 +1013,11 @@ def replacement_training_cost(ae: str | Path, new_ae: LatentAutoencoder) -> dict
     run = path.parent.parent
     if path.name == rf.SHARED_FILE and path.parent.name == rf.model_dir(run).name and rf.has_manifest(run):
         m = rf.read_manifest(run)
-        if rf.is_run_manifest(m) and not rf.is_pretrained(m):
-            stages = {k: float(v.get("train_s", 0.0)) for k, v in rf.stage_results(m).items() if isinstance(v, dict)}
+        if rf.is_pretrained(m):
+            return {"train_s": None, "source": str(run),
+                    "from": "another pre-trained package's weights: its cost is that package's entry cost, not added"}
+        if rf.is_run_manifest(m):
+            stages = rf.stage_train_s(m)
             cache = rf.latent_cache_s(m) or 0.0
             steps = {k: v.get("steps") for k, v in rf.stage_results(m).items() if isinstance(v, dict)}
             return {"train_s": sum(stages.values()) + cache, "source": str(run), "stages": stages, "steps": steps,

@@ -460,6 +460,12 @@ def stage_results(manifest: dict[str, Any]) -> dict[str, dict]:
     return manifest.get("stages") or {}
 
 
+def stage_train_s(manifest: dict[str, Any]) -> dict[str, float]:
+    """``{stage: train_s}`` (seconds of optimisation) of the stages recorded so far; with :func:`latent_cache_s`
+    they sum to a training run's entry cost t_EC (Eq. 9)."""
+    return {k: float(v.get("train_s", 0.0)) for k, v in stage_results(manifest).items() if isinstance(v, dict)}
+
+
 def records_stage_configs(manifest: dict[str, Any]) -> bool:
     """Whether the manifest records ``stage_configs`` (folders written before it was recorded do not)."""
     return "stage_configs" in manifest

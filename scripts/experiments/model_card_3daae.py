@@ -108,7 +108,7 @@ lines = [
     + (" (" + " + ".join(f"{n:,} {k} steps" for k, n in r["steps"].items() if n) + ")" if r.get("steps") else "")
     + (f": {r['train_s'] / 60:.1f} min, counted in the entry cost" if r.get("train_s") is not None else
        ": its training time is not recorded") + "."
-    for r in [(man.get("stages") or {}).get(k) for k in (man.get("stages") or {}) if k.startswith("ae_replacement")]
+    for k, r in (man.get("stages") or {}).items() if k.startswith("ae_replacement")
 ] + [
     f"- Entry cost (Eq. 9's one-off cost, paid once here): **{man['entry_cost_s'] / 60:.1f} min** of optimisation "
     "and latent encoding on a 2-core CPU VM at 1 thread, sharing the machine with other jobs (an upper bound).",

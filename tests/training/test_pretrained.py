@@ -280,3 +280,7 @@ def test_a_decoder_trained_for_the_package_is_charged_to_its_entry_cost(trained_
     m2 = export_pretrained(tmp_path / "pkgD", tmp_path / "pkgD2", ae=trained_run / "model" / "shared.safetensors")
     assert m2["stages"]["ae_replacement_2"]["train_s"] == pytest.approx(cost)
     assert m2["entry_cost_s"] == pytest.approx(base["entry_cost_s"] + 2 * cost)
+    # another package's weights: their cost is that package's, not charged again (nor their inherited records)
+    m3 = export_pretrained(tmp_path / "pkg", tmp_path / "pkgP", ae=tmp_path / "pkgD" / "model" / "shared.safetensors")
+    assert m3["notes"]["autoencoder_replaced_by"]["training"]["train_s"] is None
+    assert "ae_replacement" not in m3["stages"] and m3["entry_cost_s"] == pytest.approx(base["entry_cost_s"])
