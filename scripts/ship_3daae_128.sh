@@ -73,8 +73,9 @@ NEX=10 RES=128 bash scripts/experiments/pkg_exploit.sh "$PKG" "shipped-$TAG"
 #    (The shipped card was written by this command from the committed copies of these files: OUT's
 #    plain-c16-128-warm3000-t64-ft4.0.metrics.json, probe-c16-128-warm3000-t64.json and probe-3daae-airliners-128.json
 #    are docs/fidelity-runs/s23_128_plain-c16-128-warm3000-t64-ft4.metrics.json, s22_probe-plain-c16-128-t64.json and
-#    s22_probe-3daae-airliners-128.json; the package's row is docs/fidelity-runs/s22_128_s128-ft2x.metrics.json, this
-#    package exploited with `--set exploit.finetune.epochs=4`, what its config holds since the twenty-third session.)
+#    s26_probe-3daae-airliners-128-dec600.json (re-run for the render-trained decoder); the package's row is
+#    docs/fidelity-runs/s25_128_decren-dec600.metrics.json, a package derived with the same weights. OUT's results
+#    from before the decoder step (runs/pkg128 on the machine that made it) are stale: use a fresh OUT.)
 python scripts/experiments/model_card_3daae.py "$PKG" "$OUT/plain-$WTAG-t$T-ft$FT.metrics.json" \
   "$OUT/shipped-$TAG.metrics.json" "$OUT/probe-$WTAG-t$T.json" "$OUT/probe-$TAG.json" "$NOTE" --rgb "$RGB" \
   --made-by scripts/ship_3daae_128.sh
