@@ -1,4 +1,4 @@
-"""``latentscenes data build flightgear``, ``data build torcs``, ``data build sweethome3d``, ``data build pretrain-mix`` and ``data validate``."""
+"""``latentscenes data build flightgear``, ``data build torcs``, ``data build sweethome3d``, ``data build pretrain-mix``, ``data view`` and ``data validate``."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def held_out_scene_ids(folders: List[Path]) -> tuple[str, ...]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``build sweethome3d``, ``build pretrain-mix``, ``validate``) to ``app``."""
+    """Add the ``data`` sub-app (``build flightgear``, ``build torcs``, ``build sweethome3d``, ``build pretrain-mix``, ``view``, ``validate``) to ``app``."""
     data_app = typer.Typer(help="Build and validate multi-view datasets.", no_args_is_help=True)
     build_app = typer.Typer(help="Build a dataset.", no_args_is_help=True)
     data_app.add_typer(build_app, name="build")
@@ -226,6 +226,26 @@ def register(app: typer.Typer) -> None:
             elevation_min_deg=elevation_min, elevation_max_deg=elevation_max, exploit_mesh_fraction=exploit_mesh_fraction,
         )
         build_and_report(cfg, build_pretrain_mix, coverage=True)
+
+    @data_app.command("view")
+    def view_cmd(
+        out: Path = typer.Option(..., "--out", help="The view's folder (an existing view there is replaced)."),
+        take: List[str] = typer.Option(..., "--take", help="ROOT:SPLIT, ROOT:SPLIT:N (its first N) or ROOT:SPLIT:ID,ID,... "
+                                       "(repeatable, in order): scenes of a built dataset's manifest split, into the "
+                                       "view's split of the same name."),
+        name: Optional[str] = typer.Option(None, "--name", help="The view's manifest name."),
+    ) -> None:
+        """Make a dataset of symlinks to scenes of built datasets, with a merged manifest (no images copied)."""
+        from latentscenes.data.view import Take, build_view
+
+        with user_errors():
+            try:
+                takes = [Take.parse(t) for t in take]
+            except ValueError as e:
+                fail(str(e))
+            m = build_view(out, takes, name=name)
+        counts = ", ".join(f"{s} {len(v)}" for s, v in m["splits"].items())
+        console.print(f"view {out}: {len(m['scenes'])} scenes ({counts}) from {len(m['view']['sources'])} source(s)")
 
     @data_app.command("validate")
     def validate_cmd(
