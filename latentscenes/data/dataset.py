@@ -28,7 +28,7 @@ SPLIT_NAMES = ("train", "exploit")
 NOT_SCENES = ("validation",)
 
 
-def _check_manifest(manifest: dict, path: Path) -> None:
+def check_manifest(manifest: dict, path: Path) -> None:
     """Refuse manifest sections of the wrong shape: they would be ignored, or misread (a split given as one
     string would be read letter by letter).
 
@@ -106,7 +106,7 @@ class MultiSceneDataset:
         self.manifest: dict[str, Any] = _load_json(mp) if mp.is_file() else {}
         if not isinstance(self.manifest, dict):
             raise DatasetError(f"{mp}: manifest must be a JSON object")
-        _check_manifest(self.manifest, mp)
+        check_manifest(self.manifest, mp)
         self._eg3d_root = None
         if isinstance(self.manifest.get("scenes"), dict) and self.manifest["scenes"]:
             ids = list(self.manifest["scenes"])
