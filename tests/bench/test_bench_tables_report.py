@@ -126,3 +126,17 @@ def test_table2_differences_pair_scenes_and_bound_the_difference():
     assert d["rgb"]["n_scenes"] == 3 and d["rgb"]["diff"] == pytest.approx(-1.0)
     md = table2_markdown({"table2": t2})
     assert "paired-bootstrap" in md and "+2.00" in md
+
+
+def test_time_to_quality_text_when_a_curve_never_gets_there() -> None:
+    from latentscenes.bench.report import time_to_quality_markdown
+
+    q = {"n_ref": 1000, "rgb_final_psnr": 27.22, "rgb_final_time_s": 232.3, "ours_final_psnr": 27.29,
+         "ours_final_time_s": 235.2, "ours_time_to_rgb_final_s": 226.9, "ours_eff_time_to_rgb_final_s": 258.9,
+         "rgb_time_to_ours_final_s": None}
+    text = time_to_quality_markdown({"time_to_quality": q})
+    assert "does not reach ours' final PSNR within its curve (3.872 min per scene)" in text
+    assert "Ours reaches it after 3.782 min" in text and "n/a" not in text
+    q = {**q, "ours_time_to_rgb_final_s": None, "ours_eff_time_to_rgb_final_s": None, "rgb_time_to_ours_final_s": 60.0}
+    text = time_to_quality_markdown({"time_to_quality": q})
+    assert "Ours does not reach it within its curve" in text and "reaches ours' final PSNR after 1.000 min" in text
