@@ -28,7 +28,20 @@ SPLIT_NAMES = ("train", "exploit")
 NOT_SCENES = ("validation",)
 
 
-def check_manifest(manifest: dict, path: Path) -> None:
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A dataset's ``manifest.json``, read and checked (:func:`_check_manifest`).
+
+    Raises:
+        DatasetError: naming ``path``: missing, not JSON, not an object, or a section of the wrong shape.
+    """
+    manifest = _load_json(path)
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: manifest must be a JSON object")
+    _check_manifest(manifest, path)
+    return manifest
+
+
+def _check_manifest(manifest: dict, path: Path) -> None:
     """Refuse manifest sections of the wrong shape: they would be ignored, or misread (a split given as one
     string would be read letter by letter).
 
@@ -103,10 +116,7 @@ class MultiSceneDataset:
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: dataset folder not found")
         mp = self.root / "manifest.json"
-        self.manifest: dict[str, Any] = _load_json(mp) if mp.is_file() else {}
-        if not isinstance(self.manifest, dict):
-            raise DatasetError(f"{mp}: manifest must be a JSON object")
-        check_manifest(self.manifest, mp)
+        self.manifest: dict[str, Any] = read_manifest(mp) if mp.is_file() else {}
         self._eg3d_root = None
         if isinstance(self.manifest.get("scenes"), dict) and self.manifest["scenes"]:
             ids = list(self.manifest["scenes"])

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from latentscenes.data.dataset import check_manifest
+from latentscenes.data.dataset import read_manifest
 from latentscenes.data.types import DatasetError, check_scene_id
 from latentscenes.utils.io import atomic_write_text
 
@@ -59,14 +59,7 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     mp = root / "manifest.json"
     if not mp.is_file():
         raise DatasetError(f"{mp}: no manifest.json (a view takes scenes by their manifest split)")
-    try:
-        m = json.loads(mp.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{mp}: not valid JSON ({e})") from e
-    if not isinstance(m, dict):
-        raise DatasetError(f"{mp}: manifest must be a JSON object")
-    check_manifest(m, mp)
-    return m
+    return read_manifest(mp)
 
 
 def _check_replaceable(out: Path) -> None:
