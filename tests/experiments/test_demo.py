@@ -178,6 +178,18 @@ def test_demo_settings_routing_and_errors():
         resolve_settings("fast")
 
 
+def test_demo_cpu_128_preset_uses_the_128_px_package_and_the_benchmarks_baseline():
+    from latentscenes.experiments.demo import resolve_settings
+
+    s = resolve_settings("cpu-128")
+    # the package's own config (16x16 latents at 128 px), not the tiny-cpu pipeline's
+    assert s.demo.pretrained == "shipped-128" and s.pipeline.data.resolution == s.rgb.resolution == 128
+    assert s.pipeline.data.n_exploit_scenes == s.demo.n_rgb == 6
+    assert s.rgb.steps == 1600  # the preset's own RGB override (the cpu-128 benchmark's steps) ...
+    assert resolve_settings("cpu-128", ["rgb.steps=7"]).rgb.steps == 7  # ... under the command line's
+    assert resolve_settings("tiny-cpu").rgb.steps != 1600
+
+
 def test_demo_refuses_a_dataset_with_too_few_scenes(tmp_path):
     from latentscenes.cli.main import app
 
