@@ -94,6 +94,8 @@ def register(app: typer.Typer) -> None:
             results = fit_rgb_scenes(source, cfg, out, scene_ids=ids, render_defaults=bounds,
                                      log=lambda s: console.print(s), evaluate=rgb_fit_evaluator(), resume=resume)
             results["command"] = "latentscenes " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            if isinstance(source, MultiSceneDataset):
+                results["data_root"] = str(data)  # `latentscenes eval --run OUT` finds the ground truth without --data
             write_results(out, results)
         s = results["summary"]
         msg = (

@@ -107,6 +107,18 @@ def test_spread_ids_is_deterministic_and_even():
     assert spread_ids(ids, 20) == ids
 
 
+def test_rgb_baselines_fit_exploit_scenes_spread_over_ours():
+    from latentscenes.experiments.bench import rgb_scene_ids
+
+    cfg = dataclasses.replace(preset_cpu(), n_rgb_exploit=3, n_rgb_train=1)
+    ex = [f"e{i}" for i in range(9)]
+    ids = rgb_scene_ids(ex, ["t0", "t1"], cfg)
+    # not the first 3 (one kind of object when ids group kinds): one from each third of the sorted ids
+    assert ids == {"exploit": ["e0", "e3", "e6"], "train": ["t0"]}
+    assert rgb_scene_ids(ex, ["t0"], dataclasses.replace(cfg, n_rgb_exploit=20))["exploit"] == ex
+    assert preset_cpu_128().n_rgb_exploit == preset_cpu_128().n_exploit_scenes
+
+
 def test_keep_train_views_keeps_all_test_views():
     sc = make_sphere_scene("a", n_views=8, n_test=3, resolution=8)
     kept = _keep_train_views(sc, 2)

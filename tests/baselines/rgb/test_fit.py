@@ -250,6 +250,10 @@ def test_fit_rgb_resume_continues_its_own_folder_and_refuses_other_settings(tmp_
     args = ["fit-rgb", "--data", str(data), "--out", str(out), "--preset", "test", "--set", "steps=2"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
+    # the fit records its dataset: `eval --run` finds the ground truth without --data
+    ev = CliRunner().invoke(app, ["eval", "--run", str(out), "--out", str(tmp_path / "m.json")])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads((tmp_path / "m.json").read_text())["overall"]["n_scenes"] == 2
     again = CliRunner().invoke(app, args)  # its own folder: refused without --resume, nothing overwritten
     assert again.exit_code != 0 and "--resume" in again.output
     (out / "results.json").unlink()
