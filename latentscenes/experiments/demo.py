@@ -12,6 +12,8 @@ Phases (each timed, wall clock):
 Sizes for a 2-core CPU (``tiny-cpu``; docs/training.md "Presets"): 64x64 images (8x8x4
 latents), 20 + 20 scenes, 24 train + 4 held-out views per scene, the pipeline's and the baseline's own
 ``tiny-cpu`` presets. Measured 17.6-20.7 minutes in all on an idle 2-core VM (README, docs/training.md).
+``cpu-128``: the paper's geometry (128x128 images, 16x16 latents) with the 128 px package, 6 new scenes for both
+methods; 49 minutes at one thread (docs/fidelity.md, twenty-eighth session).
 """
 
 from __future__ import annotations
