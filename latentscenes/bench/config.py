@@ -43,6 +43,7 @@ from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
     scenes until the twenty-eighth session: the first 6, all airliners);
   * not run (their 64 px figures are the ``cpu`` preset's): Ours-No-Prior, Tri-Planes-Macro (RGB), Ours-Micro /
     Ours-Macro; the diagnosis probes 4 scenes.
+  RGB on all 10 exploit scenes adds ~15 min to the times measured before the twenty-eighth session:
   114.5 min measured at one thread with 48 fine-tune view-updates (docs/benchmark.md, twenty-second session), 149.4 min
   with 96 (twenty-third session).
 

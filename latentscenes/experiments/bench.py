@@ -336,6 +336,10 @@ def rgb_scene_ids(exploit_ids: Sequence[str], relearn_ids: Sequence[str], cfg: B
     Why spread: sorted ids group kinds of objects (in ``data/fg128`` the airliners' ids sort before the small
     aircraft's), and the first ones alone measured ours against RGB on the airliners only (docs/fidelity.md,
     twenty-eighth session: -0.34 dB on the first 6 of 10, -0.82 on all 10).
+
+    Returns:
+        ``{"exploit": [...], "train": [...]}``: scene ids, exploit ones sorted (all of them when
+        ``n_rgb_exploit >= len(exploit_ids)``).
     """
     return {"exploit": spread_ids(exploit_ids, cfg.n_rgb_exploit), "train": list(relearn_ids[: cfg.n_rgb_train])}
 
