@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
@@ -73,6 +74,10 @@ class AEConfig:
         tanh_scale: s of the latent normalisation ``tanh(s * z)``. ``None`` = the value stored with the
             checkpoint (chosen from its latent std at pre-training), or 0.02 for foreign (SD-scale) weights.
         use_mean: encode to the posterior mean (deterministic, recommended) rather than a sample.
+        upscale: u in {1, 2, 4, 8}: images are upsampled u x (bicubic) before encoding and decoded images are
+            area-averaged u x back down, so a latent pixel covers 8 / u image pixels (u = 2: 32 x 32 latents for a
+            128 px image). The weights are unchanged; the scenes, their rays and the decodes follow
+            ``downsample_factor``. Beyond the paper (docs/fidelity.md, twenty-ninth session).
     """
 
     source: Literal["shipped", "scratch", "path"] = "shipped"
@@ -84,6 +89,7 @@ class AEConfig:
     mid_block_attention: bool = True
     tanh_scale: float | None = None
     use_mean: bool = True
+    upscale: int = 1
 
     @classmethod
     def from_option(cls, spec: str | None, base: "AEConfig | None" = None) -> "AEConfig":
@@ -198,8 +204,6 @@ class LatentAutoencoder(nn.Module):
         info: free-form provenance (where it was loaded from, training figures), saved with it.
     """
 
-    downsample_factor: int = DOWNSAMPLE
-
     def __init__(
         self, vae_config: dict[str, Any], tanh_scale: float = SD_TANH_SCALE, use_mean: bool = True,
         info: dict[str, Any] | None = None,
@@ -213,8 +217,23 @@ class LatentAutoencoder(nn.Module):
             )
         self.tanh_scale = float(tanh_scale)
         self.use_mean = bool(use_mean)
+        self.upscale = 1
         self.info: dict[str, Any] = dict(info or {})
         self._bg_cache: tuple[tuple, torch.Tensor] | None = None
+
+    @property
+    def upscale(self) -> int:
+        """u of :attr:`AEConfig.upscale`: images go through the autoencoder at u x their size (1 = as they are)."""
+        return self._upscale
+
+    @upscale.setter
+    def upscale(self, u: int) -> None:
+        self._upscale = check_upscale(u)
+
+    @property
+    def downsample_factor(self) -> int:
+        """Image pixels per latent pixel along each side: 8 / :attr:`upscale` (8 for the paper's autoencoder)."""
+        return DOWNSAMPLE // self._upscale
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -231,22 +250,26 @@ class LatentAutoencoder(nn.Module):
         """Posterior of ``x``: a diffusers ``DiagonalGaussianDistribution`` (``.mean``, ``.logvar``, ``.kl()``).
 
         Args:
-            x: ``[B, 3, H, W]`` images in [-1, 1], H and W multiples of 8.
+            x: ``[B, 3, H, W]`` images in [-1, 1], H and W multiples of :attr:`downsample_factor`; with
+                :attr:`upscale` u > 1 they are upsampled u x (bicubic, clamped to [-1, 1]) first.
         """
+        if self._upscale > 1:
+            x = F.interpolate(x, scale_factor=self._upscale, mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         return self.vae.encode(x).latent_dist
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Encode images to raw latents (paper Sec. 3, E).
 
         Args:
-            x: ``[B, 3, H, W]`` float images in model space [-1, 1]; H, W multiples of 8.
+            x: ``[B, 3, H, W]`` float images in model space [-1, 1]; H, W multiples of ds =
+                :attr:`downsample_factor` (8, or 8 / u with :attr:`upscale` u).
             generator: optional RNG for the posterior sample (only used when ``use_mean`` is False).
         Returns:
-            ``[B, C, H/8, W/8]`` raw (un-normalised) latents: posterior mean, or a sample if ``use_mean`` is False.
+            ``[B, C, H/ds, W/ds]`` raw (un-normalised) latents: posterior mean, or a sample if ``use_mean`` is False.
         Raises:
-            ValueError: if ``x`` is not ``[B, 3, H, W]`` with H, W multiples of 8.
+            ValueError: if ``x`` is not ``[B, 3, H, W]`` with H, W multiples of ds.
         """
-        _check_images(x)
+        _check_images(x, self.downsample_factor)
         dist = self.encode_distribution(x)
         return dist.mean if self.use_mean else dist.sample(generator=generator)
 
@@ -256,13 +279,15 @@ class LatentAutoencoder(nn.Module):
         Args:
             z: ``[B, C, h, w]`` raw latents.
         Returns:
-            ``[B, 3, 8h, 8w]`` images in model space, approximately [-1, 1] (not clamped).
+            ``[B, 3, ds h, ds w]`` images in model space (ds = :attr:`downsample_factor`), approximately [-1, 1]
+            (not clamped); with :attr:`upscale` u > 1 the decoder's ``8h x 8w`` output area-averaged u x down.
         Raises:
             ValueError: if ``z`` does not have C channels.
         """
         if z.dim() != 4 or z.shape[1] != self.latent_channels:
             raise ValueError(f"decode expects [B, {self.latent_channels}, h, w] latents, got {tuple(z.shape)}")
-        return self.vae.decode(z).sample
+        x = self.vae.decode(z).sample
+        return F.avg_pool2d(x, self._upscale) if self._upscale > 1 else x
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """``decode(encode(x))``: ``[B, 3, H, W]`` in [-1, 1] -> ``[B, 3, H, W]`` (the autoencoder's upper bound)."""
@@ -282,7 +307,7 @@ class LatentAutoencoder(nn.Module):
         # background is recomputed automatically after the autoencoder trains.
         versions = tuple(p._version for p in self.encoder_parameters())
         ids = tuple(p.data_ptr() for p in self.encoder_parameters())
-        return (self.tanh_scale, self.use_mean, str(self.device)) + versions + ids
+        return (self.tanh_scale, self.use_mean, self._upscale, str(self.device)) + versions + ids
 
     @torch.no_grad()
     def latent_background(self, resolution: int = 64) -> torch.Tensor:
@@ -490,7 +515,15 @@ def load_autoencoder(cfg: AEConfig, device: str | torch.device = "cpu") -> Laten
         FileNotFoundError: the shipped weights, or ``cfg.path``, do not exist (message names the path).
         AutoencoderError (a ValueError): the file is unreadable or its tensors do not match the architecture
             (message names the path and the first mismatching keys); ``source="path"`` without a path.
+        ValueError: ``cfg.upscale`` not 1, 2, 4 or 8.
     """
+    upscale = check_upscale(cfg.upscale)
+    ae = _load_weights(cfg, device)
+    ae.upscale = upscale
+    return ae
+
+
+def _load_weights(cfg: AEConfig, device: str | torch.device) -> LatentAutoencoder:
     if cfg.source == "scratch":
         ae = LatentAutoencoder(
             cfg.architecture(), tanh_scale=cfg.tanh_scale if cfg.tanh_scale is not None else SD_TANH_SCALE,
@@ -562,6 +595,13 @@ def tanh_scale_for_std(std: float) -> float:
     return float(f"{s:.3g}")
 
 
-def _check_images(x: torch.Tensor) -> None:
-    if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] % DOWNSAMPLE or x.shape[-2] % DOWNSAMPLE:
-        raise ValueError(f"expected images [B, 3, H, W] with H, W multiples of {DOWNSAMPLE}, got {tuple(x.shape)}")
+def check_upscale(u: Any) -> int:
+    """``u`` as an int if it is a valid :attr:`AEConfig.upscale` (1, 2, 4 or 8); ``ValueError`` otherwise."""
+    if isinstance(u, bool) or not isinstance(u, (int, float)) or u != int(u) or int(u) not in (1, 2, 4, 8):
+        raise ValueError(f"ae.upscale must be 1, 2, 4 or 8 (a latent pixel covers 8 / upscale image pixels), got {u!r}")
+    return int(u)
+
+
+def _check_images(x: torch.Tensor, multiple: int = DOWNSAMPLE) -> None:
+    if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] % multiple or x.shape[-2] % multiple:
+        raise ValueError(f"expected images [B, 3, H, W] with H, W multiples of {multiple}, got {tuple(x.shape)}")

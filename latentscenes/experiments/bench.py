@@ -78,6 +78,8 @@ RGB_METHODS = tuple(m for m in RUN_ORDER if get_method(m).kind == "rgb")
 #: ``pipeline_overrides`` refused with a pre-trained 3Da-AE: they describe a training the benchmark does not run
 #: (the package's autoencoder, warm-up and joint stage are fixed; the plain-AE ablation repeats its warm-up).
 PACKAGE_FIXED_KEYS = ("ae.", "warmup.", "joint.")
+#: ... except these, which an exploit batch chooses for itself (the same weights on a finer latent grid).
+PACKAGE_FREE_KEYS = ("ae.upscale",)
 
 
 def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: BenchPackage | None = None):
@@ -92,11 +94,12 @@ def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: Bench
         package: the already-read package of ``cfg.pretrained`` (read here when None).
     Raises:
         ConfigError: with a package, ``cfg.resolution`` (or an override) differs from the package's image size,
-            or an override of ``ae.*`` / ``warmup.*`` / ``joint.*``.
+            or an override of ``ae.*`` (but ``ae.upscale``) / ``warmup.*`` / ``joint.*``.
     """
     if cfg.pretrained:
         pkg = package or load_package(cfg.pretrained)
-        fixed = [ov for ov in cfg.pipeline_overrides if ov.split("=", 1)[0].strip().startswith(PACKAGE_FIXED_KEYS)]
+        keys = [(ov, ov.split("=", 1)[0].strip()) for ov in cfg.pipeline_overrides]
+        fixed = [ov for ov, k in keys if k.startswith(PACKAGE_FIXED_KEYS) and k not in PACKAGE_FREE_KEYS]
         if fixed:
             raise ConfigError(
                 f"pipeline_overrides {fixed} cannot apply with pretrained={cfg.pretrained!r}: the package fixes the "

@@ -380,13 +380,14 @@ def run_demo(
         max_views=demo.max_eval_views,
     )
     H = demo.resolution
+    lds = 8 // pipe.ae.upscale  # image pixels per latent pixel
     man = json.loads((root / "manifest.json").read_text()) if (root / "manifest.json").is_file() else {}
     held = ": held-out airframe meshes, never seen in training" if man.get("held_out_meshes") else ""
     dname = "FlightGear airliners" if "flightgear" in str(man.get("name", "")).lower() else (man.get("name") or root.name)
     summary = "\n".join([
         f"- **Machine**: {machine_line()}",
         f"- **Dataset**: `{root}` ({data_info.get('manifest') or 'dataset'}), images {H}x{H}, latents "
-        f"{H // 8}x{H // 8}; "
+        f"{H // lds}x{H // lds}{' (ae.upscale ' + str(pipe.ae.upscale) + ')' if pipe.ae.upscale > 1 else ''}; "
         f"{tr['n_train'] if demo.pretrained else len(train_ids)} training scenes (train split"
         f"{', of the pre-trained 3Da-AE' if demo.pretrained else ''}), {n_ex} exploit scenes (exploit split{held}), "
         f"RGB baseline on the first {len(rgb_ids)} exploit scenes.",

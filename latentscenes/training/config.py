@@ -319,15 +319,19 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         v = getattr(cfg.data, k)
         if v is not None and v < 1:
             bad(f"data.{k}", v, "must be >= 1 (or null for all)")
-    if cfg.data.shift_grid < 1 or 8 % cfg.data.shift_grid:
-        bad("data.shift_grid", cfg.data.shift_grid, "must be 1, 2, 4 or 8 (it divides the 8x downsampling)")
+    u = cfg.ae.upscale
+    if isinstance(u, bool) or not isinstance(u, int) or u not in (1, 2, 4, 8):
+        bad("ae.upscale", u, "must be 1, 2, 4 or 8 (a latent pixel covers 8 / upscale image pixels)")
+    ds = 8 // u
+    if cfg.data.shift_grid < 1 or ds % cfg.data.shift_grid:
+        bad("data.shift_grid", cfg.data.shift_grid, f"must divide the latent pixel's {ds} image pixels (8 / ae.upscale)")
     rc = cfg.render
     if not (math.isfinite(rc.near) and math.isfinite(rc.far) and 0 <= rc.near < rc.far):
         bad("render.near/far", (rc.near, rc.far), "need 0 <= near < far")
     if rc.n_coarse < 2 or rc.n_importance < 0 or rc.box_size <= 0 or rc.chunk_samples < 1 or rc.decoder_hidden < 1:
         bad("render", rc, "n_coarse >= 2, n_importance >= 0, box_size > 0, chunk_samples >= 1, decoder_hidden >= 1")
-    if rc.offset_ensemble < 1 or 8 % rc.offset_ensemble:
-        bad("render.offset_ensemble", rc.offset_ensemble, "must be 1, 2, 4 or 8 (it divides the 8x downsampling)")
+    if rc.offset_ensemble < 1 or ds % rc.offset_ensemble:
+        bad("render.offset_ensemble", rc.offset_ensemble, f"must divide the latent pixel's {ds} image pixels (8 / ae.upscale)")
     tp = cfg.triplane
     try:
         tp.validate()

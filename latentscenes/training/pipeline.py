@@ -1105,6 +1105,7 @@ def _ae_from_shared(cfg: PipelineConfig, shared: Path, dev: torch.device) -> Lat
     # weights file (which may be a shipped file that later changes, or a user path that moved).
     ae = LatentAutoencoder.load(shared, dev)
     ae.use_mean = cfg.ae.use_mean
+    ae.upscale = cfg.ae.upscale  # an exploit batch's own choice (AEConfig.upscale), not the weights'
     return ae
 
 
@@ -1277,6 +1278,8 @@ def exploit_3daae(
             return _finished_exploit_result(out, run_dir, cfg, finished)
         distributed.check_resume_world(out, EXPLOIT_STAGES, world_size)
     trained = load_trained(run_dir, cfg.device)
+    # The batch may put its scenes on a finer latent grid than the run's (AEConfig.upscale): the same weights.
+    trained.ae.upscale = cfg.ae.upscale
     device = trained.device
     ex = cfg.exploit
     if scenes is None:

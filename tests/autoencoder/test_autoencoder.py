@@ -251,3 +251,27 @@ def test_pretrain_restores_the_signal_handlers_when_it_raises(tmp_path):
     with pytest.raises(RuntimeError, match="a failing step"):
         pretrain(cfg, _images(), None, tmp_path / "a", show_progress=False, on_log=boom)
     assert {s: signal.getsignal(s) for s in before} == before  # Ctrl-C interrupts the caller again
+
+
+def test_upscale_encodes_the_upsampled_image_and_area_averages_the_decode():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ae = load_autoencoder(dataclasses.replace(AEConfig(source="scratch", block_out_channels=(8, 8, 8, 8),
+                                                       norm_num_groups=4), upscale=2))
+    assert ae.upscale == 2 and ae.downsample_factor == 4
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        z = ae.encode(x)
+        assert z.shape == (2, 4, 4, 4)  # a latent pixel covers 4 image pixels
+        up = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False).clamp(-1, 1)
+        assert torch.allclose(z, ae.vae.encode(up).latent_dist.mean, atol=1e-6)
+        y = ae.decode(z)
+        assert y.shape == x.shape
+        assert torch.allclose(y, F.avg_pool2d(ae.vae.decode(z).sample, 2), atol=1e-6)
+        with pytest.raises(ValueError, match="multiples of 4"):
+            ae.encode(torch.zeros(1, 3, 18, 18))
+        ae.upscale = 1  # the same weights back on the paper's 8x grid
+        assert ae.encode(x).shape == (2, 4, 2, 2)
+    with pytest.raises(ValueError, match="1, 2, 4 or 8"):
+        ae.upscale = 3

@@ -194,6 +194,12 @@ def test_resolution_other_than_the_packages_is_refused(package, sphere_dataset, 
     cfg.pipeline_overrides = ["warmup.steps=9"]
     with pytest.raises(ConfigError, match="warmup.steps=9"):
         pipeline_config(cfg, "cpu")
+    cfg.pipeline_overrides = ["ae.tanh_scale=0.5"]
+    with pytest.raises(ConfigError, match="ae.tanh_scale"):
+        pipeline_config(cfg, "cpu")
+    # the latent grid is the batch's own choice: the same weights, a finer grid
+    cfg.pipeline_overrides = ["ae.upscale=2"]
+    assert pipeline_config(cfg, "cpu").ae.upscale == 2
 
 
 def test_exploit_scenes_seen_in_training_are_refused(package, sphere_dataset, tmp_path):

@@ -201,3 +201,46 @@ def test_dec_offset_merge_is_l_dec_on_the_merged_offset_decode():
     _, merged1 = stage_losses(system, base, None, rows0, b0, st, None, False)
     _, plain1 = stage_losses(system, base, None, rows0, b0, dataclasses.replace(st, dec_offset_merge=False), None, False)
     assert torch.allclose(merged1["dec"], plain1["dec"])
+
+
+def test_exploit_with_upscale_fits_finer_latents_and_evaluates_at_the_image_size(tmp_path):
+    """ae.upscale = 2: the batch's targets are E(2x upsampled views), its scenes render 2x the latent pixels, and the
+    decodes come back at the image size; the run itself stays at upscale 1, the batch reloads at 2."""
+    from latentscenes.evaluation.runs import latent_system_model
+    from latentscenes.training.pipeline import load_exploited, load_trained
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train_3daae(small_config(), run, scenes=sphere_scenes(2))
+    cfg = exploit_config(json_cfg(run), ["ae.upscale=2", "exploit.fit.steps=3", "exploit.finetune.steps=1"])
+    new = sphere_scenes(1, prefix="n", seed=3)
+    res = exploit_3daae(run, tmp_path / "ex", cfg, scenes=new)
+    H = new[0].images.shape[-1]
+    saved = json.loads((tmp_path / "ex" / "config.json").read_text())
+    assert saved["ae"]["upscale"] == 2
+    assert load_trained(run, "cpu").ae.downsample_factor == 8
+    system = load_exploited(tmp_path / "ex", "cpu")
+    assert system.ae.upscale == 2 and system.ae.downsample_factor == 4
+    assert res["system"].ae.downsample_factor == 4
+    model = latent_system_model(system)
+    c2w, K = new[0].c2w[:1], new[0].K[:1]
+    with torch.no_grad():
+        lat = model.render(new[0].scene_id, c2w, K, (H // 4, H // 4)).image
+        assert lat.shape[-2:] == (H // 4, H // 4)
+        rgb = system.ae.decode(system.ae.denormalize(lat))
+    assert rgb.shape[-2:] == (H, H)
+
+
+def test_upscale_must_divide_the_latent_pixel():
+    from latentscenes.training.config import ConfigError, validate_pipeline
+
+    cfg = small_config()
+    for bad in (3, 16, True):
+        with pytest.raises(ConfigError, match="ae.upscale"):
+            validate_pipeline(dataclasses.replace(cfg, ae=dataclasses.replace(cfg.ae, upscale=bad)))
+    up4 = dataclasses.replace(cfg, ae=dataclasses.replace(cfg.ae, upscale=4))
+    validate_pipeline(dataclasses.replace(up4, data=dataclasses.replace(up4.data, shift_grid=2)))
+    with pytest.raises(ConfigError, match="data.shift_grid"):
+        validate_pipeline(dataclasses.replace(up4, data=dataclasses.replace(up4.data, shift_grid=4)))
+    with pytest.raises(ConfigError, match="render.offset_ensemble"):
+        validate_pipeline(dataclasses.replace(up4, render=dataclasses.replace(up4.render, offset_ensemble=4)))
