@@ -78,7 +78,8 @@ RGB_METHODS = tuple(m for m in RUN_ORDER if get_method(m).kind == "rgb")
 #: ``pipeline_overrides`` refused with a pre-trained 3Da-AE: they describe a training the benchmark does not run
 #: (the package's autoencoder, warm-up and joint stage are fixed; the plain-AE ablation repeats its warm-up).
 PACKAGE_FIXED_KEYS = ("ae.", "warmup.", "joint.")
-#: ... except these, which an exploit batch chooses for itself (the same weights on a finer latent grid).
+#: ... except these, which an exploit batch chooses for itself (the same weights on a finer latent grid; the
+#: plain-AE ablation's warm-up and the fidelity diagnosis then run on that grid too).
 PACKAGE_FREE_KEYS = ("ae.upscale",)
 
 

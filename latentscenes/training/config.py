@@ -275,7 +275,9 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
     Raises:
         ConfigError: a negative or non-finite step count, learning rate, lambda or init scale, a batch size
             below 1, an image size that is not a positive multiple of 8, or impossible renderer / tri-plane
-            sizes, an autoencoder architecture that cannot be built, or a device this machine does not have;
+            sizes, an ``ae.upscale`` other than 1, 2, 4, 8 (or a ``data.shift_grid`` / ``render.offset_ensemble``
+            that does not divide its 8 / upscale pixels), an autoencoder architecture that cannot be built, or a
+            device this machine does not have;
             the message gives the dotted key and the value.
     """
 
