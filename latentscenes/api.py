@@ -213,7 +213,7 @@ class Run:
     def _render_latent(self, scene_id: str, c2w: torch.Tensor, K: torch.Tensor, hw: tuple[int, int],
                        single: bool) -> dict[str, np.ndarray]:
         """:meth:`render` without the decoder: latent, depth and opacity at the latent size."""
-        lhw = render_resolution(self.model, hw)
+        lhw = render_resolution(self.model, hw, scene_id)
         parts: dict[str, list[torch.Tensor]] = {"latent": [], "depth": [], "opacity": []}
         with torch.no_grad():
             for i in range(c2w.shape[0]):

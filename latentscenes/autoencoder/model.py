@@ -380,7 +380,11 @@ class LatentAutoencoder(nn.Module):
         """Write the weights (``vae.*`` keys, diffusers naming), the latent background and the JSON header to
         one ``.safetensors`` file, atomically. Never pickles."""
         tensors = {f"vae.{k}": v.to(dtype) for k, v in self.vae.state_dict().items()}
-        tensors["latent_background"] = self.latent_background().float()
+        u, self.upscale = self._upscale, 1  # the file holds the weights' own background (upscale is not saved)
+        try:
+            tensors["latent_background"] = self.latent_background().float()
+        finally:
+            self.upscale = u
         atomic_save_safetensors(tensors, path, metadata={META_KEY: json.dumps(self.header())})
 
     @classmethod

@@ -108,6 +108,7 @@ def register(app: typer.Typer) -> None:
                     raise ValueError("give --run or --ae, not both")
                 cfg = apply_overrides(load_run_config(run), set_)
                 autoenc = load_run_autoencoder(run, dev)
+                autoenc.upscale = cfg.ae.upscale  # the probe's latent grid (--set ae.upscale), not the saved one
                 what = f"run {run}"
             else:
                 cfg = resolve_config(PipelineConfig, preset or "tiny-cpu", None, set_)

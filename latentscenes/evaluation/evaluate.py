@@ -128,7 +128,7 @@ def predict_views(
         KeyError: if the model does not hold the scene.
         ValueError: if the image size does not fit the autoencoder's downsampling.
     """
-    hw = render_resolution(model, scene.resolution)
+    hw = render_resolution(model, scene.resolution, scene.scene_id)
     ae = autoencoder_for(model, scene.scene_id)
     rgbs, lats, depths, r_ms, d_ms = [], [], [], [], []
     with torch.no_grad():

@@ -253,17 +253,21 @@ def render_decoded(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch
     return DecodedRender(rgb=rgb, render=base, render_s=t1 - t0, decode_s=t2 - t1)
 
 
-def render_resolution(model: SceneModel, image_hw: tuple[int, int]) -> tuple[int, int]:
+def render_resolution(model: SceneModel, image_hw: tuple[int, int], scene_id: str | None = None) -> tuple[int, int]:
     """The (h, w) to pass to ``model.render`` for ground-truth images of size ``image_hw``.
+
+    ``scene_id``: the scene to render; its own autoencoder's downsampling counts (an exploit batch at another
+    ``ae.upscale`` than its training run's, in one :class:`CompositeSceneModel`); ``None``: the model's.
 
     Raises:
         ValueError: for a latent model whose image size is not a multiple of the autoencoder's downsampling.
     """
     if model.kind == "rgb":
         return image_hw
-    if model.autoencoder is None:
+    ae = autoencoder_for(model, scene_id) if scene_id is not None else model.autoencoder
+    if ae is None:
         raise ValueError(f"latent model {model.name!r} has no autoencoder")
-    ds = int(model.autoencoder.downsample)
+    ds = int(ae.downsample)
     H, W = image_hw
     if H % ds or W % ds:
         raise ValueError(f"image size {H}x{W} is not a multiple of the autoencoder downsampling {ds}")

@@ -101,7 +101,7 @@ def render_path(model: SceneModel, scene_id: str, c2w: torch.Tensor, K: torch.Te
     Raises:
         KeyError: unknown scene; ValueError: image size not divisible by the autoencoder's downsampling.
     """
-    hw = render_resolution(model, image_size)
+    hw = render_resolution(model, image_size, scene_id)
     if K.dim() == 2:
         K = K.unsqueeze(0).expand(c2w.shape[0], 3, 3)
     ae = autoencoder_for(model, scene_id)

@@ -298,6 +298,8 @@ def _encoder_fingerprint(ae: LatentAutoencoder) -> str:
     for p in ae.encoder_parameters():
         h.update(p.detach().cpu().contiguous().numpy().tobytes())
     h.update(str(ae.tanh_scale).encode())
+    if ae.upscale != 1:  # another latent grid, other targets (1 keeps the caches written before upscale existed)
+        h.update(f"upscale={ae.upscale}".encode())
     return h.hexdigest()[:16]
 
 

@@ -229,6 +229,15 @@ def test_exploit_with_upscale_fits_finer_latents_and_evaluates_at_the_image_size
         assert lat.shape[-2:] == (H // 4, H // 4)
         rgb = system.ae.decode(system.ae.denormalize(lat))
     assert rgb.shape[-2:] == (H, H)
+    # Loaded with the run's scenes too (one composite model, the run's part first): the batch's scene still renders
+    # on its own grid and evaluates at the image size.
+    from latentscenes.evaluation.runs import load_run
+
+    both = load_run(tmp_path / "ex", scenes="all", device="cpu").model
+    from latentscenes.evaluation.model import render_resolution
+
+    assert render_resolution(both, (H, H), new[0].scene_id) == (H // 4, H // 4)
+    assert render_resolution(both, (H, H), both.scene_ids[0]) == (H // 8, H // 8)  # a training scene: the run's grid
 
 
 def test_upscale_must_divide_the_latent_pixel():
