@@ -153,7 +153,7 @@ class Run:
             scene_id: one of :attr:`scenes`.
             c2w: ``[4, 4]`` or ``[N, 4, 4]`` OpenCV camera-to-world (world units).
             K: ``[3, 3]`` or ``[N, 3, 3]`` intrinsics normalised by the image size (fx/W, fy/H, cx/W, cy/H).
-            height, width: output image size in pixels; latent runs need multiples of :attr:`downsample` (8).
+            height, width: output image size in pixels; latent runs need multiples of :attr:`downsample` (8, or 8/u with ``ae.upscale`` u).
             decode: latent runs only: ``False`` skips the decoder (much of the cost on a CPU) and returns no
                 ``rgb``, only ``depth``, ``opacity`` and ``latent`` (what the viewer's latent/depth/opacity views
                 show). Ignored for RGB runs.
@@ -166,7 +166,7 @@ class Run:
               in the evaluation protocol);
             * ``depth``: ``[h, w]`` distance along each ray from the camera centre (world units, in
               [near, far]; ``far`` where the ray hits nothing), at the rendered size: ``h, w = H, W`` for RGB
-              runs and ``H/8, W/8`` (the latent's pixels) for latent runs;
+              runs and ``H/ds, W/ds`` (the latent's pixels, ds = :attr:`downsample`) for latent runs;
             * ``opacity``: ``[h, w]`` accumulated opacity in [0, 1] (1 - transmittance), same size as depth;
             * ``latent`` (latent runs only): ``[h, w, C]`` the rendered normalised latent, in about [-1, 1].
         Raises:

@@ -112,7 +112,7 @@ def pipeline_config(cfg: BenchConfig, device: torch.device | str, package: Bench
             if res is not None and int(res) != size:
                 raise ConfigError(
                     f"{what} is {res} px but the pre-trained 3Da-AE {cfg.pretrained!r} ({pkg.path}) was trained on "
-                    f"{size} px images: its latents are {size // 8}x{size // 8}; set resolution={size} (or null)"
+                    f"{size} px images; set resolution={size} (or null)"
                 )
         data = dataclasses.replace(
             p.data, path=None, resolution=size, n_train_scenes=len(pkg.train_scene_ids), n_exploit_scenes=None,

@@ -45,7 +45,8 @@ class DataSelection:
         path: dataset root (``--data`` on the command line overrides it); ``None``: none recorded (a pre-trained
             package's config, whose scenes are not included).
         resolution: square image size in pixels the images are resized to (``None``: as stored). Must be a
-            multiple of 8 (the autoencoder downsamples by 8; the latent is ``resolution // 8``).
+            multiple of 8 (the autoencoder downsamples by 8; the latent is ``resolution // 8``, or
+            ``resolution // (8 / ae.upscale)``).
         train_split / exploit_split: names passed to ``MultiSceneDataset.split_scene_ids``.
         n_train_scenes / n_exploit_scenes: keep the first N scene ids of the split (sorted order;
             ``None`` = all of them).
