@@ -176,6 +176,7 @@ class Run:
         """
         # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
         from latentscenes.metrics import to_unit_range
+        from latentscenes.evaluation.model import autoencoder_for
         from latentscenes.evaluation.render import render_path
 
         self.check_scenes([scene_id])
@@ -197,8 +198,10 @@ class Run:
             raise ValueError(f"image size must be >= 1 px, got {height}x{width}")
         if not decode and self.model.kind == "latent":
             return self._render_latent(scene_id, c2w_t, K_t, (int(height), int(width)), single)
-        if offset_ensemble is not None and (offset_ensemble < 1 or 8 % offset_ensemble):
-            raise ValueError(f"offset_ensemble must be 1, 2, 4 or 8, got {offset_ensemble}")
+        ds = int(autoencoder_for(self.model, scene_id).downsample) if self.model.kind == "latent" else 8
+        if offset_ensemble is not None and (offset_ensemble < 1 or ds % offset_ensemble):
+            raise ValueError(f"offset_ensemble must divide this scene's {ds}x downsampling (1, 2, 4 or 8 at 8x), "
+                             f"got {offset_ensemble}")
         frames = render_path(self.model, scene_id, c2w_t, K_t, (int(height), int(width)), offset_ensemble=offset_ensemble)
         out = {"rgb": to_unit_range(frames.rgb).permute(0, 2, 3, 1)}
         if frames.depth is not None:

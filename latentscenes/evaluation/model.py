@@ -181,11 +181,17 @@ def set_offset_ensemble(model: SceneModel, grid: int) -> None:
     fitted batch.
 
     Raises:
-        ValueError: ``grid`` not 1, 2, 4 or 8.
+        ValueError: ``grid`` does not divide a latent part's downsampling (1, 2, 4 or 8 at the paper's 8x; 8 / u
+            with ``ae.upscale`` u).
     """
-    if grid < 1 or 8 % grid:
-        raise ValueError(f"--offset-ensemble must be 1, 2, 4 or 8 (it divides the 8x downsampling), got {grid}")
-    for part in getattr(model, "parts", [model]):
+    parts = getattr(model, "parts", [model])
+    for part in parts:
+        ae = part.autoencoder if part.kind == "latent" else None
+        ds = int(ae.downsample) if ae is not None else 8
+        if grid < 1 or ds % grid:
+            raise ValueError(f"--offset-ensemble must be 1, 2, 4 or 8 and divide the {ds}x downsampling of "
+                             f"{part.name!r}, got {grid}")
+    for part in parts:
         if part.kind == "latent" and hasattr(part, "offset_ensemble"):
             part.offset_ensemble = int(grid)
 

@@ -238,6 +238,11 @@ def test_exploit_with_upscale_fits_finer_latents_and_evaluates_at_the_image_size
 
     assert render_resolution(both, (H, H), new[0].scene_id) == (H // 4, H // 4)
     assert render_resolution(both, (H, H), both.scene_ids[0]) == (H // 8, H // 8)  # a training scene: the run's grid
+    from latentscenes.evaluation.model import set_offset_ensemble
+
+    with pytest.raises(ValueError, match="4x downsampling"):  # 8 offsets of 0.5 px on the batch's 4 px latent pixels
+        set_offset_ensemble(both, 8)
+    set_offset_ensemble(both, 4)
 
 
 def test_upscale_must_divide_the_latent_pixel():
