@@ -153,7 +153,8 @@ class Run:
             scene_id: one of :attr:`scenes`.
             c2w: ``[4, 4]`` or ``[N, 4, 4]`` OpenCV camera-to-world (world units).
             K: ``[3, 3]`` or ``[N, 3, 3]`` intrinsics normalised by the image size (fx/W, fy/H, cx/W, cy/H).
-            height, width: output image size in pixels; latent runs need multiples of :attr:`downsample` (8, or 8/u with ``ae.upscale`` u).
+            height, width: output image size in pixels; latent runs need multiples of :attr:`downsample` (8, or 8/u
+                with ``ae.upscale`` u).
             decode: latent runs only: ``False`` skips the decoder (much of the cost on a CPU) and returns no
                 ``rgb``, only ``depth``, ``opacity`` and ``latent`` (what the viewer's latent/depth/opacity views
                 show). Ignored for RGB runs.

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
-from latentscenes.autoencoder.model import AEConfig
+from latentscenes.autoencoder.model import AEConfig, check_upscale
 from latentscenes.config import ConfigError, get_preset, preset_names, register_presets
 from latentscenes.rendering.renderer import RenderConfig
 from latentscenes.scenes.bank import TriplaneConfig
@@ -322,10 +322,10 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
         v = getattr(cfg.data, k)
         if v is not None and v < 1:
             bad(f"data.{k}", v, "must be >= 1 (or null for all)")
-    u = cfg.ae.upscale
-    if isinstance(u, bool) or not isinstance(u, int) or u not in (1, 2, 4, 8):
-        bad("ae.upscale", u, "must be 1, 2, 4 or 8 (a latent pixel covers 8 / upscale image pixels)")
-    ds = 8 // u
+    try:
+        ds = 8 // check_upscale(cfg.ae.upscale)
+    except ValueError as e:
+        bad("ae.upscale", cfg.ae.upscale, str(e))
     if cfg.data.shift_grid < 1 or ds % cfg.data.shift_grid:
         bad("data.shift_grid", cfg.data.shift_grid, f"must divide the latent pixel's {ds} image pixels (8 / ae.upscale)")
     rc = cfg.render
