@@ -116,6 +116,11 @@ class StageConfig:
             and averaged (``rendering.offsets.merge_offset_images``), against the view itself. ``g^2`` decodes
             per view instead of one (g = ``data.shift_grid``; with g = 1 it is the plain L_Dec). False = the
             paper's L_Dec, one decode per batch row.
+        ae_crop: L_ae on a random ``ae_crop x ae_crop`` window of each batch's latents (one window per step, drawn
+            with the stage's generator), decoded and compared with the same window of the images; 0 (or a size at
+            least the latents') = the whole latent. Cuts L_ae's decode, which at ``ae.upscale = 2`` is a 256 px
+            decode per view, to ``(ae_crop / h)^2`` of it (docs/fidelity.md, thirtieth session). L_ae is a
+            regulariser (it keeps the decoder reconstructing real latents); a window keeps its per-pixel weight.
     """
 
     steps: int = 100
@@ -141,6 +146,7 @@ class StageConfig:
     eval_every: int = 0
     lambda_latent_anchor: float = 0.0
     dec_offset_merge: bool = False
+    ae_crop: int = 0
 
 
 @dataclass
@@ -303,7 +309,7 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             bad(f"{name}.lr_gamma_per_epoch", st.lr_gamma_per_epoch, "must lie in (0, 1]")
         if st.freeze_mlp_fraction is not None and not 0 <= st.freeze_mlp_fraction <= 1:
             bad(f"{name}.freeze_mlp_fraction", st.freeze_mlp_fraction, "must lie in [0, 1]")
-        for k in ("checkpoint_every", "log_every", "eval_every"):
+        for k in ("checkpoint_every", "log_every", "eval_every", "ae_crop"):
             if getattr(st, k) < 0:
                 bad(f"{name}.{k}", getattr(st, k), "must be >= 0")
     n = cfg.exploit.fit_min_steps

@@ -349,7 +349,11 @@ def stage_losses(
             z_ae = system.ae.denormalize(latents[rows].to(dev))
         else:
             raise ValueError("lambda_ae > 0 needs a live encoder or the cached latents of the stage's views")
-        terms["ae"] = recon_loss(system.ae.decode(z_ae), x, cfg.loss)  # L_ae (Eq. 1/5)
+        x_ae = x
+        h, w = z_ae.shape[-2:]
+        if 0 < cfg.ae_crop < max(h, w):
+            z_ae, x_ae = latent_window(z_ae, x, min(cfg.ae_crop, h), min(cfg.ae_crop, w), system.downsample, generator)
+        terms["ae"] = recon_loss(system.ae.decode(z_ae), x_ae, cfg.loss)  # L_ae (Eq. 1/5)
         total = total + cfg.lambda_ae * terms["ae"]
     if merge_dec:
         # L_Dec on the image evaluation decodes (render.offset_ensemble): every copy of each row's source view
@@ -370,6 +374,23 @@ def stage_losses(
         terms["tv"] = triplane_tv(out["planes"], cfg.tv_mode)
         total = total + cfg.lambda_tv * terms["tv"]
     return total, terms
+
+
+def latent_window(
+    z: torch.Tensor, x: torch.Tensor, ch: int, cw: int, ds: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random ``ch x cw`` window of latents ``z [B, C, h, w]`` and the image pixels it decodes to.
+
+    Args:
+        x: ``[B, 3, ds*h, ds*w]`` images; ds: image pixels per latent pixel (the autoencoder's
+            ``downsample_factor``); generator: draws the window's corner (None: the global generator).
+    Returns:
+        ``(z[..., i:i+ch, j:j+cw], x[..., ds*i:ds*(i+ch), ds*j:ds*(j+cw)])``, one corner for the whole batch.
+    """
+    h, w = z.shape[-2:]
+    dev = generator.device if generator is not None else None
+    i, j = (int(torch.randint(n + 1, (1,), generator=generator, device=dev)) for n in (h - ch, w - cw))
+    return z[..., i:i + ch, j:j + cw], x[..., ds * i:ds * (i + ch), ds * j:ds * (j + cw)]
 
 
 def _step_batch(

@@ -258,3 +258,49 @@ def test_upscale_must_divide_the_latent_pixel():
         validate_pipeline(dataclasses.replace(up4, data=dataclasses.replace(up4.data, shift_grid=4)))
     with pytest.raises(ConfigError, match="render.offset_ensemble"):
         validate_pipeline(dataclasses.replace(up4, render=dataclasses.replace(up4.render, offset_ensemble=4)))
+
+
+def test_ae_crop_is_l_ae_on_one_window_of_latents_and_images():
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.training.config import ConfigError, validate_pipeline
+    from latentscenes.training.stages import latent_window
+
+    cfg = small_config()
+    torch.manual_seed(0)
+    ae = load_autoencoder(cfg.ae, "cpu")
+    ae.upscale = 2
+    table = build_view_table(sphere_scenes(2), "train", None, cfg.data.resolution)
+    system = build_system(cfg, ae, table.scene_ids)
+    lat, _, _ = encode_views(system, table, None, 8, False)
+    h = lat.shape[-1]
+    rows = torch.arange(4)
+    bank_rows = system.bank.rows(table.scene_ids)[table.scene_rows[rows]]
+    st = StageConfig(lambda_enc=0.0, lambda_dec=0.0, lambda_ae=1.0, lr_decoder=1e-4, ae_crop=h // 2)
+    x = table.batch_images(rows)
+    z = system.ae.denormalize(lat[rows])
+    c = h // 2
+    with torch.no_grad():  # every window's L_ae, decoded by hand: 4 image pixels per latent pixel at upscale 2
+        per_window = torch.stack([torch.mean((system.ae.decode(z[..., i:i + c, j:j + c])
+                                              - x[..., 4 * i:4 * (i + c), 4 * j:4 * (j + c)]) ** 2)
+                                  for i in range(h - c + 1) for j in range(h - c + 1)])
+    losses = set()
+    for seed in range(4):
+        _, terms = stage_losses(system, table, lat, rows, bank_rows, st, torch.Generator().manual_seed(seed), False)
+        k = int(torch.argmin((per_window - terms["ae"].detach()).abs()))
+        assert torch.allclose(terms["ae"], per_window[k], rtol=1e-4, atol=1e-6)
+        losses.add(k)
+    assert len(losses) > 1  # the window moves with the generator
+    # a window as large as the latents is the whole L_ae
+    full = dataclasses.replace(st, ae_crop=h)
+    _, terms = stage_losses(system, table, lat, rows, bank_rows, full, torch.Generator().manual_seed(0), False)
+    with torch.no_grad():
+        assert torch.allclose(terms["ae"], torch.mean((system.ae.decode(z) - x) ** 2), rtol=1e-4, atol=1e-6)
+    # the window's pixels are the ones its latents cover: average pooling commutes with the crop
+    img = torch.rand(2, 3, 32, 32)
+    zz = torch.nn.functional.avg_pool2d(img, 4)
+    zw, xw = latent_window(zz, img, 3, 5, 4, torch.Generator().manual_seed(1))
+    assert torch.allclose(torch.nn.functional.avg_pool2d(xw, 4), zw)
+    bad = dataclasses.replace(cfg, exploit=dataclasses.replace(
+        cfg.exploit, finetune=dataclasses.replace(cfg.exploit.finetune, ae_crop=-1)))
+    with pytest.raises(ConfigError, match="exploit.finetune.ae_crop"):
+        validate_pipeline(bad)
