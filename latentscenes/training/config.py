@@ -121,6 +121,9 @@ class StageConfig:
             least the latents') = the whole latent. Cuts L_ae's decode, which at ``ae.upscale = 2`` is a 256 px
             decode per view, to ``(ae_crop / h)^2`` of it (docs/fidelity.md, thirtieth session). L_ae is a
             regulariser (it keeps the decoder reconstructing real latents); a window keeps its per-pixel weight.
+        ae_views: L_ae on the first ``ae_views`` views of each batch only (the batch is a random draw, so a random
+            subset; whole images, the decoder's full context); 0 (or at least ``batch_size``) = every view. The
+            other way to cut L_ae's decodes (``ae_views / batch_size`` of them).
     """
 
     steps: int = 100
@@ -147,6 +150,7 @@ class StageConfig:
     lambda_latent_anchor: float = 0.0
     dec_offset_merge: bool = False
     ae_crop: int = 0
+    ae_views: int = 0
 
 
 @dataclass
@@ -309,7 +313,7 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             bad(f"{name}.lr_gamma_per_epoch", st.lr_gamma_per_epoch, "must lie in (0, 1]")
         if st.freeze_mlp_fraction is not None and not 0 <= st.freeze_mlp_fraction <= 1:
             bad(f"{name}.freeze_mlp_fraction", st.freeze_mlp_fraction, "must lie in [0, 1]")
-        for k in ("checkpoint_every", "log_every", "eval_every", "ae_crop"):
+        for k in ("checkpoint_every", "log_every", "eval_every", "ae_crop", "ae_views"):
             if getattr(st, k) < 0:
                 bad(f"{name}.{k}", getattr(st, k), "must be >= 0")
     n = cfg.exploit.fit_min_steps

@@ -350,6 +350,8 @@ def stage_losses(
         else:
             raise ValueError("lambda_ae > 0 needs a live encoder or the cached latents of the stage's views")
         x_ae = x
+        if 0 < cfg.ae_views < len(z_ae):
+            z_ae, x_ae = z_ae[:cfg.ae_views], x[:cfg.ae_views]
         h, w = z_ae.shape[-2:]
         if 0 < cfg.ae_crop < max(h, w):
             z_ae, x_ae = latent_window(z_ae, x, min(cfg.ae_crop, h), min(cfg.ae_crop, w), system.downsample, generator)

@@ -304,3 +304,24 @@ def test_ae_crop_is_l_ae_on_one_window_of_latents_and_images():
         cfg.exploit, finetune=dataclasses.replace(cfg.exploit.finetune, ae_crop=-1)))
     with pytest.raises(ConfigError, match="exploit.finetune.ae_crop"):
         validate_pipeline(bad)
+
+
+def test_ae_views_is_l_ae_on_the_first_views_of_the_batch():
+    from latentscenes.autoencoder.model import load_autoencoder
+
+    cfg = small_config()
+    torch.manual_seed(0)
+    ae = load_autoencoder(cfg.ae, "cpu")
+    table = build_view_table(sphere_scenes(2), "train", None, cfg.data.resolution)
+    system = build_system(cfg, ae, table.scene_ids)
+    lat, _, _ = encode_views(system, table, None, 8, False)
+    rows = torch.tensor([5, 0, 3, 1])
+    bank_rows = system.bank.rows(table.scene_ids)[table.scene_rows[rows]]
+    x, z = table.batch_images(rows), system.ae.denormalize(lat[rows])
+    with torch.no_grad():
+        per_view = ((system.ae.decode(z) - x) ** 2).mean(dim=(1, 2, 3))
+    for k, want in ((2, per_view[:2].mean()), (4, per_view.mean()), (0, per_view.mean()), (9, per_view.mean())):
+        st = StageConfig(lambda_enc=0.0, lambda_ae=1.0, lr_decoder=1e-4, ae_views=k)
+        _, terms = stage_losses(system, table, lat, rows, bank_rows, st, torch.Generator().manual_seed(0), False)
+        assert torch.allclose(terms["ae"], want, rtol=1e-4, atol=1e-6), k
+    assert not torch.allclose(per_view[:2].mean(), per_view.mean(), rtol=1e-3)  # the subset is a different loss
