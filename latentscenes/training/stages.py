@@ -354,7 +354,7 @@ def stage_losses(
             z_ae, x_ae = z_ae[:cfg.ae_views], x[:cfg.ae_views]
         h, w = z_ae.shape[-2:]
         if 0 < cfg.ae_crop < max(h, w):
-            z_ae, x_ae = latent_window(z_ae, x, min(cfg.ae_crop, h), min(cfg.ae_crop, w), system.downsample, generator)
+            z_ae, x_ae = latent_window(z_ae, x_ae, min(cfg.ae_crop, h), min(cfg.ae_crop, w), system.downsample, generator)
         terms["ae"] = recon_loss(system.ae.decode(z_ae), x_ae, cfg.loss)  # L_ae (Eq. 1/5)
         total = total + cfg.lambda_ae * terms["ae"]
     if merge_dec:

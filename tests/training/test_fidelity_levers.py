@@ -325,3 +325,12 @@ def test_ae_views_is_l_ae_on_the_first_views_of_the_batch():
         _, terms = stage_losses(system, table, lat, rows, bank_rows, st, torch.Generator().manual_seed(0), False)
         assert torch.allclose(terms["ae"], want, rtol=1e-4, atol=1e-6), k
     assert not torch.allclose(per_view[:2].mean(), per_view.mean(), rtol=1e-3)  # the subset is a different loss
+    # both: one window of the first 2 views
+    h, c = z.shape[-1], z.shape[-1] // 2
+    with torch.no_grad():
+        windows = torch.stack([torch.mean((system.ae.decode(z[:2, :, i:i + c, j:j + c])
+                                           - x[:2, :, 8 * i:8 * (i + c), 8 * j:8 * (j + c)]) ** 2)
+                               for i in range(h - c + 1) for j in range(h - c + 1)])
+    st = StageConfig(lambda_enc=0.0, lambda_ae=1.0, lr_decoder=1e-4, ae_views=2, ae_crop=c)
+    _, terms = stage_losses(system, table, lat, rows, bank_rows, st, torch.Generator().manual_seed(0), False)
+    assert torch.isclose(windows, terms["ae"].detach(), rtol=1e-4, atol=1e-6).any()
