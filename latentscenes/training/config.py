@@ -123,7 +123,8 @@ class StageConfig:
             regulariser (it keeps the decoder reconstructing real latents); a window keeps its per-pixel weight.
         ae_views: L_ae on the first ``ae_views`` views of each batch only (the batch is a random draw, so a random
             subset; whole images, the decoder's full context); 0 (or at least ``batch_size``) = every view. The
-            other way to cut L_ae's decodes (``ae_views / batch_size`` of them).
+            other way to cut L_ae's decodes (``ae_views / batch_size`` of them). In a multi-process run both apply
+            to each rank's share of the batch (``ae_views`` views per rank, one window per rank).
     """
 
     steps: int = 100

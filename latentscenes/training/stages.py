@@ -381,11 +381,14 @@ def stage_losses(
 def latent_window(
     z: torch.Tensor, x: torch.Tensor, ch: int, cw: int, ds: int, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random ``ch x cw`` window of latents ``z [B, C, h, w]`` and the image pixels it decodes to.
+    """One random ``ch x cw`` window of latents ``z [B, C, h, w]`` and the image pixels it decodes to: the
+    ``StageConfig.ae_crop`` form of L_ae (paper Eq. 1/5 on a window; the window is ours, not the paper's).
 
     Args:
-        x: ``[B, 3, ds*h, ds*w]`` images; ds: image pixels per latent pixel (the autoencoder's
-            ``downsample_factor``); generator: draws the window's corner (None: the global generator).
+        x: ``[B, 3, ds*h, ds*w]`` images in [-1, 1]; ch, cw: window size in latent pixels, ``1 <= ch <= h`` and
+            ``1 <= cw <= w`` (the caller clamps; a larger window makes ``torch.randint`` raise RuntimeError);
+            ds: image pixels per latent pixel (the autoencoder's ``downsample_factor``, 8 / ``ae.upscale``);
+            generator: draws the window's corner, uniformly over the valid corners (None: the global generator).
     Returns:
         ``(z[..., i:i+ch, j:j+cw], x[..., ds*i:ds*(i+ch), ds*j:ds*(j+cw)])``, one corner for the whole batch.
     """
