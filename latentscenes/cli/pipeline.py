@@ -238,13 +238,18 @@ def register(app: typer.Typer) -> None:
         ae: Optional[Path] = typer.Option(
             None, "--ae", help="An autoencoder file that replaces the 3Da-AE and encodes to the same latents (its "
                                "decoder trained further or grown: `ae pretrain --set train_part=decoder`); checked."),
+        set_: Optional[List[str]] = typer.Option(
+            None, "--set", help="Write an exploit recipe setting into the package's config, so that `exploit --run "
+                                "OUT` uses it by default: exploit.*, data.*, ae.upscale, render.supersample / "
+                                "pixel_jitter / offset_ensemble, triplane.local_init_std / coef_init_std "
+                                "(repeatable)."),
     ) -> None:
         """Export a trained 3Da-AE without its scenes, for `exploit --run OUT` (how the shipped ones are made)."""
         # imported on use: keeps `latentscenes --help` fast
         from latentscenes.training.pipeline import export_pretrained
 
         with pipeline_errors():
-            m = export_pretrained(run, out, stage=stage, triplane_resolution=triplane_resolution, ae=ae)
+            m = export_pretrained(run, out, stage=stage, triplane_resolution=triplane_resolution, ae=ae, recipe=set_)
             src = m["source"]
             what = f"derived from {src['derived_from']}" if src.get("derived_from") else f"{src['stage']}, step {src['step']}"
             console.print(f"[bold]export[/bold] {run} ({what}) -> {out}")

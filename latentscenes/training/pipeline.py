@@ -850,7 +850,7 @@ def source_run(exploit_manifest: dict) -> Path:
 
 def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None = None,
                       extra: dict[str, Any] | None = None, triplane_resolution: int | None = None,
-                      ae: str | Path | None = None) -> dict[str, Any]:
+                      ae: str | Path | None = None, recipe: list[str] | None = None) -> dict[str, Any]:
     """Write a pre-trained 3Da-AE folder (layout in the module docstring) from a training run, or derive one
     from another package.
 
@@ -873,6 +873,10 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             record ``autoencoder_replaced_by`` and its training record; the manifest's bytes its sizes. Its
             training was paid for the package: :func:`replacement_training_cost` (a training run's stages, or an
             ``ae pretrain`` record) is added to ``entry_cost_s`` as stage ``ae_replacement`` (Eq. 9).
+        recipe: ``key=value`` overrides written into the package's config, so that ``exploit --run OUT`` learns
+            new scenes with them by default (e.g. ``ae.upscale=2``, ``exploit.finetune.epochs=4``): only what an
+            exploit batch chooses for itself (:data:`PACKAGE_RECIPE_KEYS`); the notes record them as
+            ``recipe_set``.
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
         or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
@@ -881,6 +885,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         RunError: not a training run or package, no finished model / no checkpoint of ``stage`` (a package has no
             checkpoints), ``out`` not empty; ``triplane_resolution`` < 2, or given without global planes (F_mac = 0);
             ``ae`` encodes to other latents than the exported 3Da-AE.
+        ConfigError: a ``recipe`` key an exploit batch does not choose (a shape of the trained weights, or the
+            data's path), or a value :func:`validate_pipeline` refuses; checked before anything is written.
         FileNotFoundError / AutoencoderError: that base autoencoder, or ``ae``, is gone or unreadable (message names
             it).
     """
@@ -889,6 +895,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     m = rf.read_manifest_if_any(run_dir)
     if not rf.is_run_manifest(m):
         raise RunError(f"{run_dir}: not a training run folder (format {rf.manifest_format(m)!r})")
+    recipe_cfg = package_recipe(cfg, recipe) if recipe else None  # refused before anything is read or written
     if triplane_resolution is not None and (triplane_resolution < 2 or cfg.triplane.f_mac <= 0):
         raise RunError(f"triplane_resolution={triplane_resolution}: needs T >= 2 and global planes (F_mac > 0; "
                        f"{run_dir} has F_mac = {cfg.triplane.f_mac})")
@@ -969,6 +976,14 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         replacement_cost = replacement_training_cost(ae, new_ae)
         notes["autoencoder_replaced_by"] = {"file": str(ae), "info": new_ae.info.get("pretrain"),
                                             "lineage": new_ae.info.get("grown_from"), "training": replacement_cost}
+    if recipe_cfg is not None:
+        pcfg = dataclasses.replace(pcfg, ae=dataclasses.replace(pcfg.ae, upscale=recipe_cfg.ae.upscale),
+                                   data=dataclasses.replace(recipe_cfg.data, path=None), exploit=recipe_cfg.exploit,
+                                   render=recipe_cfg.render,
+                                   triplane=dataclasses.replace(pcfg.triplane,
+                                                                local_init_std=recipe_cfg.triplane.local_init_std,
+                                                                coef_init_std=recipe_cfg.triplane.coef_init_std))
+        notes["recipe_set"] = list(recipe)
     save_config(pcfg, rf.config_path(tmp))
     if derived:
         # a shipped package by the name a user types, not this machine's path to it
@@ -994,6 +1009,36 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         out.rmdir()
     tmp.rename(out)
     return manifest
+
+
+#: What ``export --set`` may write into a package's config: the settings an exploit batch chooses for itself
+#: (:func:`exploit_3daae` keeps the run's values for every other renderer and tri-plane setting, since the MLP and
+#: B were trained with them; the autoencoder's architecture is its weights'). ``triplane.resolution`` has its own
+#: option (``--triplane-resolution``), which resamples B with it.
+PACKAGE_RECIPE_KEYS = ("exploit.*", "data.* (not data.path)", "ae.upscale", "render.supersample",
+                       "render.pixel_jitter", "render.offset_ensemble", "triplane.local_init_std",
+                       "triplane.coef_init_std")
+
+
+def package_recipe(cfg: PipelineConfig, overrides: list[str]) -> PipelineConfig:
+    """``cfg`` with the exploit recipe ``overrides`` (``key=value``) applied and checked (``export --set``).
+
+    Raises:
+        ConfigError: a key outside :data:`PACKAGE_RECIPE_KEYS` (the message names it and what to use instead),
+            a malformed override or a value :func:`validate_pipeline` refuses.
+    """
+    exact = {k for k in PACKAGE_RECIPE_KEYS if "*" not in k and " " not in k}
+    for ov in overrides:
+        key = ov.split("=", 1)[0].strip()
+        if key == "triplane.resolution":
+            raise ConfigError("--set triplane.resolution: use --triplane-resolution (it resamples the global planes "
+                              "B to the new T)")
+        if key == "data.path" or not (key in exact or key.startswith(("exploit.", "data."))):
+            raise ConfigError(f"--set {key}: not a setting a package's new scenes may choose (allowed: "
+                              f"{', '.join(PACKAGE_RECIPE_KEYS)}); the others are the trained weights' own")
+    new = apply_overrides(copy.deepcopy(cfg), overrides)
+    validate_pipeline(new)
+    return new
 
 
 def replacement_training_cost(ae: str | Path, new_ae: LatentAutoencoder) -> dict[str, Any]:

@@ -57,6 +57,16 @@ def package(sphere_dataset, tmp_path_factory):
     return pkg
 
 
+def test_export_set_writes_the_recipe_and_refuses_a_shape(package, tmp_path):
+    res = _invoke(["export", "--run", str(package), "--out", str(tmp_path / "p2"), "--set", "ae.upscale=2",
+                   "--set", "data.shift_grid=1"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    cfg = json.loads((tmp_path / "p2" / "config.json").read_text())
+    assert (cfg["ae"]["upscale"], cfg["data"]["shift_grid"]) == (2, 1)
+    res = _invoke(["export", "--run", str(package), "--out", str(tmp_path / "p3"), "--set", "triplane.f_mic=3"])
+    assert res.exit_code == 2 and "triplane.f_mic" in res.output and not (tmp_path / "p3").exists()
+
+
 @pytest.fixture(scope="module")
 def bench_pkg_out(package, sphere_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_pkg")

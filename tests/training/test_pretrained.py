@@ -284,3 +284,28 @@ def test_a_decoder_trained_for_the_package_is_charged_to_its_entry_cost(trained_
     m3 = export_pretrained(tmp_path / "pkg", tmp_path / "pkgP", ae=tmp_path / "pkgD" / "model" / "shared.safetensors")
     assert m3["notes"]["autoencoder_replaced_by"]["training"]["train_s"] is None
     assert "ae_replacement" not in m3["stages"] and m3["entry_cost_s"] == pytest.approx(base["entry_cost_s"])
+
+
+def test_a_package_carries_an_exploit_recipe_set_at_export(trained_run, tmp_path):
+    # `export --set`: the package's config holds the recipe, so an exploit with no override learns new scenes with
+    # it (here on the latent grid twice as fine); shapes of the trained weights and the data's path are refused
+    # before anything is written.
+    from latentscenes.config import ConfigError
+
+    recipe = ["ae.upscale=2", "data.shift_grid=1", "render.offset_ensemble=1", "exploit.finetune.lambda_ae=0.5"]
+    m = export_pretrained(trained_run, tmp_path / "pkg", recipe=recipe)
+    assert m["notes"]["recipe_set"] == recipe
+    pc = json.loads((tmp_path / "pkg" / "config.json").read_text())
+    assert (pc["ae"]["upscale"], pc["data"]["shift_grid"], pc["render"]["offset_ensemble"]) == (2, 1, 1)
+    assert pc["exploit"]["finetune"]["lambda_ae"] == 0.5 and pc["data"]["path"] is None
+    run_cfg = json.loads((trained_run / "config.json").read_text())
+    assert pc["triplane"] == run_cfg["triplane"] and pc["ae"]["upscale"] != run_cfg["ae"]["upscale"]
+    exploit_3daae(tmp_path / "pkg", tmp_path / "batch", scenes=sphere_scenes(1, "new", seed=3))
+    assert json.loads((tmp_path / "batch" / "config.json").read_text())["ae"]["upscale"] == 2
+    b = load_exploited(tmp_path / "batch", "cpu")
+    assert b.ae.upscale == 2
+    for bad, match in [(["triplane.f_mac=4"], "may choose"), (["data.path=/x"], "may choose"),
+                       (["triplane.resolution=8"], "--triplane-resolution"), (["ae.upscale=3"], "upscale")]:
+        with pytest.raises(ConfigError, match=match):
+            export_pretrained(trained_run, tmp_path / "bad", recipe=bad)
+        assert not (tmp_path / "bad").exists()
