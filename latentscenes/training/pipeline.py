@@ -876,7 +876,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         recipe: ``key=value`` overrides written into the package's config, so that ``exploit --run OUT`` learns
             new scenes with them by default (e.g. ``ae.upscale=2``, ``exploit.finetune.epochs=4``): only what an
             exploit batch chooses for itself (:data:`PACKAGE_RECIPE_KEYS`); the notes record them as
-            ``recipe_set``.
+            ``recipe_set`` (after those of the package it is derived from).
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
         or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
@@ -895,7 +895,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     m = rf.read_manifest_if_any(run_dir)
     if not rf.is_run_manifest(m):
         raise RunError(f"{run_dir}: not a training run folder (format {rf.manifest_format(m)!r})")
-    recipe_cfg = package_recipe(cfg, recipe) if recipe else None  # refused before anything is read or written
+    recipe_cfg = package_recipe(cfg, recipe) if recipe else None  # refused before anything is written
     if triplane_resolution is not None and (triplane_resolution < 2 or cfg.triplane.f_mac <= 0):
         raise RunError(f"triplane_resolution={triplane_resolution}: needs T >= 2 and global planes (F_mac > 0; "
                        f"{run_dir} has F_mac = {cfg.triplane.f_mac})")
@@ -983,7 +983,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
                                    triplane=dataclasses.replace(pcfg.triplane,
                                                                 local_init_std=recipe_cfg.triplane.local_init_std,
                                                                 coef_init_std=recipe_cfg.triplane.coef_init_std))
-        notes["recipe_set"] = list(recipe)
+        # a package derived from one that had a recipe set keeps the earlier settings in front (the later win)
+        notes["recipe_set"] = list((m.get("notes") or {}).get("recipe_set") or []) + list(recipe)
     save_config(pcfg, rf.config_path(tmp))
     if derived:
         # a shipped package by the name a user types, not this machine's path to it
