@@ -875,7 +875,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             ``ae pretrain`` record) is added to ``entry_cost_s`` as stage ``ae_replacement`` (Eq. 9).
         recipe: ``key=value`` overrides written into the package's config, so that ``exploit --run OUT`` learns
             new scenes with them by default (e.g. ``ae.upscale=2``, ``exploit.finetune.epochs=4``): only what an
-            exploit batch chooses for itself (:data:`PACKAGE_RECIPE_KEYS`); the notes record them as
+            exploit batch chooses for itself (:data:`PACKAGE_RECIPE_SECTIONS`, :data:`PACKAGE_RECIPE_KEYS`); the notes record them as
             ``recipe_set`` (after those of the package it is derived from).
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
@@ -895,7 +895,8 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     m = rf.read_manifest_if_any(run_dir)
     if not rf.is_run_manifest(m):
         raise RunError(f"{run_dir}: not a training run folder (format {rf.manifest_format(m)!r})")
-    recipe_cfg = package_recipe(cfg, recipe) if recipe else None  # refused before anything is written
+    # the package's config: the run's with the recipe (checked here, before anything is written)
+    pkg_cfg = package_recipe(cfg, recipe) if recipe else cfg
     if triplane_resolution is not None and (triplane_resolution < 2 or cfg.triplane.f_mac <= 0):
         raise RunError(f"triplane_resolution={triplane_resolution}: needs T >= 2 and global planes (F_mac > 0; "
                        f"{run_dir} has F_mac = {cfg.triplane.f_mac})")
@@ -942,7 +943,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     mark_folder(tmp, "export")
     rf.model_dir(tmp).mkdir(parents=True)
     shutil.copyfile(src, rf.shared_path(tmp))
-    pcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=None))
+    pcfg = dataclasses.replace(pkg_cfg, data=dataclasses.replace(pkg_cfg.data, path=None))
     if cfg.ae.source == "path" and cfg.ae.path:
         # The base autoencoder was a local file or folder (an `ae pretrain` result, an SD-VAE): the package
         # carries it, so that its plain-AE ablation and AE ceiling (the benchmark) need nothing outside the
@@ -976,13 +977,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
         replacement_cost = replacement_training_cost(ae, new_ae)
         notes["autoencoder_replaced_by"] = {"file": str(ae), "info": new_ae.info.get("pretrain"),
                                             "lineage": new_ae.info.get("grown_from"), "training": replacement_cost}
-    if recipe_cfg is not None:
-        pcfg = dataclasses.replace(pcfg, ae=dataclasses.replace(pcfg.ae, upscale=recipe_cfg.ae.upscale),
-                                   data=dataclasses.replace(recipe_cfg.data, path=None), exploit=recipe_cfg.exploit,
-                                   render=recipe_cfg.render,
-                                   triplane=dataclasses.replace(pcfg.triplane,
-                                                                local_init_std=recipe_cfg.triplane.local_init_std,
-                                                                coef_init_std=recipe_cfg.triplane.coef_init_std))
+    if recipe:
         # a package derived from one that had a recipe set keeps the earlier settings in front (the later win)
         notes["recipe_set"] = list((m.get("notes") or {}).get("recipe_set") or []) + list(recipe)
     save_config(pcfg, rf.config_path(tmp))
@@ -1016,27 +1011,28 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
 #: (:func:`exploit_3daae` keeps the run's values for every other renderer and tri-plane setting, since the MLP and
 #: B were trained with them; the autoencoder's architecture is its weights'). ``triplane.resolution`` has its own
 #: option (``--triplane-resolution``), which resamples B with it.
-PACKAGE_RECIPE_KEYS = ("exploit.*", "data.* (not data.path)", "ae.upscale", "render.supersample",
-                       "render.pixel_jitter", "render.offset_ensemble", "triplane.local_init_std",
-                       "triplane.coef_init_std")
+PACKAGE_RECIPE_SECTIONS = ("exploit", "data")  # every key of these sections but data.path
+PACKAGE_RECIPE_KEYS = ("ae.upscale", "render.supersample", "render.pixel_jitter", "render.offset_ensemble",
+                       "triplane.local_init_std", "triplane.coef_init_std")
 
 
 def package_recipe(cfg: PipelineConfig, overrides: list[str]) -> PipelineConfig:
-    """``cfg`` with the exploit recipe ``overrides`` (``key=value``) applied and checked (``export --set``).
+    """``cfg`` with the exploit recipe ``overrides`` (``key=value``) applied and checked (``export --set``): how a
+    package learns new scenes (paper Alg. 2, Sec. 3.5.2), never what its weights were trained with.
 
     Raises:
-        ConfigError: a key outside :data:`PACKAGE_RECIPE_KEYS` (the message names it and what to use instead),
-            a malformed override or a value :func:`validate_pipeline` refuses.
+        ConfigError: a key outside :data:`PACKAGE_RECIPE_SECTIONS` / :data:`PACKAGE_RECIPE_KEYS` (the message names
+            it and what is allowed), a malformed override or a value :func:`validate_pipeline` refuses.
     """
-    exact = {k for k in PACKAGE_RECIPE_KEYS if "*" not in k and " " not in k}
+    allowed = [f"{sec}.*" for sec in PACKAGE_RECIPE_SECTIONS] + list(PACKAGE_RECIPE_KEYS)
     for ov in overrides:
         key = ov.split("=", 1)[0].strip()
         if key == "triplane.resolution":
             raise ConfigError("--set triplane.resolution: use --triplane-resolution (it resamples the global planes "
                               "B to the new T)")
-        if key == "data.path" or not (key in exact or key.startswith(("exploit.", "data."))):
+        if key == "data.path" or not (key in PACKAGE_RECIPE_KEYS or key.split(".", 1)[0] in PACKAGE_RECIPE_SECTIONS):
             raise ConfigError(f"--set {key}: not a setting a package's new scenes may choose (allowed: "
-                              f"{', '.join(PACKAGE_RECIPE_KEYS)}); the others are the trained weights' own")
+                              f"{', '.join(allowed)}, not data.path); the others are the trained weights' own")
     new = apply_overrides(copy.deepcopy(cfg), overrides)
     validate_pipeline(new)
     return new
