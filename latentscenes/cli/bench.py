@@ -67,12 +67,19 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted benchmark in --out (finished fits and stages are reused)."
         ),
+        only: Optional[list[str]] = typer.Option(
+            None, "--only", help="Run only this method's fits (repeatable: rgb, ours, plain-ae, ...) and stop before "
+            "the tables: parts run side by side, one process per core, with the same --out and --resume; then the "
+            "same command with --resume and no --only writes the tables."),
     ) -> None:
         """Benchmark ours vs Tri-Planes (RGB) on the same scenes, views and machine: Tables 1-2, Fig. 6-7.
 
         Presets: ``cpu`` (2-core CPU, about 1 h: the shipped pre-trained 3Da-AE), ``cpu-128`` (the same at 128 px with
         ``shipped-128``), ``cpu-own`` (2-core CPU, under
         60 minutes, 3Da-AEs trained in the benchmark), ``paper`` (paper sizes, for a GPU), ``test`` (seconds).
+
+        In parts on a 2-core CPU (one thread each): ``--resume --only rgb --only ours`` and ``--resume --only
+        plain-ae`` side by side into the same --out, then ``--resume`` alone for the tables.
         """
         with user_errors():
             # Before the dataset is built: a benchmark replaces its own earlier output, nobody else's.
@@ -107,8 +114,11 @@ def register(app: typer.Typer) -> None:
             argv += ["--device", device] if device else []
             argv += ["--ae", ae] if ae else []
             argv += ["--resume"] if resume else []
+            argv += [a for m in (only or []) for a in ("--only", m)]
             command = " ".join(shlex.quote(a) for a in argv)
-            results = run_benchmark(cfg, data, out, command=command, resume=resume)
+            results = run_benchmark(cfg, data, out, command=command, resume=resume, only=only)
+        if only:
+            return
         console.print(f"[green]benchmark written to[/green] {out}/summary.md")
         t1 = results["table1"]
         console.print(

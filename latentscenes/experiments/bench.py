@@ -359,9 +359,42 @@ def _keep_train_views(scene: SceneViews, max_train: int | None) -> SceneViews:
 
 
 # ============================================================================================ measuring
+#: What a phase record measured of the process that ran it (:class:`~latentscenes.utils.phases.PhaseRecord`).
+CARRIED_FIELDS = ("wall_s", "cpu_s", "rss_start_bytes", "rss_peak_bytes", "rss_peak_delta_bytes", "gpu_peak_bytes",
+                  "load_average_end")
+
+
+def carry_phase_records(phases: dict, folder: Path, method: str) -> None:
+    """Keep a method's phase records across processes (``bench --resume``, ``bench --only``).
+
+    A phase that ran in this process is saved to ``folder/phases.json``; a phase reused from an earlier process
+    (``extra["resumed"]``) gets that process's saved time and memory figures back (``extra["record_from"]``),
+    so that Table 1's peak memory of a benchmark run in parts is the parts' own, not a reload's. A reused phase
+    with no saved record (a folder written before this file existed) keeps this process's figures.
+
+    Args:
+        phases: the :class:`~latentscenes.utils.phases.PhaseLog`'s records by name (changed in place).
+        folder: the method's run folder (``OUT/runs/<method>``).
+        method: the method's name; its phases are ``<method>/<part>``.
+    """
+    path = folder / "phases.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    for name, rec in phases.items():
+        if not name.startswith(method + "/"):
+            continue
+        if not rec.get("extra", {}).get("resumed"):
+            saved[name] = rec
+        elif name in saved:
+            rec.update({k: saved[name][k] for k in CARRIED_FIELDS if k in saved[name]})
+            rec["extra"]["record_from"] = str(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(saved, indent=2, default=str) + "\n")
+
+
 # ============================================================================================ the run
 def run_benchmark(
-    cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "", resume: bool = False
+    cfg: BenchConfig, data_root: str | Path, out_dir: str | Path, command: str = "", resume: bool = False,
+    only: Sequence[str] | None = None,
 ) -> dict:
     """Run the whole benchmark and write ``results.json``, ``summary.md`` and the plots into ``out_dir``.
 
@@ -373,11 +406,16 @@ def run_benchmark(
         resume: continue an interrupted benchmark in the same ``out_dir`` with the same config: finished RGB fits
             are reused from their ``results.json``, 3Da-AE runs continue from their checkpoints (their stage
             clocks sum over sessions). Phases reused this way have no memory figure of this process
-            (``"resumed": true`` in ``phases``); for exact memory figures run in one go.
+            (``"resumed": true`` in ``phases``) keep the time and memory record of the process that ran them
+            (``runs/<method>/phases.json``, :func:`carry_phase_records`).
+        only: run just these methods' fits and stop before the tables: one part of the benchmark, so that parts
+            run side by side in separate processes (one core each) into the same ``out_dir``; a later run with
+            ``resume=True`` and no ``only`` reuses every part and writes the tables.
     Returns:
-        the results dict (also in ``out_dir/results.json``).
+        the results dict (also in ``out_dir/results.json``); with ``only``, ``{"only": [...], "out_dir": ...}``.
     Raises:
-        DatasetError: too few scenes, or scenes without held-out views. ConfigError: unknown method name.
+        DatasetError: too few scenes, or scenes without held-out views. ConfigError: unknown method name, or an
+        ``only`` method this benchmark does not run.
     """
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -399,6 +437,10 @@ def run_benchmark(
                "recipe and F_mic = F / F_mac = F (preset cpu-own trains all three 3Da-AEs in the benchmark)")
         skipped = {m: why for m in ("ours-micro", "ours-macro") if m in methods}
         methods = [m for m in methods if m not in skipped]
+    if only:
+        outside = sorted(set(only) - set(methods))
+        if outside:
+            raise ConfigError(f"--only {outside}: not a method of this benchmark (it runs {methods})")
     out_dir = Path(out_dir)
     check_out_folder(out_dir, "bench", replaces_own=True)  # its runs/ is removed below: never another's
     mark_folder(out_dir, "bench")
@@ -465,7 +507,7 @@ def run_benchmark(
     rgb_models: dict[str, Any] = {}
     exploited: dict[str, Path] = {}
     latent_models: dict[str, list] = {}
-    for m in [x for x in RUN_ORDER if x in methods]:
+    for m in [x for x in RUN_ORDER if x in (set(only) if only else set(methods))]:
         method = get_method(m)
         batches = bench_batches(method, cfg, pcfg, rgb_scenes, exploit_scenes, relearn, curve_scenes, device)
         # the plain-AE ablation of a package repeats the package's warm-up with the base autoencoder, no joint stage
@@ -484,6 +526,11 @@ def run_benchmark(
             exploited[m] = run.folders["exploit"]
             if m == "ours":  # kept for the render timing; the others are freed (an SD-size autoencoder each)
                 latent_models[m] = [model for _, model in models]
+        carry_phase_records(phases, runs / m, m)
+    if only:
+        console.print(f"[bold]bench[/bold]: {', '.join(only)} done in {out_dir}; when every part is done, run the "
+                      "same command with --resume and no --only for the tables")
+        return {"only": list(only), "out_dir": str(out_dir)}
     trained = ctx.training_runs
 
     # ------------------------------------------------------------------ fidelity diagnosis (docs/fidelity.md)
@@ -523,10 +570,17 @@ def run_benchmark(
     table2 = build_table2(evaluations, rgb_ids)
 
     resumed = [k for k, p in phases.items() if p.get("extra", {}).get("resumed")]
-    if resumed:
+    carried = [k for k in resumed if phases[k]["extra"].get("record_from")]
+    if carried:
         notes.append(
-            f"resumed benchmark: {len(resumed)} phases were reused from an earlier session ({', '.join(resumed)}); "
-            "their times come from their saved results, their memory figures are not of this process"
+            f"resumed benchmark: {len(carried)} phases were reused from an earlier process ({', '.join(carried)}); "
+            "their time and memory records are the ones that process measured (runs/<method>/phases.json)"
+        )
+    if len(carried) < len(resumed):
+        notes.append(
+            f"resumed benchmark: {len(resumed) - len(carried)} phases were reused from an earlier session "
+            f"({', '.join(k for k in resumed if k not in carried)}); their times come from their saved results, "
+            "their memory figures are not of this process"
         )
     if pkg is not None:
         notes.append(

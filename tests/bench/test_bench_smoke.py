@@ -159,3 +159,35 @@ def test_resume_reuses_finished_runs(bench_out, sphere_dataset, tmp_path):
     assert after["table1"]["ours"]["memory"] == before["table1"]["ours"]["memory"]
     assert after["table1"]["rgb"]["t_scene_s"] == before["table1"]["rgb"]["t_scene_s"]
     assert any("resumed benchmark" in n for n in after["notes"])
+
+
+def test_bench_in_parts_keeps_each_parts_records(sphere_dataset, tmp_path):
+    """``--only`` parts side by side into one --out, then ``--resume`` for the tables: each reused phase keeps the
+    time and memory figures of the process that ran it, and Table 1 is built from them."""
+    out = tmp_path / "parts"
+    base = ["bench", "--preset", "test", "--data", str(sphere_dataset), "--out", str(out), "--resume"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        bad = CliRunner().invoke(app, base + ["--only", "nerf"])
+        assert bad.exit_code == 2 and "nerf" in bad.output
+        for part in (["--only", "rgb", "--only", "ours"], ["--only", "plain-ae", "--only", "ours-micro"]):
+            res = CliRunner().invoke(app, base + part)
+            assert res.exit_code == 0, res.output + repr(res.exception)
+            assert not (out / "results.json").exists()  # a part writes no tables
+        saved = {m: json.loads((out / "runs" / m / "phases.json").read_text()) for m in ("rgb", "ours", "plain-ae")}
+        assert set(saved["ours"]) == {"ours/train", "ours/exploit", "ours/relearn"}
+        # the rest (ours-macro, ours-no-prior, rgb-macro) runs in the process that writes the tables
+        res = CliRunner().invoke(app, ["bench", "--resume", "--data", str(sphere_dataset), "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    r = _results(out)
+    for m, records in saved.items():
+        for name, rec in records.items():
+            ph = r["phases"][name]
+            assert ph["extra"]["resumed"] and ph["extra"]["record_from"].endswith(f"{m}/phases.json")
+            assert ph["rss_peak_bytes"] == rec["rss_peak_bytes"] and ph["wall_s"] == rec["wall_s"]
+    assert not r["phases"]["ours-macro/train"]["extra"].get("resumed")  # ran here, not reused
+    assert r["table1"]["rgb"]["peak_rss_bytes"] == saved["rgb"]["rgb/fit"]["rss_peak_bytes"]
+    assert any("earlier process" in n for n in r["notes"])
