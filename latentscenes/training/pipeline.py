@@ -1007,13 +1007,32 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     return manifest
 
 
+#: The renderer and tri-plane settings an exploit batch chooses for itself, because the new scenes' fit adapts to
+#: them: ``supersample`` and ``pixel_jitter`` (where the rays of a latent pixel go), ``offset_ensemble`` (how its
+#: renders are decoded), the initialisation scales of the new scenes' parameters and the tri-plane resolution T
+#: (the run's global planes B are resampled to it). Every other one is the run's: the MLP and B were trained with
+#: it (F_mic, F_mac and M are shapes of the MLP's input and of B).
+BATCH_KEYS = ("render.supersample", "render.pixel_jitter", "render.offset_ensemble", "triplane.local_init_std",
+              "triplane.coef_init_std", "triplane.resolution")
+
+
+def with_batch_settings(run: PipelineConfig, batch: PipelineConfig) -> PipelineConfig:
+    """``batch`` with the ``render`` and ``triplane`` sections of the trained ``run``'s config, except the
+    :data:`BATCH_KEYS`, which stay the batch's (:func:`exploit_3daae`; paper Alg. 2 learns new scenes with the
+    trained MLP and B)."""
+    sections = {}
+    for section in ("render", "triplane"):
+        own = [k.split(".", 1)[1] for k in BATCH_KEYS if k.startswith(section + ".")]
+        sections[section] = dataclasses.replace(getattr(run, section),
+                                                **{k: getattr(getattr(batch, section), k) for k in own})
+    return dataclasses.replace(batch, **sections)
+
+
 #: What ``export --set`` may write into a package's config: the settings an exploit batch chooses for itself
-#: (:func:`exploit_3daae` keeps the run's values for every other renderer and tri-plane setting, since the MLP and
-#: B were trained with them; the autoencoder's architecture is its weights'). ``triplane.resolution`` has its own
-#: option (``--triplane-resolution``), which resamples B with it.
+#: (:data:`BATCH_KEYS` and the latent grid ``ae.upscale``; the autoencoder's architecture is its weights').
+#: ``triplane.resolution`` has its own option (``--triplane-resolution``), which resamples B with it.
 PACKAGE_RECIPE_SECTIONS = ("exploit", "data")  # every key of these sections but data.path
-PACKAGE_RECIPE_KEYS = ("ae.upscale", "render.supersample", "render.pixel_jitter", "render.offset_ensemble",
-                       "triplane.local_init_std", "triplane.coef_init_std")
+PACKAGE_RECIPE_KEYS = ("ae.upscale",) + tuple(k for k in BATCH_KEYS if k != "triplane.resolution")
 
 
 def package_recipe(cfg: PipelineConfig, overrides: list[str]) -> PipelineConfig:
@@ -1305,17 +1324,7 @@ def exploit_3daae(
     split = split or cfg.data.exploit_split
     if scenes is None and data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data_root)))
-    # The renderer settings must be the run's (the MLP and planes were trained with them), except the
-    # batch's own choices that the new scenes' fit adapts to: ``supersample`` and ``pixel_jitter`` (where the
-    # rays of a latent pixel go), ``offset_ensemble`` (how its renders are decoded) and the tri-plane
-    # resolution T (the run's global planes B are resampled to it below). The initialisation scales of the
-    # new scenes' parameters are the batch's own too. F_mic, F_mac, M stay the run's (they are shapes of the
-    # MLP's input and of B).
-    triplane = dataclasses.replace(base.triplane, local_init_std=cfg.triplane.local_init_std,
-                                   coef_init_std=cfg.triplane.coef_init_std, resolution=cfg.triplane.resolution)
-    render = dataclasses.replace(base.render, supersample=cfg.render.supersample, pixel_jitter=cfg.render.pixel_jitter,
-                                 offset_ensemble=cfg.render.offset_ensemble)
-    cfg = dataclasses.replace(cfg, render=render, triplane=triplane)
+    cfg = with_batch_settings(base, cfg)  # the run's renderer and planes, but for BATCH_KEYS
     if resume:
         finished = check_resume_config(out, cfg, EXPLOIT_STAGES, _exploit_key_stage, _legacy_exploit_as_ran)
         if finished is not None:  # nothing to do: not a byte of the batch may change

@@ -312,3 +312,22 @@ def test_a_package_carries_an_exploit_recipe_set_at_export(trained_run, tmp_path
         with pytest.raises(ConfigError, match=match):
             export_pretrained(trained_run, tmp_path / "bad", recipe=bad)
         assert not (tmp_path / "bad").exists()
+
+
+def test_an_exploit_batch_chooses_only_its_own_renderer_and_plane_settings():
+    """with_batch_settings: BATCH_KEYS come from the batch, every other render / triplane field from the run (its
+    MLP and B were trained with them); the package recipe's keys are those plus the latent grid."""
+    run = small_config()
+    batch = dataclasses.replace(
+        run,
+        render=dataclasses.replace(run.render, supersample=3, pixel_jitter=not run.render.pixel_jitter,
+                                   offset_ensemble=2, near=run.render.near + 0.5),
+        triplane=dataclasses.replace(run.triplane, local_init_std=0.123, coef_init_std=0.456,
+                                     resolution=run.triplane.resolution * 2, f_mic=run.triplane.f_mic + 1),
+    )
+    got = pipeline.with_batch_settings(run, batch)
+    for key in pipeline.BATCH_KEYS:
+        section, name = key.split(".")
+        assert getattr(getattr(got, section), name) == getattr(getattr(batch, section), name), key
+    assert got.render.near == run.render.near and got.triplane.f_mic == run.triplane.f_mic  # the run's
+    assert set(pipeline.PACKAGE_RECIPE_KEYS) == {"ae.upscale"} | set(pipeline.BATCH_KEYS) - {"triplane.resolution"}
