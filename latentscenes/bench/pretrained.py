@@ -16,6 +16,7 @@ benchmark takes from it:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -176,13 +177,17 @@ def warmup_recipe(pkg: BenchPackage) -> dict[str, Any]:
       settings: the shipped package's warm-up ran with ``shift_grid`` 1 and its joint stage with 2, continued in a
       copy whose config was edited (scripts/ship_3daae.sh). Without a record, the saved config's value (noted).
     * the scenes: manifest ``train_scene_ids``;
+    * the settings an exploit recipe replaced (``export --set``): ``notes.trained_with``;
     * the tri-plane resolution T it learned B at: manifest ``notes.global_planes_resampled_from`` for a package
       whose B was resampled afterwards (``export --triplane-resolution``; the 128 px shipped package), else the
       config's. The ablation's exploit then learns its new scenes at the package's T, B resampled as ours'.
 
     Returns:
         ``{"warmup": StageConfig, "shift_grid": g, "triplane_resolution": T, "train_scene_ids": [...],
-        "from": {item: source}, "notes": [...]}``.
+        "trained_with": ["key=value", ...], "from": {item: source}, "notes": [...]}``; ``trained_with`` undoes
+        an exploit recipe written into the package (``export --set``, e.g. ``ae.upscale=1`` where new scenes are
+        learned at 2): the settings the warm-up ran with (manifest ``notes.trained_with``; ``exploit.*`` and
+        ``data.shift_grid`` left out: the warm-up does not read the one, ``view_copies`` gives the other).
     Raises:
         ConfigError: a recorded ``view_copies`` that is not a square.
     """
@@ -217,5 +222,19 @@ def warmup_recipe(pkg: BenchPackage) -> dict[str, Any]:
     else:
         T = int(pkg.config.triplane.resolution)
         src["triplane_resolution"] = "config.json triplane.resolution"
+    # an exploit recipe written into the package (`export --set`) is not what the warm-up ran with
+    pnotes = m.get("notes") or {}
+    trained = {k: v for k, v in (pnotes.get("trained_with") or {}).items()
+               if not k.startswith("exploit.") and k != "data.shift_grid"}  # the shift grid: view_copies above
+    restore = [f"{k}={json.dumps(v)}" for k, v in sorted(trained.items())]
+    if restore:
+        src["trained_with"] = "manifest notes.trained_with (the values export --set replaced)"
+    untold = sorted({ov.split("=", 1)[0] for ov in pnotes.get("recipe_set") or []}
+                    - set(pnotes.get("trained_with") or {}) - {"data.shift_grid"})
+    untold = [k for k in untold if not k.startswith("exploit.")]
+    if untold:
+        notes.append(f"{pkg.spec}: its config carries an exploit recipe ({', '.join(untold)}) without the values the "
+                     "warm-up ran with (exported before notes.trained_with was recorded): the plain-AE ablation's "
+                     "warm-up uses the recipe's")
     return {"warmup": warm, "shift_grid": g, "triplane_resolution": T, "train_scene_ids": pkg.train_scene_ids,
-            "from": src, "notes": notes}
+            "trained_with": restore, "from": src, "notes": notes}

@@ -193,10 +193,11 @@ def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int =
 def package_plain_ae_config(pcfg, recipe: dict):
     """The plain-AE ablation's training config with a pre-trained 3Da-AE: the package's warm-up as it ran
     (:func:`latentscenes.bench.pretrained.warmup_recipe`: stage settings, ``data.shift_grid``, tri-plane
-    resolution, its training scenes) with the base autoencoder (``pcfg.ae``, the package's saved one) and no joint
+    resolution, its training scenes, the settings an exploit recipe of the package replaced) with the base autoencoder (``pcfg.ae``, the package's saved one) and no joint
     stage. Checkpoints and evaluations at the stage's end only, as every stage of the benchmark."""
     warm = dataclasses.replace(recipe["warmup"], checkpoint_every=0, eval_every=0)
     T = int(recipe.get("triplane_resolution") or pcfg.triplane.resolution)
+    pcfg = apply_overrides(pcfg, recipe.get("trained_with") or [])  # as trained, not the exploit recipe
     return dataclasses.replace(
         pcfg, warmup=warm, joint=dataclasses.replace(pcfg.joint, steps=0, epochs=None),
         triplane=dataclasses.replace(pcfg.triplane, resolution=T),
@@ -589,7 +590,9 @@ def run_benchmark(
         )
         notes.append(
             f"plain-ae repeats the package's warm-up ({recipe['warmup'].steps} steps, data.shift_grid "
-            f"{recipe['shift_grid']}) on its {len(pkg.train_scene_ids)} training scenes with the base autoencoder, "
+            f"{recipe['shift_grid']}"
+            + (f", as trained: {', '.join(recipe['trained_with'])}" if recipe.get("trained_with") else "")
+            + f") on its {len(pkg.train_scene_ids)} training scenes with the base autoencoder, "
             "no joint stage; then the same exploit recipe"
         )
         notes.extend(recipe["notes"])
@@ -625,7 +628,7 @@ def run_benchmark(
             "train_scene_ids": pkg.train_scene_ids, "image_size": pkg.image_size,
             "entry_cost": entry,
             "plain_ae_warmup": {"stage": to_dict(recipe["warmup"]), "shift_grid": recipe["shift_grid"],
-                                "from": recipe["from"]},
+                                "trained_with": recipe.get("trained_with") or [], "from": recipe["from"]},
         },
         "skipped_methods": skipped,
         "rgb_config": {m: r["config"] for m, r in rgb_results.items()},

@@ -875,8 +875,10 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             ``ae pretrain`` record) is added to ``entry_cost_s`` as stage ``ae_replacement`` (Eq. 9).
         recipe: ``key=value`` overrides written into the package's config, so that ``exploit --run OUT`` learns
             new scenes with them by default (e.g. ``ae.upscale=2``, ``exploit.finetune.epochs=4``): only what an
-            exploit batch chooses for itself (:data:`PACKAGE_RECIPE_SECTIONS`, :data:`PACKAGE_RECIPE_KEYS`); the notes record them as
-            ``recipe_set`` (after those of the package it is derived from).
+            exploit batch chooses for itself (:data:`PACKAGE_RECIPE_SECTIONS`, :data:`PACKAGE_RECIPE_KEYS`); the
+            notes record them as ``recipe_set`` (after those of the package it is derived from) and the values
+            they replaced, the ones the weights were trained with, as ``trained_with`` (``{key: value}``; a key
+            set again keeps its first value).
     Returns:
         the written manifest. A run whose base autoencoder was ``--ae PATH`` (a file of ours, an SD-VAE folder
         or a raw diffusers state dict) gets it as ``model/base_ae.safetensors``, named relative to the package
@@ -980,6 +982,13 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     if recipe:
         # a package derived from one that had a recipe set keeps the earlier settings in front (the later win)
         notes["recipe_set"] = list((m.get("notes") or {}).get("recipe_set") or []) + list(recipe)
+        # the values the weights were trained with (the first recipe's predecessors): whoever repeats that training
+        # needs them (the benchmark's plain-AE ablation repeats the package's warm-up, at the run's ae.upscale)
+        trained = dict((m.get("notes") or {}).get("trained_with") or {})
+        for ov in recipe:
+            key = ov.split("=", 1)[0].strip()
+            trained.setdefault(key, config_value(cfg, key))
+        notes["trained_with"] = trained
     save_config(pcfg, rf.config_path(tmp))
     if derived:
         # a shipped package by the name a user types, not this machine's path to it
@@ -1033,6 +1042,13 @@ def with_batch_settings(run: PipelineConfig, batch: PipelineConfig) -> PipelineC
 #: ``triplane.resolution`` has its own option (``--triplane-resolution``), which resamples B with it.
 PACKAGE_RECIPE_SECTIONS = ("exploit", "data")  # every key of these sections but data.path
 PACKAGE_RECIPE_KEYS = ("ae.upscale",) + tuple(k for k in BATCH_KEYS if k != "triplane.resolution")
+
+
+def config_value(cfg: Any, key: str) -> Any:
+    """The value of the dotted ``key`` (``"ae.upscale"``) in the config ``cfg``."""
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def package_recipe(cfg: PipelineConfig, overrides: list[str]) -> PipelineConfig:

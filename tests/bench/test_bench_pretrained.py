@@ -269,6 +269,32 @@ def test_warmup_recipe_follows_the_record_not_the_last_config(package, tmp_path)
         load_package(tmp_path)
 
 
+def test_plain_ae_warmup_runs_as_the_package_was_trained_not_with_its_exploit_recipe(package, tmp_path):
+    """`export --set ae.upscale=2`: new scenes are learned on the finer latent grid, but the package's warm-up ran
+    on the run's; the plain-AE ablation repeats that warm-up (notes.trained_with), then exploits with the recipe."""
+    from latentscenes.bench.pretrained import load_package, warmup_recipe
+    from latentscenes.experiments.bench import package_plain_ae_config
+    from latentscenes.training.pipeline import export_pretrained
+
+    export_pretrained(package, tmp_path / "pkg", recipe=["ae.upscale=2", "render.supersample=2",
+                                                         "exploit.finetune.lambda_ae=0.5"])
+    pkg = load_package(tmp_path / "pkg")
+    trained = load_package(package).config
+    assert pkg.config.ae.upscale == 2 and trained.ae.upscale == 1
+    r = warmup_recipe(pkg)
+    assert r["trained_with"] == [f"ae.upscale={trained.ae.upscale}",
+                                 f"render.supersample={trained.render.supersample}"]
+    plain = package_plain_ae_config(pkg.config, r)
+    assert plain.ae.upscale == 1 and plain.render.supersample == trained.render.supersample
+    assert plain.exploit.finetune.lambda_ae == 0.5  # never read by a warm-up; the benchmark's batches use the recipe
+    # a package exported before trained_with was recorded: the warm-up uses the recipe's values, and says so
+    man = _json(tmp_path / "pkg" / "manifest.json")
+    del man["notes"]["trained_with"]
+    (tmp_path / "pkg" / "manifest.json").write_text(json.dumps(man))
+    r = warmup_recipe(load_package(tmp_path / "pkg"))
+    assert r["trained_with"] == [] and any("ae.upscale, render.supersample" in n for n in r["notes"])
+
+
 def test_default_data_with_a_package_reuses_a_folder_holding_its_scenes(package, sphere_dataset, tmp_path):
     from latentscenes.bench.config import BenchConfig
     from latentscenes.cli.bench import default_bench_data

@@ -304,8 +304,14 @@ def test_a_package_carries_an_exploit_recipe_set_at_export(trained_run, tmp_path
     assert json.loads((tmp_path / "batch" / "config.json").read_text())["ae"]["upscale"] == 2
     b = load_exploited(tmp_path / "batch", "cpu")
     assert b.ae.upscale == 2
+    # the values the weights were trained with, for whoever repeats that training (the bench's plain-AE warm-up)
+    assert m["notes"]["trained_with"] == {"ae.upscale": run_cfg["ae"]["upscale"],
+                                          "data.shift_grid": run_cfg["data"]["shift_grid"],
+                                          "render.offset_ensemble": run_cfg["render"]["offset_ensemble"],
+                                          "exploit.finetune.lambda_ae": run_cfg["exploit"]["finetune"]["lambda_ae"]}
     m2 = export_pretrained(tmp_path / "pkg", tmp_path / "pkg2", recipe=["ae.upscale=1"])  # derived: history kept
     assert m2["notes"]["recipe_set"] == recipe + ["ae.upscale=1"]
+    assert m2["notes"]["trained_with"] == m["notes"]["trained_with"]  # the first value, not the recipe's 2
     assert json.loads((tmp_path / "pkg2" / "config.json").read_text())["ae"]["upscale"] == 1
     for bad, match in [(["triplane.f_mac=4"], "may choose"), (["data.path=/x"], "may choose"),
                        (["triplane.resolution=8"], "--triplane-resolution"), (["ae.upscale=3"], "upscale")]:
