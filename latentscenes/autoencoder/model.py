@@ -37,6 +37,7 @@ from torch import nn
 
 from latentscenes.config import register_presets
 from latentscenes.utils.io import atomic_save_safetensors
+from latentscenes.utils.machine import bf16_is_fast
 
 #: Folder of the shipped base autoencoder (inside the installed package).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -78,6 +79,11 @@ class AEConfig:
             area-averaged u x back down, so a latent pixel covers 8 / u image pixels (u = 2: 32 x 32 latents for a
             128 px image). The weights are unchanged; the scenes, their rays and the decodes follow
             ``downsample_factor``. Beyond the paper (docs/fidelity.md, twenty-ninth session).
+        amp: bf16 autocast of the autoencoder's encode and decode, forward and backward (weights, latents and
+            decoded images stay fp32), where the device computes bf16 natively
+            (:func:`~latentscenes.utils.machine.bf16_is_fast`: CUDA with bf16, CPUs with AVX512-bf16 or AMX);
+            ignored elsewhere, where bf16 is emulated and many times slower. Like ``upscale`` a run-time choice,
+            not the weights' (docs/fidelity.md, thirty-third session).
     """
 
     source: Literal["shipped", "scratch", "path"] = "shipped"
@@ -90,6 +96,7 @@ class AEConfig:
     tanh_scale: float | None = None
     use_mean: bool = True
     upscale: int = 1
+    amp: bool = False
 
     @classmethod
     def from_option(cls, spec: str | None, base: "AEConfig | None" = None) -> "AEConfig":
@@ -218,6 +225,7 @@ class LatentAutoencoder(nn.Module):
         self.tanh_scale = float(tanh_scale)
         self.use_mean = bool(use_mean)
         self.upscale = 1
+        self.amp = False  # AEConfig.amp
         self.info: dict[str, Any] = dict(info or {})
         self._bg_cache: tuple[tuple, torch.Tensor] | None = None
 
@@ -229,6 +237,18 @@ class LatentAutoencoder(nn.Module):
     @upscale.setter
     def upscale(self, u: int) -> None:
         self._upscale = check_upscale(u)
+
+    def apply_runtime(self, cfg: "AEConfig") -> "LatentAutoencoder":
+        """Take the settings of ``cfg`` that a run chooses and the weights do not store (:attr:`AEConfig.upscale`,
+        :attr:`AEConfig.amp`). Returns ``self``. Raises ValueError: an invalid ``upscale``."""
+        self.upscale = cfg.upscale
+        self.amp = bool(cfg.amp)
+        return self
+
+    def _autocast(self):
+        """bf16 autocast where :attr:`amp` is set and the device computes bf16 natively; a no-op otherwise."""
+        dev = self.device
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp and bf16_is_fast(dev))
 
     @property
     def downsample_factor(self) -> int:
@@ -255,7 +275,11 @@ class LatentAutoencoder(nn.Module):
         """
         if self._upscale > 1:
             x = F.interpolate(x, scale_factor=self._upscale, mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
-        return self.vae.encode(x).latent_dist
+        with self._autocast():
+            dist = self.vae.encode(x).latent_dist
+        if dist.parameters.dtype != torch.float32:  # computed in bf16 (amp): the latents stay fp32
+            dist = type(dist)(dist.parameters.float(), deterministic=dist.deterministic)
+        return dist
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Encode images to raw latents (paper Sec. 3, E).
@@ -286,7 +310,9 @@ class LatentAutoencoder(nn.Module):
         """
         if z.dim() != 4 or z.shape[1] != self.latent_channels:
             raise ValueError(f"decode expects [B, {self.latent_channels}, h, w] latents, got {tuple(z.shape)}")
-        x = self.vae.decode(z).sample
+        with self._autocast():
+            x = self.vae.decode(z).sample
+        x = x.float()  # computed in bf16 with amp: the images stay fp32
         return F.avg_pool2d(x, self._upscale) if self._upscale > 1 else x
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,7 +333,7 @@ class LatentAutoencoder(nn.Module):
         # background is recomputed automatically after the autoencoder trains.
         versions = tuple(p._version for p in self.encoder_parameters())
         ids = tuple(p.data_ptr() for p in self.encoder_parameters())
-        return (self.tanh_scale, self.use_mean, self._upscale, str(self.device)) + versions + ids
+        return (self.tanh_scale, self.use_mean, self._upscale, self.amp, str(self.device)) + versions + ids
 
     @torch.no_grad()
     def latent_background(self, resolution: int = 64) -> torch.Tensor:
@@ -380,11 +406,13 @@ class LatentAutoencoder(nn.Module):
         """Write the weights (``vae.*`` keys, diffusers naming), the latent background and the JSON header to
         one ``.safetensors`` file, atomically. Never pickles."""
         tensors = {f"vae.{k}": v.to(dtype) for k, v in self.vae.state_dict().items()}
-        u, self.upscale = self._upscale, 1  # the file holds the weights' own background (upscale is not saved)
+        # the file holds the weights' own background, in fp32 (upscale and amp are not saved)
+        u, a = self._upscale, self.amp
+        self.upscale, self.amp = 1, False
         try:
             tensors["latent_background"] = self.latent_background().float()
         finally:
-            self.upscale = u
+            self.upscale, self.amp = u, a
         atomic_save_safetensors(tensors, path, metadata={META_KEY: json.dumps(self.header())})
 
     @classmethod
@@ -521,10 +549,8 @@ def load_autoencoder(cfg: AEConfig, device: str | torch.device = "cpu") -> Laten
             (message names the path and the first mismatching keys); ``source="path"`` without a path.
         ValueError: ``cfg.upscale`` not 1, 2, 4 or 8.
     """
-    upscale = check_upscale(cfg.upscale)
-    ae = _load_weights(cfg, device)
-    ae.upscale = upscale
-    return ae
+    check_upscale(cfg.upscale)  # before the weights are read
+    return _load_weights(cfg, device).apply_runtime(cfg)
 
 
 def _load_weights(cfg: AEConfig, device: str | torch.device) -> LatentAutoencoder:

@@ -158,7 +158,7 @@ def fidelity_diagnosis(cfg: BenchConfig, pcfg, ours_run: Path, ours_exploit: Pat
     """
     base_ae = load_autoencoder(pcfg.ae, device)
     ours_ae = load_trained(ours_run, device).ae
-    ours_ae.upscale = pcfg.ae.upscale  # every stage on the exploit's latent grid (a package's run records 1)
+    ours_ae.apply_runtime(pcfg.ae)  # every stage on the exploit's latent grid (a package's run records 1)
     stages = {
         "base": ae_ceiling(base_ae, exploit_scenes),
         "after_joint": ae_ceiling(ours_ae, exploit_scenes),

@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
                     raise ValueError("give --run or --ae, not both")
                 cfg = apply_overrides(load_run_config(run), set_)
                 autoenc = load_run_autoencoder(run, dev)
-                autoenc.upscale = cfg.ae.upscale  # the probe's latent grid (--set ae.upscale), not the saved one
+                autoenc.apply_runtime(cfg.ae)  # the probe's latent grid and precision (--set ae.upscale / ae.amp)
                 what = f"run {run}"
             else:
                 cfg = resolve_config(PipelineConfig, preset or "tiny-cpu", None, set_)

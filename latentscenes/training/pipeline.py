@@ -418,7 +418,9 @@ def _check_out(out: Path, resume: bool, command: str) -> None:
 
 #: Config keys that change how a run executes, not what it computes: they may differ on ``--resume``.
 #: ``render.offset_ensemble`` decides how renders are decoded afterwards (evaluation, rendering): no stage reads it.
-_RUNTIME_KEYS = ("device", "logging.", "encode_batch_size", "render.offset_ensemble")
+#: ``ae.amp`` is the precision of the autoencoder's arithmetic, which the machine decides as much as the run
+#: (``bf16_is_fast``): a resume may switch it, as it may switch the device.
+_RUNTIME_KEYS = ("device", "logging.", "encode_batch_size", "render.offset_ensemble", "ae.amp")
 
 
 def _key_stage(key: str) -> str | None:
@@ -1038,10 +1040,11 @@ def with_batch_settings(run: PipelineConfig, batch: PipelineConfig) -> PipelineC
 
 
 #: What ``export --set`` may write into a package's config: the settings an exploit batch chooses for itself
-#: (:data:`BATCH_KEYS` and the latent grid ``ae.upscale``; the autoencoder's architecture is its weights').
+#: (:data:`BATCH_KEYS`, the latent grid ``ae.upscale`` and the autoencoder's precision ``ae.amp``; its architecture
+#: is its weights').
 #: ``triplane.resolution`` has its own option (``--triplane-resolution``), which resamples B with it.
 PACKAGE_RECIPE_SECTIONS = ("exploit", "data")  # every key of these sections but data.path
-PACKAGE_RECIPE_KEYS = ("ae.upscale",) + tuple(k for k in BATCH_KEYS if k != "triplane.resolution")
+PACKAGE_RECIPE_KEYS = ("ae.upscale", "ae.amp") + tuple(k for k in BATCH_KEYS if k != "triplane.resolution")
 
 
 def config_value(cfg: Any, key: str) -> Any:
@@ -1184,8 +1187,7 @@ def _ae_from_shared(cfg: PipelineConfig, shared: Path, dev: torch.device) -> Lat
     # weights file (which may be a shipped file that later changes, or a user path that moved).
     ae = LatentAutoencoder.load(shared, dev)
     ae.use_mean = cfg.ae.use_mean
-    ae.upscale = cfg.ae.upscale  # an exploit batch's own choice (AEConfig.upscale), not the weights'
-    return ae
+    return ae.apply_runtime(cfg.ae)  # an exploit batch's own choices (AEConfig.upscale, amp), not the weights'
 
 
 def _eval_mode(system: LatentSystem) -> LatentSystem:
@@ -1347,8 +1349,9 @@ def exploit_3daae(
             return _finished_exploit_result(out, run_dir, cfg, finished)
         distributed.check_resume_world(out, EXPLOIT_STAGES, world_size)
     trained = load_trained(run_dir, cfg.device)
-    # The batch may put its scenes on a finer latent grid than the run's (AEConfig.upscale): the same weights.
-    trained.ae.upscale = cfg.ae.upscale
+    # The batch may put its scenes on a finer latent grid than the run's (AEConfig.upscale) and compute the
+    # autoencoder in bf16 (AEConfig.amp): the same weights.
+    trained.ae.apply_runtime(cfg.ae)
     device = trained.device
     ex = cfg.exploit
     if scenes is None:

@@ -11,6 +11,8 @@ The per-phase time and memory measurement is :mod:`latentscenes.utils.phases` (t
 
 from __future__ import annotations
 
+import functools
+
 import os
 import platform
 import subprocess
@@ -74,8 +76,12 @@ def bf16_is_fast(device: torch.device | str) -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _cpu_has_native_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_native_bf16() -> bool:
+    # read once: the autoencoder asks before every encode and decode (AEConfig.amp)
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):

@@ -275,3 +275,32 @@ def test_upscale_encodes_the_upsampled_image_and_area_averages_the_decode():
         assert ae.encode(x).shape == (2, 4, 2, 2)
     with pytest.raises(ValueError, match="1, 2, 4 or 8"):
         ae.upscale = 3
+
+
+def test_amp_computes_the_autoencoder_in_bf16_only_where_it_is_native(monkeypatch):
+    """AEConfig.amp: encode and decode under bf16 autocast (fp32 in and out, gradients reach the fp32 weights)
+    where bf16_is_fast says the device computes bf16 natively; bit for bit fp32 elsewhere or when off."""
+    import latentscenes.autoencoder.model as model
+
+    torch.manual_seed(0)
+    cfg = AEConfig(source="scratch", block_out_channels=(8, 8, 8, 8), norm_num_groups=4)
+    ae = load_autoencoder(cfg)
+    assert ae.amp is False
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        z32, y32 = ae.encode(x), ae.decode(ae.encode(x))
+    assert load_autoencoder(dataclasses.replace(cfg, amp=True, upscale=2)).amp is True  # apply_runtime, both
+    ae.apply_runtime(dataclasses.replace(cfg, amp=True))
+    monkeypatch.setattr(model, "bf16_is_fast", lambda device: False)  # a CPU without native bf16: amp ignored
+    with torch.no_grad():
+        assert torch.equal(ae.encode(x), z32) and torch.equal(ae.decode(z32), y32)
+    monkeypatch.setattr(model, "bf16_is_fast", lambda device: True)
+    z = ae.encode(x)
+    y = ae.decode(z)
+    assert z.dtype == y.dtype == torch.float32 and not torch.equal(y, y32)  # computed in bf16
+    # bf16 keeps ~3 significant digits (random weights; the trained decoder's decodes agree to ~60 dB PSNR)
+    assert (y - y32).abs().mean() < 0.02 and (z - z32).abs().mean() < 0.02
+    y.abs().mean().backward()
+    grads = [p.grad for p in ae.decoder_parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    assert all(p.dtype == torch.float32 for p in ae.parameters())

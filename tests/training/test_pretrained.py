@@ -336,4 +336,4 @@ def test_an_exploit_batch_chooses_only_its_own_renderer_and_plane_settings():
         section, name = key.split(".")
         assert getattr(getattr(got, section), name) == getattr(getattr(batch, section), name), key
     assert got.render.near == run.render.near and got.triplane.f_mic == run.triplane.f_mic  # the run's
-    assert set(pipeline.PACKAGE_RECIPE_KEYS) == {"ae.upscale"} | set(pipeline.BATCH_KEYS) - {"triplane.resolution"}
+    assert set(pipeline.PACKAGE_RECIPE_KEYS) == {"ae.upscale", "ae.amp"} | set(pipeline.BATCH_KEYS) - {"triplane.resolution"}
