@@ -22,6 +22,7 @@ a pure-white image, averaged over latent pixels and mapped to the [0, 1] pre-sca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -246,9 +247,12 @@ class LatentAutoencoder(nn.Module):
         return self
 
     def _autocast(self):
-        """bf16 autocast where :attr:`amp` is set and the device computes bf16 natively; a no-op otherwise."""
+        """bf16 autocast where :attr:`amp` is set and the device computes bf16 natively; otherwise nothing, not
+        ``autocast(enabled=False)``, which would switch off a caller's own autocast (``ae pretrain``'s)."""
         dev = self.device
-        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp and bf16_is_fast(dev))
+        if self.amp and bf16_is_fast(dev):
+            return torch.autocast(dev.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @property
     def downsample_factor(self) -> int:

@@ -304,3 +304,8 @@ def test_amp_computes_the_autoencoder_in_bf16_only_where_it_is_native(monkeypatc
     grads = [p.grad for p in ae.decoder_parameters()]
     assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     assert all(p.dtype == torch.float32 for p in ae.parameters())
+    # amp off leaves a caller's own autocast alone (ae pretrain's bf16): the decode still runs in bf16 under it
+    ae.amp = False
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y_outer = ae.decode(z32)
+    assert y_outer.dtype == torch.float32 and not torch.equal(y_outer, y32)
