@@ -193,8 +193,8 @@ def per_scene_exploit(pcfg, cfg: BenchConfig, n_scenes: int, curve_points: int =
 def package_plain_ae_config(pcfg, recipe: dict):
     """The plain-AE ablation's training config with a pre-trained 3Da-AE: the package's warm-up as it ran
     (:func:`latentscenes.bench.pretrained.warmup_recipe`: stage settings, ``data.shift_grid``, tri-plane
-    resolution, its training scenes, the settings an exploit recipe of the package replaced) with the base autoencoder (``pcfg.ae``, the package's saved one) and no joint
-    stage. Checkpoints and evaluations at the stage's end only, as every stage of the benchmark."""
+    resolution, its training scenes, the settings an exploit recipe of the package replaced) with the base
+    autoencoder (``pcfg.ae``, the package's saved one) and no joint stage. Checkpoints and evaluations at the stage's end only, as every stage of the benchmark."""
     warm = dataclasses.replace(recipe["warmup"], checkpoint_every=0, eval_every=0)
     T = int(recipe.get("triplane_resolution") or pcfg.triplane.resolution)
     pcfg = apply_overrides(pcfg, recipe.get("trained_with") or [])  # as trained, not the exploit recipe
@@ -406,9 +406,8 @@ def run_benchmark(
         command: the command line, recorded in the results.
         resume: continue an interrupted benchmark in the same ``out_dir`` with the same config: finished RGB fits
             are reused from their ``results.json``, 3Da-AE runs continue from their checkpoints (their stage
-            clocks sum over sessions). Phases reused this way have no memory figure of this process
-            (``"resumed": true`` in ``phases``) keep the time and memory record of the process that ran them
-            (``runs/<method>/phases.json``, :func:`carry_phase_records`).
+            clocks sum over sessions). Phases reused this way (``"resumed": true`` in ``phases``) keep the time and
+            memory record of the process that ran them (``runs/<method>/phases.json``, :func:`carry_phase_records`).
         only: run just these methods' fits and stop before the tables: one part of the benchmark, so that parts
             run side by side in separate processes (one core each) into the same ``out_dir``; a later run with
             ``resume=True`` and no ``only`` reuses every part and writes the tables.
