@@ -333,7 +333,8 @@ class Run:
         return res
 
 
-def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ensemble: int | None = None) -> Run:
+def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ensemble: int | None = None,
+         data: str | Path | None = None) -> Run:
     """Open a run folder for rendering and evaluation.
 
     Args:
@@ -347,10 +348,12 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ense
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         offset_ensemble: latent runs: decode with this ``render.offset_ensemble`` (1, 2, 4, 8) instead of the
             run's own; ``None`` keeps the run's (docs/evaluation.md).
+        data: the dataset folder; an RGB folder records no split per scene, and ``scenes`` train / exploit takes
+            those of its scenes in that split of ``data`` (default: the dataset the folder records).
     Raises:
         NotARunError: (a ``FileNotFoundError``) ``run`` does not exist or is not a run folder; the message names it.
         RunError / ValueError: an unfinished or damaged run, a bad ``scenes`` or ``offset_ensemble``; an RGB
-            folder listing no scene.
+            folder listing no scene, or none in the ``scenes`` split, or that split asked without a dataset.
     """
     # imported on use: keeps `import latentscenes.api` light (the evaluation and training stacks)
     from latentscenes.training import pipeline as pl
@@ -361,7 +364,7 @@ def load(run: str | Path, scenes: str = "all", device: str = "auto", offset_ense
         if rf.is_run_manifest(man) and not rf.scenes_included(man):
             cfg = pl.load_run_config(path)
             return Run(path, "pretrained", None, {}, cfg.data.path or "", cfg.data.resolution, man)
-    r = load_run(path, scenes, device, offset_ensemble=offset_ensemble)
+    r = load_run(path, scenes, device, offset_ensemble=offset_ensemble, data=data)
     return Run(path, r.kind, r.model, r.groups, r.data_root, r.resolution, r.manifest)
 
 

@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
         run: Path = typer.Option(..., "--run", help="A 3Da-AE training run, an exploit batch, or an RGB baseline folder."),
-        scenes: str = typer.Option("all", "--scenes", help="train | exploit | all (exploit batches also load their training run)."),
+        scenes: str = typer.Option("all", "--scenes", help="train | exploit | all (exploit batches also load their training run; an RGB folder's scenes in that split of the dataset)."),
         out: Path = typer.Option(Path("metrics.json"), "--out", help="JSON file to write."),
         split: str = typer.Option("test", "--split", help="Views to evaluate: test (held-out, default) or train."),
         max_views: Optional[int] = typer.Option(None, "--max-views", help="At most N views per scene (default: all)."),
@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
         with eval_errors():
             set_cpu_threads()
             check_out_file(out)
-            res = load(run, scenes, device, offset_ensemble=offset_ensemble).evaluate(data=data, split=split, max_views=max_views, progress=True)
+            res = load(run, scenes, device, offset_ensemble=offset_ensemble, data=data).evaluate(
+                data=data, split=split, max_views=max_views, progress=True)
             write_metrics_json(res, out)
             console.print(format_summary(res))
             console.print(f"wrote {out}")

@@ -203,7 +203,7 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.device = "auto",
-             offset_ensemble: int | None = None) -> LoadedRun:
+             offset_ensemble: int | None = None, data: str | Path | None = None) -> LoadedRun:
     """Open any run folder for evaluation.
 
     Args:
@@ -211,17 +211,22 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
             or an RGB baseline folder (``latentscenes fit-rgb``); ``"shipped"`` / ``"shipped-128"`` are the package's pre-trained 3Da-AEs.
         scenes: ``train`` (the scenes 3Da-AE was trained on), ``exploit`` (an exploit batch's scenes) or
             ``all``. For an exploit batch, ``train``/``all`` also load its source training run (each scene is
-            decoded by the decoder it was learned with). Ignored for RGB folders.
+            decoded by the decoder it was learned with). An RGB folder does not record its scenes' splits:
+            ``train`` / ``exploit`` take the folder's scenes in that split of the dataset (``data``, else the one
+            the folder records), grouped under the split's name; ``all`` every scene, in one group ``rgb``.
         device: ``auto``, ``cpu`` or ``cuda``.
         offset_ensemble: decode latent scenes with this ``render.offset_ensemble`` instead of the run's own
             (``None``: the run's config); see :func:`~latentscenes.evaluation.model.render_decoded`.
+        data: the dataset folder, for an RGB folder's ``scenes`` split (default: the one the folder records).
     Raises:
         NotARunError: (a ``FileNotFoundError``) ``run_dir`` does not exist or holds no run; the message names it.
-        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all; the run
+        DatasetError: ``data`` is not a readable dataset.
+        ValueError: ``scenes`` asks for exploit scenes of a training run, or is not train/exploit/all; ``scenes``
+            train / exploit for an RGB folder that records no dataset and no ``data`` given; the run
             holds no scene at all (e.g. an RGB fit whose results.json lists none): "0 scenes" is no evaluation;
             ``run_dir`` is a pre-trained 3Da-AE package (``shipped`` or ``latentscenes export``), which holds none.
     """
-    loaded = _load_run(Path(run_dir), scenes, device)
+    loaded = _load_run(Path(run_dir), scenes, device, data)
     if not any(loaded.groups.values()):
         raise ValueError(f"{run_dir}: holds no scenes to evaluate or render (its scene list is empty)")
     if offset_ensemble is not None:
@@ -229,7 +234,22 @@ def load_run(run_dir: str | Path, scenes: str = "all", device: str | torch.devic
     return loaded
 
 
-def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedRun:
+def _rgb_split_scenes(run_dir: Path, ids: list[str], split: str, root: str | Path) -> list[str]:
+    """The scenes of an RGB folder that are in ``split`` of the dataset at ``root``, in the folder's order (an RGB
+    folder records which scenes it fitted, not their split: the benchmark fits train and exploit scenes in one)."""
+    if not str(root):
+        raise ValueError(f"{run_dir}: an RGB folder records no dataset, so its {split} scenes are unknown: "
+                         "pass --data DIR (the dataset it was fitted on)")
+    from latentscenes.data.dataset import MultiSceneDataset
+
+    wanted = set(MultiSceneDataset(root).split_scene_ids(split))
+    chosen = [s for s in ids if s in wanted]
+    if not chosen:
+        raise ValueError(f"{run_dir}: none of its {len(ids)} scenes is in the {split} split of {root}")
+    return chosen
+
+
+def _load_run(run_dir: Path, scenes: str, device: str | torch.device, data: str | Path | None = None) -> LoadedRun:
     """:func:`load_run` without the check that some scene was loaded."""
     # imported on use: training.pipeline pulls in torchmetrics (~2 s), and latentscenes.api imports this module
     from latentscenes.training import pipeline as pl
@@ -244,9 +264,12 @@ def _load_run(run_dir: Path, scenes: str, device: str | torch.device) -> LoadedR
             fit = load_rgb_fit_folder(run_dir)
             model = rgb_fit_model(fit, device=pick_device(str(device)) if not isinstance(device, torch.device) else device)
             res = fit.results
-            data = res.get("data") if isinstance(res.get("data"), dict) else {}
-            root = str(res.get("data_root") or data.get("path") or data.get("root") or "")
-            return LoadedRun("rgb", model, {"rgb": list(model.scene_ids)}, root, fitted_resolution(res), res)
+            recorded = res.get("data") if isinstance(res.get("data"), dict) else {}
+            root = str(res.get("data_root") or recorded.get("path") or recorded.get("root") or "")
+            groups = {"rgb": list(model.scene_ids)}
+            if scenes != "all":
+                groups = {scenes: _rgb_split_scenes(run_dir, list(model.scene_ids), scenes, data or root)}
+            return LoadedRun("rgb", model, groups, str(data or root), fitted_resolution(res), res)
         raise NotARunError(f"{run_dir}: not a latentscenes run folder (no {rf.MANIFEST_FILE} or {RESULTS_FILE}): "
                            f"expected {_RUN_KINDS}")
     man = rf.read_manifest(run_dir)

@@ -75,6 +75,7 @@ base_desc = (f"the base autoencoder `{rf.BASE_AE_REF}` (carried in this folder; 
 # the training resolution from the config (a RES=128 package learned its stages on 128x128 images)
 res = int(cfg["data"].get("resolution") or 64)
 down = 2 ** (len(read_header(rf.shared_path(pkg))["vae_config"]["down_block_types"]) - 1)  # AutoencoderKL
+up = int(cfg["ae"].get("upscale") or 1)  # the exploit recipe's latent grid (`export --set ae.upscale`)
 lines = [
     f"# Pre-trained 3Da-AE: FlightGear airliners, {res}x{res} images, {res // down}x{res // down}x{channels} latents",
     "",
@@ -123,6 +124,10 @@ lines = [
     f"per scene, decoder fine-tune {view_updates(ex['finetune'])} with L_Dec + L_ae, new scenes' tri-planes at "
     f"T = {tri['resolution']}"
     + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
+    + (f", latents on a grid {up}x as fine as the autoencoder's own (`ae.upscale = {up}`: {up * res // down}x"
+       f"{up * res // down} latents, the images encoded at {up * res} px and decoded back to {res})" if up > 1 else "")
+    + (", the autoencoder under bf16 autocast where the device computes bf16 natively (`ae.amp`; fp32 elsewhere)"
+       if cfg["ae"].get("amp") else "")
     + "); *plain* uses the base autoencoder with the warm-up",
     "checkpoint's MLP and planes of the same run (no joint stage) = the plain-AE ablation.",
     "",

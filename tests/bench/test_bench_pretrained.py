@@ -364,10 +364,14 @@ def test_cpu_128_preset_measures_the_128_px_package_against_rgb_at_128_px():
         pytest.skip("no shipped-128 pre-trained 3Da-AE in this checkout")
     pkg = load_package("shipped-128")
     pcfg = pipeline_config(cfg, "cpu", pkg)
-    assert pcfg.data.resolution == 128 and pcfg.triplane.resolution == 64 and pcfg.data.shift_grid == 2
-    # the plain-AE ablation repeats the warm-up as it ran: one view per latent grid, T = 32
+    assert pcfg.data.resolution == 128 and pcfg.triplane.resolution == 64
+    # new scenes are learned with the package's recipe: latents on the grid twice as fine, one view per grid
+    assert (pcfg.ae.upscale, pcfg.data.shift_grid) == (pkg.config.ae.upscale, pkg.config.data.shift_grid) == (2, 1)
+    # the plain-AE ablation repeats the warm-up as it ran: one view per latent grid, T = 32, the 8x latent grid
     r = warmup_recipe(pkg)
     assert r["shift_grid"] == 1 and r["triplane_resolution"] == 32 and not r["notes"]
-    assert package_plain_ae_config(pcfg, r).triplane.resolution == 32
+    assert "ae.upscale=1" in r["trained_with"]
+    plain = package_plain_ae_config(pcfg, r)
+    assert plain.triplane.resolution == 32 and plain.ae.upscale == 1
     rgb = rgb_config(cfg, pcfg, "micro", cfg.n_rgb_exploit + cfg.n_rgb_train, "cpu")
     assert rgb.triplane.resolution == 64 and rgb.steps == 1600

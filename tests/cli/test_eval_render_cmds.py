@@ -106,3 +106,30 @@ def test_eval_command_writes_what_the_api_returns(rgb_run, tmp_path, monkeypatch
     for s in rgb_run["ids"]:
         assert written["scenes"][s]["mean"]["psnr"] == pytest.approx(api["scenes"][s]["mean"]["psnr"], abs=1e-6)
         assert written["scenes"][s]["mean"]["ssim"] == pytest.approx(api["scenes"][s]["mean"]["ssim"], abs=1e-6)
+
+
+def test_eval_scenes_of_one_split_of_an_rgb_folder(rgb_run, tmp_path, monkeypatch):
+    """An RGB folder fitted on train and exploit scenes together (the benchmark's) records no split per scene:
+    ``--scenes exploit`` takes its scenes in that split of the dataset instead of silently evaluating all of them."""
+    import shutil
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for split, ids in (("exploit", ["ex00"]), ("train", ["tr00", "tr01"])):
+        out = tmp_path / f"{split}.json"
+        r = invoke("eval", "--run", rgb_run["run"], "--data", rgb_run["data"], "--scenes", split, "--out", out,
+                   "--device", "cpu")
+        assert r.exit_code == 0, r.output
+        m = json.loads(out.read_text())
+        assert list(m["scenes"]) == ids and list(m["groups"]) == [split] and m["overall"]["n_scenes"] == len(ids)
+    # a folder that records no dataset: the split needs --data (one line, exit code 2), "all" does not
+    bare = tmp_path / "bare"
+    shutil.copytree(rgb_run["run"], bare)
+    res = json.loads((bare / "results.json").read_text())
+    for k in ("data_root", "data"):
+        res.pop(k, None)
+    (bare / "results.json").write_text(json.dumps(res))
+    r = invoke("eval", "--run", bare, "--scenes", "exploit", "--out", tmp_path / "x.json", "--device", "cpu")
+    assert r.exit_code == 2 and "pass --data" in r.output and not (tmp_path / "x.json").exists()
+    from latentscenes.evaluation.runs import load_run
+
+    assert load_run(bare, "all", device="cpu").groups == {"rgb": rgb_run["ids"]}

@@ -46,11 +46,23 @@ def test_shipped_package_is_complete_and_consistent(name):
     base = load_autoencoder(cfg.ae)
     assert base.vae.config.latent_channels == system.ae.vae.config.latent_channels
     assert cfg.ae.source != "path" or Path(cfg.ae.path).is_relative_to(folder)
-    # the package's exploit and render recipe is tiny-cpu's (the training run predates some of it: ship_3daae.sh)
+    # the package's exploit and render recipe: the one `export --set` wrote into it (the 128 px package: the finer
+    # latent grid, scripts/ship_3daae_128.sh), else tiny-cpu's (the training run predates some of it: ship_3daae.sh)
     from latentscenes.training.config import TINY_CPU_FINETUNE_OFFSET_MERGE, TINY_CPU_OFFSET_ENSEMBLE
+    from latentscenes.training.pipeline import config_value
 
-    assert cfg.render.offset_ensemble == TINY_CPU_OFFSET_ENSEMBLE
+    recipe = (m.get("notes") or {}).get("recipe_set") or []
+    for item in recipe:
+        key, value = item.split("=", 1)
+        assert str(config_value(cfg, key)).lower() == value.lower(), item
+    if not any(r.startswith("render.offset_ensemble=") for r in recipe):
+        assert cfg.render.offset_ensemble == TINY_CPU_OFFSET_ENSEMBLE
     assert cfg.exploit.finetune.dec_offset_merge is TINY_CPU_FINETUNE_OFFSET_MERGE
+    # the card states the latent grid new scenes are learned on and the precision of the autoencoder
+    if cfg.ae.upscale != 1:
+        assert f"ae.upscale = {cfg.ae.upscale}" in card
+    if cfg.ae.amp:
+        assert "ae.amp" in card
 
 
 def rf_image_side(manifest: dict) -> int:
