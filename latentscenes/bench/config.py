@@ -28,14 +28,15 @@ was trained on (``data/fg128``: 24 train + 8 held-out views per scene rendered a
   * fidelity diagnosis (AE ceilings, consistency probe of 8 scenes with 600 view-updates each, twice) ~5 min;
     evaluation, render timing and data loading: ~3 min. Measured: 48.7 min in all (2026-12-03, docs/benchmark.md).
 
-Sizing of the ``cpu-128`` preset (2-core CPU, the paper's geometry: 128x128 images, 16x16x16 latents; per-scene costs
-measured at one thread in the twenty-first session, docs/fidelity.md). It measures the **shipped 128 px pre-trained
-3Da-AE** (``pretrained="shipped-128"``, ``latentscenes exploit --run shipped-128``; new scenes at T = 64, B resampled
-from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
-  * ours: 10 exploit scenes spread over the split (5 of them its model card's) + 2 re-learned train scenes, 400 + 96
-    view-updates per scene with the package's recipe (4 fine-tune epochs since the twenty-third session; 48 before):
-    ~217 s per scene at one thread (25 s Encode-Scene, 192 s decoder fine-tune on the 2 x 2 offset average of 128 px
-    decodes), ~43 min;
+Sizing of the ``cpu-128`` preset (2-core CPU, the paper's geometry: 128x128 images, a 16x16x16 autoencoder latent;
+per-scene costs measured at one thread, docs/fidelity.md). It measures the **shipped 128 px pre-trained 3Da-AE**
+(``pretrained="shipped-128"``, ``latentscenes exploit --run shipped-128``; new scenes at T = 64, B resampled from the
+T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fourth session), on the same
+``data/fg128`` loaded at 128 px:
+  * ours: 10 exploit scenes spread over the split + 2 re-learned train scenes, 400 + 96 view-updates per scene with
+    the package's recipe: ~335 s per scene at one thread with bf16 autocast on a CPU with AVX512-bf16 (99 s
+    Encode-Scene, 216 s decoder fine-tune with 256 px decodes; thirty-third session; ~217 s with the 8x grid's
+    recipe before), ~67 min;
   * the plain-AE ablation: the package's warm-up at 128 px (3,000 steps, T = 32 as it ran; ~0.35-0.53 s a step)
     and the same exploit at T = 64: ~60 min;
   * Tri-Planes (RGB), its ``tiny-cpu`` planes (T = 64), 1,600 steps of 1,024 rays per scene (the 128 px figures of
@@ -45,7 +46,8 @@ from the T = 32 it was trained at), on the same ``data/fg128`` loaded at 128 px:
     Ours-Macro; the diagnosis probes 4 scenes.
   RGB on all 10 exploit scenes adds ~15 min to the times measured before the twenty-eighth session:
   114.5 min measured at one thread with 48 fine-tune view-updates (docs/benchmark.md, twenty-second session), 149.4 min
-  with 96 (twenty-third session).
+  with 96 (twenty-third session); with the finer grid over 3 h at one thread, about half in two parts, one per core
+  (``bench --only``, thirty-third session).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);

@@ -108,7 +108,8 @@ from latentscenes.utils.progress import console, progress_bar
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 #: The pre-trained 3Da-AEs shipped in the package, by the ``--run`` name that selects them (docs/fidelity.md, each
 #: folder's MODEL_CARD.md): ``shipped`` for 64x64 images (8x8 latents; the demo's and the ``cpu`` benchmark's) and
-#: ``shipped-128`` for 128x128 images (16x16 latents, the paper's geometry).
+#: ``shipped-128`` for 128x128 images (the paper's geometry: a 16x16 autoencoder latent; its recipe learns new scenes
+#: on 32x32 latents, ``ae.upscale`` 2).
 SHIPPED_RUNS: dict[str, Path] = {
     "shipped": PRETRAINED_DIR / "3daae-airliners-64",
     "shipped-128": PRETRAINED_DIR / "3daae-airliners-128",
