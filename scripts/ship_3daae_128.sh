@@ -38,8 +38,11 @@ PKG1=${PKG1:-runs/pkgs/3daae-airliners-128-dec1200}
 DECODER_ONLY=(--set data.resolution=128 --set data.n_train_scenes=40 --set warmup.lr_mlp=0 --set warmup.lr_global=0
   --set joint.lr_encoder=0 --set joint.lr_mlp=0 --set joint.lr_global=0 --set joint.lambda_ae=0
   --set joint.checkpoint_every=25 --set logging.progress=false)
-[ -f "$PKG0/manifest.json" ] || latentscenes export --run "$SRC" --out "$PKG0" --triplane-resolution "$T"
-if [ ! -f "$PKG1/manifest.json" ]; then
+# Steps 2-3 run only while PKG is not the finished package (a checkout holds it: steps 4-5 re-measure it).
+build_pkg() { [ ! -f "$PKG/manifest.json" ] || \
+  [ "$(python -c "import json; print(json.load(open('$PKG/config.json'))['ae'].get('upscale', 1))")" != 2 ]; }
+build_pkg && { [ -f "$PKG0/manifest.json" ] || latentscenes export --run "$SRC" --out "$PKG0" --triplane-resolution "$T"; }
+if build_pkg && [ ! -f "$PKG1/manifest.json" ]; then
   [ -d "$DEC/stages" ] && init=(--resume) || init=(--init "$PKG0")
   latentscenes train "${init[@]}" --data data/fg128 --out "$DEC" "${DECODER_ONLY[@]}" --set joint.steps="$DEC_STEPS"
   latentscenes export --run "$PKG0" --ae "$DEC/model/shared.safetensors" --out "$PKG1"
@@ -52,7 +55,7 @@ fi
 #    records what the package was trained with (`notes.trained_with`) for the plain-AE ablation.
 DEC2=${DEC2:-runs/ship128-decren-up2}; DEC2_STEPS=${DEC2_STEPS:-300}
 RECIPE=(--set ae.upscale=2 --set data.shift_grid=1 --set render.offset_ensemble=1)
-if [ ! -f "$PKG/manifest.json" ] || [ "$(python -c "import json; print(json.load(open('$PKG/config.json'))['ae'].get('upscale', 1))")" != 2 ]; then
+if build_pkg; then
   [ -d "$DEC2/stages" ] && init=(--resume) || init=(--init "$PKG1")
   latentscenes train "${init[@]}" --data data/fg128 --out "$DEC2" "${DECODER_ONLY[@]}" "${RECIPE[@]}" \
     --set warmup.steps=1000 --set joint.steps="$DEC2_STEPS"
