@@ -240,6 +240,7 @@ def _rgb_split_scenes(run_dir: Path, ids: list[str], split: str, root: str | Pat
     if not str(root):
         raise ValueError(f"{run_dir}: an RGB folder records no dataset, so its {split} scenes are unknown: "
                          "pass --data DIR (the dataset it was fitted on)")
+    # imported on use, like the training stack below: `import latentscenes.api` stays light
     from latentscenes.data.dataset import MultiSceneDataset
 
     wanted = set(MultiSceneDataset(root).split_scene_ids(split))
