@@ -194,7 +194,8 @@ def package_plain_ae_config(pcfg, recipe: dict):
     """The plain-AE ablation's training config with a pre-trained 3Da-AE: the package's warm-up as it ran
     (:func:`latentscenes.bench.pretrained.warmup_recipe`: stage settings, ``data.shift_grid``, tri-plane
     resolution, its training scenes, the settings an exploit recipe of the package replaced) with the base
-    autoencoder (``pcfg.ae``, the package's saved one) and no joint stage. Checkpoints and evaluations at the stage's end only, as every stage of the benchmark."""
+    autoencoder (``pcfg.ae``, the package's saved one) and no joint stage. Checkpoints and evaluations at the stage's
+    end only, as every stage of the benchmark."""
     warm = dataclasses.replace(recipe["warmup"], checkpoint_every=0, eval_every=0)
     T = int(recipe.get("triplane_resolution") or pcfg.triplane.resolution)
     pcfg = apply_overrides(pcfg, recipe.get("trained_with") or [])  # as trained, not the exploit recipe
