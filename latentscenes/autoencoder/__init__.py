@@ -5,8 +5,10 @@ from latentscenes.autoencoder.model import (
     AEConfig,
     AutoencoderError,
     LatentAutoencoder,
+    SHIPPED_AUTOENCODERS,
     SHIPPED_WEIGHTS,
     load_autoencoder,
 )
 
-__all__ = ["AEConfig", "AutoencoderError", "LatentAutoencoder", "SHIPPED_WEIGHTS", "load_autoencoder"]
+__all__ = ["AEConfig", "AutoencoderError", "LatentAutoencoder", "SHIPPED_AUTOENCODERS", "SHIPPED_WEIGHTS",
+           "load_autoencoder"]

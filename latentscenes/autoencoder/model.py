@@ -4,9 +4,12 @@ Paper (arXiv 2403.11678) Sec. 3: scenes are Tri-Planes rendered into the latent 
 autoencoder (E, D) with 8x spatial down-sampling; Sec. 4 uses Stable Diffusion 1.5's VAE. Here the
 autoencoder is a diffusers :class:`~diffusers.AutoencoderKL` built from a config dict (never from a hub id):
 
-* ``source="shipped"``: the base autoencoder trained once by ``latentscenes ae pretrain`` and shipped in
-  ``latentscenes/autoencoder/weights/`` (the default of the ``tiny-cpu`` preset); its architecture is read
-  from the file, the architecture fields of :class:`AEConfig` are ignored.
+* ``source="shipped"``: the base autoencoder trained once by ``latentscenes ae pretrain`` on FlightGear airliners
+  and shipped in ``latentscenes/autoencoder/weights/`` (the default of the ``tiny-cpu`` preset); its architecture
+  is read from the file, the architecture fields of :class:`AEConfig` are ignored.
+* ``source="shipped-general"``: the shipped general-purpose base autoencoder (16 latent channels), pre-trained on
+  the pre-training mix (airliners, furniture, URDF objects, procedural primitives; ``weights/general/``), for
+  objects other than airliners (docs/autoencoder.md, "The general base autoencoder").
 * ``source="scratch"``: random initialisation of the architecture in :class:`AEConfig`.
 * ``source="path"``: a local diffusers folder (``config.json`` + ``diffusion_pytorch_model.safetensors``,
   or such a folder under ``vae/``), a diffusers-format ``.safetensors`` state dict (architecture from
@@ -44,6 +47,12 @@ from latentscenes.utils.machine import bf16_is_fast
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped base autoencoder's file.
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "base_ae.safetensors"
+#: The shipped base autoencoders by ``--ae`` name: ``shipped`` (airliners only, 4 latent channels) and
+#: ``shipped-general`` (the pre-training mix, 16 latent channels; issue 15), each with its MODEL_CARD.md.
+SHIPPED_AUTOENCODERS: dict[str, Path] = {
+    "shipped": SHIPPED_WEIGHTS,
+    "shipped-general": WEIGHTS_DIR / "general" / "base_ae.safetensors",
+}
 #: safetensors metadata key under which :meth:`LatentAutoencoder.save` stores its JSON header.
 META_KEY = "latentscenes.autoencoder"
 FORMAT_VERSION = 1
@@ -65,8 +74,9 @@ class AEConfig:
     """Which autoencoder to use and, for ``scratch`` / raw state dicts, its architecture.
 
     Attributes:
-        source: ``"shipped"`` (package weights), ``"scratch"`` (random init of the architecture below) or
-            ``"path"`` (``path`` must point to a local checkpoint; see the module docstring).
+        source: ``"shipped"`` / ``"shipped-general"`` (package weights, :data:`SHIPPED_AUTOENCODERS`),
+            ``"scratch"`` (random init of the architecture below) or ``"path"`` (``path`` must point to a local
+            checkpoint; see the module docstring).
         path: local checkpoint for ``source="path"`` (folder or ``.safetensors``).
         block_out_channels: channels of the 4 encoder/decoder blocks (always 4 blocks: 8x down-sampling).
         layers_per_block: ResNet layers per block (the decoder has one more, as in diffusers).
@@ -87,7 +97,7 @@ class AEConfig:
             not the weights' (docs/fidelity.md, thirty-third session).
     """
 
-    source: Literal["shipped", "scratch", "path"] = "shipped"
+    source: Literal["shipped", "shipped-general", "scratch", "path"] = "shipped"
     path: str | None = None
     block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
     layers_per_block: int = 1
@@ -101,7 +111,8 @@ class AEConfig:
 
     @classmethod
     def from_option(cls, spec: str | None, base: "AEConfig | None" = None) -> "AEConfig":
-        """Resolve a CLI ``--ae`` value: ``shipped``, ``scratch``, or a local path (folder / .safetensors).
+        """Resolve a CLI ``--ae`` value: ``shipped``, ``shipped-general``, ``scratch``, or a local path (folder /
+        .safetensors).
 
         ``base`` (e.g. the preset's config) provides the architecture and the other fields; ``None`` or an
         empty spec returns ``base`` (or the defaults) unchanged.
@@ -109,7 +120,7 @@ class AEConfig:
         cfg = base if base is not None else cls()
         if not spec:
             return cfg
-        if spec in ("shipped", "scratch"):
+        if spec in SHIPPED_AUTOENCODERS or spec == "scratch":
             return dataclasses.replace(cfg, source=spec, path=None)
         return dataclasses.replace(cfg, source="path", path=str(spec))
 
@@ -548,7 +559,8 @@ def load_autoencoder(cfg: AEConfig, device: str | torch.device = "cpu") -> Laten
     Returns:
         a :class:`LatentAutoencoder` in eval mode.
     Raises:
-        FileNotFoundError: the shipped weights, or ``cfg.path``, do not exist (message names the path).
+        FileNotFoundError: the shipped weights named by ``cfg.source``, or ``cfg.path``, do not exist (message names
+            the path).
         AutoencoderError (a ValueError): the file is unreadable or its tensors do not match the architecture
             (message names the path and the first mismatching keys); ``source="path"`` without a path.
         ValueError: ``cfg.upscale`` not 1, 2, 4 or 8.
@@ -566,17 +578,19 @@ def _load_weights(cfg: AEConfig, device: str | torch.device) -> LatentAutoencode
         if cfg.tanh_scale is None:
             ae.info["tanh_scale_unset"] = True  # pre-training picks it from the trained latents' std
         return ae.to(device).eval()
-    if cfg.source == "shipped":
-        if not SHIPPED_WEIGHTS.is_file():
+    if cfg.source in SHIPPED_AUTOENCODERS:
+        weights = SHIPPED_AUTOENCODERS[cfg.source]
+        if not weights.is_file():
             raise FileNotFoundError(
-                f"the shipped base autoencoder is missing: {SHIPPED_WEIGHTS} (reinstall the package, or use "
+                f"the shipped base autoencoder {cfg.source!r} is missing: {weights} (reinstall the package, or use "
                 "--ae scratch / --ae PATH)"
             )
-        ae = LatentAutoencoder.load(SHIPPED_WEIGHTS, device, tanh_scale=cfg.tanh_scale, use_mean=cfg.use_mean)
-        ae.info.setdefault("source", "shipped")
+        ae = LatentAutoencoder.load(weights, device, tanh_scale=cfg.tanh_scale, use_mean=cfg.use_mean)
+        ae.info.setdefault("source", cfg.source)
         return ae.eval()
     if cfg.source != "path":
-        raise AutoencoderError(f"AEConfig.source must be 'shipped', 'scratch' or 'path', not {cfg.source!r}")
+        names = ", ".join(repr(n) for n in (*SHIPPED_AUTOENCODERS, "scratch", "path"))
+        raise AutoencoderError(f"AEConfig.source must be one of {names}, not {cfg.source!r}")
     if not cfg.path:
         raise AutoencoderError(
             "AEConfig.source='path' needs a path (e.g. --ae /models/sd15/vae or --set ae.path=...): no weights "

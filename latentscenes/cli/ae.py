@@ -79,7 +79,7 @@ def pretrain_cmd(
     preset: Optional[str] = PRESET_OPT,
     config: Optional[Path] = CONFIG_OPT,
     set_: Optional[list[str]] = SET_OPT,
-    ae: Optional[str] = typer.Option(None, "--ae", help="Start from: scratch (default of the recipe), shipped, or a local checkpoint path."),
+    ae: Optional[str] = typer.Option(None, "--ae", help="Start from: scratch (default of the recipe), shipped, shipped-general, or a local checkpoint path."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget in minutes (stops cleanly, checkpoint written)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (0 = derive from --minutes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors with its saved config."),
@@ -136,7 +136,7 @@ def pretrain_cmd(
 def finetune_cmd(
     data: Path = typer.Option(..., "--data", help="Your multi-scene dataset: its train-split scenes' train views are used."),
     out: Path = typer.Option(Path("runs/ae-finetune"), "--out", help="Run folder (ae.safetensors, finetune.json, checkpoint)."),
-    ae: str = typer.Option("shipped", "--ae", help="Start from: shipped, or a local checkpoint (ae.safetensors, diffusers folder)."),
+    ae: str = typer.Option("shipped", "--ae", help="Start from: shipped (airliners), shipped-general (other objects), or a local checkpoint (ae.safetensors, diffusers folder)."),
     preset: Optional[str] = typer.Option("finetune", "--preset", help="Recipe preset (PretrainConfig)."),
     set_: Optional[list[str]] = SET_OPT,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (default: the preset's 800)."),
@@ -183,7 +183,7 @@ def finetune_cmd(
 @ae_app.command("grow")
 def grow_cmd(
     out: Path = typer.Option(..., "--out", help="Where to write the grown autoencoder (.safetensors)."),
-    ae: str = typer.Option("shipped", "--ae", help="shipped, or a local checkpoint to grow."),
+    ae: str = typer.Option("shipped", "--ae", help="shipped, shipped-general, or a local checkpoint to grow."),
     width: int = typer.Option(2, "--width", help="Channel multiplier: 1 or 2."),
     extra_layers: int = typer.Option(0, "--extra-layers", help="ResNet layers added to every block (identity at start)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weight splits that let duplicated channels diverge."),
@@ -224,7 +224,7 @@ def grow_cmd(
 
 @ae_app.command("eval")
 def eval_cmd(
-    ae: str = typer.Option("shipped", "--ae", help="shipped, or a local checkpoint (ae.safetensors, diffusers folder or state dict)."),
+    ae: str = typer.Option("shipped", "--ae", help="shipped, shipped-general, or a local checkpoint (ae.safetensors, diffusers folder or state dict)."),
     data: Path = typer.Option(Path(DEFAULT_DATA), "--data", help="Multi-scene dataset."),
     scenes: str = typer.Option("exploit", "--scenes", help="Scene split: exploit, train or all."),
     views: str = typer.Option("test", "--views", help="View split: test, train or all."),

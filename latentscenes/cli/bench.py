@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         set_: Optional[list[str]] = SET_OPT,
         device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (overrides the preset)."),
         ae: Optional[str] = typer.Option(
-            None, "--ae", help="Autoencoder of the latent methods: shipped, scratch, or a local path (SD-1.5 VAE folder)."
+            None, "--ae", help="Autoencoder of the latent methods: shipped, shipped-general, scratch, or a local path (SD-1.5 VAE folder)."
         ),
         resume: bool = typer.Option(
             False, "--resume", help="Continue an interrupted benchmark in --out (finished fits and stages are reused)."
@@ -97,8 +97,10 @@ def register(app: typer.Typer) -> None:
                     "or add --set pretrained=null (or --preset cpu-own) to train one"
                 )
             if ae is not None:
-                src = ae if ae in ("shipped", "scratch") else "path"
-                extra = [f"ae.source={src}"] + ([f"ae.path={ae}"] if src == "path" else [])
+                from latentscenes.autoencoder.model import AEConfig
+
+                chosen = AEConfig.from_option(ae)
+                extra = [f"ae.source={chosen.source}"] + ([f"ae.path={ae}"] if chosen.source == "path" else [])
                 cfg = dataclasses.replace(cfg, pipeline_overrides=list(cfg.pipeline_overrides) + extra)
             if data is None:
                 data = default_bench_data(cfg)

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
     def probe_cmd(
         data: Path = typer.Option(..., "--data", help="Dataset folder; its scenes need held-out (test) views."),
         out: Path = typer.Option(Path("probe.json"), "--out", help="JSON file to write."),
-        ae: Optional[str] = typer.Option(None, "--ae", help="Autoencoder to probe: shipped, scratch or a path (default: the preset's)."),
+        ae: Optional[str] = typer.Option(None, "--ae", help="Autoencoder to probe: shipped, shipped-general, scratch or a path (default: the preset's)."),
         run: Optional[Path] = typer.Option(None, "--run", help="Probe the trained 3Da-AE of this training run instead of --ae."),
         split: str = typer.Option("exploit", "--scenes", help="Dataset split whose scenes are fitted (exploit or train)."),
         n_scenes: int = typer.Option(8, "--n-scenes", help="First N scenes of the split."),

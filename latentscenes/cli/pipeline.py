@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         preset: Optional[str] = PRESET_OPT,
         config: Optional[Path] = CONFIG_OPT,
         set_: Optional[List[str]] = SET_OPT,
-        ae: Optional[str] = typer.Option(None, "--ae", help="Autoencoder: 'shipped', 'scratch' or a local path (SD-1.5 folder / .safetensors)."),
+        ae: Optional[str] = typer.Option(None, "--ae", help="Autoencoder: 'shipped' (airliners), 'shipped-general' (other objects), 'scratch' or a local path (SD-1.5 folder / .safetensors)."),
         n_scenes: Optional[str] = typer.Option(
             None, "--n-scenes", help="Train on the first N scenes of the 'train' split (sorted ids), or 'all' of them "
                                      "(= --set data.n_train_scenes=N|null; default: the preset's setting)."),

@@ -10,7 +10,8 @@
 #     MINUTES   wall-clock budget of the pre-training (the cosine tail ends with it)
 #     GROW_ARGS e.g. --extra-layers 1 or --width 2 (none: the shipped size)
 # env: CORE (taskset core, default 0), OMP_NUM_THREADS (default 1), START (weights to continue: default the
-#      shipped ones; an autoencoder file, e.g. an earlier run's ae.safetensors)
+#      shipped ones; an autoencoder file, e.g. an earlier run's ae.safetensors), PRETRAIN_ARGS (extra arguments
+#      of the first `ae pretrain` call, e.g. "--set downscale_prob=0.75")
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # this checkout's code (a snapshot's), not the editable install's
@@ -27,7 +28,7 @@ fi
 if [ -f $OUT/$NAME/checkpoint.safetensors ] && [ ! -f $OUT/$NAME/ae.safetensors ]; then
   $RUN ae pretrain --out $OUT/$NAME --resume
 elif [ ! -f $OUT/$NAME/ae.safetensors ]; then
-  $RUN ae pretrain --preset finetune --ae $START --data $MIX --out $OUT/$NAME --steps 0 --minutes $MINUTES
+  $RUN ae pretrain --preset finetune --ae $START --data $MIX --out $OUT/$NAME --steps 0 --minutes $MINUTES ${PRETRAIN_ARGS:-}
 fi
 [ -d data/sh3d128 ] || $RUN data build sweethome3d --out data/sh3d128 --num-instances 100 --views 2 --test-views 8 --workers 1
 for spec in "fg128 exploit" "torcs128 exploit" "sh3d128 all"; do

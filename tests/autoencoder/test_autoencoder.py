@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from latentscenes.autoencoder import AEConfig, AutoencoderError, LatentAutoencoder, SHIPPED_WEIGHTS, load_autoencoder
+from latentscenes.autoencoder import (
+    SHIPPED_AUTOENCODERS,
+    SHIPPED_WEIGHTS,
+    AEConfig,
+    AutoencoderError,
+    LatentAutoencoder,
+    load_autoencoder,
+)
 from latentscenes.autoencoder.pretrain import PretrainConfig, evaluate_reconstruction, pretrain
 from latentscenes.config import get_preset
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: Held-out views of TORCS cars, the category no shipped autoencoder was pre-trained on (fixtures_cars/README.md).
+FIXTURES_CARS = Path(__file__).parent / "fixtures_cars"
 #: Documented floor (docs/autoencoder.md, MODEL_CARD.md) for the shipped autoencoder on the fixture views
 #: (held-out views of exploit scenes of the FlightGear dataset, 128x128).
 SHIPPED_PSNR_FLOOR_128 = 24.0
@@ -28,11 +37,11 @@ def _tiny_ae() -> LatentAutoencoder:
     return load_autoencoder(get_preset(AEConfig, "test"))
 
 
-def _fixture_images() -> torch.Tensor:
+def _fixture_images(folder: Path = FIXTURES) -> torch.Tensor:
     from PIL import Image
 
-    files = sorted(FIXTURES.glob("*.png"))
-    assert files, f"no fixture images in {FIXTURES}"
+    files = sorted(folder.glob("*.png"))
+    assert files, f"no fixture images in {folder}"
     return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB")).copy()).permute(2, 0, 1) for f in files])
 
 
@@ -72,6 +81,61 @@ def test_shipped_reproduces_colour_not_only_luminance():
     assert grey > 0.02  # the fixtures do have colour
     res = evaluate_reconstruction(ae, imgs)
     assert res["chroma_err"] < SHIPPED_CHROMA_ERR_CEILING * grey, (res["chroma_err_per_image"], grey)
+
+
+# ------------------------------------------------------------------ the shipped general base autoencoder (issue 15)
+def test_shipped_general_loads_with_16_latent_channels_and_a_card():
+    weights = SHIPPED_AUTOENCODERS["shipped-general"]
+    assert weights.is_file() and weights.stat().st_size < 20 * 2**20
+    assert (weights.parent / "MODEL_CARD.md").is_file()
+    cfg = AEConfig.from_option("shipped-general")
+    assert cfg.source == "shipped-general" and cfg.path is None
+    ae = load_autoencoder(cfg)
+    assert ae.latent_channels == 16 and ae.downsample_factor == 8
+    with torch.no_grad():
+        z = ae.encode(torch.zeros(1, 3, 64, 64))
+    assert z.shape == (1, 16, 8, 8)
+    bg = ae.latent_background()
+    assert bg.shape == (16,) and bool(((bg >= 0) & (bg <= 1)).all())
+
+
+def test_shipped_general_reconstructs_an_unseen_category_better_than_the_airliner_one():
+    # the reason it ships: cars were in neither model's pre-training; the airliner-only model loses their colour
+    cars = _fixture_images(FIXTURES_CARS)
+    general = evaluate_reconstruction(load_autoencoder(AEConfig(source="shipped-general")), cars)
+    airliner = evaluate_reconstruction(load_autoencoder(AEConfig(source="shipped")), cars)
+    assert general["psnr"] > airliner["psnr"] + 2.0, (general["psnr_per_image"], airliner["psnr_per_image"])
+    assert general["chroma_err"] < airliner["chroma_err"]
+
+
+def test_shipped_general_card_states_the_figures_of_its_eval_files():
+    # the card is generated from the ae eval files shipped next to the weights; they must not drift apart
+    folder = SHIPPED_AUTOENCODERS["shipped-general"].parent
+    card = (folder / "MODEL_CARD.md").read_text()
+    for name in ("torcs128", "sh3d128", "fg128"):
+        res = json.loads((folder / f"eval_{name}.json").read_text())["results"]
+        assert set(res) == {"64", "128"}
+        for r in res.values():
+            assert f"**{r['psnr']:.2f}** / {r['chroma_err']:.3f}" in card, (name, r["resolution"])
+
+
+def test_shipped_general_keeps_airliners_above_the_floor():
+    res = evaluate_reconstruction(load_autoencoder(AEConfig(source="shipped-general")), _fixture_images())
+    assert res["psnr"] > SHIPPED_PSNR_FLOOR_128, res["psnr_per_image"]
+
+
+def test_missing_shipped_general_weights_name_the_file(tmp_path, monkeypatch):
+    import latentscenes.autoencoder.model as model
+
+    gone = tmp_path / "general" / "base_ae.safetensors"
+    monkeypatch.setitem(model.SHIPPED_AUTOENCODERS, "shipped-general", gone)
+    with pytest.raises(FileNotFoundError, match="shipped-general.*base_ae.safetensors"):
+        load_autoencoder(AEConfig(source="shipped-general"))
+
+
+def test_unknown_source_lists_the_names():
+    with pytest.raises(AutoencoderError, match="shipped-general"):
+        load_autoencoder(AEConfig(source="nope"))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ loading errors

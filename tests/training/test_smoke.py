@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from latentscenes.autoencoder.model import SHIPPED_WEIGHTS
+from latentscenes.autoencoder.model import SHIPPED_AUTOENCODERS, SHIPPED_WEIGHTS
 from latentscenes.config import apply_overrides, get_preset
 from latentscenes.data.loaders import resize_area
 from latentscenes.training.config import PipelineConfig
@@ -164,6 +164,15 @@ def test_tiny_cpu_preset_smoke(tmp_path):
     cfg = _preset_smoke("tiny-cpu", sets, tmp_path, 64)
     assert (cfg.triplane.resolution, cfg.triplane.f_mic, cfg.triplane.f_mac, cfg.triplane.n_global) == (32, 10, 22, 10)
     assert (cfg.render.n_coarse, cfg.render.n_importance) == (24, 24)
+
+
+def test_tiny_cpu_preset_on_the_general_autoencoder_smoke(tmp_path):
+    # --ae shipped-general (issue 15): 16 latent channels through every stage, and the run keeps them
+    if not SHIPPED_AUTOENCODERS["shipped-general"].is_file():
+        pytest.skip("the general base autoencoder is not installed")
+    _preset_smoke("tiny-cpu", ["ae.source=shipped-general"], tmp_path, 64)
+    system = load_trained(tmp_path / "run", "cpu")
+    assert system.ae.latent_channels == 16
 
 
 def test_paper_preset_smoke(tmp_path):
