@@ -1,9 +1,10 @@
 """``latentscenes ae finetune``: adapt a pre-trained base autoencoder to the user's own objects.
 
 The base autoencoder is the ceiling of every latent scene learned with it (docs/fidelity.md, "Another category"):
-the shipped one was pre-trained on airliners only and reconstructs other categories several dB worse. A few
-minutes of the pre-training recipe (:mod:`latentscenes.autoencoder.pretrain`) on the train-split views of the
-user's train-split scenes, started from the shipped weights with a lower learning rate, recovers most of it.
+even the general one (``--ae shipped-general``, pre-trained on a mix of categories) reconstructs a category it never
+saw 5-6 dB worse than airliners. A few minutes of the pre-training recipe (:mod:`latentscenes.autoencoder.pretrain`)
+on the train-split views of the user's train-split scenes, started from the general weights (the default; the
+airliner-only ``shipped`` ones with ``--ae shipped``) with a lower learning rate, recovers part of it.
 The held-out views are measured before and after, so the user sees what the fine-tune bought.
 
 Held-out views: the test views of the dataset's ``exploit`` scenes when it has them (objects never used for the
@@ -81,7 +82,7 @@ def finetune_autoencoder(
     provenance: dict[str, Any] | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune ``cfg.ae`` (usually the shipped base autoencoder) on a dataset's train views; measure before/after.
+    """Fine-tune ``cfg.ae`` (usually the shipped general base autoencoder) on a dataset's train views; measure before/after.
 
     Args:
         cfg: the recipe (preset ``finetune``: lr 5e-4, half the crops 2x down-scaled, from ``ae.source``).

@@ -127,11 +127,11 @@ register_presets(
             steps=4, batch_size=2, crop=32, warmup_steps=1, eval_every=2, eval_images=2, amp=False,
         ),
         "tiny-cpu": lambda: PretrainConfig(),
-        # ``ae finetune``: the shipped weights adapted to a user's dataset in a few minutes (docs/autoencoder.md,
+        # ``ae finetune``: the general base weights adapted to a user's dataset in a few minutes (docs/autoencoder.md,
         # "Fine-tuning on your own objects"); the lr of the shipped stages 3-6, half the crops 2x down-scaled so
         # that 64 px and 128 px images both gain.
         "finetune": lambda: PretrainConfig(
-            ae=AEConfig(source="shipped"), steps=800, lr=5e-4, warmup_steps=50, downscale_prob=0.5,
+            ae=AEConfig(source="shipped-general"), steps=800, lr=5e-4, warmup_steps=50, downscale_prob=0.5,
             init_output_bias=False, eval_every=200,
         ),
         "paper": lambda: PretrainConfig(

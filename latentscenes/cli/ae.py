@@ -136,7 +136,7 @@ def pretrain_cmd(
 def finetune_cmd(
     data: Path = typer.Option(..., "--data", help="Your multi-scene dataset: its train-split scenes' train views are used."),
     out: Path = typer.Option(Path("runs/ae-finetune"), "--out", help="Run folder (ae.safetensors, finetune.json, checkpoint)."),
-    ae: str = typer.Option("shipped", "--ae", help="Start from: shipped (airliners), shipped-general (other objects), or a local checkpoint (ae.safetensors, diffusers folder)."),
+    ae: str = typer.Option("shipped-general", "--ae", help="Start from: shipped-general (default: the base autoencoder for objects other than airliners), shipped (airliners), or a local checkpoint (ae.safetensors, diffusers folder)."),
     preset: Optional[str] = typer.Option("finetune", "--preset", help="Recipe preset (PretrainConfig)."),
     set_: Optional[list[str]] = SET_OPT,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (default: the preset's 800)."),
@@ -147,7 +147,7 @@ def finetune_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors with its saved config."),
     device: str = typer.Option("auto", "--device", help="auto (cuda if present), cpu or cuda."),
 ) -> None:
-    """Adapt the shipped base autoencoder to your objects (a few minutes on CPU); prints held-out figures before/after.
+    """Adapt the shipped general base autoencoder to your objects (a few minutes on CPU); prints held-out figures before/after.
 
     Then train your 3Da-AE from it: ``latentscenes train --data DATA --ae OUT/ae.safetensors`` (docs/autoencoder.md).
     """

@@ -109,3 +109,15 @@ def test_decoder_only_training_refuses_a_scratch_encoder(tmp_path, start):
     code, text = _invoke(["ae", "pretrain", "--data", str(data), "--out", str(tmp_path / "x"), "--preset", "test",
                           "--steps", "2", "--set", "train_part=decoder"])
     assert code != 0 and "train_part" in text and "scratch" in text
+
+
+def test_finetune_starts_from_the_general_autoencoder_by_default():
+    # a user's own objects are rarely airliners: the general model (issue 15) is the better start, measured on cars
+    import inspect
+
+    from latentscenes.autoencoder.pretrain import PretrainConfig
+    from latentscenes.cli.ae import finetune_cmd
+    from latentscenes.config import get_preset
+
+    assert get_preset(PretrainConfig, "finetune").ae.source == "shipped-general"
+    assert inspect.signature(finetune_cmd).parameters["ae"].default.default == "shipped-general"
