@@ -39,11 +39,10 @@ def _load(pattern: str, d: str) -> dict:
     return json.loads(Path(pattern.format(D=d)).read_text())
 
 
-def eval_table(evals: str, shipped: str, start: str) -> tuple[str, dict]:
+def eval_table(evals: str, shipped: str, start: str) -> str:
     """Markdown table of the general model against `shipped` and its start, per dataset and resolution."""
     rows = ["| held-out views | px | `shipped` (airliners only) | start (71 min on the mix) | **`shipped-general`** "
             "| minus `shipped` [95 %] | minus start [95 %] |", "|---|---:|---:|---:|---:|---|---|"]
-    figures = {}
     for d, label in DATASETS:
         g, s, st = _load(evals, d), _load(shipped, d), _load(start, d)
         for res in sorted(g["results"], key=int, reverse=True):
@@ -52,15 +51,12 @@ def eval_table(evals: str, shipped: str, start: str) -> tuple[str, dict]:
                 raise SystemExit(f"{d} at {res} px: the files hold different scenes")
             vs_shipped = paired_bootstrap(_per_scene(gr), _per_scene(sr))
             vs_start = paired_bootstrap(_per_scene(gr), _per_scene(str_))
-            figures[f"{d}@{res}"] = {"general": gr["psnr"], "shipped": sr["psnr"], "start": str_["psnr"],
-                                     "minus_shipped": vs_shipped, "minus_start": vs_start,
-                                     "chroma_err": gr["chroma_err"], "ssim": gr["ssim"]}
             rows.append(
                 f"| {label} | {res} | {sr['psnr']:.2f} / {sr['chroma_err']:.3f} | {str_['psnr']:.2f} / "
                 f"{str_['chroma_err']:.3f} | **{gr['psnr']:.2f}** / {gr['chroma_err']:.3f} (SSIM {gr['ssim']:.4f}) | "
                 f"{format_interval(vs_shipped)} | {format_interval(vs_start)} |"
             )
-    return "\n".join(rows), figures
+    return "\n".join(rows)
 
 
 def finetune_rows(general_ft: str | None, shipped_ft: str | None) -> str:
@@ -92,7 +88,7 @@ def main() -> None:
     weights = a.folder / "base_ae.safetensors"
     ae = LatentAutoencoder.load(weights)
     summary = json.loads(a.summary.read_text())
-    table, figures = eval_table(a.evals, a.shipped, a.start)
+    table = eval_table(a.evals, a.shipped, a.start)
     bg = ", ".join(f"{v:.3f}" for v in ae.latent_background().tolist())
     arch = ae.vae_config
     card = [
@@ -129,8 +125,7 @@ def main() -> None:
         card += ["## Adapted to TORCS cars with `latentscenes ae finetune` (held-out cars, before / after)", "", ft, ""]
     card += [a.body.read_text().rstrip(), ""]
     (a.folder / "MODEL_CARD.md").write_text("\n".join(card))
-    (a.folder / "card_figures.json").write_text(json.dumps(figures, indent=1) + "\n")
-    print(f"wrote {a.folder / 'MODEL_CARD.md'} and card_figures.json")
+    print(f"wrote {a.folder / 'MODEL_CARD.md'}")
 
 
 if __name__ == "__main__":
