@@ -7,7 +7,9 @@
 #      docs/fidelity-runs/ship7_card_note.md), JOINT (the joint stage's steps: 2400; a finished RUN continues to a
 #      larger count), RES (the resolution of training and of step 5's measurements: 64, i.e. 8x8 latents; 128 for
 #      the paper's 16x16, eighteenth session, ~0.44 s per warm-up and ~10 s per joint step at one thread; the card
-#      states the resolution from the package's config), OMP_NUM_THREADS (1).
+#      states the resolution from the package's config), TRAIN_SET (more `--set KEY=VALUE` words for both training
+#      calls, e.g. "--set ae.amp=true": bf16 autocast of the autoencoder, a 128 px joint step 4.4 s at one thread
+#      against 10.7 s in fp32), OMP_NUM_THREADS (1).
 # The shipped package v7 (seventeenth session): v6's run (AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
 #   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16; its base autoencoder: the
 #   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package) copied to
@@ -21,6 +23,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 BASE=${BASE:-runs/ship3da}; RUN=${RUN:-runs/ship3da-shift2-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-64}
 AE=${AE:-shipped}; WARM=${WARM:-runs/pkgs/warm3000}; WTAG=$(basename "$WARM")
 NOTE=${NOTE:-docs/fidelity-runs/ship7_card_note.md}; JOINT=${JOINT:-2400}; export RES=${RES:-64}
+read -r -a TRAIN_SET <<< "${TRAIN_SET:-}"
 # 1. The built-in airliners at 128 px, 24 + 8 views per scene (117 train-split, 20 exploit-split instances;
 #    the exploit split holds whole airframe meshes out). ~70 s on 2 cores.
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
@@ -31,7 +34,7 @@ e('data/fg128', 40, 20, views=24, test_views=8, resolution=128)"
 if [ ! -f "$BASE/stages/warmup/ckpt/state.json" ] || [ "$(python -c "import json;print(json.load(open('$BASE/stages/warmup/ckpt/state.json'))['step'])")" != 3000 ]; then
   latentscenes train --data data/fg128 --out "$BASE" --preset tiny-cpu --ae "$AE" --resume \
     --set data.resolution="$RES" --set data.n_train_scenes=40 --set data.shift_grid=1 --set warmup.steps=3000 \
-    --set joint.steps=0 --set warmup.checkpoint_every=500 --set logging.progress=false
+    --set joint.steps=0 --set warmup.checkpoint_every=500 --set logging.progress=false "${TRAIN_SET[@]}"
 fi
 # 3. The joint stage (Eq. 5, lambda_ae 1), 2,400 steps, with every view also at 2 x 2 sub-latent-pixel offsets
 #    (data.shift_grid 2), continued from that warm-up in a copy of the run. (The second package stopped it at
@@ -57,7 +60,8 @@ json.dump(s, open(sys.argv[2], "w"), indent=2)
 PY
 fi
 latentscenes train --data data/fg128 --out "$RUN" --resume --set data.resolution="$RES" --set data.n_train_scenes=40 \
-  --set warmup.steps=3000 --set joint.steps="$JOINT" --set joint.checkpoint_every=100 --set logging.progress=false
+  --set warmup.steps=3000 --set joint.steps="$JOINT" --set joint.checkpoint_every=100 --set logging.progress=false \
+  "${TRAIN_SET[@]}"
 # 4. The package: the run's shared weights (autoencoder, MLP, global planes) and config, without its scenes.
 #    Its renders are decoded at the 2 x 2 offsets its scenes are fitted on, averaged (render.offset_ensemble 2,
 #    the tiny-cpu recipe since the sixth session), and an exploit batch fine-tunes its decoder on that average
