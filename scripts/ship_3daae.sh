@@ -9,7 +9,8 @@
 #      the paper's 16x16, eighteenth session, ~0.44 s per warm-up and ~10 s per joint step at one thread; the card
 #      states the resolution from the package's config), TRAIN_SET (more `--set KEY=VALUE` words for both training
 #      calls, e.g. "--set ae.amp=true": bf16 autocast of the autoencoder, a 128 px joint step 4.4 s at one thread
-#      in the thirty-seventh session against 10.7 s in fp32 in the nineteenth), OMP_NUM_THREADS (1).
+#      in the thirty-seventh session against 10.7 s in fp32 in the nineteenth), STOP_AFTER (export: end after step
+#      4), OMP_NUM_THREADS (1).
 # The shipped package v7 (seventeenth session): v6's run (AE=runs/ae/mixf-c16/ae.safetensors BASE=runs/ship3da-c16
 #   RUN=runs/ship3da-c16-j2400 WARM=runs/pkgs/c16-warm3000 PKG=runs/pkgs/3daae-c16; its base autoencoder: the
 #   16-channel mix model of docs/autoencoder.md; `export` copies such a file into the package) copied to
@@ -77,6 +78,8 @@ c["exploit"]["finetune"]["dec_offset_merge"] = True
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
 fi
+# (STOP_AFTER=export ends here: a 128 px package goes on with scripts/ship_3daae_128.sh, SRC=$PKG.)
+[ "${STOP_AFTER:-}" = export ] && exit 0
 # 5. The figures of its MODEL_CARD.md: the same 10 new scenes learned with the package and with the plain
 #    autoencoder (the warm-up checkpoint of the same run), both with views at 2 x 2 offsets, 80 held-out views;
 #    and the consistency probe of both, with the exploit's views at the same offsets (without them the probe does

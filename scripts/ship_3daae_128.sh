@@ -8,7 +8,8 @@
 #      runs/pkgs/3daae-airliners-128-dec1200, shipped from the twenty-seventh to the thirty-third session), DEC2 (the
 #      decoder's run at the latent grid twice as fine: runs/ship128-decren-up2), DEC2_STEPS (300), BENCH (the
 #      `cpu-128` benchmark of the package: runs/bench-cpu-128-ship), NOTE (the card's prose:
-#      docs/fidelity-runs/ship128_card_note.md), OUT (the card's result files: runs/pkg128), OMP_NUM_THREADS (1).
+#      docs/fidelity-runs/ship128_card_note.md), OUT (the card's result files: runs/pkg128), STOP_AFTER (package: end
+#      after step 3), OMP_NUM_THREADS (1).
 # The run itself (~7.5 CPU-hours at one thread, sessions 18-21): `RES=128 AE=<the 16-channel base autoencoder>
 #   BASE=runs/ship3da-c16-128 scripts/ship_3daae.sh` steps 1-2 (the warm-up at 128 px), then its joint stage by
 #   `latentscenes train --data data/fg128 --out runs/ship3da-c16-128-j2400 --resume --set data.resolution=128 --set
@@ -64,6 +65,8 @@ if build_pkg; then
   latentscenes export --run "$PKG1" --ae "$DEC2/model/shared.safetensors" --out "$PKG.new" "${RECIPE[@]}" --set ae.amp=true
   rm -rf "$PKG" && mv "$PKG.new" "$PKG"
 fi
+# (STOP_AFTER=package ends here, before the benchmark's hours: a candidate is compared on smaller sets first.)
+[ "${STOP_AFTER:-}" = package ] && exit 0
 # 4. The card's figures, side by side in one run: the `cpu-128` benchmark of the package (ours, the plain-AE ablation,
 #    which repeats the package's warm-up with the base autoencoder as it was trained, and Tri-Planes (RGB) on the same
 #    10 exploit scenes; over 3 h at one thread: `--only` runs it in parts, docs/benchmark.md), its three exploit runs

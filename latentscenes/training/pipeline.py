@@ -52,7 +52,7 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
-from latentscenes.autoencoder.model import LatentAutoencoder, load_autoencoder, same_latent_space
+from latentscenes.autoencoder.model import SHIPPED_AUTOENCODERS, LatentAutoencoder, load_autoencoder, same_latent_space
 from latentscenes.autoencoder.model import read_header as read_ae_header
 from latentscenes.config import ConfigError, apply_overrides, flat_dict, from_dict, save_config, to_dict
 from latentscenes.data import MultiSceneDataset
@@ -968,6 +968,13 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             # The run's config kept the --ae default architecture (4 channels) although the weights decide it:
             # the package's config says what its weights are (a 16-channel base reads 16 here).
             pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(vae_config))
+    elif cfg.ae.source in SHIPPED_AUTOENCODERS:
+        # A shipped base (every installation has it, so the package carries none): its config says what those
+        # weights are too, not the preset's default (``shipped-general`` has 16 latent channels).
+        shipped_file = SHIPPED_AUTOENCODERS[cfg.ae.source]
+        header = read_ae_header(shipped_file) if shipped_file.is_file() else None
+        if header is not None and isinstance(header.get("vae_config"), dict):
+            pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(header["vae_config"]))
     notes = dict(extra or {})
     nbytes = None
     if triplane_resolution is not None and triplane_resolution != cfg.triplane.resolution:

@@ -91,6 +91,26 @@ def test_a_package_carries_a_base_autoencoder_given_as_a_file(trained_run, tmp_p
     assert load_run_config(tmp_path / "plain").ae == load_run_config(trained_run).ae
 
 
+def test_a_package_on_the_shipped_general_autoencoder_says_its_architecture(trained_run, tmp_path):
+    # `train --ae shipped-general` leaves the preset's 4 latent channels in the run's config (the weights decide);
+    # its package's config must say what the shipped weights are (16 channels), and carry none (every installation
+    # has them).
+    import shutil
+
+    from latentscenes.autoencoder.model import SHIPPED_AUTOENCODERS, read_header
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    c = json.loads((run / "config.json").read_text())
+    c["ae"].update(source="shipped-general", latent_channels=4)
+    (run / "config.json").write_text(json.dumps(c))
+    export_pretrained(run, tmp_path / "pkg")
+    pkg_ae = json.loads((tmp_path / "pkg" / "config.json").read_text())["ae"]
+    real = read_header(SHIPPED_AUTOENCODERS["shipped-general"])["vae_config"]
+    assert pkg_ae["source"] == "shipped-general" and pkg_ae["latent_channels"] == real["latent_channels"] == 16
+    assert not (tmp_path / "pkg" / "model" / "base_ae.safetensors").exists()
+
+
 def test_a_package_carries_a_base_autoencoder_given_as_a_diffusers_folder(trained_run, tmp_path):
     # `--ae /models/sd15/vae`: the package must not name that absolute folder (it breaks once moved); it holds
     # the same weights in one file of ours.
