@@ -138,7 +138,7 @@ def test_the_command_serves_the_page_and_stops_on_ctrl_c(viewer_runs, tmp_path, 
 
 
 def test_render_without_decoding(viewer_runs):
-    """Run.render(decode=False): a latent run's latent, depth and opacity without the decoder, the very arrays of a
+    """Run.render(decode=False): a latent run's latent, depth and opacity without the decoder, the arrays of a
     decoded render (the viewer's latent / depth / opacity views); RGB runs ignore it."""
     import numpy as np
 
@@ -148,7 +148,9 @@ def test_render_without_decoding(viewer_runs):
     raw = batch.render("ex00", c2w, K, 16, 24, decode=False)
     assert set(raw) == {"latent", "depth", "opacity"} and raw["depth"].shape == (2, 3)
     for k in raw:
-        np.testing.assert_array_equal(raw[k], full[k])
+        # the same values up to float32 rounding: the two paths batch the rays differently, and on some CPUs (an
+        # Intel Xeon, not the AMD EPYC) the MLP's matmul then rounds one element in 24 a unit in the last place apart
+        np.testing.assert_allclose(raw[k], full[k], rtol=0, atol=1e-6)
     two = batch.render("ex00", np.stack([c2w, ls.look_at([0.3, 1.2, 0.2])]), K, 16, 24, decode=False)
     assert two["latent"].shape[:3] == (2, 2, 3) and not np.allclose(two["depth"][0], two["depth"][1])
     rgb = ls.load(viewer_runs["rgb"], device="cpu")
