@@ -53,7 +53,9 @@ fi
 #    1,000 steps refits the 40 scenes' planes on the finer latents, then 300 L_Dec steps (thirty-first session; 600
 #    specialise the decoder to airliners, thirty-second). The export writes that recipe into the package's config,
 #    with bf16 autocast of the autoencoder where the CPU computes bf16 natively (`ae.amp`; thirty-third session), and
-#    records what the package was trained with (`notes.trained_with`) for the plain-AE ablation.
+#    records what the package was trained with (`notes.trained_with`) for the plain-AE ablation. The exploit's
+#    decoder fine-tune runs 4 epochs (twenty-third session; the package's config was edited to 4 then, and until
+#    the thirty-eighth session this export left the run's 2).
 DEC2=${DEC2:-runs/ship128-decren-up2}; DEC2_STEPS=${DEC2_STEPS:-300}
 RECIPE=(--set ae.upscale=2 --set data.shift_grid=1 --set render.offset_ensemble=1)
 if build_pkg; then
@@ -62,7 +64,8 @@ if build_pkg; then
     --set warmup.steps=1000 --set joint.steps="$DEC2_STEPS"
   # (export writes a new folder: the previous package in PKG, if any, is replaced once the new one is complete)
   rm -rf "$PKG.new"
-  latentscenes export --run "$PKG1" --ae "$DEC2/model/shared.safetensors" --out "$PKG.new" "${RECIPE[@]}" --set ae.amp=true
+  latentscenes export --run "$PKG1" --ae "$DEC2/model/shared.safetensors" --out "$PKG.new" "${RECIPE[@]}" --set ae.amp=true \
+    --set exploit.finetune.epochs=4
   rm -rf "$PKG" && mv "$PKG.new" "$PKG"
 fi
 # (STOP_AFTER=package ends here, before the benchmark's hours: a candidate is compared on smaller sets first.)
