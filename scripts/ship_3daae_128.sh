@@ -54,8 +54,8 @@ fi
 #    specialise the decoder to airliners, thirty-second). The export writes that recipe into the package's config,
 #    with bf16 autocast of the autoencoder where the CPU computes bf16 natively (`ae.amp`; thirty-third session), and
 #    records what the package was trained with (`notes.trained_with`) for the plain-AE ablation. The exploit's
-#    decoder fine-tune runs 4 epochs (twenty-third session; the package's config was edited to 4 then, and until
-#    the thirty-eighth session this export left the run's 2).
+#    decoder fine-tune runs 4 epochs (twenty-third session: set in the shipped package's config.json then, not by an
+#    export, whose manifest records its --set words; until the thirty-eighth session this export left the run's 2).
 DEC2=${DEC2:-runs/ship128-decren-up2}; DEC2_STEPS=${DEC2_STEPS:-300}
 RECIPE=(--set ae.upscale=2 --set data.shift_grid=1 --set render.offset_ensemble=1)
 if build_pkg; then
