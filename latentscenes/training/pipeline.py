@@ -949,6 +949,7 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
     rf.model_dir(tmp).mkdir(parents=True)
     shutil.copyfile(src, rf.shared_path(tmp))
     pcfg = dataclasses.replace(pkg_cfg, data=dataclasses.replace(pkg_cfg.data, path=None))
+    vae_config = None  # the base autoencoder's architecture, where its weights say it
     if cfg.ae.source == "path" and cfg.ae.path:
         # The base autoencoder was a local file or folder (an `ae pretrain` result, an SD-VAE): the package
         # carries it, so that its plain-AE ablation and AE ceiling (the benchmark) need nothing outside the
@@ -964,17 +965,15 @@ def export_pretrained(run_dir: str | Path, out: str | Path, *, stage: str | None
             base.save(rf.base_ae_path(tmp))
             vae_config = base.vae_config
         pcfg = dataclasses.replace(pcfg, ae=dataclasses.replace(pcfg.ae, path=rf.BASE_AE_REF))
-        if isinstance(vae_config, dict):
-            # The run's config kept the --ae default architecture (4 channels) although the weights decide it:
-            # the package's config says what its weights are (a 16-channel base reads 16 here).
-            pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(vae_config))
     elif cfg.ae.source in SHIPPED_AUTOENCODERS:
-        # A shipped base (every installation has it, so the package carries none): its config says what those
-        # weights are too, not the preset's default (``shipped-general`` has 16 latent channels).
+        # A shipped base: every installation has it, so the package carries none.
         shipped_file = SHIPPED_AUTOENCODERS[cfg.ae.source]
         header = read_ae_header(shipped_file) if shipped_file.is_file() else None
-        if header is not None and isinstance(header.get("vae_config"), dict):
-            pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(header["vae_config"]))
+        vae_config = header.get("vae_config") if header is not None else None
+    if isinstance(vae_config, dict):
+        # The run's config kept the --ae default architecture (4 channels) although the weights decide it:
+        # the package's config says what its weights are (a 16-channel base, or `shipped-general`, reads 16 here).
+        pcfg = dataclasses.replace(pcfg, ae=pcfg.ae.with_architecture_of(vae_config))
     notes = dict(extra or {})
     nbytes = None
     if triplane_resolution is not None and triplane_resolution != cfg.triplane.resolution:
