@@ -71,7 +71,10 @@ probe_grid = int(po.get("config", {}).get("data", {}).get("shift_grid", 1))
 # kept a scratch architecture in its ae section)
 channels = read_header(rf.shared_path(pkg))["vae_config"]["latent_channels"]
 base_desc = (f"the base autoencoder `{rf.BASE_AE_REF}` (carried in this folder; {channels} latent channels; "
-             "how it was made: below)" if rf.base_ae_path(pkg).is_file() else "the shipped base autoencoder")
+             "how it was made: below)" if rf.base_ae_path(pkg).is_file()
+             else f"the shipped base autoencoder `{cfg['ae'].get('source') or 'shipped'}` ({channels} latent channels)")
+# the threads the entry cost was measured at (manifest ``measured_on``; packages made before it: one)
+threads = int((man.get("measured_on") or {}).get("torch_threads") or 1)
 # the training resolution from the config (a RES=128 package learned its stages on 128x128 images)
 res = int(cfg["data"].get("resolution") or 64)
 down = 2 ** (len(read_header(rf.shared_path(pkg))["vae_config"]["down_block_types"]) - 1)  # AutoencoderKL
@@ -112,7 +115,8 @@ lines = [
     for k, r in (man.get("stages") or {}).items() if k.startswith("ae_replacement")
 ] + [
     f"- Entry cost (Eq. 9's one-off cost, paid once here): **{man['entry_cost_s'] / 60:.1f} min** of optimisation "
-    "and latent encoding on a 2-core CPU VM at 1 thread, sharing the machine with other jobs (an upper bound).",
+    f"and latent encoding on a 2-core CPU VM at {threads} thread{'s' if threads != 1 else ''}, sharing the machine "
+    "with other jobs at times (an upper bound).",
     f"- Render conventions it was trained with: near {cfg['render']['near']}, far {cfg['render']['far']}, scene box "
     f"{cfg['render']['box_size']} (objects centred, cameras at distance ~2.3, OpenCV c2w). Scenes in other units "
     "must be rescaled to that box.",
