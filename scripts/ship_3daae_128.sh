@@ -1,28 +1,28 @@
 #!/usr/bin/env bash
 # How the shipped 128 px pre-trained 3Da-AE (latentscenes/pretrained/3daae-airliners-128, `exploit --run shipped-128`)
 # is made and measured. Every step resumes or skips what is done, so the script can be re-run after any interruption.
-# Env: SRC (the 128 px run's export: runs/pkgs/3daae-c16-128-j2400), PKG (latentscenes/pretrained/3daae-airliners-128),
+# Env: SRC (the 128 px run's export: runs/pkgs/3daae-gen-128-j2400), PKG (latentscenes/pretrained/3daae-airliners-128),
 #      T (the tri-plane resolution new scenes are learned at: 64), PKG0 (the run's export at T, before its decoder is
-#      trained on renders: runs/pkgs/3daae-airliners-128-t64), DEC (that decoder's run at the 8x latent grid:
-#      runs/ship128-decren), DEC_STEPS (its L_Dec steps: 1200), PKG1 (the package with it:
-#      runs/pkgs/3daae-airliners-128-dec1200, shipped from the twenty-seventh to the thirty-third session), DEC2 (the
-#      decoder's run at the latent grid twice as fine: runs/ship128-decren-up2), DEC2_STEPS (300), BENCH (the
-#      `cpu-128` benchmark of the package: runs/bench-cpu-128-ship), NOTE (the card's prose:
-#      docs/fidelity-runs/ship128_card_note.md), OUT (the card's result files: runs/pkg128), STOP_AFTER (package: end
-#      after step 3), OMP_NUM_THREADS (1).
-# The run itself (~7.5 CPU-hours at one thread, sessions 18-21): `RES=128 AE=<the 16-channel base autoencoder>
-#   BASE=runs/ship3da-c16-128 scripts/ship_3daae.sh` steps 1-2 (the warm-up at 128 px), then its joint stage by
-#   `latentscenes train --data data/fg128 --out runs/ship3da-c16-128-j2400 --resume --set data.resolution=128 --set
-#   data.n_train_scenes=40 --set warmup.steps=3000 --set joint.steps=2400 --set joint.checkpoint_every=50` on a copy
-#   of it (ship_3daae.sh step 3's copy), exported by `latentscenes export --run runs/ship3da-c16-128-j2400 --out SRC`.
-#   That export was kept in git as candidates/3daae-airliners-128-j2400 (up to commit 631ffe1; the base
-#   autoencoder file is the 64 px package's, byte for byte).
+#      trained on renders: runs/pkgs/gen-128-t64), DEC (that decoder's run at the 8x latent grid: runs/gen128-decren),
+#      DEC_STEPS (its L_Dec steps: 1200), PKG1 (the package with it: runs/pkgs/gen-128-dec1200), DEC2 (the decoder's
+#      run at the latent grid twice as fine: runs/gen128-decren-up2), DEC2_STEPS (300), BENCH (the `cpu-128`
+#      benchmark of the package: runs/bench-cpu-128-gen), NOTE (the card's prose:
+#      docs/fidelity-runs/ship128gen_card_note.md), OUT (the card's result files: runs/pkg128-gen), STOP_AFTER
+#      (package: end after step 3), OMP_NUM_THREADS (1).
+# The run itself (shipped since the fortieth session; made in the thirty-eighth at two threads, 140 min with the
+#   steps below): `AE=shipped-general RES=128 BASE=runs/ship3da-gen-128 RUN=runs/ship3da-gen-128-j2400
+#   PKG=runs/pkgs/3daae-gen-128-j2400 WARM=runs/pkgs/gen-128-warm3000 TRAIN_SET="--set ae.amp=true" STOP_AFTER=export
+#   bash scripts/ship_3daae.sh` (3,000 warm-up steps at 128 px on the first 40 train-split airliners, then 2,400 joint
+#   steps with every view also at 2 x 2 sub-latent-pixel offsets); its export is SRC. The package before it (shipped
+#   from the twenty-second to the thirty-ninth session) ran the same steps from the 64 px package's base autoencoder
+#   in fp32 at one thread (SRC runs/pkgs/3daae-c16-128-j2400, kept in git as candidates/3daae-airliners-128-j2400 up
+#   to commit 631ffe1; its card: `git show c8b0fe1:latentscenes/pretrained/3daae-airliners-128/MODEL_CARD.md`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-SRC=${SRC:-runs/pkgs/3daae-c16-128-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-128}; T=${T:-64}
-NOTE=${NOTE:-docs/fidelity-runs/ship128_card_note.md}; OUT=${OUT:-runs/pkg128}; BENCH=${BENCH:-runs/bench-cpu-128-ship}
+SRC=${SRC:-runs/pkgs/3daae-gen-128-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-128}; T=${T:-64}
+NOTE=${NOTE:-docs/fidelity-runs/ship128gen_card_note.md}; OUT=${OUT:-runs/pkg128-gen}; BENCH=${BENCH:-runs/bench-cpu-128-gen}
 # 1. The built-in airliners at 128 px (as ship_3daae.sh step 1).
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
 e('data/fg128', 40, 20, views=24, test_views=8, resolution=128)"
@@ -34,8 +34,8 @@ e('data/fg128', 40, 20, views=24, test_views=8, resolution=128)"
 #    +0.21 dB [+0.19, +0.24] after 1,200 steps, level on TORCS cars (docs/fidelity.md twenty-fifth to twenty-seventh
 #    sessions; run as 300 + 300 + 600 steps, each resumed from the last, constant learning rate). Export charges each
 #    decoder run's time (encoding, warm-up, joint) to the package's entry cost (stages ae_replacement, _2).
-PKG0=${PKG0:-runs/pkgs/3daae-airliners-128-t$T}; DEC=${DEC:-runs/ship128-decren}; DEC_STEPS=${DEC_STEPS:-1200}
-PKG1=${PKG1:-runs/pkgs/3daae-airliners-128-dec1200}
+PKG0=${PKG0:-runs/pkgs/gen-128-t$T}; DEC=${DEC:-runs/gen128-decren}; DEC_STEPS=${DEC_STEPS:-1200}
+PKG1=${PKG1:-runs/pkgs/gen-128-dec1200}
 DECODER_ONLY=(--set data.resolution=128 --set data.n_train_scenes=40 --set warmup.lr_mlp=0 --set warmup.lr_global=0
   --set joint.lr_encoder=0 --set joint.lr_mlp=0 --set joint.lr_global=0 --set joint.lambda_ae=0
   --set joint.checkpoint_every=25 --set logging.progress=false)
@@ -56,7 +56,7 @@ fi
 #    records what the package was trained with (`notes.trained_with`) for the plain-AE ablation. The exploit's
 #    decoder fine-tune runs 4 epochs (twenty-third session: set in the shipped package's config.json then, not by an
 #    export, whose manifest records its --set words; until the thirty-eighth session this export left the run's 2).
-DEC2=${DEC2:-runs/ship128-decren-up2}; DEC2_STEPS=${DEC2_STEPS:-300}
+DEC2=${DEC2:-runs/gen128-decren-up2}; DEC2_STEPS=${DEC2_STEPS:-300}
 RECIPE=(--set ae.upscale=2 --set data.shift_grid=1 --set render.offset_ensemble=1)
 if build_pkg; then
   [ -d "$DEC2/stages" ] && init=(--resume) || init=(--init "$PKG1")
@@ -90,8 +90,9 @@ PROBE=(--data "$VIEW" --scenes exploit --n-scenes 10)
   --set triplane.resolution="$T" --out "$OUT/probe-plain-ae.json"
 [ -f "$OUT/probe-ours.json" ] || latentscenes probe --run "$PKG" "${PROBE[@]}" --out "$OUT/probe-ours.json"
 # 5. The model card, from those files and the prose note. (The shipped card was written by this command from the
-#    committed copies of these files: docs/fidelity-runs/s34_card_*; the benchmark: docs/bench-cpu-128-s33, run with
-#    the package at runs/s33/pkg-up2-300-amp, the same weights and config.)
+#    committed copies of these files: docs/fidelity-runs/s39_card_*; the benchmark: docs/bench-cpu-128-s39-gen, run
+#    with the package at candidates/3daae-gen-128, the same weights and config; the package before it:
+#    docs/fidelity-runs/s34_card_*, docs/bench-cpu-128-s33.)
 python scripts/experiments/model_card_3daae.py "$PKG" "$OUT/bench-plain-ae.metrics.json" "$OUT/bench-ours.metrics.json" \
   "$OUT/probe-plain-ae.json" "$OUT/probe-ours.json" "$NOTE" --rgb "$OUT/bench-rgb.metrics.json" \
   --made-by scripts/ship_3daae_128.sh
