@@ -47,7 +47,9 @@ T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fo
   RGB on all 10 exploit scenes adds ~15 min to the times measured before the twenty-eighth session:
   114.5 min measured at one thread with 48 fine-tune view-updates (docs/benchmark.md, twenty-second session), 149.4 min
   with 96 (twenty-third session); with the finer grid over 3 h at one thread, about half in two parts, one per core
-  (``bench --only``, thirty-third session).
+  (``bench --only``, thirty-third session). Since the fortieth session the package is the one trained from
+  ``--ae shipped-general``: on an Intel Xeon with AVX512-bf16 ~238 s per new scene at one thread, the benchmark in two
+  parts of ~87 and ~60 min, then ~27 min of diagnosis and tables (thirty-ninth session, docs/benchmark.md).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
