@@ -55,7 +55,9 @@ fi
 #    with bf16 autocast of the autoencoder where the CPU computes bf16 natively (`ae.amp`; thirty-third session), and
 #    records what the package was trained with (`notes.trained_with`) for the plain-AE ablation. The exploit's
 #    decoder fine-tune runs 4 epochs (twenty-third session: set in the shipped package's config.json then, not by an
-#    export, whose manifest records its --set words; until the thirty-eighth session this export left the run's 2).
+#    export, whose manifest records its --set words; until the thirty-eighth session this export left the run's 2),
+#    with L_Dec alone (`exploit.finetune.lambda_ae=0`, Alg. 2 as the paper writes it; forty-first session: the L_ae
+#    term was half the fine-tune's decodes at this grid and gained nothing on new scenes' held-out views).
 DEC2=${DEC2:-runs/gen128-decren-up2}; DEC2_STEPS=${DEC2_STEPS:-300}
 RECIPE=(--set ae.upscale=2 --set data.shift_grid=1 --set render.offset_ensemble=1)
 if build_pkg; then
@@ -65,7 +67,7 @@ if build_pkg; then
   # (export writes a new folder: the previous package in PKG, if any, is replaced once the new one is complete)
   rm -rf "$PKG.new"
   latentscenes export --run "$PKG1" --ae "$DEC2/model/shared.safetensors" --out "$PKG.new" "${RECIPE[@]}" --set ae.amp=true \
-    --set exploit.finetune.epochs=4
+    --set exploit.finetune.epochs=4 --set exploit.finetune.lambda_ae=0
   rm -rf "$PKG" && mv "$PKG.new" "$PKG"
 fi
 # (STOP_AFTER=package ends here, before the benchmark's hours: a candidate is compared on smaller sets first.)

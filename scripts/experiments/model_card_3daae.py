@@ -64,6 +64,14 @@ def view_updates(stage):
     if stage.get("epochs") is None:
         sys.exit("the package's exploit stages give steps, not epochs: their budget per scene depends on N_exploit")
     return round(stage["epochs"] * views_per_scene)
+
+
+def finetune_loss(stage):
+    """The exploit fine-tune's loss terms as the package's config sets them (Alg. 2: L_Dec; ours may add L_ae)."""
+    terms = [name for name, key in (("L_Dec", "lambda_dec"), ("L_ae", "lambda_ae")) if stage.get(key, 0) > 0]
+    return " + ".join(terms) + (" alone" if len(terms) == 1 else "")
+
+
 (p_plain, ae_plain), (p_ours, ae_ours) = probe(pp), probe(po)
 # the probe's own view offsets (``--set data.shift_grid``), which change what it measures (docs/fidelity.md)
 probe_grid = int(po.get("config", {}).get("data", {}).get("shift_grid", 1))
@@ -125,7 +133,8 @@ lines = [
     "",
     "The two 3Da-AE rows learn the same new scenes with the same exploit recipe (the package's config: Encode-Scene "
     f"{view_updates(ex['fit'])} view-updates",
-    f"per scene, decoder fine-tune {view_updates(ex['finetune'])} with L_Dec + L_ae, new scenes' tri-planes at "
+    f"per scene, decoder fine-tune {view_updates(ex['finetune'])} with {finetune_loss(ex['finetune'])}, new scenes' "
+    f"tri-planes at "
     f"T = {tri['resolution']}"
     + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
     + (f", latents on a grid {up}x as fine as the autoencoder's own (`ae.upscale = {up}`: {up * res // down}x"

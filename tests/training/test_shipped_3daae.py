@@ -51,10 +51,12 @@ def test_shipped_package_is_complete_and_consistent(name):
     from latentscenes.training.config import TINY_CPU_FINETUNE_OFFSET_MERGE, TINY_CPU_OFFSET_ENSEMBLE
     from latentscenes.training.pipeline import config_value
 
+    from latentscenes.config import apply_overrides
+
     recipe = (m.get("notes") or {}).get("recipe_set") or []
-    for item in recipe:
-        key, value = item.split("=", 1)
-        assert str(config_value(cfg, key)).lower() == value.lower(), item
+    for item in recipe:  # each `--set` as the CLI parses it (`lambda_ae=0` is the config's 0.0)
+        key = item.split("=", 1)[0]
+        assert config_value(cfg, key) == config_value(apply_overrides(cfg, [item]), key), item
     if not any(r.startswith("render.offset_ensemble=") for r in recipe):
         assert cfg.render.offset_ensemble == TINY_CPU_OFFSET_ENSEMBLE
     assert cfg.exploit.finetune.dec_offset_merge is TINY_CPU_FINETUNE_OFFSET_MERGE

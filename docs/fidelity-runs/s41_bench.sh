@@ -1,0 +1,31 @@
+#!/bin/bash
+# The cpu-128 benchmark of `shipped-128` with the exploit's decoder fine-tune on L_Dec alone
+# (`exploit.finetune.lambda_ae=0`), in two parts, each alone on its core at one thread: A (rgb + ours) on core 0;
+# B (plain-ae) then the 128 px demo on core 1 (with the package of the working tree, its config changed the same way);
+# then the tables. The package measured: `latentscenes export --run shipped-128 --out runs/pkgs/noae --set
+# exploit.finetune.lambda_ae=0` (its config.json and weights byte for byte those shipped since the forty-first session;
+# its manifest differs only in `derived_from`).
+# As run in the forty-first session, parts A and B were started by hand with the commands below and this script's
+# second half (WAIT=1) waited for them.
+cd /work/main && source .venv/bin/activate
+export OMP_NUM_THREADS=1
+Y=runs/bench-cpu-128-noae
+COMMON="--preset cpu-128 --data data/fg128 --out $Y --set pretrained=runs/pkgs/noae --resume"
+S=runs/s41/bench_status.txt; mkdir -p runs/s41
+if [ -z "${WAIT:-}" ]; then
+  taskset -c 0 latentscenes bench $COMMON --only rgb --only ours > /work/logs/bench-noae-a.log 2>&1 &
+  sleep 20
+  taskset -c 1 latentscenes bench $COMMON --only plain-ae > /work/logs/bench-noae-b.log 2>&1 &
+fi
+pa=$(pgrep -f -- "--out $Y .*--only rgb"); pb=$(pgrep -f -- "--out $Y .*--only plain-ae")
+(
+  while kill -0 $pb 2>/dev/null; do sleep 20; done
+  echo "B done $(date)" >> $S
+  taskset -c 1 latentscenes demo --preset cpu-128 --out reports/demo-s41-128 > runs/s41/demo.log 2>&1
+  echo "demo done rc=$? $(date)" >> $S
+) &
+while kill -0 $pa 2>/dev/null; do sleep 20; done
+echo "A done $(date)" >> $S
+taskset -c 0 latentscenes bench --resume --data data/fg128 --out $Y > runs/s41/bench_tables.log 2>&1
+echo "tables done rc=$? $(date)" >> $S
+wait
