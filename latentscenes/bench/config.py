@@ -49,7 +49,9 @@ T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fo
   with 96 (twenty-third session); with the finer grid over 3 h at one thread, about half in two parts, one per core
   (``bench --only``, thirty-third session). Since the fortieth session the package is the one trained from
   ``--ae shipped-general``: on an Intel Xeon with AVX512-bf16 ~238 s per new scene at one thread, the benchmark in two
-  parts of ~87 and ~60 min, then ~27 min of diagnosis and tables (thirty-ninth session, docs/benchmark.md).
+  parts of ~87 and ~60 min, then ~27 min of diagnosis and tables (thirty-ninth session, docs/benchmark.md); since
+  the forty-first its exploit fine-tune runs on L_Dec alone (the package's ``exploit.finetune.lambda_ae`` 0): ~174 s
+  per new scene, the parts ~74 and ~48 min, then ~25 min (docs/benchmark.md).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
