@@ -6,8 +6,8 @@
 #      trained on renders: runs/pkgs/gen-128-t64), DEC (that decoder's run at the 8x latent grid: runs/gen128-decren),
 #      DEC_STEPS (its L_Dec steps: 1200), PKG1 (the package with it: runs/pkgs/gen-128-dec1200), DEC2 (the decoder's
 #      run at the latent grid twice as fine: runs/gen128-decren-up2), DEC2_STEPS (300), BENCH (the `cpu-128`
-#      benchmark of the package: runs/bench-cpu-128-gen), NOTE (the card's prose:
-#      docs/fidelity-runs/ship128gen_card_note.md), OUT (the card's result files: runs/pkg128-gen), STOP_AFTER
+#      benchmark of the package: runs/bench-cpu-128-noae), NOTE (the card's prose:
+#      docs/fidelity-runs/ship128gen_card_note.md), OUT (the card's result files: runs/pkg128-noae), STOP_AFTER
 #      (package: end after step 3), OMP_NUM_THREADS (1).
 # The run itself (shipped since the fortieth session; made in the thirty-eighth at two threads, 140 min with the
 #   steps below): `AE=shipped-general RES=128 BASE=runs/ship3da-gen-128 RUN=runs/ship3da-gen-128-j2400
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SRC=${SRC:-runs/pkgs/3daae-gen-128-j2400}; PKG=${PKG:-latentscenes/pretrained/3daae-airliners-128}; T=${T:-64}
-NOTE=${NOTE:-docs/fidelity-runs/ship128gen_card_note.md}; OUT=${OUT:-runs/pkg128-gen}; BENCH=${BENCH:-runs/bench-cpu-128-gen}
+NOTE=${NOTE:-docs/fidelity-runs/ship128gen_card_note.md}; OUT=${OUT:-runs/pkg128-noae}; BENCH=${BENCH:-runs/bench-cpu-128-noae}
 # 1. The built-in airliners at 128 px (as ship_3daae.sh step 1).
 python -c "from latentscenes.data.subsets import ensure_flightgear_subset as e; \
 e('data/fg128', 40, 20, views=24, test_views=8, resolution=128)"
@@ -92,9 +92,10 @@ PROBE=(--data "$VIEW" --scenes exploit --n-scenes 10)
   --set triplane.resolution="$T" --out "$OUT/probe-plain-ae.json"
 [ -f "$OUT/probe-ours.json" ] || latentscenes probe --run "$PKG" "${PROBE[@]}" --out "$OUT/probe-ours.json"
 # 5. The model card, from those files and the prose note. (The shipped card was written by this command from the
-#    committed copies of these files: docs/fidelity-runs/s39_card_*; the benchmark: docs/bench-cpu-128-s39-gen, run
-#    with the package at candidates/3daae-gen-128, the same weights and config; the package before it:
-#    docs/fidelity-runs/s34_card_*, docs/bench-cpu-128-s33.)
+#    committed copies of these files: docs/fidelity-runs/s41_card_bench-* and the probes s39_card_probe-* (a probe
+#    never runs the exploit's fine-tune: the forty-first session's recipe change left them as they were); the
+#    benchmark: docs/bench-cpu-128-s41-noae, run with runs/pkgs/noae, the same weights and config. With L_ae in the
+#    fine-tune: s39_card_*, docs/bench-cpu-128-s39-gen; the package before it: s34_card_*, docs/bench-cpu-128-s33.)
 python scripts/experiments/model_card_3daae.py "$PKG" "$OUT/bench-plain-ae.metrics.json" "$OUT/bench-ours.metrics.json" \
   "$OUT/probe-plain-ae.json" "$OUT/probe-ours.json" "$NOTE" --rgb "$OUT/bench-rgb.metrics.json" \
   --made-by scripts/ship_3daae_128.sh

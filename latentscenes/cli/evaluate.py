@@ -179,7 +179,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo_cmd(
-        preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu (2-core CPU, 64 px, < 30 min), cpu-128 (2-core CPU, the paper's 128 px geometry, ~50 min at one thread), test (seconds) or paper (GPU)."),
+        preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu (2-core CPU, 64 px, < 30 min), cpu-128 (2-core CPU, the paper's 128 px geometry, ~45 min at one thread), test (seconds) or paper (GPU)."),
         data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder to reuse (with manifest.json) or to build into "
                                             "(default data/flightgear-demo-<res>)."),
         out: Path = typer.Option(Path("reports/demo"), "--out", help="Report folder."),

@@ -134,8 +134,7 @@ lines = [
     "The two 3Da-AE rows learn the same new scenes with the same exploit recipe (the package's config: Encode-Scene "
     f"{view_updates(ex['fit'])} view-updates",
     f"per scene, decoder fine-tune {view_updates(ex['finetune'])} with {finetune_loss(ex['finetune'])}, new scenes' "
-    f"tri-planes at "
-    f"T = {tri['resolution']}"
+    f"tri-planes at T = {tri['resolution']}"
     + (f", views at data.shift_grid = {cfg['data']['shift_grid']}" if cfg["data"].get("shift_grid", 1) > 1 else "")
     + (f", latents on a grid {up}x as fine as the autoencoder's own (`ae.upscale = {up}`: {up * res // down}x"
        f"{up * res // down} latents, the images encoded at {up * res} px and decoded back to {res})" if up > 1 else "")

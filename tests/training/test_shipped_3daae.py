@@ -48,10 +48,9 @@ def test_shipped_package_is_complete_and_consistent(name):
     assert cfg.ae.source != "path" or Path(cfg.ae.path).is_relative_to(folder)
     # the package's exploit and render recipe: the one `export --set` wrote into it (the 128 px package: the finer
     # latent grid, scripts/ship_3daae_128.sh), else tiny-cpu's (the training run predates some of it: ship_3daae.sh)
+    from latentscenes.config import apply_overrides
     from latentscenes.training.config import TINY_CPU_FINETUNE_OFFSET_MERGE, TINY_CPU_OFFSET_ENSEMBLE
     from latentscenes.training.pipeline import config_value
-
-    from latentscenes.config import apply_overrides
 
     recipe = (m.get("notes") or {}).get("recipe_set") or []
     for item in recipe:  # each `--set` as the CLI parses it (`lambda_ae=0` is the config's 0.0)
