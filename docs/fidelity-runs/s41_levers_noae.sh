@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Forty-first session, after shipping the fine-tune on L_Dec alone: two levers on top of it, each against the
+# L_Dec-alone runs of the same sets by the same command (`pkg_exploit.sh`), one thread on core CORE:
+# 0 = 5 TORCS cars (against s40_cars5_ft-noae), 1 = 5 aircraft outside the benchmark (against s40_xfer5_ft-noae).
+#   LEVER=fit8: half the Encode-Scene budget (`exploit.fit.epochs=8.333333333333334`, 200 view-updates per scene;
+#     Encode-Scene is now ~56 % of ours' time per scene; thirty-fifth session, with L_ae: level on aircraft, -0.10 on
+#     cars).
+#   LEVER=ft6: the time saved spent on the fine-tune's length, 6 epochs instead of 4 (`exploit.finetune.epochs=6`;
+#     thirty-fourth session, with L_ae: +0.08 [-0.03, +0.19] on 4 small aircraft for 1.57x the fine-tune).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source .venv/bin/activate
+export OMP_NUM_THREADS=1
+CORE=${CORE:-0}; LEVER=${LEVER:-fit8}
+case $CORE in 0) DATA=data/torcs128 SET=cars5 ;; *) DATA=data/fg128-xfer5 SET=xfer5 ;; esac
+case $LEVER in fit8) OV=exploit.fit.epochs=8.333333333333334 ;; ft6) OV=exploit.finetune.epochs=6 ;;
+  *) echo "LEVER must be fit8 or ft6" >&2; exit 2 ;; esac
+DATA=$DATA NEX=5 RES=128 OUT=runs/s41 taskset -c "$CORE" scripts/experiments/pkg_exploit.sh shipped-128 \
+  "${SET}_noae-$LEVER" --set "$OV"
