@@ -59,7 +59,10 @@ def test_shipped_package_is_complete_and_consistent(name):
     if not any(r.startswith("render.offset_ensemble=") for r in recipe):
         assert cfg.render.offset_ensemble == TINY_CPU_OFFSET_ENSEMBLE
     assert cfg.exploit.finetune.dec_offset_merge is TINY_CPU_FINETUNE_OFFSET_MERGE
-    # the card states the latent grid new scenes are learned on and the precision of the autoencoder
+    # the card states the exploit fine-tune's loss as the config sets it (a recipe changed by `export --set` needs
+    # its card regenerated), the latent grid new scenes are learned on and the precision of the autoencoder
+    ft = cfg.exploit.finetune
+    assert ("with L_Dec + L_ae" if ft.lambda_ae > 0 else "with L_Dec alone") in card
     if cfg.ae.upscale != 1:
         assert f"ae.upscale = {cfg.ae.upscale}" in card
     if cfg.ae.amp:
