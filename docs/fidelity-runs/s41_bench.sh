@@ -6,16 +6,16 @@
 # exploit.finetune.lambda_ae=0` (its config.json and weights byte for byte those shipped since the forty-first session;
 # its manifest differs only in `derived_from`).
 # As run in the forty-first session, parts A and B were started by hand with the commands below and this script's
-# second half (WAIT=1) waited for them.
-cd /work/main && source .venv/bin/activate
+# second half (WAIT=1) waited for them (their logs then went to /work/logs/bench-noae-{a,b}.log).
+cd "$(dirname "$0")/../.." && source .venv/bin/activate
 export OMP_NUM_THREADS=1
 Y=runs/bench-cpu-128-noae
 COMMON="--preset cpu-128 --data data/fg128 --out $Y --set pretrained=runs/pkgs/noae --resume"
 S=runs/s41/bench_status.txt; mkdir -p runs/s41
 if [ -z "${WAIT:-}" ]; then
-  taskset -c 0 latentscenes bench $COMMON --only rgb --only ours > /work/logs/bench-noae-a.log 2>&1 &
+  taskset -c 0 latentscenes bench $COMMON --only rgb --only ours > runs/s41/bench_partA.log 2>&1 &
   sleep 20
-  taskset -c 1 latentscenes bench $COMMON --only plain-ae > /work/logs/bench-noae-b.log 2>&1 &
+  taskset -c 1 latentscenes bench $COMMON --only plain-ae > runs/s41/bench_partB.log 2>&1 &
 fi
 pa=$(pgrep -f -- "--out $Y .*--only rgb"); pb=$(pgrep -f -- "--out $Y .*--only plain-ae")
 (
