@@ -7,6 +7,8 @@
 #     cars).
 #   LEVER=ft6: the time saved spent on the fine-tune's length, 6 epochs instead of 4 (`exploit.finetune.epochs=6`;
 #     thirty-fourth session, with L_ae: +0.08 [-0.03, +0.19] on 4 small aircraft for 1.57x the fine-tune).
+# Forty-second session, after shipping 6 fine-tune epochs: `TAG=ft6 LOGS=s42 LEVER=fit8` measures half the
+# Encode-Scene budget on top of them (shipped-128's config now carries the 6 epochs), against s41_*_noae-ft6.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .venv/bin/activate
@@ -15,5 +17,5 @@ CORE=${CORE:-0}; LEVER=${LEVER:-fit8}
 case $CORE in 0) DATA=data/torcs128 SET=cars5 ;; *) DATA=data/fg128-xfer5 SET=xfer5 ;; esac
 case $LEVER in fit8) OV=exploit.fit.epochs=8.333333333333334 ;; ft6) OV=exploit.finetune.epochs=6 ;;
   *) echo "LEVER must be fit8 or ft6" >&2; exit 2 ;; esac
-DATA=$DATA NEX=5 RES=128 OUT=runs/s41 taskset -c "$CORE" scripts/experiments/pkg_exploit.sh shipped-128 \
-  "${SET}_noae-$LEVER" --set "$OV"
+DATA=$DATA NEX=5 RES=128 OUT=runs/${LOGS:-s41} taskset -c "$CORE" scripts/experiments/pkg_exploit.sh shipped-128 \
+  "${SET}_${TAG:-noae}-$LEVER" --set "$OV"

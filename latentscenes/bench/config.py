@@ -51,7 +51,8 @@ T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fo
   ``--ae shipped-general``: on an Intel Xeon with AVX512-bf16 ~238 s per new scene at one thread, the benchmark in two
   parts of ~87 and ~60 min, then ~27 min of diagnosis and tables (thirty-ninth session, docs/benchmark.md); since
   the forty-first its exploit fine-tune runs on L_Dec alone (the package's ``exploit.finetune.lambda_ae`` 0): ~174 s
-  per new scene, the parts ~74 and ~48 min, then ~25 min (docs/benchmark.md).
+  per new scene, the parts ~74 and ~48 min, then ~25 min; since the forty-second for 6 epochs
+  (``exploit.finetune.epochs``): ~203 s per new scene, the parts ~83 and ~58 min, then ~22 min (docs/benchmark.md).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);
