@@ -9,13 +9,16 @@
 #     thirty-fourth session, with L_ae: +0.08 [-0.03, +0.19] on 4 small aircraft for 1.57x the fine-tune).
 # Forty-second session, after shipping 6 fine-tune epochs: `TAG=ft6 LOGS=s42 LEVER=fit8` measures half the
 # Encode-Scene budget on top of them (shipped-128's config now carries the 6 epochs), against s41_*_noae-ft6.
+#   LEVER=fit8ft8 (with TAG=ft6): that half budget's time spent on 8 fine-tune epochs instead of 6.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .venv/bin/activate
 export OMP_NUM_THREADS=1
 CORE=${CORE:-0}; LEVER=${LEVER:-fit8}
 case $CORE in 0) DATA=data/torcs128 SET=cars5 ;; *) DATA=data/fg128-xfer5 SET=xfer5 ;; esac
-case $LEVER in fit8) OV=exploit.fit.epochs=8.333333333333334 ;; ft6) OV=exploit.finetune.epochs=6 ;;
-  *) echo "LEVER must be fit8 or ft6" >&2; exit 2 ;; esac
+FIT8=(--set exploit.fit.epochs=8.333333333333334)
+case $LEVER in fit8) OV=("${FIT8[@]}") ;; ft6) OV=(--set exploit.finetune.epochs=6) ;;
+  fit8ft8) OV=("${FIT8[@]}" --set exploit.finetune.epochs=8) ;;
+  *) echo "LEVER must be fit8, ft6 or fit8ft8" >&2; exit 2 ;; esac
 DATA=$DATA NEX=5 RES=128 OUT=runs/${LOGS:-s41} taskset -c "$CORE" scripts/experiments/pkg_exploit.sh shipped-128 \
-  "${SET}_${TAG:-noae}-$LEVER" --set "$OV"
+  "${SET}_${TAG:-noae}-$LEVER" "${OV[@]}"
