@@ -34,9 +34,9 @@ per-scene costs measured at one thread, docs/fidelity.md). It measures the **shi
 T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fourth session), on the same
 ``data/fg128`` loaded at 128 px:
   * ours: 10 exploit scenes spread over the split + 2 re-learned train scenes, 400 + 96 view-updates per scene with
-    the package's recipe then (400 + 144 since the forty-second session): ~335 s per scene at one thread with bf16 autocast on a CPU with AVX512-bf16 (99 s
-    Encode-Scene, 216 s decoder fine-tune with 256 px decodes; thirty-third session; ~217 s with the 8x grid's
-    recipe before), ~67 min;
+    the package's recipe then (400 + 144 since the forty-second session): ~335 s per scene at one thread with bf16
+    autocast on a CPU with AVX512-bf16 (99 s Encode-Scene, 216 s decoder fine-tune with 256 px decodes; thirty-third
+    session; ~217 s with the 8x grid's recipe before), ~67 min;
   * the plain-AE ablation: the package's warm-up at 128 px (3,000 steps, T = 32 as it ran; ~0.35-0.53 s a step)
     and the same exploit at T = 64: ~60 min;
   * Tri-Planes (RGB), its ``tiny-cpu`` planes (T = 64), 1,600 steps of 1,024 rays per scene (the 128 px figures of
