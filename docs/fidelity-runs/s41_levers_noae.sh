@@ -10,6 +10,9 @@
 # Forty-second session, after shipping 6 fine-tune epochs: `TAG=ft6 LOGS=s42 LEVER=fit8` measures half the
 # Encode-Scene budget on top of them (shipped-128's config now carries the 6 epochs), against s41_*_noae-ft6.
 #   LEVER=fit8ft8 (with TAG=ft6): that half budget's time spent on 8 fine-tune epochs instead of 6.
+# Forty-third session, with fit8ft8 in the package's config: `TAG=fit8ft8 LOGS=s43 LEVER=dc16|dc16ft16`, L_Dec on a
+# random 16 x 16 window of the 32 x 32 latent grid (`exploit.finetune.dec_crop=16`: a quarter of the rays and of the
+# decode per view), at the same 8 epochs and at 16, against s42_*_ft6-fit8ft8.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .venv/bin/activate
@@ -19,6 +22,8 @@ case $CORE in 0) DATA=data/torcs128 SET=cars5 ;; *) DATA=data/fg128-xfer5 SET=xf
 FIT8=(--set exploit.fit.epochs=8.333333333333334)
 case $LEVER in fit8) OV=("${FIT8[@]}") ;; ft6) OV=(--set exploit.finetune.epochs=6) ;;
   fit8ft8) OV=("${FIT8[@]}" --set exploit.finetune.epochs=8) ;;
-  *) echo "LEVER must be fit8, ft6 or fit8ft8" >&2; exit 2 ;; esac
+  dc16) OV=(--set exploit.finetune.dec_crop=16) ;;
+  dc16ft16) OV=(--set exploit.finetune.dec_crop=16 --set exploit.finetune.epochs=16) ;;
+  *) echo "LEVER must be fit8, ft6, fit8ft8, dc16 or dc16ft16" >&2; exit 2 ;; esac
 DATA=$DATA NEX=5 RES=128 OUT=runs/${LOGS:-s41} taskset -c "$CORE" scripts/experiments/pkg_exploit.sh shipped-128 \
   "${SET}_${TAG:-noae}-$LEVER" "${OV[@]}"

@@ -98,3 +98,35 @@ def generate_rays(c2w: torch.Tensor, K: torch.Tensor, height: int, width: int) -
     """
     uv = pixel_uv(height, width, device=c2w.device)
     return generate_rays_uv(c2w, K, uv)
+
+
+def crop_intrinsics(K: torch.Tensor, top: int, left: int, height: int, width: int, full_hw: tuple[int, int]) -> torch.Tensor:
+    """The normalised intrinsics of a ``height x width`` window of an image, cut at pixel ``(top, left)``.
+
+    Because K is normalised by the image size, a window is a camera of its own: in pixels its focal lengths are
+    the image's and its principal point moves by ``(-left, -top)``; normalised by the window's size that is
+    ``fx' = fx W / width``, ``cx' = (cx W - left) / width`` (and the same along y). Rendering ``height x width``
+    pixels with it gives the window's rays exactly: pixel ``(i, j)`` of the window is pixel ``(top + i, left + j)``
+    of the image. Used by ``StageConfig.dec_crop`` (L_Dec on a window of the latent grid).
+
+    Args:
+        K: ``[B, 3, 3]`` intrinsics normalised by the image size (fx/W, fy/H, cx/W, cy/H; skew s/W).
+        top, left: the window's first row and column, in pixels of the image (integers >= 0).
+        height, width: the window's size in pixels (>= 1), inside the image: ``top + height <= H``.
+        full_hw: (H, W), the image's size in pixels (any grid the camera serves: RGB pixels or latent pixels).
+    Returns:
+        ``[B, 3, 3]``, same dtype and device; the last row unchanged.
+    Raises:
+        ValueError: ``K`` not ``[B, 3, 3]``, or the window not inside the image.
+    """
+    if K.dim() != 3 or K.shape[-2:] != (3, 3):
+        raise ValueError(f"K must be [B,3,3], got {tuple(K.shape)}")
+    H, W = full_hw
+    if not (0 <= top and 0 <= left and height >= 1 and width >= 1 and top + height <= H and left + width <= W):
+        raise ValueError(f"window {height}x{width} at (row {top}, col {left}) is not inside a {H}x{W} image")
+    Kc = K.clone()
+    Kc[:, 0, :2] = K[:, 0, :2] * (W / width)  # fx and the skew, per window pixel
+    Kc[:, 1, :2] = K[:, 1, :2] * (H / height)
+    Kc[:, 0, 2] = (K[:, 0, 2] * W - left) / width
+    Kc[:, 1, 2] = (K[:, 1, 2] * H - top) / height
+    return Kc

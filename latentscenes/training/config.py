@@ -125,6 +125,13 @@ class StageConfig:
             subset; whole images, the decoder's full context); 0 (or at least ``batch_size``) = every view. The
             other way to cut L_ae's decodes (``ae_views / batch_size`` of them). In a multi-process run both apply
             to each rank's share of the batch (``ae_views`` views per rank, one window per rank).
+        dec_crop: L_Dec on a random ``dec_crop x dec_crop`` window of the latent grid (one window per step and
+            rank, drawn with the stage's generator): only the window's rays are rendered (its own camera,
+            ``rendering.rays.crop_intrinsics``; with L_Enc or TV in the stage, the window of their whole render)
+            and decoded, against the same window of the images; with ``dec_offset_merge`` every copy is rendered
+            at the window. 0 (or a size at least the grid's) = the whole view (the paper's L_Dec). Cuts the
+            render and the decode of a view to about ``(dec_crop / h)^2`` of them; the decoder then sees less
+            context than at evaluation (its middle block attends over the whole grid). Ours, not the paper's.
     """
 
     steps: int = 100
@@ -152,6 +159,7 @@ class StageConfig:
     dec_offset_merge: bool = False
     ae_crop: int = 0
     ae_views: int = 0
+    dec_crop: int = 0
 
 
 @dataclass
@@ -314,7 +322,7 @@ def validate_pipeline(cfg: PipelineConfig) -> None:
             bad(f"{name}.lr_gamma_per_epoch", st.lr_gamma_per_epoch, "must lie in (0, 1]")
         if st.freeze_mlp_fraction is not None and not 0 <= st.freeze_mlp_fraction <= 1:
             bad(f"{name}.freeze_mlp_fraction", st.freeze_mlp_fraction, "must lie in [0, 1]")
-        for k in ("checkpoint_every", "log_every", "eval_every", "ae_crop", "ae_views"):
+        for k in ("checkpoint_every", "log_every", "eval_every", "ae_crop", "ae_views", "dec_crop"):
             if getattr(st, k) < 0:
                 bad(f"{name}.{k}", getattr(st, k), "must be >= 0")
     n = cfg.exploit.fit_min_steps

@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from latentscenes.autoencoder.model import META_KEY, LatentAutoencoder
 from latentscenes.rendering.decoder import TriplaneDecoder
 from latentscenes.rendering.offsets import merge_offset_images
+from latentscenes.rendering.rays import crop_intrinsics
 from latentscenes.rendering.renderer import RenderConfig, render_views
 from latentscenes.scenes.bank import SceneBank
 from latentscenes.training.checkpoint import (
@@ -318,12 +319,14 @@ def stage_losses(
     x = table.batch_images(rows).to(dev) if need_images else None
     H, W = table.resolution
     ds = system.downsample
+    h, w = H // ds, W // ds
     merge_dec = cfg.lambda_dec > 0 and cfg.dec_offset_merge and table.copies > 1
-    # The rows' own renders; L_Dec on the offset average renders every copy itself, so without L_Enc or TV they
-    # would be drawn and thrown away.
+    crop_dec = cfg.lambda_dec > 0 and 0 < cfg.dec_crop < max(h, w)
+    # The rows' own renders; L_Dec on the offset average or on a window renders what it needs itself, so without
+    # L_Enc or TV they would be drawn and thrown away.
     out = None
-    if not merge_dec or cfg.lambda_enc > 0 or cfg.lambda_tv > 0:
-        out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], H // ds, W // ds, generator)
+    if not (merge_dec or crop_dec) or cfg.lambda_enc > 0 or cfg.lambda_tv > 0:
+        out = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], h, w, generator)
     z_render = out["image"] if out is not None else None  # rendered normalised latent, R_alpha(T_s, p)
     terms: dict[str, torch.Tensor] = {}
     total = torch.zeros((), device=dev)
@@ -352,25 +355,40 @@ def stage_losses(
         x_ae = x
         if 0 < cfg.ae_views < len(z_ae):
             z_ae, x_ae = z_ae[:cfg.ae_views], x[:cfg.ae_views]
-        h, w = z_ae.shape[-2:]
-        if 0 < cfg.ae_crop < max(h, w):
-            z_ae, x_ae = latent_window(z_ae, x_ae, min(cfg.ae_crop, h), min(cfg.ae_crop, w), system.downsample, generator)
+        ha, wa = z_ae.shape[-2:]
+        if 0 < cfg.ae_crop < max(ha, wa):
+            z_ae, x_ae = latent_window(z_ae, x_ae, min(cfg.ae_crop, ha), min(cfg.ae_crop, wa), ds, generator)
         terms["ae"] = recon_loss(system.ae.decode(z_ae), x_ae, cfg.loss)  # L_ae (Eq. 1/5)
         total = total + cfg.lambda_ae * terms["ae"]
-    if merge_dec:
-        # L_Dec on the image evaluation decodes (render.offset_ensemble): every copy of each row's source view
-        # rendered, decoded, moved back and averaged, against the source view (copy 0).
-        n, g2 = table.n_source_views, table.copies
-        src = rows % n
-        copy_rows = torch.cat([src + c * n for c in range(g2)])  # copy-major, as merge_offset_images expects
-        z_copies = system.render_latents(bank_rows.repeat(g2), table.c2w[copy_rows], table.K[copy_rows],
-                                         H // ds, W // ds, generator)["image"]
-        x_dec = merge_offset_images(system.ae.decode(system.ae.denormalize(z_copies)), table.shift_grid, ds)
-        terms["dec"] = recon_loss(x_dec, table.batch_images(src).to(dev), cfg.loss)
-        total = total + cfg.lambda_dec * terms["dec"]
-    elif cfg.lambda_dec > 0:
-        x_dec = system.ae.decode(system.ae.denormalize(z_render))  # D_psi(R_alpha(T_s, p))
-        terms["dec"] = recon_loss(x_dec, x, cfg.loss)  # L_Dec (Eq. 5) / L_D (Eq. 3)
+    if cfg.lambda_dec > 0:
+        # The latent window L_Dec is computed on (dec_crop): rows i0:i0+ch, cols j0:j0+cw; the whole grid without.
+        ch, cw = (min(cfg.dec_crop, h), min(cfg.dec_crop, w)) if crop_dec else (h, w)
+        i0, j0 = window_corner(h, w, ch, cw, generator) if crop_dec else (0, 0)
+        if merge_dec:
+            # L_Dec on the image evaluation decodes (render.offset_ensemble): every copy of each row's source view
+            # rendered, decoded, moved back and averaged, against the source view (copy 0).
+            n, g2 = table.n_source_views, table.copies
+            src = rows % n
+            copy_rows = torch.cat([src + c * n for c in range(g2)])  # copy-major, as merge_offset_images expects
+            K = table.K[copy_rows]
+            if crop_dec:
+                K = crop_intrinsics(K, i0, j0, ch, cw, (h, w))
+            z_copies = system.render_latents(bank_rows.repeat(g2), table.c2w[copy_rows], K, ch, cw, generator)["image"]
+            x_dec = merge_offset_images(system.ae.decode(system.ae.denormalize(z_copies)), table.shift_grid, ds)
+            x_ref = table.batch_images(src).to(dev)
+        else:
+            if not crop_dec:
+                z_dec = z_render
+            elif z_render is not None:  # rendered whole for L_Enc / TV: its window
+                z_dec = z_render[..., i0:i0 + ch, j0:j0 + cw]
+            else:  # only the window's rays
+                K = crop_intrinsics(table.K[rows], i0, j0, ch, cw, (h, w))
+                z_dec = system.render_latents(bank_rows, table.c2w[rows], K, ch, cw, generator)["image"]
+            x_dec = system.ae.decode(system.ae.denormalize(z_dec))  # D_psi(R_alpha(T_s, p))
+            x_ref = x
+        if crop_dec:
+            x_ref = x_ref[..., ds * i0:ds * (i0 + ch), ds * j0:ds * (j0 + cw)]
+        terms["dec"] = recon_loss(x_dec, x_ref, cfg.loss)  # L_Dec (Eq. 5) / L_D (Eq. 3)
         total = total + cfg.lambda_dec * terms["dec"]
     if cfg.lambda_tv > 0:
         terms["tv"] = triplane_tv(out["planes"], cfg.tv_mode)
@@ -392,10 +410,17 @@ def latent_window(
     Returns:
         ``(z[..., i:i+ch, j:j+cw], x[..., ds*i:ds*(i+ch), ds*j:ds*(j+cw)])``, one corner for the whole batch.
     """
-    h, w = z.shape[-2:]
+    i, j = window_corner(*z.shape[-2:], ch, cw, generator)
+    return z[..., i:i + ch, j:j + cw], x[..., ds * i:ds * (i + ch), ds * j:ds * (j + cw)]
+
+
+def window_corner(h: int, w: int, ch: int, cw: int, generator: torch.Generator | None) -> tuple[int, int]:
+    """The top-left corner ``(i, j)`` of a random ``ch x cw`` window of an ``h x w`` grid, uniform over the
+    ``(h - ch + 1) (w - cw + 1)`` corners that keep it inside (drawn row first, then column, from ``generator``;
+    None: the global generator). ``ch <= h`` and ``cw <= w``, else ``torch.randint`` raises RuntimeError."""
     dev = generator.device if generator is not None else None
     i, j = (int(torch.randint(n + 1, (1,), generator=generator, device=dev)) for n in (h - ch, w - cw))
-    return z[..., i:i + ch, j:j + cw], x[..., ds * i:ds * (i + ch), ds * j:ds * (j + cw)]
+    return i, j
 
 
 def _step_batch(

@@ -250,3 +250,24 @@ def test_supersample_is_the_box_filtered_finer_render_and_jitter_only_moves_trai
     assert not torch.allclose(a, b, atol=1e-3)
     with pytest.raises(ValueError, match="supersample"):
         render_views(planes, dec, c2w, K, 4, 4, RenderConfig(**{**cfg.__dict__, "supersample": 0}), bg)
+
+
+def test_crop_intrinsics_gives_the_rays_of_the_window():
+    from latentscenes.rendering.rays import crop_intrinsics
+
+    torch.manual_seed(0)
+    c2w = torch.eye(4).repeat(2, 1, 1)
+    c2w[:, :3, 3] = torch.tensor([0.1, -0.2, -2.0])
+    K = torch.tensor([[1.1, 0.05, 0.52], [0.0, 1.3, 0.47], [0.0, 0.0, 1.0]]).repeat(2, 1, 1)  # skew, off-centre
+    H, W, top, left, h, w = 12, 16, 3, 5, 6, 7
+    o_full, d_full = generate_rays(c2w, K, H, W)
+    o_win, d_win = generate_rays(c2w, crop_intrinsics(K, top, left, h, w, (H, W)), h, w)
+    want = d_full.reshape(2, H, W, 3)[:, top:top + h, left:left + w].reshape(2, h * w, 3)
+    assert torch.allclose(d_win, want, atol=1e-6)
+    assert torch.equal(o_win, o_full[:, : h * w])
+    assert torch.equal(crop_intrinsics(K, 0, 0, H, W, (H, W)), K)  # the whole image is the camera itself
+    for bad in ((0, 10, 6, 7), (-1, 0, 2, 2), (0, 0, 0, 3)):
+        with pytest.raises(ValueError, match="not inside"):
+            crop_intrinsics(K, *bad, (H, W))
+    with pytest.raises(ValueError, match=r"\[B,3,3\]"):
+        crop_intrinsics(K[0], 0, 0, 2, 2, (H, W))

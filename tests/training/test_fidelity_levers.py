@@ -203,6 +203,73 @@ def test_dec_offset_merge_is_l_dec_on_the_merged_offset_decode():
     assert torch.allclose(merged1["dec"], plain1["dec"])
 
 
+def test_dec_crop_is_l_dec_on_one_window_rendered_by_its_own_rays():
+    from latentscenes.autoencoder.model import load_autoencoder
+    from latentscenes.rendering.offsets import merge_offset_images
+    from latentscenes.training.config import ConfigError, validate_pipeline
+    from latentscenes.training.data import shift_views
+
+    cfg = small_config()
+    torch.manual_seed(0)
+    ae = load_autoencoder(cfg.ae, "cpu")
+    ae.upscale = 2  # 4 image pixels per latent pixel, a grid of 16 x 16 for the 32 px views
+    ds = ae.downsample_factor
+    table = build_view_table(sphere_scenes(2), "train", None, cfg.data.resolution)
+    system = build_system(cfg, ae, table.scene_ids)
+    system.render = dataclasses.replace(system.render, deterministic=True)  # comparable renders
+    H, W = table.resolution
+    h, c = H // ds, 5
+    rows = torch.tensor([0, 3, 5])
+    bank_rows = system.bank.rows(table.scene_ids)[table.scene_rows[rows]]
+    x = table.batch_images(rows)
+
+    def windows_of(z_full, ref):  # every window's L_Dec, cut from whole renders and decoded by hand
+        return torch.stack([torch.mean((system.ae.decode(system.ae.denormalize(z_full[..., i:i + c, j:j + c]))
+                                        - ref[..., ds * i:ds * (i + c), ds * j:ds * (j + c)]) ** 2)
+                            for i in range(h - c + 1) for j in range(h - c + 1)])
+
+    with torch.no_grad():
+        z_full = system.render_latents(bank_rows, table.c2w[rows], table.K[rows], h, h, None)["image"]
+        per_window = windows_of(z_full, x)
+    st = StageConfig(lambda_enc=0.0, lambda_dec=1.0, dec_crop=c)
+    seen = set()
+    for seed in range(4):  # the window rendered alone (no L_Enc): its own rays give the crop of the whole render
+        _, terms = stage_losses(system, table, None, rows, bank_rows, st, torch.Generator().manual_seed(seed), False)
+        k = int(torch.argmin((per_window - terms["dec"].detach()).abs()))
+        assert torch.allclose(terms["dec"], per_window[k], rtol=1e-4, atol=1e-6)
+        seen.add(k)
+        # with L_Enc in the stage the window is cut from its whole render: the same window, the same value
+        lat = torch.zeros(len(table), z_full.shape[1], h, h)
+        _, both = stage_losses(system, table, lat, rows, bank_rows, dataclasses.replace(st, lambda_enc=1.0),
+                               torch.Generator().manual_seed(seed), False)
+        assert torch.allclose(both["dec"], terms["dec"], rtol=1e-4, atol=1e-6)
+    assert len(seen) > 1  # the window moves with the generator
+    # a window as large as the grid is the paper's L_Dec
+    _, whole = stage_losses(system, table, None, rows, bank_rows, dataclasses.replace(st, dec_crop=h), None, False)
+    with torch.no_grad():
+        assert torch.allclose(whole["dec"], torch.mean((system.ae.decode(system.ae.denormalize(z_full)) - x) ** 2),
+                              rtol=1e-4, atol=1e-6)
+    # with the offset merge every copy is rendered at the window, then merged against the window of the source view
+    shifted = shift_views(table, 2, ds)
+    n = shifted.n_source_views
+    rows2 = torch.tensor([1, n + 2])
+    b2 = system.bank.rows(shifted.scene_ids)[shifted.scene_rows[rows2]]
+    src = rows2 % n
+    with torch.no_grad():
+        copies = torch.cat([system.render_latents(b2, shifted.c2w[src + k * n], shifted.K[src + k * n], h, h, None)["image"]
+                            for k in range(4)])
+        merged = torch.stack([torch.mean((merge_offset_images(system.ae.decode(system.ae.denormalize(
+            copies[..., i:i + c, j:j + c])), 2, ds) - shifted.batch_images(src)[..., ds * i:ds * (i + c), ds * j:ds * (j + c)]) ** 2)
+            for i in range(h - c + 1) for j in range(h - c + 1)])
+    _, m = stage_losses(system, shifted, None, rows2, b2, dataclasses.replace(st, dec_offset_merge=True),
+                        torch.Generator().manual_seed(0), False)
+    assert torch.isclose(merged, m["dec"].detach(), rtol=1e-4, atol=1e-6).any()
+    bad = dataclasses.replace(cfg, exploit=dataclasses.replace(
+        cfg.exploit, finetune=dataclasses.replace(cfg.exploit.finetune, dec_crop=-2)))
+    with pytest.raises(ConfigError, match="exploit.finetune.dec_crop"):
+        validate_pipeline(bad)
+
+
 def test_exploit_with_upscale_fits_finer_latents_and_evaluates_at_the_image_size(tmp_path):
     """ae.upscale = 2: the batch's targets are E(2x upsampled views), its scenes render 2x the latent pixels, and the
     decodes come back at the image size; the run itself stays at upscale 1, the batch reloads at 2."""
