@@ -34,7 +34,7 @@ per-scene costs measured at one thread, docs/fidelity.md). It measures the **shi
 T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fourth session), on the same
 ``data/fg128`` loaded at 128 px:
   * ours: 10 exploit scenes spread over the split + 2 re-learned train scenes, 400 + 96 view-updates per scene with
-    the package's recipe then (400 + 144 since the forty-second session): ~335 s per scene at one thread with bf16
+    the package's recipe then (400 + 144 in the forty-second session, 200 + 192 since the forty-third): ~335 s per scene at one thread with bf16
     autocast on a CPU with AVX512-bf16 (99 s Encode-Scene, 216 s decoder fine-tune with 256 px decodes; thirty-third
     session; ~217 s with the 8x grid's recipe before), ~67 min;
   * the plain-AE ablation: the package's warm-up at 128 px (3,000 steps, T = 32 as it ran; ~0.35-0.53 s a step)
@@ -52,7 +52,8 @@ T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fo
   parts of ~87 and ~60 min, then ~27 min of diagnosis and tables (thirty-ninth session, docs/benchmark.md); since
   the forty-first its exploit fine-tune runs on L_Dec alone (the package's ``exploit.finetune.lambda_ae`` 0): ~174 s
   per new scene, the parts ~74 and ~48 min, then ~25 min; since the forty-second for 6 epochs
-  (``exploit.finetune.epochs``): ~203 s per new scene, the parts ~83 and ~58 min, then ~22 min (docs/benchmark.md).
+  (``exploit.finetune.epochs``): ~203 s per new scene, the parts ~83 and ~58 min, then ~22 min; since the forty-third
+  for 8 after half the Encode-Scene budget: ~199 s, the parts ~82 and ~56 min, then ~22 min (docs/benchmark.md).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);

@@ -13,8 +13,9 @@ Sizes for a 2-core CPU (``tiny-cpu``; docs/training.md "Presets"): 64x64 images 
 latents), 20 + 20 scenes, 24 train + 4 held-out views per scene, the pipeline's and the baseline's own
 ``tiny-cpu`` presets. Measured 17.6-20.7 minutes in all on an idle 2-core VM (README, docs/training.md).
 ``cpu-128``: the paper's geometry (128x128 images, 16x16 latents) with the 128 px package, 6 new scenes for both
-methods; 43 minutes at one thread on an Intel Xeon with the package's L_Dec-only fine-tune of 6 epochs
-(docs/fidelity.md, forty-first and forty-second sessions; 69 on the 2-core EPYC with the recipe before).
+methods; 43-44 minutes at one thread on an Intel Xeon with the package's L_Dec-only fine-tune (6 epochs, 8 after half
+the Encode-Scene budget since the forty-third session; docs/fidelity.md, forty-first to forty-third sessions; 69 on the
+2-core EPYC with the recipe before).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ register_presets(
         # the same 6 new scenes for both methods, 8 held-out views each, the baseline at the ``cpu-128`` benchmark's
         # 1,600 steps (at 128 px a scene costs ~6 min for ours and ~5 for RGB at one thread: 69 min in all on the
         # 2-core EPYC, docs/fidelity.md thirty-fourth session; 43 min on an Intel Xeon since the forty-first, ours
-        # ~3.5 min a scene with the forty-second's 6 fine-tune epochs).
+        # ~3.5 min a scene with the forty-second's 6 fine-tune epochs and the forty-third's recipe).
         "cpu-128": lambda: DemoConfig(
             pretrained="shipped-128", resolution=128, views=24, test_views=8, n_exploit=6, n_rgb=6,
             rgb_overrides=["steps=1600"], budget_minutes=75.0,
