@@ -12,7 +12,9 @@
 #   LEVER=fit8ft8 (with TAG=ft6): that half budget's time spent on 8 fine-tune epochs instead of 6.
 # Forty-third session, with fit8ft8 in the package's config: `TAG=fit8ft8 LOGS=s43 LEVER=dc16|dc16ft16`, L_Dec on a
 # random 16 x 16 window of the 32 x 32 latent grid (`exploit.finetune.dec_crop=16`: a quarter of the rays and of the
-# decode per view), at the same 8 epochs and at 16, against s42_*_ft6-fit8ft8.
+# decode per view), at the same 8 epochs and at 16, against s42_*_ft6-fit8ft8; `LEVER=ftlocal3`: the fine-tune's
+# learning rate of the scenes' own planes T_mic 3x (`exploit.finetune.lr_local=0.003`; ninth session at 64 px: +0.06
+# [+0.00, +0.13]), the same time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .venv/bin/activate
@@ -24,6 +26,7 @@ case $LEVER in fit8) OV=("${FIT8[@]}") ;; ft6) OV=(--set exploit.finetune.epochs
   fit8ft8) OV=("${FIT8[@]}" --set exploit.finetune.epochs=8) ;;
   dc16) OV=(--set exploit.finetune.dec_crop=16) ;;
   dc16ft16) OV=(--set exploit.finetune.dec_crop=16 --set exploit.finetune.epochs=16) ;;
-  *) echo "LEVER must be fit8, ft6, fit8ft8, dc16 or dc16ft16" >&2; exit 2 ;; esac
+  ftlocal3) OV=(--set exploit.finetune.lr_local=0.003) ;;
+  *) echo "LEVER must be fit8, ft6, fit8ft8, dc16, dc16ft16 or ftlocal3" >&2; exit 2 ;; esac
 DATA=$DATA NEX=5 RES=128 OUT=runs/${LOGS:-s41} taskset -c "$CORE" scripts/experiments/pkg_exploit.sh shipped-128 \
   "${SET}_${TAG:-noae}-$LEVER" "${OV[@]}"
