@@ -53,7 +53,7 @@ T = 32 it was trained at, on 32x32 latents: ``ae.upscale`` 2 since the thirty-fo
   the forty-first its exploit fine-tune runs on L_Dec alone (the package's ``exploit.finetune.lambda_ae`` 0): ~174 s
   per new scene, the parts ~74 and ~48 min, then ~25 min; since the forty-second for 6 epochs
   (``exploit.finetune.epochs``): ~203 s per new scene, the parts ~83 and ~58 min, then ~22 min; since the forty-third
-  for 8 after half the Encode-Scene budget: ~199 s, the parts ~82 and ~56 min, then ~22 min (docs/benchmark.md).
+  for 8 after half the Encode-Scene budget: ~199 s, the parts ~82 and ~57 min, then ~22 min (docs/benchmark.md).
 
 Sizing of the ``cpu-own`` preset (the ``cpu`` preset before it measured the shipped package; < 60 min):
   * data: the demo's FlightGear subset (``data/flightgear-demo-64``: 24 train + 4 held-out views, 64 px);

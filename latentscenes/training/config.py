@@ -129,7 +129,8 @@ class StageConfig:
             rank, drawn with the stage's generator): only the window's rays are rendered (its own camera,
             ``rendering.rays.crop_intrinsics``; with L_Enc or TV in the stage, the window of their whole render)
             and decoded, against the same window of the images; with ``dec_offset_merge`` every copy is rendered
-            at the window. 0 (or a size at least the grid's) = the whole view (the paper's L_Dec). Cuts the
+            at the window and the window's decodes are merged (its top / left border then averages fewer copies
+            than the same pixels of a whole-view merge). 0 (or a size at least the grid's) = the whole view (the paper's L_Dec). Cuts the
             render and the decode of a view to about ``(dec_crop / h)^2`` of them; the decoder then sees less
             context than at evaluation (its middle block attends over the whole grid). Ours, not the paper's.
     """
