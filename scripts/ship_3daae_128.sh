@@ -97,7 +97,8 @@ PROBE=(--data "$VIEW" --scenes exploit --n-scenes 10)
 # 5. The model card, from those files and the prose note. (The shipped card was written by this command from the
 #    committed copies of these files: docs/fidelity-runs/s43_card_bench-* and the probes s39_card_probe-* (a probe
 #    never runs the exploit's fit or fine-tune: the forty-first to forty-third sessions' recipe changes left them as
-#    they were); the benchmark: docs/bench-cpu-128-s43-fit8ft8, run with runs/pkgs/fit8ft8, the same tensors and config.
+#    they were); the benchmark: docs/bench-cpu-128-s43-fit8ft8, run with runs/pkgs/fit8ft8, the same tensors and config but for
+#    the `dec_crop = 0` entries exports write since the forty-third session.
 #    With the full Encode-Scene and 6 fine-tune epochs: s42_card_*, docs/bench-cpu-128-s42-ft6; with 4 fine-tune
 #    epochs: s41_card_*, docs/bench-cpu-128-s41-noae; with L_ae in the fine-tune: s39_card_*,
 #    docs/bench-cpu-128-s39-gen; the package before it: s34_card_*, docs/bench-cpu-128-s33.)

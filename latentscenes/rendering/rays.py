@@ -107,7 +107,8 @@ def crop_intrinsics(K: torch.Tensor, top: int, left: int, height: int, width: in
     the image's and its principal point moves by ``(-left, -top)``; normalised by the window's size that is
     ``fx' = fx W / width``, ``cx' = (cx W - left) / width`` (and the same along y). Rendering ``height x width``
     pixels with it gives the window's rays exactly: pixel ``(i, j)`` of the window is pixel ``(top + i, left + j)``
-    of the image. Used by ``StageConfig.dec_crop`` (L_Dec on a window of the latent grid).
+    of the image. Used by ``StageConfig.dec_crop`` (L_Dec on a window of the latent grid; ours, not the paper's: the
+    pinhole model of this module, docs/rendering.md).
 
     Args:
         K: ``[B, 3, 3]`` intrinsics normalised by the image size (fx/W, fy/H, cx/W, cy/H; skew s/W).
