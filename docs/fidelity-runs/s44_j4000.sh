@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .venv/bin/activate
 NEW=runs/pkgs/3daae-gen-128-j4000-pkg
+mkdir -p runs/s44
 case ${STEP:-package} in
   package)
     SRC=runs/pkgs/3daae-gen-128-j4000 PKG=$NEW PKG0=runs/pkgs/gen-128-j4000-t64 DEC=runs/gen128-j4000-decren \
